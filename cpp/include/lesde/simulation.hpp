@@ -1,0 +1,196 @@
+// A run: initialisation, stepping in chunks, recording, and per-replica status.
+//
+// The Python layer owns every array (StateView, RecordView) and drives the run with
+// advance(until) in chunks, so it can show progress, honour Ctrl-C and checkpoint
+// between chunks. Replicas are independent: with many small replicas they run in
+// parallel (one thread each), otherwise one after another with parallel sample loops.
+// Either way each number depends only on (seed, indices), never on the layout.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "integrators.hpp"
+#include "metrics.hpp"
+#include "model.hpp"
+#include "rng.hpp"
+#include "state.hpp"
+
+namespace lesde {
+
+template <class Real>
+class Simulation {
+ public:
+  Simulation(EngineConfig cfg, StateView<Real> state, RecordView records, int32_t* status,
+             int64_t* fail_step)
+      : cfg_(std::move(cfg)), state_(state), rec_(records), status_(status), fail_step_(fail_step) {
+    cfg_.check();
+    if (cfg_.process == Process::SGD && state_.noise_var == nullptr)
+      throw std::invalid_argument("process sgd needs the noise_var buffer");
+    const int R = cfg_.replicas;
+    const int64_t N = cfg_.n_samples();
+    // Many small replicas: parallel over replicas; otherwise over samples.
+    replica_parallel_ = R > 1 && (cfg_.process == Process::SGD || N * cfg_.p < 200000);
+    const int inner = replica_parallel_ ? 1 : cfg_.threads;
+    for (int r = 0; r < R; ++r) {
+      ReplicaContext<Real> ctx;
+      ctx.cfg = &cfg_;
+      ctx.X = state_.features + int64_t(r) * N * cfg_.p;
+      ctx.labels = state_.labels + int64_t(r) * N;
+      ctx.classes = state_.classes;
+      ctx.noise_var = state_.noise_var ? state_.noise_var + int64_t(r) * N : nullptr;
+      ctx.replica = uint32_t(r);
+      ctx.threads = inner;
+      ctx.sums.assign(size_t(cfg_.K) * cfg_.p, 0.0);
+      replicas_.push_back(std::move(ctx));
+    }
+  }
+
+  const EngineConfig& config() const { return cfg_; }
+  int64_t step() const { return step_; }
+  int64_t n_steps() const { return cfg_.n_steps; }
+
+  // Draws labels and features at t = 0 and records step 0.
+  void initialize() {
+    for_each_replica([&](ReplicaContext<Real>& ctx) {
+      draw_initial_state(ctx);
+      start(ctx, 0);
+    });
+    step_ = 0;
+  }
+
+  // Continues from features/labels already in the buffers, which hold the state after
+  // `step` steps; `step` must be a record step (where SGD offsets are folded in).
+  void resume(int64_t step) {
+    if (find_record(step) < 0) throw std::invalid_argument("resume step must be a record step");
+    for_each_replica([&](ReplicaContext<Real>& ctx) {
+      if (status_[ctx.replica] == kRunning) start(ctx, step);
+    });
+    step_ = step;
+  }
+
+  // Advances every running replica to min(until, n_steps) and returns the new step.
+  int64_t advance(int64_t until) {
+    until = std::min(until, cfg_.n_steps);
+    if (until <= step_) return step_;
+    const int64_t from = step_;
+    for_each_replica([&](ReplicaContext<Real>& ctx) {
+      for (int64_t m = from; m < until && status_[ctx.replica] == kRunning; ++m) {
+        if (!one_step(ctx, m)) {
+          fail(ctx, m + 1);
+          break;
+        }
+        const int64_t idx = find_record(m + 1);
+        if (idx >= 0 && !record(ctx, m + 1, idx)) fail(ctx, m + 1);
+      }
+    });
+    step_ = until;
+    return step_;
+  }
+
+ private:
+  EngineConfig cfg_;
+  StateView<Real> state_;
+  RecordView rec_;
+  int32_t* status_;
+  int64_t* fail_step_;
+  std::vector<ReplicaContext<Real>> replicas_;
+  bool replica_parallel_ = false;
+  int64_t step_ = 0;
+
+  template <class F>
+  void for_each_replica(F&& f) {
+    const int R = cfg_.replicas;
+    if (replica_parallel_) {
+#pragma omp parallel for num_threads(cfg_.threads) schedule(dynamic, 1)
+      for (int r = 0; r < R; ++r) f(replicas_[r]);
+    } else {
+      for (int r = 0; r < R; ++r) f(replicas_[r]);
+    }
+  }
+
+  int64_t find_record(int64_t step) const {
+    const auto& rs = cfg_.record_steps;
+    const auto it = std::lower_bound(rs.begin(), rs.end(), step);
+    return (it != rs.end() && *it == step) ? int64_t(it - rs.begin()) : -1;
+  }
+
+  void fail(ReplicaContext<Real>& ctx, int64_t step) {
+    status_[ctx.replica] = kNonFinite;
+    fail_step_[ctx.replica] = step;
+  }
+
+  void draw_initial_state(ReplicaContext<Real>& ctx) {
+    const int K = cfg_.K, p = cfg_.p;
+    const Blocks blocks(cfg_.n_samples());
+    const Stream init(cfg_.seed, Purpose::Init, ctx.replica);
+    const Stream labels(cfg_.seed, Purpose::Labels, ctx.replica);
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
+    for (int64_t b = 0; b < blocks.count; ++b) {
+      std::vector<double> z(p);
+      for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) {
+        const int c = ctx.classes[i];
+        int y = c;
+        if (cfg_.label_noise > 0) {  // another class, uniformly, with probability p_err
+          const Philox4x32 r = labels.draw(0u, uint32_t(i), 0u);
+          if (uniform_open(r.v[0]) < cfg_.label_noise) {
+            const int other = int(uniform_index(r.v[1], r.v[2], uint64_t(K - 1)));
+            y = other < c ? other : other + 1;
+          }
+        }
+        ctx.labels[i] = y;
+        sample_normals(init, 0u, uint32_t(i), p, z.data());
+        Real* x = ctx.X + i * p;
+        for (int q = 0; q < p; ++q) {
+          const double mu = cfg_.init_means.empty() ? 0.0 : cfg_.init_means[c * p + q];
+          x[q] = Real(mu + cfg_.init_scale * z[q]);
+        }
+        if (ctx.noise_var) ctx.noise_var[i] = 0.0;
+      }
+    }
+  }
+
+  // Sets up a replica's running sums for a state at `step` and records it.
+  void start(ReplicaContext<Real>& ctx, int64_t step) {
+    if (cfg_.process == Process::SDE) {
+      compute_sums(ctx);
+    } else {
+      std::fill(ctx.sums.begin(), ctx.sums.end(), 0.0);
+      ctx.applied_var = 0.0;  // the noise variance of steps 0 .. step-1, summed in order
+      for (int64_t m = 0; m < step; ++m) {
+        const double s = cfg_.sigma(m * cfg_.dt);
+        ctx.applied_var += s * s * cfg_.dt;
+      }
+    }
+    if (step == 0 && !record(ctx, 0, 0)) fail(ctx, 0);
+    if (cfg_.process == Process::SDE && !all_finite(ctx.sums)) fail(ctx, step);
+  }
+
+  bool one_step(ReplicaContext<Real>& ctx, int64_t m) {
+    if (cfg_.process == Process::SGD) return sgd_step(ctx, m);
+    if (cfg_.scheme == Scheme::Heun) return sde_heun_step(ctx, m);
+    return sde_euler_step(ctx, m);
+  }
+
+  bool record(ReplicaContext<Real>& ctx, int64_t step, int64_t idx) {
+    if (cfg_.process == Process::SGD) sgd_materialize(ctx, step);
+    const int K = cfg_.K, p = cfg_.p;
+    const int64_t T = int64_t(cfg_.record_steps.size());
+    const int64_t slot = int64_t(ctx.replica) * T + idx;
+    RecordOutput out{rec_.class_means + slot * K * p, rec_.label_means + slot * K * p,
+                     rec_.sigma_w + slot * p * p, rec_.scalars + slot * kNumScalars};
+    const bool ok = record_metrics(cfg_, ctx.X, ctx.labels, ctx.classes, ctx.threads, out);
+    const int64_t S = int64_t(cfg_.record_samples.size());
+    for (int64_t s = 0; s < S; ++s) {
+      const Real* x = ctx.X + cfg_.record_samples[s] * p;
+      double* dst = rec_.samples + (slot * S + s) * p;
+      for (int q = 0; q < p; ++q) dst[q] = double(x[q]);
+    }
+    return ok;
+  }
+};
+
+}  // namespace lesde

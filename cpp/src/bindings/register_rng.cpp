@@ -1,0 +1,42 @@
+// The random streams, exposed so tests can check them against independent references.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <array>
+
+#include "lesde/rng.hpp"
+#include "register.hpp"
+
+namespace py = pybind11;
+
+namespace lesde::bindings {
+
+void register_rng(py::module_& m) {
+  m.attr("RANDOM_STREAM_VERSION") = kRandomStreamVersion;
+  py::enum_<Purpose>(m, "Purpose")
+      .value("init", Purpose::Init)
+      .value("noise", Purpose::Noise)
+      .value("labels", Purpose::Labels)
+      .value("batch", Purpose::Batch);
+
+  m.def(
+      "philox4x32_10",
+      [](std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
+        const Philox4x32 r = philox4x32_10(counter.data(), key.data());
+        return std::array<uint32_t, 4>{r.v[0], r.v[1], r.v[2], r.v[3]};
+      },
+      py::arg("counter"), py::arg("key"), "Philox4x32-10 of one counter block (4 words).");
+
+  m.def(
+      "sample_normals",
+      [](uint64_t seed, Purpose purpose, uint32_t replica, uint32_t step, uint32_t sample, int p) {
+        py::array_t<double> out(p);
+        sample_normals(Stream(seed, purpose, replica), step, sample, p, out.mutable_data());
+        return out;
+      },
+      py::arg("seed"), py::arg("purpose"), py::arg("replica"), py::arg("step"),
+      py::arg("sample"), py::arg("p"),
+      "The p standard normals the core draws for one (replica, step, sample).");
+}
+
+}  // namespace lesde::bindings

@@ -1,0 +1,57 @@
+"""lesde: a fast simulator of locally elastic stochastic differential equations.
+
+The LE-SDE (Zhang, Wang & Su, NeurIPS 2021) imitates the training dynamics of a deep
+network by the features of its N training samples, coupled through a K x K impact matrix.
+
+Examples
+--------
+>>> import lesde
+>>> res = lesde.simulate(n_classes=3, n_per_class=100, alpha=1.0, beta=0.2, t_end=1.0,
+...                      progress=False)
+>>> res.metrics["accuracy"].shape
+(1, 101)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lesde")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from . import _core
+from .config import Config
+from .result import Result, load
+from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
+from .simulate import InsufficientMemoryError, NonFiniteError, simulate
+
+
+def build_info() -> dict:
+    """How the compiled core was built: version, compiler, OpenMP, SIMD flags, CUDA.
+
+    Examples
+    --------
+    >>> info = build_info()
+    >>> isinstance(info["openmp"], bool)
+    True
+    """
+    info = dict(_core.build_info())
+    info["version"] = __version__
+    info["random_stream_version"] = int(_core.RANDOM_STREAM_VERSION)
+    return info
+
+
+__all__ = [
+    "Config",
+    "Constant",
+    "ExponentialDecay",
+    "InsufficientMemoryError",
+    "NonFiniteError",
+    "PowerLaw",
+    "Result",
+    "Tabulated",
+    "__version__",
+    "build_info",
+    "load",
+    "simulate",
+]

@@ -1,0 +1,205 @@
+"""Time-varying parameters: alpha(t), beta(t), sigma(t).
+
+A parameter of :class:`lesde.Config` is either a plain float (constant in time)
+or one of the schedule objects below. Every schedule is evaluated inside the C++
+loop (no Python call per step); the ``__call__`` methods here evaluate the same
+formula in NumPy, for plots, the LE-ODE and tests.
+
+Examples
+--------
+>>> from lesde.schedules import PowerLaw, Tabulated
+>>> PowerLaw(a0=2.0, tau=1.0, gamma=1.0)(1.0)
+1.0
+>>> Tabulated(times=[0.0, 1.0], values=[0.0, 2.0])(0.25)
+0.5
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = ["Constant", "PowerLaw", "ExponentialDecay", "Tabulated", "Schedule", "as_schedule"]
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant parameter, ``value`` at every time.
+
+    Examples
+    --------
+    >>> Constant(0.5)(3.0)
+    0.5
+    """
+
+    value: float
+
+    kind = "constant"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _finite("value", self.value))
+
+    def __call__(self, t):
+        return np.full_like(np.asarray(t, dtype=float), self.value)[()]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "value": self.value}
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``a0 * (1 + t / tau) ** (-gamma)``: the slow decay of a learning-rate schedule.
+
+    Examples
+    --------
+    >>> PowerLaw(a0=1.0, tau=2.0, gamma=0.5)(6.0)
+    0.5
+    """
+
+    a0: float
+    tau: float
+    gamma: float
+
+    kind = "power_law"
+
+    def __post_init__(self) -> None:
+        for name in ("a0", "tau", "gamma"):
+            object.__setattr__(self, name, _finite(f"power_law.{name}", getattr(self, name)))
+        if self.tau <= 0:
+            raise ValueError(f"power_law.tau must be > 0, got {self.tau}")
+
+    def __call__(self, t):
+        t = np.asarray(t, dtype=float)
+        return (self.a0 * (1.0 + t / self.tau) ** (-self.gamma))[()]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "a0": self.a0, "tau": self.tau, "gamma": self.gamma}
+
+
+@dataclass(frozen=True)
+class ExponentialDecay:
+    """``a0 * exp(-t / tau)``.
+
+    Examples
+    --------
+    >>> round(ExponentialDecay(a0=1.0, tau=1.0)(1.0), 6)
+    0.367879
+    """
+
+    a0: float
+    tau: float
+
+    kind = "exponential"
+
+    def __post_init__(self) -> None:
+        for name in ("a0", "tau"):
+            object.__setattr__(self, name, _finite(f"exponential.{name}", getattr(self, name)))
+        if self.tau <= 0:
+            raise ValueError(f"exponential.tau must be > 0, got {self.tau}")
+
+    def __call__(self, t):
+        t = np.asarray(t, dtype=float)
+        return (self.a0 * np.exp(-t / self.tau))[()]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "a0": self.a0, "tau": self.tau}
+
+
+@dataclass(frozen=True, eq=False)
+class Tabulated:
+    """Values on a time grid, interpolated linearly and held constant past either end.
+
+    This is how rates estimated from a real network (``lesde.estimate``) are replayed.
+
+    Examples
+    --------
+    >>> s = Tabulated(times=[0.0, 1.0, 2.0], values=[1.0, 3.0, 3.0])
+    >>> float(s(0.5)), float(s(10.0))
+    (2.0, 3.0)
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+
+    kind = "tabulated"
+
+    def __post_init__(self) -> None:
+        times = np.array(self.times, dtype=np.float64, copy=True).reshape(-1)
+        values = np.array(self.values, dtype=np.float64, copy=True).reshape(-1)
+        if times.size < 1 or times.size != values.size:
+            raise ValueError(
+                "tabulated schedule needs times and values of the same non-zero length, "
+                f"got {times.size} and {values.size}"
+            )
+        if not (np.all(np.isfinite(times)) and np.all(np.isfinite(values))):
+            raise ValueError("tabulated schedule times and values must be finite (no NaN/Inf)")
+        if np.any(np.diff(times) <= 0):
+            raise ValueError("tabulated schedule times must be strictly increasing")
+        times.flags.writeable = False
+        values.flags.writeable = False
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "values", values)
+
+    def __call__(self, t):
+        return np.interp(np.asarray(t, dtype=float), self.times, self.values)[()]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Tabulated)
+            and np.array_equal(self.times, other.times)
+            and np.array_equal(self.values, other.values)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.times.tobytes(), self.values.tobytes()))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "times": self.times.tolist(), "values": self.values.tolist()}
+
+
+Schedule = Union[Constant, PowerLaw, ExponentialDecay, Tabulated]
+_KINDS = {cls.kind: cls for cls in (Constant, PowerLaw, ExponentialDecay, Tabulated)}
+
+
+def as_schedule(name: str, value: Any) -> Schedule:
+    """Turn a float, a schedule, or a ``{"kind": ...}`` table into a schedule object.
+
+    Examples
+    --------
+    >>> as_schedule("alpha", {"kind": "power_law", "a0": 1.0, "tau": 5.0, "gamma": 0.5})
+    PowerLaw(a0=1.0, tau=5.0, gamma=0.5)
+    """
+    if isinstance(value, (Constant, PowerLaw, ExponentialDecay, Tabulated)):
+        return value
+    if isinstance(value, dict):
+        fields = dict(value)
+        kind = fields.pop("kind", None)
+        if kind not in _KINDS:
+            raise ValueError(
+                f"{name}: schedule kind must be one of {sorted(_KINDS)}, got {kind!r}"
+            )
+        try:
+            return _KINDS[kind](**fields)
+        except TypeError as err:
+            raise ValueError(f"{name}: bad fields for a {kind} schedule: {err}") from None
+    if isinstance(value, tuple) and len(value) == 2:
+        return Tabulated(times=value[0], values=value[1])
+    try:
+        return Constant(value)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            f"{name} must be a float, a schedule (PowerLaw, ExponentialDecay, Tabulated) "
+            f"or a (times, values) pair: {err}"
+        ) from None

@@ -1,0 +1,254 @@
+"""Run a configuration on the compiled core and collect a :class:`~lesde.result.Result`.
+
+The C++ engine writes straight into NumPy arrays allocated here (features, labels and
+the records), so nothing is copied on the way back and whatever was recorded survives an
+error or a Ctrl-C. The run advances in chunks of roughly a quarter of a second, with the
+GIL released inside each chunk; between chunks Python updates the progress bar and can
+be interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .config import Config
+from .result import Result, status_names
+from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
+
+__all__ = ["simulate", "NonFiniteError", "InsufficientMemoryError", "engine_config"]
+
+CHUNK_SECONDS = 0.25
+
+
+class NonFiniteError(FloatingPointError):
+    """A replica's state became NaN or infinite. ``err.result`` holds what was recorded."""
+
+    def __init__(self, message: str, result: Result):
+        super().__init__(message)
+        self.result = result
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """The run would not fit in memory; raised before anything is allocated."""
+
+
+def _schedule(name: str, value: Any) -> _core.Schedule:
+    sched = as_schedule(name, value)
+    out = _core.Schedule()
+    if isinstance(sched, Constant):
+        out.kind, out.a0 = _core.ScheduleKind.constant, sched.value
+    elif isinstance(sched, PowerLaw):
+        out.kind, out.a0, out.tau, out.gamma = (
+            _core.ScheduleKind.power_law, sched.a0, sched.tau, sched.gamma)
+    elif isinstance(sched, ExponentialDecay):
+        out.kind, out.a0, out.tau = _core.ScheduleKind.exponential, sched.a0, sched.tau
+    elif isinstance(sched, Tabulated):
+        out.kind = _core.ScheduleKind.tabulated
+        out.times, out.values = sched.times.tolist(), sched.values.tolist()
+    return out
+
+
+def engine_config(cfg: Config) -> _core.EngineConfig:
+    """The plain C++ struct that mirrors a validated :class:`Config`.
+
+    Examples
+    --------
+    >>> engine_config(Config(n_classes=2, n_per_class=5, t_end=1.0)).n_steps
+    100
+    """
+    e = _core.EngineConfig()
+    e.K, e.p = cfg.n_classes, cfg.p
+    e.class_sizes = list(cfg.class_sizes_resolved)
+    e.signal = getattr(_core.Signal, cfg.signal)
+    e.head = [] if cfg.head is None else cfg.head.ravel().tolist()
+    e.full_impact = cfg.impact is not None
+    if cfg.impact is not None:
+        e.impact = cfg.impact.ravel().tolist()
+    else:
+        e.alpha, e.beta = _schedule("alpha", cfg.alpha), _schedule("beta", cfg.beta)
+    e.sigma = _schedule("sigma", cfg.sigma)
+    e.label_noise, e.init_scale = cfg.label_noise, cfg.init_scale
+    e.init_means = [] if cfg.init_means is None else cfg.init_means.ravel().tolist()
+    e.process = getattr(_core.Process, cfg.process)
+    e.scheme = getattr(_core.Scheme, cfg.scheme)
+    e.dt, e.n_steps, e.batch_size = cfg.dt, cfg.n_steps, cfg.batch_size
+    e.replicas, e.seed, e.noise_seed = cfg.replicas, cfg.seed, cfg.effective_noise_seed
+    e.threads = cfg.effective_threads
+    e.record_steps = cfg.record_steps.tolist()
+    e.record_samples = cfg.recorded_sample_indices.tolist()
+    e.check()
+    return e
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _check_memory(cfg: Config) -> None:
+    need = cfg.state_bytes()
+    have = _available_memory()
+    if have is not None and need > 0.9 * have:
+        raise InsufficientMemoryError(
+            f"this run needs about {need / 2**30:.2f} GiB for its state and records, but only "
+            f"{have / 2**30:.2f} GiB of memory is available; reduce replicas, class sizes, dim "
+            f"or use dtype='float32'"
+        )
+
+
+class _Progress:
+    """A tqdm bar that appears only once a run is expected to last over a second."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        self.total, self.enabled, self.bar = total, enabled, None
+        self.start = time.perf_counter()
+
+    def update(self, step: int) -> None:
+        if self.enabled is False:
+            return
+        if self.bar is None:
+            elapsed = time.perf_counter() - self.start
+            expected = elapsed / max(step, 1) * self.total
+            if not (self.enabled or expected > 1.0):
+                return
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="step", desc="lesde", leave=False)
+        self.bar.n = step
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _likely_cause(cfg: Config) -> str:
+    if cfg.signal == "linear":
+        return (
+            "the linear signal grows exponentially (class means ~ exp((alpha+(K-1)beta)t/K)); "
+            "shorten t_end, lower alpha/beta, or use signal='cross_entropy'"
+        )
+    return "the step is probably too large for the impact matrix; reduce dt or alpha/beta"
+
+
+def simulate(
+    config: Config | None = None,
+    *,
+    progress: bool | None = None,
+    on_nonfinite: str = "raise",
+    **fields: Any,
+) -> Result:
+    """Integrate the LE-SDE (or the SGD imitation) and return what was recorded.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The run; keyword ``fields`` build one (or override fields of ``config``).
+    progress : bool, optional
+        Show a progress bar: ``None`` (default) shows one for runs longer than a second.
+    on_nonfinite : {"raise", "warn", "ignore"}
+        What to do when a replica's state becomes NaN/Inf: raise
+        :class:`NonFiniteError` (its ``result`` holds what was recorded), warn, or just
+        mark it in ``result.status``.
+
+    Returns
+    -------
+    Result
+        ``times`` (T,), ``class_means`` (R, T, K, p), ``metrics`` name -> (R, T),
+        ``features`` (R, N, p), ``classes`` (N,), ``labels`` (R, N), ``status`` (R,).
+
+    Examples
+    --------
+    >>> res = simulate(n_classes=3, n_per_class=50, signal="linear", alpha=2.0, beta=0.5,
+    ...                sigma=0.0, t_end=1.0, progress=False)
+    >>> res.class_means.shape
+    (1, 101, 3, 3)
+    """
+    if on_nonfinite not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_nonfinite must be 'raise', 'warn' or 'ignore', got {on_nonfinite!r}")
+    if config is None:
+        config = Config(**fields)
+    elif fields:
+        config = config.replace(**fields)
+    elif not isinstance(config, Config):
+        raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
+    cfg = config
+    _check_memory(cfg)
+
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T = len(cfg.record_steps)
+    S = len(cfg.recorded_sample_indices)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    arrays = dict(
+        features=np.empty((R, N, p), dtype=dtype),
+        labels=np.empty((R, N), dtype=np.int32),
+        classes=np.repeat(np.arange(K, dtype=np.int32), cfg.class_sizes_resolved),
+        noise_var=np.zeros((R, N)) if cfg.process == "sgd" else None,
+        class_means=np.full((R, T, K, p), np.nan),
+        label_means=np.full((R, T, K, p), np.nan),
+        sigma_w=np.full((R, T, p, p), np.nan),
+        scalars=np.full((R, T, _core.NUM_SCALARS), np.nan),
+        samples=np.full((R, T, S, p), np.nan),
+        status=np.zeros(R, dtype=np.int32),
+        fail_step=np.full(R, -1, dtype=np.int64),
+    )
+    engine_cls = _core.Simulation64 if dtype == np.float64 else _core.Simulation32
+    sim = engine_cls(engine_config(cfg), **arrays)
+    interrupted = False
+    bar = _Progress(cfg.n_steps, progress)
+    started = time.perf_counter()
+    try:
+        sim.initialize()
+        chunk = max(1, cfg.record_interval)
+        while sim.step < cfg.n_steps:
+            t0 = time.perf_counter()
+            sim.advance(sim.step + chunk)
+            elapsed = time.perf_counter() - t0
+            # Aim each chunk at about CHUNK_SECONDS, so Ctrl-C and progress respond fast.
+            chunk = int(np.clip(chunk * CHUNK_SECONDS / max(elapsed, 1e-6), 1, 2 * chunk + 1))
+            bar.update(sim.step)
+            if np.all(arrays["status"] != 0):
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        warnings.warn(
+            f"interrupted at step {sim.step} of {cfg.n_steps}: the result holds the records "
+            f"up to t = {sim.step * cfg.dt:g}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    finally:
+        bar.close()
+
+    # Failed replicas stop early; when all did, the run ends where the last one stopped.
+    status = arrays["status"]
+    reached = np.where(status != 0, arrays["fail_step"], sim.step)
+    result = Result.from_engine(
+        cfg, arrays, steps_done=int(reached.max()), interrupted=interrupted,
+        wall_seconds=time.perf_counter() - started,
+    )
+    failed = np.flatnonzero(arrays["status"] != 0)
+    if failed.size and on_nonfinite != "ignore":
+        r = int(failed[0])
+        step = int(arrays["fail_step"][r])
+        message = (
+            f"{failed.size} of {R} replica(s) became non-finite (NaN/Inf); replica {r} at step "
+            f"{step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
+            f"Records up to that point are kept (status {status_names(arrays['status'])[r]!r})."
+        )
+        if on_nonfinite == "raise":
+            raise NonFiniteError(message, result)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return result
+

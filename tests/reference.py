@@ -1,0 +1,108 @@
+"""Independent NumPy re-implementations used as test oracles.
+
+Philox4x32-10 and the core's counter layout are rebuilt here from their published
+definitions (Salmon et al. 2011; cpp/include/lesde/rng.hpp documents the layout), so a
+tiny run can be reproduced outside the C++ code. NumPy's own ``numpy.random.Philox`` is
+the 4x64 variant and cannot serve directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+M0, M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+W0, W1 = 0x9E3779B9, 0xBB67AE85
+MASK = np.uint64(0xFFFFFFFF)
+PURPOSE = {"init": 1, "noise": 2, "labels": 3, "batch": 4}
+
+
+def philox4x32_10(counter, key):
+    """Vectorised Philox4x32-10: counter (..., 4) and key (2,) of uint32 -> (..., 4)."""
+    c = [np.asarray(counter, dtype=np.uint64)[..., i] for i in range(4)]
+    k0, k1 = int(key[0]), int(key[1])
+    for rnd in range(10):
+        if rnd:
+            k0, k1 = (k0 + W0) & 0xFFFFFFFF, (k1 + W1) & 0xFFFFFFFF
+        p0, p1 = M0 * c[0], M1 * c[2]
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ np.uint64(k0), p1 & MASK,
+             (p0 >> np.uint64(32)) ^ c[3] ^ np.uint64(k1), p0 & MASK]
+    return np.stack(c, axis=-1).astype(np.uint32)
+
+
+def stream_words(seed, purpose, replica, a, b, c):
+    """The four words the core draws for counter (a, b, c, purpose << 24 | replica)."""
+    a, b, c = np.broadcast_arrays(np.asarray(a), np.asarray(b), np.asarray(c))
+    tag = np.full(a.shape, (PURPOSE[purpose] << 24) | replica, dtype=np.uint64)
+    ctr = np.stack([a.astype(np.uint64), b.astype(np.uint64), c.astype(np.uint64), tag], -1)
+    return philox4x32_10(ctr, (seed & 0xFFFFFFFF, seed >> 32))
+
+
+def uniform_open(words):
+    return (words.astype(np.float64) + 0.5) * 2.0**-32
+
+
+def normals(seed, purpose, replica, step, samples, p):
+    """(len(samples), p) standard normals, exactly as the core's sample_normals."""
+    samples = np.asarray(samples)
+    blocks = (p + 3) // 4
+    j = np.arange(blocks)
+    w = stream_words(seed, purpose, replica, j[None, :], samples[:, None], step)
+    u = uniform_open(w)
+    r0 = np.sqrt(-2.0 * np.log(u[..., 0]))
+    r1 = np.sqrt(-2.0 * np.log(u[..., 2]))
+    a0, a1 = 2 * np.pi * u[..., 1], 2 * np.pi * u[..., 3]
+    z = np.stack([r0 * np.cos(a0), r0 * np.sin(a0), r1 * np.cos(a1), r1 * np.sin(a1)], -1)
+    return z.reshape(len(samples), 4 * blocks)[:, :p]
+
+
+def uniform_index(hi, lo, n):
+    r = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
+    # (r * n) >> 64 without 128-bit integers: exact via Python ints.
+    return np.array([(int(v) * int(n)) >> 64 for v in np.atleast_1d(r)], dtype=np.int64)
+
+
+def training_labels(seed, replica, classes, K, p_err):
+    classes = np.asarray(classes)
+    if p_err == 0:
+        return classes.copy()
+    w = stream_words(seed, "labels", replica, 0, np.arange(len(classes)), 0)
+    flip = uniform_open(w[:, 0]) < p_err
+    other = uniform_index(w[:, 1], w[:, 2], K - 1)
+    moved = np.where(other < classes, other, other + 1)
+    return np.where(flip, moved, classes)
+
+
+def signal(kind, X, y, K):
+    if kind == "linear":
+        return X.copy()
+    if kind == "projected":
+        coef = (X[np.arange(len(y)), y] - X.mean(axis=1)) * K / (K - 1)
+        v = np.eye(K)[y] - 1.0 / K
+        return coef[:, None] * v
+    z = X - X.max(axis=1, keepdims=True)
+    s = np.exp(z)
+    s /= s.sum(axis=1, keepdims=True)
+    return np.eye(K)[y] - s
+
+
+def sde_euler(cfg, replica=0):
+    """A plain NumPy Euler-Maruyama run of MODEL.md 2(b) with the core's random numbers.
+
+    Constant alpha/beta/sigma, p = K, no head. Returns (features, labels).
+    """
+    K, p, sizes = cfg.n_classes, cfg.p, cfg.class_sizes_resolved
+    N = sum(sizes)
+    classes = np.repeat(np.arange(K), sizes)
+    y = training_labels(cfg.seed, replica, classes, K, cfg.label_noise)
+    mu = np.zeros((K, p)) if cfg.init_means is None else np.asarray(cfg.init_means)
+    X = mu[classes] + cfg.init_scale * normals(cfg.seed, "init", replica, 0, np.arange(N), p)
+    E = cfg.impact_matrix(0.0)
+    noise_seed = cfg.effective_noise_seed
+    for m in range(cfg.n_steps):
+        g = signal(cfg.signal, X, y, K)
+        S = np.zeros((K, p))
+        np.add.at(S, classes, g)
+        b = E @ S / N
+        xi = normals(noise_seed, "noise", replica, m, np.arange(N), p)
+        X = X + b[classes] * cfg.dt + cfg.sigma * np.sqrt(cfg.dt) * xi
+    return X, y

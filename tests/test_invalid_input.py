@@ -1,0 +1,105 @@
+"""Invalid input: a clear ValueError/TypeError that names the field, never a crash."""
+
+import numpy as np
+import pytest
+
+import lesde
+
+CASES = [
+    (dict(n_classes=1), ValueError, "n_classes"),
+    (dict(n_classes=2.5), TypeError, "n_classes"),
+    (dict(n_per_class=0), ValueError, "n_per_class"),
+    (dict(n_per_class=-3), ValueError, "n_per_class"),
+    (dict(class_sizes=[10, 0, 5]), ValueError, "class_sizes"),
+    (dict(class_sizes=[10, 10]), ValueError, "class_sizes"),
+    (dict(impact=np.eye(2)), ValueError, "impact"),
+    (dict(impact=np.eye(3), alpha=1.0), ValueError, "impact"),
+    (dict(impact=[[1, 0, 0], [0, np.nan, 0], [0, 0, 1]]), ValueError, "impact"),
+    (dict(dim=5), ValueError, "head"),  # cross_entropy, p != K, no head
+    (dict(dim=5, signal="projected"), ValueError, "projected"),
+    (dict(head=np.ones((2, 3))), ValueError, "head"),
+    (dict(label_noise=1.0), ValueError, "label_noise"),
+    (dict(label_noise=-0.1), ValueError, "label_noise"),
+    (dict(dt=0.0), ValueError, "dt"),
+    (dict(dt=-1e-3), ValueError, "dt"),
+    (dict(dt=float("nan")), ValueError, "dt"),
+    (dict(alpha=float("nan")), ValueError, "alpha"),
+    (dict(beta=float("inf")), ValueError, "beta"),
+    (dict(sigma=-1.0), ValueError, "sigma"),
+    (dict(sigma="big"), TypeError, "sigma"),
+    (dict(signal="softmax"), ValueError, "signal"),
+    (dict(process="ode"), ValueError, "process"),
+    (dict(scheme="rk4"), ValueError, "scheme"),
+    (dict(dtype="float16"), ValueError, "dtype"),
+    (dict(process="sgd", scheme="heun"), ValueError, "scheme"),
+    (dict(t_end=1.0, steps=7, dt=0.1), ValueError, "t_end"),
+    (dict(t_end=0.0), ValueError, "t_end"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(replicas=0), ValueError, "replicas"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(threads=0), ValueError, "threads"),
+    (dict(record_every=0), ValueError, "record_every"),
+    (dict(record_samples=[10**9]), ValueError, "record_samples"),
+    (dict(init_means=np.zeros((2, 3))), ValueError, "init_means"),
+    (dict(alpha={"kind": "power_law", "a0": 1.0, "tau": -1.0, "gamma": 1.0}), ValueError, "tau"),
+    (dict(alpha={"kind": "wavy"}), ValueError, "alpha"),
+    (dict(sigma=([0.0, 0.0], [1.0, 2.0])), ValueError, "increasing"),
+]
+
+
+@pytest.mark.parametrize("fields,error,word", CASES, ids=[str(c[0])[:60] for c in CASES])
+def test_invalid_config_raises_a_clear_error(fields, error, word):
+    with pytest.raises(error) as info:
+        lesde.Config(**fields)
+    assert word in str(info.value), f"message {str(info.value)!r} does not name {word!r}"
+
+
+def test_unknown_field_has_a_hint():
+    with pytest.raises(TypeError):
+        lesde.Config(alhpa=1.0)
+    with pytest.raises(ValueError, match="did you mean 'alpha'"):
+        lesde.Config.from_dict({"alhpa": 1.0})
+    with pytest.raises(ValueError, match="did you mean 'cross_entropy'"):
+        lesde.Config(signal="cross_entropi")
+
+
+def test_simulate_rejects_bad_arguments():
+    with pytest.raises(TypeError):
+        lesde.simulate("not a config")
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        lesde.simulate(n_classes=2, on_nonfinite="explode")
+
+
+def test_too_large_run_is_refused_before_allocating():
+    cfg = lesde.Config(n_classes=10, n_per_class=200_000_000, dim=10, steps=1)
+    with pytest.raises(lesde.InsufficientMemoryError, match="GiB"):
+        lesde.simulate(cfg)
+
+
+def test_engine_rejects_malformed_buffers():
+    from lesde import _core
+    from lesde.simulate import engine_config
+
+    cfg = lesde.Config(n_classes=2, n_per_class=3, steps=2)
+    e = engine_config(cfg)
+    T = len(cfg.record_steps)
+    good = dict(features=np.zeros((1, 6, 2)), labels=np.zeros((1, 6), np.int32),
+                classes=np.array([0, 0, 0, 1, 1, 1], np.int32), noise_var=None,
+                class_means=np.zeros((1, T, 2, 2)), label_means=np.zeros((1, T, 2, 2)),
+                sigma_w=np.zeros((1, T, 2, 2)), scalars=np.zeros((1, T, _core.NUM_SCALARS)),
+                samples=np.zeros((1, T, 0, 2)), status=np.zeros(1, np.int32),
+                fail_step=np.zeros(1, np.int64))
+    _core.Simulation64(e, **good)
+    bad = {
+        "features": np.zeros((1, 5, 2)),
+        "labels": np.zeros((1, 6), np.int64),
+        "classes": np.array([0, 1, 0, 1, 1, 1], np.int32),
+        "sigma_w": np.zeros((1, T, 2, 2))[:, :, :, ::-1],
+    }
+    for name, array in bad.items():
+        with pytest.raises((ValueError, TypeError), match=name):
+            _core.Simulation64(e, **{**good, name: array})
+    readonly = np.zeros((1, 6, 2))
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _core.Simulation64(e, **{**good, "features": readonly})
