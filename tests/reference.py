@@ -42,17 +42,20 @@ def uniform_open(words):
 
 
 def normals(seed, purpose, replica, step, samples, p):
-    """(len(samples), p) standard normals, exactly as the core's sample_normals."""
-    samples = np.asarray(samples)
-    blocks = (p + 3) // 4
-    j = np.arange(blocks)
-    w = stream_words(seed, purpose, replica, j[None, :], samples[:, None], step)
+    """(len(samples), p) standard normals, exactly as the core draws them.
+
+    Sample i owns normals number i*p .. i*p + p - 1 of the stream at ``step``; normal n is
+    entry n % 4 of the Box-Muller block n // 4, whose counter is (n // 4 low, high, step).
+    """
+    n = (np.asarray(samples)[:, None] * p + np.arange(p)[None, :]).astype(np.uint64)
+    block = n >> np.uint64(2)
+    w = stream_words(seed, purpose, replica, block & MASK, block >> np.uint64(32), step)
     u = uniform_open(w)
     r0 = np.sqrt(-2.0 * np.log(u[..., 0]))
     r1 = np.sqrt(-2.0 * np.log(u[..., 2]))
     a0, a1 = 2 * np.pi * u[..., 1], 2 * np.pi * u[..., 3]
     z = np.stack([r0 * np.cos(a0), r0 * np.sin(a0), r1 * np.cos(a1), r1 * np.sin(a1)], -1)
-    return z.reshape(len(samples), 4 * blocks)[:, :p]
+    return np.take_along_axis(z, (n & np.uint64(3)).astype(np.int64)[..., None], -1)[..., 0]
 
 
 def uniform_index(hi, lo, n):

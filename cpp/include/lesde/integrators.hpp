@@ -18,6 +18,7 @@
 #include "model.hpp"
 #include "reduce.hpp"
 #include "rng.hpp"
+#include "kernels.hpp"
 #include "signals.hpp"
 
 namespace lesde {
@@ -36,8 +37,17 @@ struct ReplicaContext {
   double applied_var = 0.0;     // SGD: noise variance every sample has accumulated so far
 };
 
-// Moves every sample with update(i, c, x, noise) and returns the class sums of
-// g(x_new, y) in `sums`. The sweep is fused: each sample is read and written once.
+// Scratch space of one thread for one tile of samples.
+template <class Real>
+struct TileScratch {
+  std::vector<Real> xi, z;
+  std::vector<double> g;
+  TileScratch(int K, int p) : xi(kTile * p), z(kTile * std::max(K, p)), g(p + K) {}
+};
+
+// Moves every sample with update(c, x, xi) (xi: its p standard normals of this step) and
+// returns the class sums of g(x_new, y) in ctx.sums. The sweep is fused and tiled: each
+// tile of samples is read and written once, its noise drawn just before it is used.
 template <class Real, class Update>
 void update_and_reduce(ReplicaContext<Real>& ctx, uint32_t step, Update&& update) {
   const EngineConfig& cfg = *ctx.cfg;
@@ -49,16 +59,14 @@ void update_and_reduce(ReplicaContext<Real>& ctx, uint32_t step, Update&& update
   std::vector<double> partial(blocks.count * K * p, 0.0);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
   for (int64_t b = 0; b < blocks.count; ++b) {
-    std::vector<double> g(p), scratch(K), xi(p);
-    double* acc = partial.data() + b * K * p;
-    for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) {
-      Real* x = ctx.X + i * p;
-      const int c = ctx.classes[i];
-      sample_normals(noise, step, uint32_t(i), p, xi.data());
-      update(c, x, xi.data());
-      signal(spec, x, ctx.labels[i], g.data(), scratch.data());
-      double* s = acc + c * p;
-      for (int q = 0; q < p; ++q) s[q] += g[q];
+    TileScratch<Real> tile(K, p);
+    for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
+      const int64_t n = std::min(kTile, blocks.end(b) - i0);
+      Real* X = ctx.X + i0 * p;
+      fill_normals(noise, step, uint64_t(i0) * p, n * p, tile.xi.data());
+      for (int64_t i = 0; i < n; ++i) update(ctx.classes[i0 + i], X + i * p, tile.xi.data() + i * p);
+      add_signal_tile(spec, X, ctx.labels + i0, ctx.classes + i0, n, tile.z.data(),
+                      tile.g.data(), partial.data() + b * K * p);
     }
   }
   sum_blocks(partial, blocks.count, int64_t(K) * p, ctx.sums.data());
@@ -69,18 +77,16 @@ template <class Real>
 void compute_sums(ReplicaContext<Real>& ctx) {
   const EngineConfig& cfg = *ctx.cfg;
   const int K = cfg.K, p = cfg.p;
-  const int64_t N = cfg.n_samples();
-  const Blocks blocks(N);
+  const Blocks blocks(cfg.n_samples());
   const SignalSpec spec = SignalSpec::from(cfg);
   std::vector<double> partial(blocks.count * K * p, 0.0);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
   for (int64_t b = 0; b < blocks.count; ++b) {
-    std::vector<double> g(p), scratch(K);
-    double* acc = partial.data() + b * K * p;
-    for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) {
-      signal(spec, ctx.X + i * p, ctx.labels[i], g.data(), scratch.data());
-      double* s = acc + ctx.classes[i] * p;
-      for (int q = 0; q < p; ++q) s[q] += g[q];
+    TileScratch<Real> tile(K, p);
+    for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
+      const int64_t n = std::min(kTile, blocks.end(b) - i0);
+      add_signal_tile(spec, ctx.X + i0 * p, ctx.labels + i0, ctx.classes + i0, n,
+                      tile.z.data(), tile.g.data(), partial.data() + b * K * p);
     }
   }
   sum_blocks(partial, blocks.count, int64_t(K) * p, ctx.sums.data());
@@ -114,7 +120,7 @@ bool sde_euler_step(ReplicaContext<Real>& ctx, int64_t step) {
   const double t = step * cfg.dt, dt = cfg.dt;
   const std::vector<double> b = drift(cfg, t, ctx.sums);
   const double noise_scale = cfg.sigma(t) * std::sqrt(dt);
-  update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const double* xi) {
+  update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const Real* xi) {
     const double* bc = b.data() + c * p;
     for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + bc[q] * dt + noise_scale * xi[q]);
   });
@@ -132,14 +138,14 @@ bool sde_heun_step(ReplicaContext<Real>& ctx, int64_t step) {
   const double t = step * cfg.dt, dt = cfg.dt;
   const std::vector<double> b0 = drift(cfg, t, ctx.sums);
   const double noise_scale = 0.5 * (cfg.sigma(t) + cfg.sigma(t + dt)) * std::sqrt(dt);
-  update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const double* xi) {
+  update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const Real* xi) {
     const double* bc = b0.data() + c * p;
     for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + bc[q] * dt + noise_scale * xi[q]);
   });
   if (!all_finite(ctx.sums)) return false;
   std::vector<double> shift = drift(cfg, t + dt, ctx.sums);
   for (size_t j = 0; j < shift.size(); ++j) shift[j] = 0.5 * dt * (shift[j] - b0[j]);
-  update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const double*) {
+  update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const Real*) {
     const double* sc = shift.data() + c * p;
     for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + sc[q]);
   });
@@ -154,7 +160,7 @@ void sgd_catch_up_noise(ReplicaContext<Real>& ctx, int64_t i, uint32_t step, dou
   if (!(missing > 0.0)) return;
   const Stream noise(ctx.cfg->noise_seed, Purpose::Noise, ctx.replica);
   const int p = ctx.cfg->p;
-  sample_normals(noise, step, uint32_t(i), p, xi);
+  normals_at(noise, step, uint64_t(i) * p, p, xi);
   const double scale = std::sqrt(missing);
   Real* x = ctx.X + i * p;
   for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + scale * xi[q]);

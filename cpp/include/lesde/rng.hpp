@@ -10,11 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define LESDE_HD __host__ __device__ inline
-#else
-#define LESDE_HD inline
-#endif
+#include "fastmath.hpp"
 
 namespace lesde {
 
@@ -47,12 +43,10 @@ LESDE_HD Philox4x32 philox4x32_10(const uint32_t counter[4], const uint32_t key_
   constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   uint32_t ctr[4] = {counter[0], counter[1], counter[2], counter[3]};
   uint32_t key[2] = {key_in[0], key_in[1]};
-  for (int round = 0; round < 10; ++round) {
-    if (round > 0) {
-      key[0] += W0;
-      key[1] += W1;
-    }
+  for (int round = 0; round < 10; ++round) {  // no branch: vectorisable across lanes
     philox_round(ctr, key);
+    key[0] += W0;
+    key[1] += W1;
   }
   return Philox4x32{{ctr[0], ctr[1], ctr[2], ctr[3]}};
 }
@@ -76,29 +70,45 @@ struct Stream {
 // Uniform on the open interval (0, 1): (k + 1/2) / 2^32, so log() is always finite.
 LESDE_HD double uniform_open(uint32_t word) { return (double(word) + 0.5) * 0x1p-32; }
 
-// Four standard normals from one Philox block by Box-Muller. The 32-bit uniforms bound
-// |z| below 6.7 (a tail of probability 2e-11), far beyond any statistic we test.
-LESDE_HD void normals4(const Philox4x32& r, double z[4]) {
-  constexpr double two_pi = 6.283185307179586476925286766559;
-  const double r0 = std::sqrt(-2.0 * std::log(uniform_open(r.v[0])));
-  const double r1 = std::sqrt(-2.0 * std::log(uniform_open(r.v[2])));
-  const double a0 = two_pi * uniform_open(r.v[1]);
-  const double a1 = two_pi * uniform_open(r.v[3]);
-  z[0] = r0 * std::cos(a0);
-  z[1] = r0 * std::sin(a0);
-  z[2] = r1 * std::cos(a1);
-  z[3] = r1 * std::sin(a1);
+// The uniform a Box-Muller draw uses: 32 bits for double, the top 24 for float (exact).
+template <class T>
+LESDE_HD T uniform(uint32_t word) {
+  if constexpr (sizeof(T) == 8) {
+    return (T(word) + T(0.5)) * T(0x1p-32);
+  } else {
+    return (T(int32_t(word >> 8)) + T(0.5)) * T(0x1p-24);
+  }
 }
 
-// z[0..p) ~ N(0, I) for one sample at one step: coordinate block j uses counter
-// (j, sample, step). The same numbers whatever thread computes them.
-template <class Real>
-LESDE_HD void sample_normals(const Stream& s, uint32_t step, uint32_t sample, int p, Real* z) {
-  double tmp[4];
-  for (int j = 0; 4 * j < p; ++j) {
-    normals4(s.draw(uint32_t(j), sample, step), tmp);
-    const int m = (p - 4 * j < 4) ? p - 4 * j : 4;
-    for (int q = 0; q < m; ++q) z[4 * j + q] = Real(tmp[q]);
+// Four standard normals from one Philox block by Box-Muller. The 32-bit uniforms bound
+// |z| below 6.7 (a tail of probability 2e-11), far beyond any statistic we test.
+template <class T>
+LESDE_HD void normals4(const Philox4x32& r, T z[4]) {
+  const T u0 = uniform<T>(r.v[0]), u1 = uniform<T>(r.v[1]);
+  const T u2 = uniform<T>(r.v[2]), u3 = uniform<T>(r.v[3]);
+  const T r0 = std::sqrt(T(-2) * fastmath::log(u0));
+  const T r1 = std::sqrt(T(-2) * fastmath::log(u2));
+  T s0, c0, s1, c1;
+  fastmath::sincos_2pi(u1, s0, c0);
+  fastmath::sincos_2pi(u3, s1, c1);
+  z[0] = r0 * c0;
+  z[1] = r0 * s0;
+  z[2] = r1 * c1;
+  z[3] = r1 * s1;
+}
+
+// Normals number first .. first + count - 1 of a stream at one step: normal n is entry
+// n % 4 of the Box-Muller block n / 4, whose counter is (n / 4 low, n / 4 high, step).
+// Sample i with p coordinates owns normals i*p .. i*p + p - 1, so the numbers depend on
+// global indices only. (The CPU sweep uses the vectorised fill_normals of kernels.hpp,
+// which evaluates the same expressions.)
+template <class T>
+LESDE_HD void normals_at(const Stream& s, uint32_t step, uint64_t first, int64_t count, T* out) {
+  T z[4];
+  for (int64_t j = 0; j < count;) {
+    const uint64_t n = first + uint64_t(j), block = n >> 2;
+    normals4(s.draw(uint32_t(block), uint32_t(block >> 32), step), z);
+    for (uint64_t q = n & 3; q < 4 && j < count; ++q, ++j) out[j] = z[q];
   }
 }
 

@@ -142,7 +142,7 @@ class Simulation {
           }
         }
         ctx.labels[i] = y;
-        sample_normals(init, 0u, uint32_t(i), p, z.data());
+        normals_at(init, 0u, uint64_t(i) * p, p, z.data());
         Real* x = ctx.X + i * p;
         for (int q = 0; q < p; ++q) {
           const double mu = cfg_.init_means.empty() ? 0.0 : cfg_.init_means[c * p + q];

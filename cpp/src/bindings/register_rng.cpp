@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "lesde/kernels.hpp"
 #include "lesde/rng.hpp"
 #include "register.hpp"
 
@@ -28,15 +29,20 @@ void register_rng(py::module_& m) {
       py::arg("counter"), py::arg("key"), "Philox4x32-10 of one counter block (4 words).");
 
   m.def(
-      "sample_normals",
-      [](uint64_t seed, Purpose purpose, uint32_t replica, uint32_t step, uint32_t sample, int p) {
-        py::array_t<double> out(p);
-        sample_normals(Stream(seed, purpose, replica), step, sample, p, out.mutable_data());
+      "normals",
+      [](uint64_t seed, Purpose purpose, uint32_t replica, uint32_t step, uint64_t first,
+         int64_t count, bool vectorised) {
+        py::array_t<double> out(count);
+        const Stream s(seed, purpose, replica);
+        if (vectorised)
+          fill_normals(s, step, first, count, out.mutable_data());
+        else
+          normals_at(s, step, first, count, out.mutable_data());
         return out;
       },
-      py::arg("seed"), py::arg("purpose"), py::arg("replica"), py::arg("step"),
-      py::arg("sample"), py::arg("p"),
-      "The p standard normals the core draws for one (replica, step, sample).");
+      py::arg("seed"), py::arg("purpose"), py::arg("replica"), py::arg("step"), py::arg("first"),
+      py::arg("count"), py::arg("vectorised") = true,
+      "Standard normals number first .. first + count - 1 of one stream at one step.");
 }
 
 }  // namespace lesde::bindings
