@@ -205,14 +205,23 @@ void sgd_materialize(ReplicaContext<Real>& ctx, int64_t step) {
   const EngineConfig& cfg = *ctx.cfg;
   const int p = cfg.p;
   const Blocks blocks(cfg.n_samples());
+  const Stream noise(cfg.noise_seed, Purpose::Noise, ctx.replica);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
   for (int64_t b = 0; b < blocks.count; ++b) {
-    std::vector<double> xi(p);
-    for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) {
-      sgd_catch_up_noise(ctx, i, uint32_t(step), xi.data());
-      const double* o = ctx.sums.data() + ctx.classes[i] * p;
-      Real* x = ctx.X + i * p;
-      for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + o[q]);
+    std::vector<double> xi(kTile * p);
+    for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
+      const int64_t n = std::min(kTile, blocks.end(b) - i0);
+      // The same numbers sgd_catch_up_noise would draw, a tile at a time.
+      fill_normals(noise, uint32_t(step), uint64_t(i0) * p, n * p, xi.data());
+      for (int64_t i = i0; i < i0 + n; ++i) {
+        const double missing = ctx.applied_var - ctx.noise_var[i];
+        const double scale = missing > 0.0 ? std::sqrt(missing) : 0.0;
+        const double* o = ctx.sums.data() + ctx.classes[i] * p;
+        const double* z = xi.data() + (i - i0) * p;
+        Real* x = ctx.X + i * p;
+        for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + scale * z[q] + o[q]);
+        ctx.noise_var[i] = ctx.applied_var;
+      }
     }
   }
   std::fill(ctx.sums.begin(), ctx.sums.end(), 0.0);

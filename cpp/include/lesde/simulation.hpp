@@ -130,25 +130,29 @@ class Simulation {
     const Stream labels(cfg_.seed, Purpose::Labels, ctx.replica);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
     for (int64_t b = 0; b < blocks.count; ++b) {
-      std::vector<double> z(p);
-      for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) {
-        const int c = ctx.classes[i];
-        int y = c;
-        if (cfg_.label_noise > 0) {  // another class, uniformly, with probability p_err
-          const Philox4x32 r = labels.draw(0u, uint32_t(i), 0u);
-          if (uniform_open(r.v[0]) < cfg_.label_noise) {
-            const int other = int(uniform_index(r.v[1], r.v[2], uint64_t(K - 1)));
-            y = other < c ? other : other + 1;
+      std::vector<double> z(kTile * p);
+      for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
+        const int64_t n = std::min(kTile, blocks.end(b) - i0);
+        fill_normals(init, 0u, uint64_t(i0) * p, n * p, z.data());
+        for (int64_t i = i0; i < i0 + n; ++i) {
+          const int c = ctx.classes[i];
+          int y = c;
+          if (cfg_.label_noise > 0) {  // another class, uniformly, with probability p_err
+            const Philox4x32 r = labels.draw(0u, uint32_t(i), 0u);
+            if (uniform_open(r.v[0]) < cfg_.label_noise) {
+              const int other = int(uniform_index(r.v[1], r.v[2], uint64_t(K - 1)));
+              y = other < c ? other : other + 1;
+            }
           }
+          ctx.labels[i] = y;
+          Real* x = ctx.X + i * p;
+          const double* zi = z.data() + (i - i0) * p;
+          for (int q = 0; q < p; ++q) {
+            const double mu = cfg_.init_means.empty() ? 0.0 : cfg_.init_means[c * p + q];
+            x[q] = Real(mu + cfg_.init_scale * zi[q]);
+          }
+          if (ctx.noise_var) ctx.noise_var[i] = 0.0;
         }
-        ctx.labels[i] = y;
-        normals_at(init, 0u, uint64_t(i) * p, p, z.data());
-        Real* x = ctx.X + i * p;
-        for (int q = 0; q < p; ++q) {
-          const double mu = cfg_.init_means.empty() ? 0.0 : cfg_.init_means[c * p + q];
-          x[q] = Real(mu + cfg_.init_scale * z[q]);
-        }
-        if (ctx.noise_var) ctx.noise_var[i] = 0.0;
       }
     }
   }
