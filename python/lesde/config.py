@@ -20,12 +20,16 @@ import dataclasses
 import difflib
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from .schedules import Constant, Schedule, as_schedule
 
@@ -74,6 +78,8 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def _matrix(name: str, value: Any, shape: tuple[int, int]) -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype.kind == "c":  # never drop imaginary parts
+        raise TypeError(f"{name} must be a real array, got dtype {value.dtype}")
     try:
         arr = np.array(value, dtype=np.float64, copy=True)
     except (TypeError, ValueError):
@@ -269,6 +275,8 @@ class Config:
                 raise ValueError(
                     f"t_end={self.t_end} and steps={self.steps} disagree with dt={dt}: give one"
                 )
+        if self.steps is None and not math.isfinite((self.t_end or DEFAULT_T_END) / dt):
+            raise ValueError(f"t_end / dt overflows with dt={dt}; at most 2^31 - 1 steps are allowed")
         if self.n_steps > 2**31 - 1:
             raise ValueError(f"t_end / dt gives {self.n_steps} steps; at most 2^31 - 1 are allowed")
         put("batch_size", _int("batch_size", self.batch_size, minimum=1, maximum=2**31 - 1))

@@ -136,6 +136,9 @@ class Tabulated:
     kind = "tabulated"
 
     def __post_init__(self) -> None:
+        for part in (self.times, self.values):  # never drop imaginary parts silently
+            if isinstance(part, np.ndarray) and part.dtype.kind == "c":
+                raise TypeError(f"tabulated schedule needs real numbers, got dtype {part.dtype}")
         times = np.array(self.times, dtype=np.float64, copy=True).reshape(-1)
         values = np.array(self.values, dtype=np.float64, copy=True).reshape(-1)
         if times.size < 1 or times.size != values.size:

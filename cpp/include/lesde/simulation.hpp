@@ -34,7 +34,8 @@ class Simulation {
     const int64_t N = cfg_.n_samples();
     // Many small replicas: parallel over replicas; otherwise over samples.
     replica_parallel_ = R > 1 && (cfg_.process == Process::SGD || N * cfg_.p < 200000);
-    const int inner = replica_parallel_ ? 1 : cfg_.threads;
+    // Never more threads than blocks: tiny runs stay serial instead of paying for a team.
+    const int inner = replica_parallel_ ? 1 : int(std::min<int64_t>(cfg_.threads, Blocks(N).count));
     for (int r = 0; r < R; ++r) {
       ReplicaContext<Real> ctx;
       ctx.cfg = &cfg_;

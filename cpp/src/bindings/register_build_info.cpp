@@ -60,7 +60,14 @@ void register_build_info(py::module_& m) {
     info["openmp_version"] = 0;
     info["max_threads"] = 1;
 #endif
-    info["simd"] = simd_flags();
+    info["simd"] = simd_flags();  // what the whole module was compiled for
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__) && \
+    !defined(LESDE_NO_CLONES)
+    // The hot kernels also carry an AVX2 version chosen at load time (kernels.hpp).
+    info["simd_dispatch"] = __builtin_cpu_supports("avx2") ? "avx2" : "baseline";
+#else
+    info["simd_dispatch"] = "none";
+#endif
     info["eigen_version"] = std::to_string(EIGEN_WORLD_VERSION) + "." +
                             std::to_string(EIGEN_MAJOR_VERSION) + "." +
                             std::to_string(EIGEN_MINOR_VERSION);
