@@ -64,27 +64,38 @@ LESDE_CLONES void fill_normals(const Stream& s, uint32_t step, uint64_t first, i
   }
 }
 
-// Adds g(x_i, y_i) of the cross-entropy signal without a head (p == K) to the class sums,
-// for n consecutive samples. z is scratch of n * K entries.
+// Adds g(x_i, y_i) = e_y - softmax(x_i) of the cross-entropy signal without a head
+// (p == K) to the class sums, for n <= kTile consecutive samples. The tile is transposed
+// (z[k * kTile + i]) so that every loop runs over samples and vectorises fully; samples
+// are class-sorted, so a tile holds one or two runs of equal class.
 template <class Real>
 LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* labels,
                                          const int32_t* classes, int64_t n, Real* z,
                                          double* sums) {
-  for (int64_t i = 0; i < n; ++i) {  // shift by the row maximum: exp never overflows
-    const Real* x = X + i * K;
-    Real m = x[0];
-    for (int k = 1; k < K; ++k) m = std::max(m, x[k]);
-    for (int k = 0; k < K; ++k) z[i * K + k] = x[k] - m;
+  alignas(64) Real top[kTile], inv[kTile];
+  for (int64_t i = 0; i < n; ++i) top[i] = X[i * K];
+  for (int k = 1; k < K; ++k)
+    for (int64_t i = 0; i < n; ++i) top[i] = std::max(top[i], X[i * K + k]);
+  for (int k = 0; k < K; ++k) {  // shifted by the row maximum: exp never overflows
+    Real* zk = z + k * kTile;
+    for (int64_t i = 0; i < n; ++i) zk[i] = fastmath::exp_nonpositive(X[i * K + k] - top[i]);
   }
-  for (int64_t j = 0; j < n * K; ++j) z[j] = fastmath::exp_nonpositive(z[j]);
-  for (int64_t i = 0; i < n; ++i) {
-    const Real* e = z + i * K;
-    Real total = 0;
-    for (int k = 0; k < K; ++k) total += e[k];
-    const double inv = 1.0 / double(total);
-    double* s = sums + int64_t(classes[i]) * K;
-    for (int k = 0; k < K; ++k) s[k] -= double(e[k]) * inv;
-    s[labels[i]] += 1.0;
+  for (int64_t i = 0; i < n; ++i) inv[i] = 0;
+  for (int k = 0; k < K; ++k)
+    for (int64_t i = 0; i < n; ++i) inv[i] += z[k * kTile + i];
+  for (int64_t i = 0; i < n; ++i) inv[i] = Real(1) / inv[i];
+  for (int64_t lo = 0; lo < n;) {  // one run of samples of the same class
+    int64_t hi = lo + 1;
+    while (hi < n && classes[hi] == classes[lo]) ++hi;
+    double* s = sums + int64_t(classes[lo]) * K;
+    for (int k = 0; k < K; ++k) {
+      const Real* zk = z + k * kTile;
+      double acc = 0.0;
+      for (int64_t i = lo; i < hi; ++i) acc += double(zk[i] * inv[i]);
+      s[k] -= acc;
+    }
+    for (int64_t i = lo; i < hi; ++i) s[labels[i]] += 1.0;
+    lo = hi;
   }
 }
 
