@@ -1,0 +1,272 @@
+"""Estimate the impact integrals A(t), B(t) and rates alpha(t), beta(t) from class means.
+
+This is the paper's procedure (MODEL.md section 5): record the class-mean logits
+``m_k(t)`` of a real network during training, read off ``A(t) = int_0^t alpha`` and
+``B(t) = int_0^t beta`` by inverting a closed-form solution of the LE-ODE, then
+differentiate (Savitzky-Golay) to get ``alpha_hat(t)``, ``beta_hat(t)``. Feeding these back
+into the simulator and comparing with the genuine trajectories is the validation.
+
+Two estimators, for balanced classes (``pi_k = 1/K``):
+
+``"I"`` (linear model, ``g(x, y) = x``)
+    With ``mbar = (1/K) sum_k m_k`` and ``d_k = m_k - mbar``, MODEL.md section 2 gives,
+    coordinate-wise, ``mbar(t) = exp((A + (K-1) B)/K) mbar(0)`` and
+    ``d_k(t) = exp((A - B)/K) d_k(0)``. Every coordinate ``j`` of every class ``k`` with
+    positive, finite ratios ``mbar_j(t)/mbar_j(0)`` and ``d_kj(t)/d_kj(0)`` yields one
+    estimate of ``A`` and ``B``; they are averaged.
+``"L"`` (projected model, ``g(x, y) = P_y x``)
+    Growth along the label directions ``v_k = e_k - 1/K``: the coordinates
+    ``a_k = v_k . m_k / |v_k|^2`` obey ``da_k/dt = (1/K)[alpha a_k - beta/(K-1)
+    sum_{k' != k} a_k']``, whose common mode grows at rate ``(alpha - beta)/K`` and whose
+    zero-sum modes grow at rate ``(alpha + beta/(K-1))/K``.
+
+Entries that give no information (a ratio that is zero, negative, infinite or NaN: a sign
+change or a zero at ``t = 0``) are skipped; a time with no usable entry gets NaN. Nothing
+raises or warns on such data.
+
+Examples
+--------
+>>> import numpy as np
+>>> from lesde.estimate import impact_integrals, impact_rates
+>>> K, t = 3, np.linspace(0.0, 4.0, 81)
+>>> A, B = 1.5 * t, 0.5 * t  # alpha = 1.5, beta = 0.5
+>>> m0 = np.array([[2.0, 0.5, 1.0], [0.3, 1.5, 0.2], [0.1, 0.4, 1.8]])
+>>> mbar0 = m0.mean(axis=0)
+>>> m = (np.exp((A + (K - 1) * B) / K)[:, None, None] * mbar0
+...      + np.exp((A - B) / K)[:, None, None] * (m0 - mbar0))
+>>> A_hat, B_hat = impact_integrals(m)
+>>> bool(np.allclose(A_hat, A) and np.allclose(B_hat, B))
+True
+>>> alpha, beta = impact_rates(t, A_hat, B_hat)
+>>> bool(np.allclose(alpha, 1.5) and np.allclose(beta, 0.5))
+True
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+__all__ = ["impact_integrals", "impact_rates"]
+
+_MODELS = ("I", "L")
+_UNIFORM_RTOL = 1e-6
+
+
+def _check_times(times, T, name="times"):
+    t = np.asarray(times)
+    if t.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {t.dtype}")
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.shape[0] != T:
+        raise ValueError(f"{name} must have shape ({T},); got {t.shape}")
+    if not np.isfinite(t).all():
+        raise ValueError(f"{name} contains non-finite values")
+    if T > 1 and not np.all(np.diff(t) > 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return t
+
+
+def _mean_log(logs, valid, axis):
+    """Mean of ``logs`` over ``axis`` restricted to ``valid``; NaN where nothing is valid."""
+    cnt = valid.sum(axis=axis)
+    tot = np.where(valid, logs, 0.0).sum(axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+
+
+def _log_ratio(num, den):
+    """``log(num/den)`` and a mask of the entries where the ratio is positive and finite."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        r = num / den
+        valid = np.isfinite(r) & (r > 0)
+        return np.log(np.where(valid, r, 1.0)), valid
+
+
+def impact_integrals(class_mean_logits, model="I", times=None):
+    """Estimate ``A(t) = int alpha`` and ``B(t) = int beta`` from recorded class means.
+
+    Parameters
+    ----------
+    class_mean_logits : array_like, shape (T, K, p)
+        ``class_mean_logits[t, k]`` is the mean logit vector of class ``k`` at record ``t``
+        (``p = K`` for logits; model ``"I"`` accepts any ``p``, model ``"L"`` needs
+        ``p == K``). The first record is the reference time.
+    model : {"I", "L"}
+        ``"I"``: linear-model estimator (coordinate-wise growth of the class average and
+        of the class contrasts). ``"L"``: projected-model estimator (growth along the
+        label directions ``v_k = e_k - 1/K``). See the module docstring.
+    times : array_like, shape (T,), optional
+        Recording times; only validated (finite, strictly increasing). ``A_hat[j]``
+        estimates ``int_{times[0]}^{times[j]} alpha``.
+
+    Returns
+    -------
+    A_hat, B_hat : ndarray, shape (T,)
+        ``A_hat[0] = B_hat[0] = 0`` whenever record 0 is usable. NaN at times where no
+        coordinate gives a positive, finite growth ratio.
+
+    Notes
+    -----
+    Model ``"I"``. From the closed form (MODEL.md section 2), coordinate-wise,
+    ``log(mbar(t)/mbar(0)) = (A + (K-1) B)/K =: u`` and ``log(d_k(t)/d_k(0)) = (A - B)/K
+    =: v``. Hence ``A = u + (K-1) v`` and ``B = u - v``, i.e.
+    ``exp(A) = [mbar(t)/mbar(0)] [d_k(t)/d_k(0)]^(K-1)`` and
+    ``exp(-B) = [d_k(t)/d_k(0)] [mbar(0)/mbar(t)]``: the formulas printed in MODEL.md
+    section 5 agree with the closed form. Each pair ``(k, j)`` with both ratios positive
+    and finite gives one ``(A, B)``; the logs are averaged over those pairs.
+
+    Model ``"L"``. With ``a_k = v_k . m_k / |v_k|^2 = (m_kk - mean_j m_kj) K/(K-1)``,
+    ``abar = mean_k a_k`` and ``z_k = a_k - abar``: ``P = log(abar(t)/abar(0)) =
+    (A - B)/K`` and ``Q = mean_k log(z_k(t)/z_k(0)) = (A + B/(K-1))/K``. Solving,
+    ``B = (K-1)(Q - P)`` and ``A = K P + B``. Both need a usable common mode and at least
+    one usable zero-sum coordinate, else NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.array([[[1.0, 0.0], [0.0, 1.0]],
+    ...               [[np.e, 0.0], [0.0, np.e]]])  # both m_k scaled by e
+    >>> impact_integrals(m)  # mbar and d both grow by e: (A + B)/2 = (A - B)/2 = 1
+    (array([0., 2.]), array([0., 0.]))
+    """
+    if model not in _MODELS:
+        raise ValueError(f"model must be one of {_MODELS}, got {model!r}")
+    m = np.asarray(class_mean_logits)
+    if m.dtype.kind not in "fiu":
+        raise TypeError(f"class_mean_logits must be a real numeric array, got dtype {m.dtype}")
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim != 3:
+        raise ValueError(f"class_mean_logits must have shape (T, K, p); got shape {m.shape}")
+    T, K, p = m.shape
+    if T == 0 or p == 0:
+        raise ValueError(f"class_mean_logits is empty (shape {m.shape})")
+    if K < 2:
+        raise ValueError(f"class_mean_logits needs K >= 2 classes (axis 1); got K = {K}")
+    if times is not None:
+        _check_times(times, T)
+
+    with np.errstate(all="ignore"):
+        if model == "I":
+            mbar = m.mean(axis=1)  # (T, p)
+            d = m - mbar[:, None, :]  # (T, K, p)
+            lm, vm = _log_ratio(mbar, mbar[0])  # u per coordinate, (T, p)
+            ld, vd = _log_ratio(d, d[0])  # v per (k, coordinate), (T, K, p)
+            valid = vd & vm[:, None, :]
+            # Derivation in the Notes: A = u + (K-1) v, B = u - v.
+            A_kj = lm[:, None, :] + (K - 1) * ld
+            B_kj = lm[:, None, :] - ld
+            A = _mean_log(A_kj, valid, axis=(1, 2))
+            B = _mean_log(B_kj, valid, axis=(1, 2))
+            return A, B
+
+        if p != K:
+            raise ValueError(f"model 'L' needs logits (p == K); got K = {K}, p = {p}")
+        a = (np.einsum("tkk->tk", m) - m.mean(axis=2)) * (K / (K - 1))  # (T, K)
+        abar = a.mean(axis=1)
+        z = a - abar[:, None]
+        P, vp = _log_ratio(abar, abar[0])
+        lz, vz = _log_ratio(z, z[0])
+        Q = _mean_log(lz, vz, axis=1)
+        P = np.where(vp, P, np.nan)
+        B = (K - 1) * (Q - P)
+        A = K * P + B
+        return A, B
+
+
+def _odd_window(w, n, polyorder):
+    w = max(int(w), polyorder + 2)
+    if w % 2 == 0:
+        w += 1
+    if w > n:
+        w = n if n % 2 == 1 else n - 1
+    return w
+
+
+def _derivative(t, f, window, polyorder, uniform):
+    from scipy.signal import savgol_filter
+
+    out = np.full(t.shape, np.nan)
+    valid = np.isfinite(f)
+    if valid.sum() < polyorder + 2:
+        return out
+    idx = np.flatnonzero(valid)
+    i0, i1 = idx[0], idx[-1] + 1
+    ts = t[i0:i1]
+    fs = np.interp(ts, t[valid], f[valid])  # fills interior NaN gaps linearly
+    n = ts.size
+    w = _odd_window(round(n / 10) if window is None else window, n, polyorder)
+    if uniform:
+        dt = (ts[-1] - ts[0]) / (n - 1)
+        out[i0:i1] = savgol_filter(fs, w, polyorder, deriv=1, delta=dt, mode="interp")
+    else:
+        tu = np.linspace(ts[0], ts[-1], n)
+        fu = np.interp(tu, ts, fs)
+        du = savgol_filter(fu, w, polyorder, deriv=1, delta=tu[1] - tu[0], mode="interp")
+        out[i0:i1] = np.interp(ts, tu, du)
+    return out
+
+
+def impact_rates(times, A_hat, B_hat, window=None, polyorder=2):
+    """Smoothed derivatives ``alpha_hat = dA/dt``, ``beta_hat = dB/dt`` (Savitzky-Golay).
+
+    Parameters
+    ----------
+    times : array_like, shape (T,)
+        Strictly increasing recording times. The Savitzky-Golay filter needs a uniform grid:
+        if the spacing varies by more than a relative ``1e-6``, ``A_hat`` and ``B_hat`` are
+        linearly resampled to ``T`` uniform points, differentiated there, and the
+        derivatives interpolated back to ``times``.
+    A_hat, B_hat : array_like, shape (T,)
+        Estimated integrals, e.g. from :func:`impact_integrals`; NaN allowed.
+    window : int, optional
+        Filter window in samples (made odd, at least ``polyorder + 2`` by default, and at
+        most the number of usable samples). Default: the odd number nearest a tenth of the
+        number of samples in the usable span (``T / 10`` without NaN at the ends).
+    polyorder : int
+        Degree of the local polynomial (``>= 1``).
+
+    Returns
+    -------
+    alpha_hat, beta_hat : ndarray, shape (T,)
+        Interior NaN gaps of the input are interpolated over (linearly in time) before
+        filtering; leading and trailing NaNs stay NaN, and a series with fewer than
+        ``polyorder + 2`` finite values is all NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.linspace(0.0, 1.0, 11)
+    >>> a, b = impact_rates(t, 2.0 * t, np.where(t == 0.5, np.nan, -t), window=5)
+    >>> bool(np.allclose(a, 2.0) and np.allclose(b, -1.0))
+    True
+    """
+    A = np.asarray(A_hat, dtype=np.float64)
+    B = np.asarray(B_hat, dtype=np.float64)
+    if A.ndim != 1 or A.size == 0:
+        raise ValueError(f"A_hat must be a non-empty 1-D array; got shape {A.shape}")
+    if B.shape != A.shape:
+        raise ValueError(f"B_hat must have the shape of A_hat {A.shape}; got {B.shape}")
+    t = _check_times(times, A.shape[0])
+    try:
+        polyorder = operator.index(polyorder)
+    except TypeError as exc:
+        raise TypeError(f"polyorder must be an int, got {polyorder!r}") from exc
+    if polyorder < 1:
+        raise ValueError(f"polyorder must be >= 1 for a derivative, got {polyorder}")
+    if window is not None:
+        try:
+            window = operator.index(window)
+        except TypeError as exc:
+            raise TypeError(f"window must be an int or None, got {window!r}") from exc
+        if window <= polyorder:
+            raise ValueError(f"window must exceed polyorder={polyorder}, got {window}")
+    uniform = True
+    if t.size > 2:
+        dt = np.diff(t)
+        uniform = bool(np.ptp(dt) <= _UNIFORM_RTOL * dt.mean())
+    return (
+        _derivative(t, A, window, polyorder, uniform),
+        _derivative(t, B, window, polyorder, uniform),
+    )
