@@ -1,0 +1,537 @@
+"""Figures of runs and sweeps (matplotlib, imported only when a function is called).
+
+Every function draws into the ``ax`` (or ``fig``) it is given, or into a new one, and
+returns it; none calls ``plt.show()``. Without a display (Linux, no ``DISPLAY``) the Agg
+backend is selected. :func:`save` writes PNG or PDF by the file's extension.
+
+Examples
+--------
+>>> import lesde, lesde.plot
+>>> res = lesde.simulate(n_classes=3, n_per_class=20, t_end=0.5, replicas=2, progress=False)
+>>> fig = lesde.plot.metric_over_time(res, names=("loss", "accuracy"))
+>>> len(fig.axes)
+2
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "class_means_3d",
+    "impact_estimates",
+    "label_noise",
+    "metric_over_time",
+    "phase_diagram",
+    "projection_over_time",
+    "save",
+]
+
+# Metrics drawn on a log scale (when all their values are positive).
+LOG_METRICS = ("loss", "nc1", "etf_distance", "equinorm", "equiangularity", "coherence")
+LABELS = {
+    "loss": "loss",
+    "accuracy": "accuracy (training labels)",
+    "clean_accuracy": "clean accuracy (true classes)",
+    "ncc_accuracy": "NCC accuracy",
+    "nc1": "NC1  tr(Σ_W Σ_B⁺)/K",
+    "nc4": "NC4  (NCC = argmax)",
+    "equinorm": "equinorm (CV of |M_k|)",
+    "equiangularity": "equiangularity (std cos)",
+    "etf_distance": "distance to simplex ETF",
+    "separable_ncc": "fraction separable (NCC certificate)",
+    "separable_argmax": "fraction with argmax = label",
+    "separable_lp": "fraction separable (exact LP)",
+}
+
+
+def _plt():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "lesde.plot needs matplotlib; install the extra: pip install 'lesde[plot]'"
+        ) from None
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    if headless and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _axes(ax, **subplot_kw):
+    if ax is not None:
+        return ax
+    fig = _plt().figure(figsize=(5.5, 4.5))
+    return fig.add_subplot(1, 1, 1, **subplot_kw)
+
+
+def _label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " "))
+
+
+def _edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges around sorted centres (half-way between neighbours)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 1:
+        half = 0.5 * abs(v[0]) if v[0] != 0 else 0.5
+        return np.array([v[0] - half, v[0] + half])
+    mid = 0.5 * (v[1:] + v[:-1])
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def _fraction(x: float) -> str:
+    f = Fraction(x).limit_denominator(20)
+    return f"{f.numerator}/{f.denominator}" if f.denominator != 1 else f"{f.numerator}"
+
+
+def _select(sweep_result, where, keep: tuple[str, ...]):
+    """The rows of a sweep with the grid fields in ``where`` fixed; check nothing else varies."""
+    where = dict(where or {})
+    for name in where:
+        if name not in sweep_result.grid:
+            raise ValueError(f"where names {name!r}, which the sweep does not vary")
+    if where:
+        table = sweep_result.table
+        mask = np.ones(len(table), dtype=bool)
+        for name, value in where.items():
+            column = table[name]
+            if isinstance(value, float):
+                mask &= np.isclose(column.to_numpy(dtype=float), value, rtol=1e-12, atol=0.0)
+            else:
+                mask &= (column == value).to_numpy()
+        if not mask.any():
+            raise ValueError(
+                f"no sweep rows have {where}; values: "
+                + ", ".join(f"{k}: {sweep_result.grid[k]}" for k in where)
+            )
+        grid = {k: ([where[k]] if k in where else v) for k, v in sweep_result.grid.items()}
+        sweep_result = type(sweep_result)(
+            table[mask].reset_index(drop=True), sweep_result.base, grid, sweep_result.meta
+        )
+    extra = {k: v for k, v in sweep_result.grid.items() if k not in keep and len(v) > 1}
+    if extra:
+        names = ", ".join(f"{k} ({len(v)} values)" for k, v in extra.items())
+        raise ValueError(
+            f"the sweep also varies {names}; averaging over them would mix different models: "
+            "pick one value of each with where={...}"
+        )
+    return sweep_result
+
+
+# ---------------------------------------------------------------------------- sweeps
+def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate=None, where=None):
+    """Heatmap of the mean of ``metric`` over replicas on the alpha x beta grid.
+
+    The theoretical boundary alpha = beta (MODEL.md section 3) is drawn and labelled.
+    ``annotate`` writes the value in every cell (default: when there are at most 100).
+    ``where`` fixes the other swept fields, e.g. ``where={"t_end": 10.0}``.
+    Returns the Axes.
+    """
+    for name in ("alpha", "beta"):
+        if name not in sweep_result.grid:
+            raise ValueError(
+                f"phase_diagram needs a sweep over alpha and beta (lesde.sweep.phase_diagram); "
+                f"this one varies {', '.join(sweep_result.grid)}"
+            )
+    sweep_result = _select(sweep_result, where, ("alpha", "beta"))
+    summary = sweep_result.summary(metrics=[metric])
+    alphas = np.array(sorted(set(summary["alpha"])), dtype=float)
+    betas = np.array(sorted(set(summary["beta"])), dtype=float)
+    grid = np.full((betas.size, alphas.size), np.nan)
+    for _, row in summary.iterrows():
+        i = np.searchsorted(betas, row["beta"])
+        j = np.searchsorted(alphas, row["alpha"])
+        grid[i, j] = row[f"{metric}_mean"]
+
+    ax = _axes(ax)
+    fig = ax.figure
+    fraction = metric.startswith("separable_") or "accuracy" in metric or metric == "nc4"
+    kw = dict(vmin=0.0, vmax=1.0) if fraction else {}
+    mesh = ax.pcolormesh(
+        _edges(alphas),
+        _edges(betas),
+        np.ma.masked_invalid(grid),
+        cmap="viridis",
+        shading="flat",
+        **kw,
+    )
+    cbar = fig.colorbar(mesh, ax=ax)
+    cbar.set_label(f"mean over replicas: {_label(metric)}" if not fraction else _label(metric))
+    if annotate is None:
+        annotate = grid.size <= 100
+    if annotate:
+        lo, hi = (0.0, 1.0) if fraction else (np.nanmin(grid), np.nanmax(grid))
+        for i, b in enumerate(betas):
+            for j, a in enumerate(alphas):
+                v = grid[i, j]
+                if not np.isfinite(v):
+                    continue
+                light = (v - lo) / (hi - lo or 1.0) > 0.6
+                ax.text(
+                    a,
+                    b,
+                    f"{v:.2g}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if light else "white",
+                )
+    lo = min(_edges(alphas)[0], _edges(betas)[0])
+    hi = max(_edges(alphas)[-1], _edges(betas)[-1])
+    line = np.linspace(lo, hi, 2)
+    ax.plot(line, line, color="tab:red", lw=2, ls="--", label="theory: α = β", gid="boundary")
+    ax.set_xlim(_edges(alphas)[0], _edges(alphas)[-1])
+    ax.set_ylim(_edges(betas)[0], _edges(betas)[-1])
+    ax.set_xlabel("α (intra-class impact)")
+    ax.set_ylabel("β (inter-class impact)")
+    ax.set_title(
+        f"{_param(sweep_result, 'signal')} signal, K = "
+        f"{_param(sweep_result, 'n_classes')}, σ = {_param(sweep_result, 'sigma')}, "
+        f"t = {_t_end(sweep_result):g}",
+        fontsize=10,
+    )
+    ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    return ax
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(getattr(value, "kind", value))
+
+
+def _impact(cfg) -> str:
+    if cfg.impact is not None:
+        return "impact matrix E"
+    return f"α = {_fmt(cfg.alpha)}, β = {_fmt(cfg.beta)}"
+
+
+def _param(sweep_result, name: str):
+    """A field's value for a selected sweep: its single grid value, else the base's."""
+    if name in sweep_result.grid and len(sweep_result.grid[name]) == 1:
+        return sweep_result.grid[name][0]
+    return _fmt(getattr(sweep_result.base, name))
+
+
+def _t_end(sweep_result) -> float:
+    t = sweep_result.table
+    return float(t["t_end"].iloc[0]) if "t_end" in t.columns and len(t) else float("nan")
+
+
+def label_noise(sweep_result, metrics=("clean_accuracy", "accuracy"), ax=None, where=None):
+    """Mean (line) and 5-95% quantile ribbon of ``metrics`` against p_err.
+
+    Marks p_err = (K-1)/K, where theory puts the transition of the clean accuracy
+    (MODEL.md section 3), and the chance level 1/K. ``where`` fixes the other swept
+    fields. Returns the Axes.
+    """
+    if "label_noise" not in sweep_result.grid:
+        raise ValueError(
+            "label_noise needs a sweep over label_noise (lesde.sweep.label_noise_sweep); "
+            f"this one varies {', '.join(sweep_result.grid)}"
+        )
+    sweep_result = _select(sweep_result, where, ("label_noise",))
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    summary = sweep_result.summary(metrics=list(metrics)).sort_values("label_noise")
+    K = int(_param(sweep_result, "n_classes"))
+    ax = _axes(ax)
+    x = summary["label_noise"].to_numpy(dtype=float)
+    for name in metrics:
+        (line,) = ax.plot(x, summary[f"{name}_mean"], marker="o", ms=4, label=_label(name))
+        ax.fill_between(
+            x,
+            summary[f"{name}_q05"],
+            summary[f"{name}_q95"],
+            color=line.get_color(),
+            alpha=0.2,
+            lw=0,
+        )
+    crit = (K - 1) / K
+    ax.axvline(
+        crit,
+        color="tab:red",
+        ls="--",
+        lw=1.5,
+        label=f"theory: p_err = (K-1)/K = {_fraction(crit)}",
+        gid="transition",
+    )
+    ax.axhline(
+        1.0 / K,
+        color="gray",
+        ls=":",
+        lw=1.5,
+        label=f"chance 1/K = {_fraction(1 / K)}",
+        gid="chance",
+    )
+    ax.set_xlabel("label corruption p_err")
+    ax.set_ylabel("final value (mean, 5-95% band)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(
+        f"{_param(sweep_result, 'signal')} signal, K = {K}, "
+        f"α = {_param(sweep_result, 'alpha')}, β = {_param(sweep_result, 'beta')}, "
+        f"t = {_t_end(sweep_result):g}",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    return ax
+
+
+# ---------------------------------------------------------------------------- single runs
+def metric_over_time(
+    result, names=("loss", "accuracy", "nc1", "etf_distance"), fig=None, quantiles=(0.1, 0.9)
+):
+    """Each metric against time: median over replicas and a 10-90% quantile ribbon.
+
+    ``result`` is a :class:`~lesde.Result` or a dict ``label -> Result`` (drawn in
+    different colours, for comparisons). Loss, NC1 and the NC2 metrics use a log scale when
+    all their values are positive. Returns the Figure.
+    """
+    plt = _plt()
+    runs = dict(result) if isinstance(result, Mapping) else {None: result}
+    if isinstance(names, str):
+        names = (names,)
+    for label, res in runs.items():
+        for name in names:
+            if name not in res.metrics:
+                hint = difflib.get_close_matches(name, list(res.metrics), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                what = "" if label is None else f" of {label!r}"
+                raise KeyError(f"no metric {name!r} in the result{what}{extra}")
+    ncols = min(len(names), 2 if len(names) == 4 else 3)
+    nrows = -(-len(names) // ncols)
+    if fig is None:
+        fig = plt.figure(figsize=(4.6 * ncols, 3.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        positive = True
+        for i, (label, res) in enumerate(runs.items()):
+            values = np.asarray(res.metrics[name], dtype=float)
+            t = res.times
+            with np.errstate(all="ignore"):
+                finite = np.where(np.isfinite(values), values, np.nan)
+                ok = np.any(np.isfinite(finite), axis=0)
+                med = np.full(t.shape, np.nan)
+                lo = np.full(t.shape, np.nan)
+                hi = np.full(t.shape, np.nan)
+                if ok.any():
+                    med[ok] = np.nanmedian(finite[:, ok], axis=0)
+                    lo[ok], hi[ok] = np.nanquantile(finite[:, ok], quantiles, axis=0)
+            color = f"C{i}"
+            ax.plot(t, med, color=color, lw=1.8, label=label if label is not None else "median")
+            if values.shape[0] > 1:
+                ax.fill_between(t, lo, hi, color=color, alpha=0.25, lw=0)
+            positive &= bool(np.all(finite[np.isfinite(finite)] > 0))
+        if name in LOG_METRICS and positive:
+            ax.set_yscale("log")
+        ax.set_title(_label(name), fontsize=10)
+        ax.set_xlabel("time t")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    q = f"{int(100 * quantiles[0])}-{int(100 * quantiles[1])}%"
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(runs) > 1:
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            ncols=len(runs),
+            fontsize=9,
+            title=f"median over replicas, {q} band",
+            title_fontsize=9,
+            bbox_to_anchor=(0.5, 1.0),
+        )
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
+    else:
+        r = next(iter(runs.values()))
+        fig.suptitle(
+            f"{r.config.signal} signal, {_impact(r.config)}: "
+            f"median over {r.metrics['loss'].shape[0]} replicas, {q} band",
+            fontsize=10,
+        )
+        fig.tight_layout()
+    return fig
+
+
+def _check_replica(result, replica: int) -> int:
+    R = result.class_means.shape[0]
+    if not -R <= replica < R:
+        raise IndexError(f"replica {replica} out of range for {R} replicas")
+    return replica % R
+
+
+def class_means_3d(result, replica: int = 0, ax=None, view=(20.0, 30.0)):
+    """Class-mean trajectories in 3-D (K = 3 logits) with the plane x1 + x2 + x3 = 0.
+
+    The plane through the origin holds the label directions v_k = e_k - 1/3; movement off
+    it is the common mode (all logits up together), which does not change any decision.
+    ``view`` is the camera's (elevation, azimuth) in degrees (None keeps the Axes' own).
+    Returns the (3-D) Axes. Raises ValueError unless the features are 3-dimensional.
+    """
+    plt = _plt()
+    means = np.asarray(result.class_means)
+    p = means.shape[-1]
+    if p != 3:
+        raise ValueError(f"class_means_3d draws 3-D features (K = 3 logits); this run has p = {p}")
+    replica = _check_replica(result, replica)
+    m = means[replica]  # (T, K, 3)
+    if ax is None:
+        fig = plt.figure(figsize=(6.0, 5.5))
+        ax = fig.add_subplot(1, 1, 1, projection="3d")
+    elif not hasattr(ax, "zaxis"):
+        raise ValueError("class_means_3d needs a 3-D Axes (projection='3d')")
+    finite = m[np.all(np.isfinite(m), axis=-1)]
+    extent = float(np.max(np.abs(finite))) if finite.size else 1.0
+    extent = extent or 1.0
+    # the plane x1 + x2 + x3 = 0, spanned by two orthonormal vectors of 1^perp
+    u = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
+    w = np.array([1.0, 1.0, -2.0]) / np.sqrt(6.0)
+    s = np.linspace(-extent, extent, 2)
+    S, T = np.meshgrid(s, s)
+    P = S[..., None] * u + T[..., None] * w
+    ax.plot_surface(
+        P[..., 0], P[..., 1], P[..., 2], color="gray", alpha=0.15, lw=0, gid="simplex_plane"
+    )
+    for k in range(m.shape[1]):
+        (line,) = ax.plot(m[:, k, 0], m[:, k, 1], m[:, k, 2], lw=2, label=f"class {k}")
+        ax.scatter(*m[0, k], color=line.get_color(), marker="o", s=20)
+        last = np.flatnonzero(np.all(np.isfinite(m[:, k]), axis=-1))
+        if last.size:
+            ax.scatter(*m[last[-1], k], color=line.get_color(), marker="*", s=90)
+        v = np.eye(3)[k] - 1.0 / 3.0
+        v *= 0.8 * extent / np.linalg.norm(v)
+        ax.plot([0, v[0]], [0, v[1]], [0, v[2]], color=line.get_color(), ls=":", lw=1)
+    ax.plot([], [], color="gray", lw=6, alpha=0.3, label="plane x₁+x₂+x₃ = 0")
+    ax.plot([], [], color="k", ls=":", lw=1, label="label directions v_k")
+    ax.set_xlabel("logit 1")
+    ax.set_ylabel("logit 2")
+    ax.set_zlabel("logit 3")
+    cfg = result.config
+    ax.set_title(f"class means, {cfg.signal}, {_impact(cfg)} (o start, * end)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    if view is not None:
+        ax.view_init(elev=view[0], azim=view[1])
+    return ax
+
+
+def projection_over_time(result, direction=None, ax=None, replica: int = 0):
+    """Recorded sample features projected on one direction, against time (the paper's Fig. 1).
+
+    ``direction`` (length p) defaults to the unit difference of the final class means of
+    classes 1 and 0. Needs sample trajectories: run with ``record_samples`` set (for
+    example ``record_samples=200``). One colour per true class; the class-mean projections
+    are drawn as lines. Returns the Axes.
+    """
+    traj = np.asarray(result.sample_trajectories)
+    if traj.ndim != 4 or traj.shape[2] == 0:
+        raise ValueError(
+            "projection_over_time needs sample trajectories: run with record_samples set "
+            "(e.g. lesde.Config(..., record_samples=200))"
+        )
+    replica = _check_replica(result, replica)
+    means = np.asarray(result.class_means[replica])  # (T, K, p)
+    if direction is None:
+        rows = np.flatnonzero(np.all(np.isfinite(means[:, :2]), axis=(1, 2)))
+        if rows.size == 0:
+            raise ValueError("no finite record of the class means to take a direction from")
+        d = means[rows[-1], 1] - means[rows[-1], 0]
+        what = "unit(m₁ - m₀) at the end"
+    else:
+        d = np.asarray(direction, dtype=float).reshape(-1)
+        if d.shape != (traj.shape[-1],):
+            raise ValueError(f"direction must have length p = {traj.shape[-1]}, got {d.shape}")
+        what = "the given direction"
+    norm = np.linalg.norm(d)
+    if not np.isfinite(norm) or norm == 0:
+        raise ValueError("the projection direction is zero or not finite")
+    d = d / norm
+    z = traj[replica] @ d  # (T, S)
+    t = np.asarray(result.times)
+    cls = np.asarray(result.classes)[np.asarray(result.sample_indices)]
+    ax = _axes(ax)
+    ax.figure.set_size_inches(6.5, 4.5)
+    for k in np.unique(cls):
+        cols = cls == k
+        tt = np.repeat(t, cols.sum())
+        ax.scatter(tt, z[:, cols].ravel(), s=3, alpha=0.35, color=f"C{k}", lw=0, label=f"class {k}")
+        ax.plot(t, means[:, k] @ d, color=f"C{k}", lw=1.5)
+    ax.set_xlabel("time t")
+    ax.set_ylabel(f"projection on {what}")
+    cfg = result.config
+    ax.set_title(
+        f"{cfg.signal}, {_impact(cfg)}, σ = {_fmt(cfg.sigma)} (dots: samples, lines: class means)",
+        fontsize=9,
+    )
+    leg = ax.legend(fontsize=8, markerscale=4, loc="best")
+    for h in leg.legend_handles:
+        h.set_alpha(1.0)
+    return ax
+
+
+def impact_estimates(times, A_hat, B_hat, alpha_hat=None, beta_hat=None, fig=None, truth=None):
+    """Estimated impact integrals A(t), B(t) and, when given, rates alpha(t), beta(t).
+
+    ``truth`` is an optional dict with any of ``"A"``, ``"B"``, ``"alpha"``, ``"beta"``
+    (arrays on ``times`` or constants), drawn dashed for comparison. Returns the Figure.
+    """
+    plt = _plt()
+    t = np.asarray(times, dtype=float)
+    truth = dict(truth or {})
+    rates = alpha_hat is not None or beta_hat is not None
+    if fig is None:
+        fig = plt.figure(figsize=(10.0 if rates else 5.5, 4.0))
+    axes = fig.subplots(1, 2 if rates else 1, squeeze=False).ravel()
+
+    def draw(ax, series):
+        for i, (name, values, key) in enumerate(series):
+            if values is None:
+                continue
+            (line,) = ax.plot(
+                t,
+                np.asarray(values, dtype=float),
+                color=f"C{i}",
+                lw=1.8,
+                label=f"{name} (estimate)",
+            )
+            if key in truth:
+                ref = np.broadcast_to(np.asarray(truth[key], dtype=float), t.shape)
+                ax.plot(t, ref, color=line.get_color(), ls="--", lw=1.2, label=f"{name} (true)")
+        ax.set_xlabel("time t")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+    draw(axes[0], [("A(t) = ∫α", A_hat, "A"), ("B(t) = ∫β", B_hat, "B")])
+    axes[0].set_title("impact integrals", fontsize=10)
+    if rates:
+        draw(axes[1], [("α(t)", alpha_hat, "alpha"), ("β(t)", beta_hat, "beta")])
+        axes[1].set_title("impact rates (smoothed derivatives)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- files
+def save(fig, path) -> Path:
+    """Write a Figure (or the Figure of an Axes) to ``path``: PNG, PDF or SVG by extension.
+
+    Parent folders are created; the bounding box is tight. Returns the path.
+    """
+    figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
+    if figure is None or not hasattr(figure, "savefig"):
+        raise TypeError(f"save needs a matplotlib Figure or Axes, got {type(fig).__name__}")
+    path = Path(path)
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in ("png", "pdf", "svg"):
+        raise ValueError(f"save writes .png, .pdf or .svg files, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format=ext, bbox_inches="tight", dpi=150)
+    return path
