@@ -25,6 +25,11 @@ import numpy as np
 __all__ = ["Constant", "PowerLaw", "ExponentialDecay", "Tabulated", "Schedule", "as_schedule"]
 
 
+def _out(values: np.ndarray):
+    """A Python float for a scalar time, an array for an array of times."""
+    return float(values) if np.ndim(values) == 0 else values
+
+
 def _finite(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -52,7 +57,7 @@ class Constant:
         object.__setattr__(self, "value", _finite("value", self.value))
 
     def __call__(self, t):
-        return np.full_like(np.asarray(t, dtype=float), self.value)[()]
+        return _out(np.full_like(np.asarray(t, dtype=float), self.value))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value}
@@ -82,7 +87,7 @@ class PowerLaw:
 
     def __call__(self, t):
         t = np.asarray(t, dtype=float)
-        return (self.a0 * (1.0 + t / self.tau) ** (-self.gamma))[()]
+        return _out(self.a0 * (1.0 + t / self.tau) ** (-self.gamma))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "a0": self.a0, "tau": self.tau, "gamma": self.gamma}
@@ -111,7 +116,7 @@ class ExponentialDecay:
 
     def __call__(self, t):
         t = np.asarray(t, dtype=float)
-        return (self.a0 * np.exp(-t / self.tau))[()]
+        return _out(self.a0 * np.exp(-t / self.tau))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "a0": self.a0, "tau": self.tau}
@@ -156,7 +161,7 @@ class Tabulated:
         object.__setattr__(self, "values", values)
 
     def __call__(self, t):
-        return np.interp(np.asarray(t, dtype=float), self.times, self.values)[()]
+        return _out(np.interp(np.asarray(t, dtype=float), self.times, self.values))
 
     def __eq__(self, other: object) -> bool:
         return (
