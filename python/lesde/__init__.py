@@ -20,6 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 from . import _core
+from .checkpoint import resume
 from .config import Config
 from .result import Result, load
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
@@ -53,5 +54,6 @@ __all__ = [
     "__version__",
     "build_info",
     "load",
+    "resume",
     "simulate",
 ]

@@ -78,7 +78,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def _matrix(name: str, value: Any, shape: tuple[int, int]) -> np.ndarray:
-    if isinstance(value, np.ndarray) and value.dtype.kind == "c":  # never drop imaginary parts
+    if isinstance(value, np.ndarray) and value.dtype.kind == "c":  # never drop imaginary part
         raise TypeError(f"{name} must be a real array, got dtype {value.dtype}")
     try:
         arr = np.array(value, dtype=np.float64, copy=True)
@@ -276,7 +276,7 @@ class Config:
                     f"t_end={self.t_end} and steps={self.steps} disagree with dt={dt}: give one"
                 )
         if self.steps is None and not math.isfinite((self.t_end or DEFAULT_T_END) / dt):
-            raise ValueError(f"t_end / dt overflows with dt={dt}; at most 2^31 - 1 steps are allowed")
+            raise ValueError(f"t_end / dt overflows with dt={dt}; at most 2^31 - 1 steps allowed")
         if self.n_steps > 2**31 - 1:
             raise ValueError(f"t_end / dt gives {self.n_steps} steps; at most 2^31 - 1 are allowed")
         put("batch_size", _int("batch_size", self.batch_size, minimum=1, maximum=2**31 - 1))
@@ -384,8 +384,10 @@ class Config:
         per_sample = self.p * itemsize + 4
         if self.process == "sgd":
             per_sample += 8  # noise variance already applied to each sample (lazy noise)
-        records = len(self.record_steps) * (2 * self.n_classes * self.p + self.p * self.p + 8)
-        records += len(self.record_steps) * len(self.recorded_sample_indices) * self.p
+        # Counted, not built: the record grid itself may be what does not fit.
+        T = self.n_steps // self.record_interval + 1 + int(self.n_steps % self.record_interval > 0)
+        records = T * (2 * self.n_classes * self.p + self.p * self.p + 8)
+        records += T * len(self.recorded_sample_indices) * self.p
         return self.replicas * (self.n_samples * per_sample + 8 * records)
 
     # ------------------------------------------------------------------ conversion

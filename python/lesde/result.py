@@ -162,7 +162,7 @@ class Result:
         >>> import lesde
         >>> s = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, progress=False).summary()
         >>> sorted(s)[:3]
-        ['accuracy', 'clean_accuracy', 'equiangularity']
+        ['accuracy', 'clean_accuracy', 'coherence']
         """
         out: dict[str, Any] = {}
         for name in self.metrics:
@@ -205,6 +205,12 @@ class Result:
 
 
 def _atomic_savez(path: Path, payload: dict[str, np.ndarray]) -> None:
+    """Write ``payload`` to ``path`` so that readers see the old file or the new, whole one.
+
+    A temporary file in the same directory is written, flushed and fsynced, renamed over
+    ``path`` (atomic on POSIX), and the directory is fsynced so the rename survives a
+    power cut.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -217,6 +223,20 @@ def _atomic_savez(path: Path, payload: dict[str, np.ndarray]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
 
 
 def _provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
@@ -236,6 +256,10 @@ def _provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
 def load(path: str | os.PathLike) -> Result:
     """Read a result written by :meth:`Result.save` (never unpickles anything).
 
+    Every member is read (so the zip CRC-32 of each is checked) and every array is checked
+    against the config: a truncated, damaged or incomplete file raises :class:`ValueError`
+    naming what is wrong, never a half-filled Result.
+
     Examples
     --------
     >>> import lesde, tempfile, os
@@ -244,34 +268,80 @@ def load(path: str | os.PathLike) -> Result:
     >>> lesde.load(p).config.n_classes
     2
     """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no result file at {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable lesde result file ({err})") from None
-    with data:
-        if "header" not in data.files:
-            raise ValueError(f"{path}: not a lesde result file (no header)")
-        header = json.loads(str(data["header"]))
-        version = header.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: result format version {version} cannot be read by this lesde "
-                f"(reads version {FORMAT_VERSION})"
-            )
+        with np.load(path, allow_pickle=False) as data:
+            stored = {name: data[name] for name in data.files}
+    except MemoryError:
+        raise
+    except Exception as err:  # BadZipFile (truncated, bad CRC), EOFError, bad .npy header
+        raise ValueError(f"{path}: not a readable lesde result file, damaged or truncated "
+                         f"({type(err).__name__}: {err})") from None
+    if "header" not in stored:
+        raise ValueError(f"{path}: not a lesde result file (no header)")
+    try:
+        header = json.loads(str(stored.pop("header")[()]))
+        if not isinstance(header, dict):
+            raise TypeError("the header is not a JSON object")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: damaged result file (unreadable header: {err})") from None
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: result format version {version} cannot be read by this lesde "
+            f"(reads version {FORMAT_VERSION})"
+        )
+    try:
         cfg = Config.from_toml(header["config_toml"])
-        arrays = {name: data[name] for name in _ARRAYS if name in data.files}
-        metrics = {k[len("metric__"):]: data[k] for k in data.files if k.startswith("metric__")}
-    R, T = metrics["loss"].shape
-    if arrays["class_means"].shape[:2] != (R, T) or arrays["times"].shape != (T,):
-        raise ValueError(f"{path}: inconsistent array shapes; the file is damaged")
+        steps_done, interrupted = header["steps_done"], header["interrupted"]
+        meta = header.get("meta", {})
+        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
+            raise TypeError("steps_done must be an int and interrupted a bool")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: invalid result header ({type(err).__name__}: {err})") from None
+    arrays = {name: stored[name] for name in _ARRAYS if name in stored}
+    metrics = {k[len("metric__"):]: v for k, v in stored.items() if k.startswith("metric__")}
+    _check_loaded(path, cfg, arrays, metrics)
     if "features" not in arrays:
-        arrays["features"] = np.empty((R, 0, cfg.p))
+        arrays["features"] = np.empty((cfg.replicas, 0, cfg.p))
     return Result(
         config=cfg,
         metrics=metrics,
         status=arrays.pop("status").astype(str),
-        steps_done=int(header["steps_done"]),
-        interrupted=bool(header["interrupted"]),
-        meta=header["meta"],
+        steps_done=steps_done,
+        interrupted=interrupted,
+        meta=meta,
         **arrays,
     )
+
+
+def _check_loaded(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
+    """Every array present, numeric where it should be, and shaped as the config says."""
+    missing = [n for n in _ARRAYS if n not in arrays and n != "features"]
+    missing += [f"metric__{m}" for m in (*SCALAR_METRICS, "nc1") if m not in metrics]
+    if missing:
+        raise ValueError(f"{path}: incomplete result file, missing {', '.join(missing)}")
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T, S = arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1, len(
+        arrays["sample_indices"])
+    if not 0 <= T <= len(cfg.record_steps):
+        raise ValueError(f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
+                         f"records; got shape {arrays['times'].shape}")
+    shapes = {
+        "times": (T,), "class_means": (R, T, K, p), "label_means": (R, T, K, p),
+        "sigma_w": (R, T, p, p), "features": (R, N, p), "classes": (N,), "labels": (R, N),
+        "sample_indices": (S,), "sample_trajectories": (R, T, S, p), "status": (R,),
+        "fail_step": (R,),
+    }
+    shapes.update({f"metric__{m}": (R, T) for m in metrics})
+    found = {**arrays, **{f"metric__{m}": v for m, v in metrics.items()}}
+    for name, value in found.items():
+        kind = "U" if name == "status" else "iu" if name in (
+            "classes", "labels", "sample_indices", "fail_step") else "f"
+        if value.dtype.kind not in kind:
+            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is "
+                             "damaged")
+        if value.shape != shapes[name]:
+            raise ValueError(f"{path}: array {name!r} has shape {value.shape}, expected "
+                             f"{shapes[name]} for its config; the file is damaged")

@@ -3,12 +3,13 @@
 The C++ engine writes straight into NumPy arrays allocated here (features, labels and
 the records), so nothing is copied on the way back and whatever was recorded survives an
 error or a Ctrl-C. The run advances in chunks of roughly a quarter of a second, with the
-GIL released inside each chunk; between chunks Python updates the progress bar and can
-be interrupted.
+GIL released inside each chunk; between chunks Python updates the progress bar, writes
+checkpoints (:mod:`lesde.checkpoint`) and can be interrupted.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .checkpoint import Checkpointer
 from .config import Config
 from .result import Result, status_names
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
@@ -110,16 +112,16 @@ def _check_memory(cfg: Config) -> None:
 class _Progress:
     """A tqdm bar that appears only once a run is expected to last over a second."""
 
-    def __init__(self, total: int, enabled: bool | None):
+    def __init__(self, total: int, enabled: bool | None, first_step: int = 0):
         self.total, self.enabled, self.bar = total, enabled, None
-        self.start = time.perf_counter()
+        self.start, self.first_step = time.perf_counter(), first_step
 
     def update(self, step: int) -> None:
         if self.enabled is False:
             return
         if self.bar is None:
             elapsed = time.perf_counter() - self.start
-            expected = elapsed / max(step, 1) * self.total
+            expected = elapsed / max(step - self.first_step, 1) * (self.total - self.first_step)
             if not (self.enabled or expected > 1.0):
                 return
             from tqdm.auto import tqdm
@@ -131,6 +133,10 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start
 
 
 def _likely_cause(cfg: Config) -> str:
@@ -147,6 +153,8 @@ def simulate(
     *,
     progress: bool | None = None,
     on_nonfinite: str = "raise",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
     **fields: Any,
 ) -> Result:
     """Integrate the LE-SDE (or the SGD imitation) and return what was recorded.
@@ -161,6 +169,15 @@ def simulate(
         What to do when a replica's state becomes NaN/Inf: raise
         :class:`NonFiniteError` (its ``result`` holds what was recorded), warn, or just
         mark it in ``result.status``.
+    checkpoint : path, optional
+        Write the full state of the run to this file (atomically, with a checksum) at
+        record steps, so that :func:`lesde.resume` can finish a killed run with a
+        bit-identical result. An existing file at this path is overwritten.
+    checkpoint_every : int, optional
+        Steps between checkpoints (each written at the first record step at or after the
+        due step). Default: one checkpoint about every
+        :data:`lesde.checkpoint.CHECKPOINT_SECONDS` (60 s) of wall time. A last checkpoint
+        holds the finished state.
 
     Returns
     -------
@@ -175,8 +192,7 @@ def simulate(
     >>> res.class_means.shape
     (1, 101, 3, 3)
     """
-    if on_nonfinite not in ("raise", "warn", "ignore"):
-        raise ValueError(f"on_nonfinite must be 'raise', 'warn' or 'ignore', got {on_nonfinite!r}")
+    _check_on_nonfinite(on_nonfinite)
     if config is None:
         config = Config(**fields)
     elif fields:
@@ -184,13 +200,24 @@ def simulate(
     elif not isinstance(config, Config):
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
+    writer = Checkpointer.create(checkpoint, cfg, checkpoint_every)
     _check_memory(cfg)
+    return run_engine(cfg, allocate(cfg), progress=progress, on_nonfinite=on_nonfinite,
+                      checkpointer=writer)
 
+
+def _check_on_nonfinite(on_nonfinite: str) -> None:
+    if on_nonfinite not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_nonfinite must be 'raise', 'warn' or 'ignore', got {on_nonfinite!r}")
+
+
+def allocate(cfg: Config) -> dict[str, np.ndarray | None]:
+    """The arrays the engine writes into: state, records (NaN until written), status."""
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
     T = len(cfg.record_steps)
     S = len(cfg.recorded_sample_indices)
     dtype = np.float64 if cfg.dtype == "float64" else np.float32
-    arrays = dict(
+    return dict(
         features=np.empty((R, N, p), dtype=dtype),
         labels=np.empty((R, N), dtype=np.int32),
         classes=np.repeat(np.arange(K, dtype=np.int32), cfg.class_sizes_resolved),
@@ -203,52 +230,80 @@ def simulate(
         status=np.zeros(R, dtype=np.int32),
         fail_step=np.full(R, -1, dtype=np.int64),
     )
-    engine_cls = _core.Simulation64 if dtype == np.float64 else _core.Simulation32
+
+
+def run_engine(
+    cfg: Config,
+    arrays: dict[str, np.ndarray | None],
+    *,
+    progress: bool | None,
+    on_nonfinite: str,
+    checkpointer: Checkpointer | None = None,
+    resume_step: int | None = None,
+    wall_before: float = 0.0,
+) -> Result:
+    """Drive the engine over ``arrays`` to the end and collect the Result.
+
+    A fresh run (``resume_step=None``) draws the initial state; otherwise the arrays hold
+    the state after ``resume_step`` steps (a record step), as :func:`lesde.resume` loads it.
+    """
+    engine_cls = _core.Simulation64 if cfg.dtype == "float64" else _core.Simulation32
     sim = engine_cls(engine_config(cfg), **arrays)
+    status = arrays["status"]
     interrupted = False
-    bar = _Progress(cfg.n_steps, progress)
+    bar = _Progress(cfg.n_steps, progress, first_step=resume_step or 0)
     started = time.perf_counter()
     try:
-        sim.initialize()
+        if resume_step is None:
+            sim.initialize()
+        else:
+            sim.resume(resume_step)
         chunk = max(1, cfg.record_interval)
-        while sim.step < cfg.n_steps:
+        while sim.step < cfg.n_steps and np.any(status == 0):
+            before = sim.step
+            target = before + chunk
+            if checkpointer is not None:  # stop on the record step where one is due
+                target = checkpointer.limit(before, target)
             t0 = time.perf_counter()
-            sim.advance(sim.step + chunk)
+            sim.advance(target)
             elapsed = time.perf_counter() - t0
             # Aim each chunk at about CHUNK_SECONDS, so Ctrl-C and progress respond fast.
-            chunk = int(np.clip(chunk * CHUNK_SECONDS / max(elapsed, 1e-6), 1, 2 * chunk + 1))
+            rate = (sim.step - before) / max(elapsed, 1e-6)
+            chunk = int(np.clip(rate * CHUNK_SECONDS, 1, 2 * chunk + 1))
             bar.update(sim.step)
-            if np.all(arrays["status"] != 0):
-                break
+            if checkpointer is not None:
+                checkpointer.maybe_write(sim.step, arrays, wall_before + _since(started))
+        if checkpointer is not None:
+            checkpointer.write_final(sim.step, arrays, wall_before + _since(started))
     except KeyboardInterrupt:
         interrupted = True
         warnings.warn(
             f"interrupted at step {sim.step} of {cfg.n_steps}: the result holds the records "
             f"up to t = {sim.step * cfg.dt:g}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     finally:
         bar.close()
 
     # Failed replicas stop early; when all did, the run ends where the last one stopped.
-    status = arrays["status"]
     reached = np.where(status != 0, arrays["fail_step"], sim.step)
     result = Result.from_engine(
         cfg, arrays, steps_done=int(reached.max()), interrupted=interrupted,
-        wall_seconds=time.perf_counter() - started,
+        wall_seconds=wall_before + _since(started),
     )
-    failed = np.flatnonzero(arrays["status"] != 0)
+    if resume_step is not None:
+        result.meta["resumed_from_step"] = int(resume_step)
+    failed = np.flatnonzero(status != 0)
     if failed.size and on_nonfinite != "ignore":
         r = int(failed[0])
         step = int(arrays["fail_step"][r])
         message = (
-            f"{failed.size} of {R} replica(s) became non-finite (NaN/Inf); replica {r} at step "
-            f"{step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
-            f"Records up to that point are kept (status {status_names(arrays['status'])[r]!r})."
+            f"{failed.size} of {cfg.replicas} replica(s) became non-finite (NaN/Inf); replica "
+            f"{r} at step {step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
+            f"Records up to that point are kept (status {status_names(status)[r]!r})."
         )
         if on_nonfinite == "raise":
             raise NonFiniteError(message, result)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
     return result
-

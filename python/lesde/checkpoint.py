@@ -1,0 +1,318 @@
+"""Checkpoints: the full state of a run at a record step, so a killed run can be finished.
+
+``lesde.simulate(cfg, checkpoint="run.ckpt")`` writes one; ``lesde.resume("run.ckpt")``
+finishes the run from it. The resumed result is bit-identical to an uninterrupted run:
+random numbers are keyed by (seed, purpose, replica, step, sample), never by a stream
+position, and at a record step the SGD class offsets and pending noise are folded into the
+features, so features + labels + noise variance (SGD) + records + status + fail_step are
+the complete state.
+
+When. ``checkpoint_every=n`` writes at the first record step at or after every ``n``
+steps since the last checkpoint; the default (``None``) writes at the first record step
+after each :data:`CHECKPOINT_SECONDS` of wall time. The run's chunks are cut short at that
+record step, so Ctrl-C and the progress bar stay responsive. A last checkpoint holds the
+finished state (resuming it returns at once), unless every replica failed between records.
+
+How. The file is an ``.npz`` (``np.savez``, read with ``allow_pickle=False``; never pickle)
+holding the arrays, a JSON ``header`` (format version, step, the config as TOML, lesde
+and random-stream versions, dtype, wall time) and ``sha256``, a SHA-256 digest over the
+header and every array's name, dtype, shape and bytes. It is written atomically: a temporary
+file in the same directory, flushed and fsynced, renamed over the old checkpoint with
+:func:`os.replace`, then the directory is fsynced. A reader therefore sees the previous
+checkpoint or the new one, never a mixture; a file damaged afterwards (truncated, flipped
+bytes) fails the zip CRCs or the digest and is refused with a :class:`ValueError`.
+
+Examples
+--------
+>>> import lesde, tempfile, os, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+>>> cfg = lesde.Config(n_classes=2, n_per_class=20, steps=40, record_every=10)
+>>> full = lesde.simulate(cfg, checkpoint=path, checkpoint_every=20, progress=False)
+>>> read_checkpoint(path).step
+40
+>>> np.array_equal(lesde.resume(path, progress=False).features, full.features)
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config
+from .result import _atomic_savez
+
+__all__ = ["CHECKPOINT_SECONDS", "FORMAT_VERSION", "Checkpoint", "Checkpointer",
+           "read_checkpoint", "resume", "write_checkpoint"]
+
+#: Wall time between checkpoints when ``checkpoint_every`` is not given.
+CHECKPOINT_SECONDS = 60.0
+#: Version of the checkpoint layout; a file of another version is refused.
+FORMAT_VERSION = 1
+KIND = "lesde-checkpoint"
+# Record arrays: stored up to the checkpoint's record, padded with NaN on loading.
+_RECORDS = ("class_means", "label_means", "sigma_w", "scalars", "samples")
+_STATE = ("features", "labels", "noise_var", "status", "fail_step")
+
+
+def _digest(header_json: str, arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    h.update(header_json.encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def _record_index(cfg: Config, step: int) -> int:
+    """Index of ``step`` in the record steps, or -1."""
+    steps = cfg.record_steps
+    i = int(np.searchsorted(steps, step))
+    return i if i < steps.size and steps[i] == step else -1
+
+
+def write_checkpoint(path: str | os.PathLike, cfg: Config, step: int,
+                     arrays: dict[str, Any], wall_seconds: float = 0.0) -> None:
+    """Write the state in ``arrays`` (after ``step`` steps, a record step) to ``path``."""
+    from . import __version__, _core
+
+    idx = _record_index(cfg, step)
+    if idx < 0:
+        raise ValueError(f"a checkpoint must be taken at a record step; {step} is not one")
+    payload = {name: arrays[name] for name in _STATE if arrays.get(name) is not None}
+    for name in _RECORDS:
+        payload[name] = np.ascontiguousarray(arrays[name][:, : idx + 1])
+    header = json.dumps({
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "config_toml": cfg.to_toml(),
+        "dtype": cfg.dtype,
+        "lesde_version": __version__,
+        "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+        "wall_seconds": float(wall_seconds),
+    }, sort_keys=True)
+    payload_digest = _digest(header, payload)
+    payload["header"] = np.array(header)
+    payload["sha256"] = np.array(payload_digest)
+    _atomic_savez(Path(path), payload)
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: the config, the step, and the engine's arrays (full size)."""
+
+    config: Config
+    step: int
+    arrays: dict[str, np.ndarray | None]
+    header: dict[str, Any]
+
+
+def _damaged(path: Any, why: str) -> ValueError:
+    return ValueError(f"{path}: damaged or truncated lesde checkpoint ({why}); refusing to "
+                      "resume from it")
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load and validate a checkpoint; anything damaged or incompatible is a ValueError.
+
+    Checked, in order: a readable zip/npz (CRC of every member), the header's kind and
+    format version, the SHA-256 digest, the random-stream version (another one could not
+    continue the run bit-identically), the config, and every array's dtype and shape
+    against the config, the step (a record step), status codes and labels.
+    """
+    from . import __version__, _core
+    from .simulate import _check_memory, allocate
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {name: data[name] for name in data.files}
+    except MemoryError:
+        raise
+    except Exception as err:  # BadZipFile, CRC errors, EOFError, bad .npy headers, ...
+        raise _damaged(path, f"{type(err).__name__}: {err}") from None
+    if "header" not in stored or "sha256" not in stored:
+        raise ValueError(f"{path}: not a lesde checkpoint (no header or checksum)")
+    try:
+        header_json = str(stored.pop("header")[()])
+        header = json.loads(header_json)
+        if not isinstance(header, dict):
+            raise TypeError("header is not a JSON object")
+    except (ValueError, TypeError) as err:
+        raise _damaged(path, f"unreadable header: {err}") from None
+    if header.get("kind") != KIND:
+        raise ValueError(f"{path}: not a lesde checkpoint (kind {header.get('kind')!r}); a "
+                         "result file is read with lesde.load")
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format version {version} cannot be resumed by "
+                         f"this lesde (reads version {FORMAT_VERSION})")
+    if str(stored.pop("sha256")[()]) != _digest(header_json, stored):
+        raise _damaged(path, "SHA-256 checksum mismatch")
+    stream = header.get("random_stream_version")
+    if stream != int(_core.RANDOM_STREAM_VERSION):
+        raise ValueError(f"{path}: written with random-stream version {stream}, this lesde "
+                         f"draws version {int(_core.RANDOM_STREAM_VERSION)}; the run cannot "
+                         "be continued identically")
+    if header.get("lesde_version") != __version__:
+        warnings.warn(f"{path}: written by lesde {header.get('lesde_version')}, resuming with "
+                      f"{__version__} (same random-stream version)", RuntimeWarning,
+                      stacklevel=3)
+    try:
+        cfg = Config.from_toml(header["config_toml"])
+        step = header["step"]
+        if cfg.dtype != header.get("dtype"):
+            raise ValueError(f"dtype {header.get('dtype')!r} disagrees with the config")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: invalid checkpoint header ({err})") from None
+    _check_memory(cfg)  # before the record grid or any array is built
+    idx = _record_index(cfg, step) if isinstance(step, int) and not isinstance(step, bool) else -1
+    if idx < 0:
+        raise ValueError(f"{path}: step {step!r} is not a record step of its config")
+    arrays = allocate(cfg)
+    for name in _STATE + _RECORDS:
+        want = arrays[name]
+        have = stored.pop(name, None)
+        if want is None:
+            if have is not None:
+                raise ValueError(f"{path}: unexpected array {name!r} for process {cfg.process!r}")
+            continue
+        shape = want.shape if name in _STATE else (want.shape[0], idx + 1) + want.shape[2:]
+        if have is None or have.dtype != want.dtype or have.shape != shape:
+            got = "missing" if have is None else f"{have.dtype} {have.shape}"
+            raise ValueError(f"{path}: array {name!r} should be {want.dtype} {shape}, got {got}")
+        if name in _STATE:  # the loaded array itself: no second copy of the state
+            arrays[name] = np.require(have, requirements=["C", "W"])
+        else:
+            want[:, : idx + 1] = have
+    if stored:
+        raise ValueError(f"{path}: unexpected arrays {sorted(stored)}")
+    status, fail_step = arrays["status"], arrays["fail_step"]
+    if not np.all(np.isin(status, (0, 1))):
+        raise ValueError(f"{path}: unknown status codes {np.unique(status).tolist()}")
+    if np.any((status == 0) != (fail_step == -1)) or np.any(fail_step > step):
+        raise ValueError(f"{path}: status and fail_step disagree")
+    labels = arrays["labels"]
+    if labels.size and (labels.min() < 0 or labels.max() >= cfg.n_classes):
+        raise ValueError(f"{path}: labels outside [0, {cfg.n_classes})")
+    return Checkpoint(cfg, int(step), arrays, header)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed writer left beside ``path`` (never the checkpoint itself)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+
+
+class Checkpointer:
+    """Decides when the run loop writes a checkpoint, and writes it.
+
+    The loop asks :meth:`limit` to cut a chunk short at the record step where the next
+    checkpoint is due, and calls :meth:`maybe_write` after each chunk and
+    :meth:`write_final` at the end.
+    """
+
+    def __init__(self, path: str | os.PathLike, cfg: Config, every: int | None = None,
+                 start_step: int = 0):
+        self.path, self.cfg, self.every = Path(path), cfg, every
+        self.last_step, self.last_time = start_step, time.perf_counter()
+        _remove_stale_temporaries(self.path)
+
+    @classmethod
+    def create(cls, path: Any, cfg: Config, every: Any, start_step: int = 0
+               ) -> Checkpointer | None:
+        """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing."""
+        if path is None:
+            if every is not None:
+                raise ValueError("checkpoint_every needs a checkpoint path (checkpoint=...)")
+            return None
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
+        if str(path) == "" or Path(path).is_dir():
+            raise ValueError(f"checkpoint must be a file path, got {str(path)!r}")
+        if every is not None:
+            if isinstance(every, bool) or not isinstance(every, (int, np.integer)):
+                raise TypeError(f"checkpoint_every must be an int (steps), got {every!r}")
+            if every < 1:
+                raise ValueError(f"checkpoint_every must be >= 1 step, got {every}")
+            every = int(every)
+        return cls(path, cfg, every, start_step)
+
+    @functools.cached_property
+    def record_steps(self) -> np.ndarray:  # built on first use, after the memory check
+        return self.cfg.record_steps
+
+    def _record_at_or_after(self, step: int) -> int | None:
+        i = int(np.searchsorted(self.record_steps, step))
+        return int(self.record_steps[i]) if i < self.record_steps.size else None
+
+    def due_step(self, step: int) -> int | None:
+        """The record step of the next checkpoint, once one is due (else None)."""
+        if self.every is not None:
+            return self._record_at_or_after(self.last_step + self.every)
+        if time.perf_counter() - self.last_time >= CHECKPOINT_SECONDS:
+            return self._record_at_or_after(step)
+        return None
+
+    def limit(self, step: int, target: int) -> int:
+        due = self.due_step(step)
+        return min(target, due) if due is not None and due > step else target
+
+    def maybe_write(self, step: int, arrays: dict, wall_seconds: float) -> None:
+        if step == self.due_step(step):
+            self.write(step, arrays, wall_seconds)
+
+    def write_final(self, step: int, arrays: dict, wall_seconds: float) -> None:
+        if step != self.last_step and _record_index(self.cfg, step) >= 0:
+            self.write(step, arrays, wall_seconds)
+
+    def write(self, step: int, arrays: dict, wall_seconds: float) -> None:
+        write_checkpoint(self.path, self.cfg, step, arrays, wall_seconds)
+        self.last_step, self.last_time = step, time.perf_counter()
+
+
+def resume(
+    path: str | os.PathLike,
+    *,
+    progress: bool | None = None,
+    checkpoint_every: int | None = None,
+    on_nonfinite: str = "raise",
+):
+    """Finish the run saved in checkpoint ``path``; the result equals an uninterrupted run.
+
+    The run keeps checkpointing to ``path`` (``checkpoint_every`` as in
+    :func:`lesde.simulate`). ``progress`` and ``on_nonfinite`` are those of
+    :func:`lesde.simulate`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is damaged, truncated, not a checkpoint, or of an incompatible format or
+        random-stream version.
+    """
+    # Imported here: simulate imports this module for Checkpointer.
+    from .simulate import _check_on_nonfinite, run_engine
+
+    _check_on_nonfinite(on_nonfinite)
+    ckpt = read_checkpoint(path)
+    writer = Checkpointer.create(path, ckpt.config, checkpoint_every, start_step=ckpt.step)
+    return run_engine(ckpt.config, ckpt.arrays, progress=progress, on_nonfinite=on_nonfinite,
+                      checkpointer=writer, resume_step=ckpt.step,
+                      wall_before=float(ckpt.header.get("wall_seconds", 0.0)))

@@ -1,0 +1,362 @@
+"""Checkpoint and resume: a killed run finishes bit-identically; damaged files are refused."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import lesde
+import numpy as np
+import pytest
+from lesde import checkpoint as ck
+
+RESULT_ARRAYS = ("times", "class_means", "label_means", "sigma_w", "features", "classes",
+                 "labels", "sample_indices", "sample_trajectories", "status", "fail_step")
+
+
+def assert_bit_identical(a, b, what=""):
+    """Same dtype, shape and bytes (NaN payloads and signed zeros included) everywhere."""
+    for name in RESULT_ARRAYS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape, f"{what}: {name} dtype/shape differ"
+        assert x.tobytes() == y.tobytes(), f"{what}: {name} differs"
+    assert sorted(a.metrics) == sorted(b.metrics), f"{what}: metric names differ"
+    for name in a.metrics:
+        assert a.metrics[name].tobytes() == b.metrics[name].tobytes(), f"{what}: metric {name}"
+    assert a.steps_done == b.steps_done and a.config == b.config
+
+
+# ---------------------------------------------------------------------- kill -9 and resume
+# Each run lasts about 1.5 s on an idle core (threads=1: the result does not depend on it,
+# and one thread is fastest when cores are shared); the child writes a checkpoint every
+# other record and is killed at a seeded random moment, 0-0.3 s after the first appears.
+KILL_CASES = {
+    "sde-euler": dict(process="sde", scheme="euler_maruyama", n_per_class=10_000, steps=700,
+                      record_every=5),
+    "sde-heun": dict(process="sde", scheme="heun", n_per_class=10_000, steps=450,
+                     record_every=5),
+    "sgd": dict(process="sgd", batch_size=16, n_per_class=20_000, steps=1500, record_every=10),
+}
+COMMON = dict(n_classes=3, signal="cross_entropy", alpha=1.0, beta=0.3, sigma=0.5, dt=0.002,
+              label_noise=0.1, record_samples=5, seed=2021, threads=1)
+
+CHILD = textwrap.dedent("""
+    import sys
+    import lesde
+    cfg = lesde.Config.from_toml(open(sys.argv[1]).read())
+    lesde.simulate(cfg, checkpoint=sys.argv[2], checkpoint_every=int(sys.argv[3]),
+                   progress=False)
+""")
+
+
+def _child_env():
+    env = dict(os.environ)
+    package_root = str(Path(lesde.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.mark.parametrize("case", sorted(KILL_CASES))
+def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
+    cfg = lesde.Config(**COMMON, **KILL_CASES[case])
+    (tmp_path / "cfg.toml").write_text(cfg.to_toml())
+    (tmp_path / "child.py").write_text(CHILD)
+    path = tmp_path / "run.ckpt"
+    every = 2 * cfg.record_interval
+    delay = random.Random(f"kill-{case}").uniform(0.0, 0.3)  # seeded: the same every run
+
+    child = subprocess.Popen(
+        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cfg.toml"), str(path),
+         str(every)], env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert path.exists(), f"no checkpoint appeared; child said: {child.communicate()[0]!r}"
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        out = child.communicate()[0]
+    assert child.returncode == -signal.SIGKILL, (
+        f"the child was not killed mid-run (exit {child.returncode}, output {out!r}); "
+        "lengthen the run")
+
+    saved = ck.read_checkpoint(path)
+    assert 0 < saved.step < cfg.n_steps
+    resumed = lesde.resume(path, progress=False)
+    assert resumed.meta["resumed_from_step"] == saved.step
+    reference = lesde.simulate(cfg, progress=False)
+    assert_bit_identical(resumed, reference, f"{case}, killed after step {saved.step}")
+    assert ck.read_checkpoint(path).step == cfg.n_steps  # it kept checkpointing to the end
+    assert not list(tmp_path.glob(".run.ckpt.*.tmp")), "a temporary file was left behind"
+
+
+# ---------------------------------------------------------------------- in-process resume
+def _interrupt_after(monkeypatch, n_writes):
+    """Make the n-th checkpoint write end the run as a Ctrl-C would (after writing it)."""
+    original, count = ck.write_checkpoint, [0]
+    steps = []
+
+    def write(path, cfg, step, arrays, wall_seconds=0.0):
+        original(path, cfg, step, arrays, wall_seconds)
+        steps.append(step)
+        count[0] += 1
+        if count[0] == n_writes:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck, "write_checkpoint", write)
+    return steps
+
+
+SMALL = dict(n_classes=3, n_per_class=200, steps=120, record_every=6, sigma=0.4,
+             label_noise=0.2, record_samples=4, seed=5, threads=1)
+
+
+@pytest.mark.parametrize("extra", [
+    dict(process="sde", replicas=4, threads=2),             # replica-parallel layout
+    dict(process="sde", scheme="heun", dtype="float32"),
+    dict(process="sgd", batch_size=4, replicas=3),
+    dict(process="sde", signal="linear", alpha=3e8, beta=0.0, replicas=3,
+         n_per_class=None, class_sizes=(50, 200, 350)),    # overflows near step 50
+])
+def test_interrupted_run_resumes_bit_identically(extra, tmp_path, monkeypatch):
+    cfg = lesde.Config(**{**SMALL, **extra})
+    reference = lesde.simulate(cfg, progress=False, on_nonfinite="ignore")
+    path = tmp_path / "run.ckpt"
+    steps = _interrupt_after(monkeypatch, 3)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        part = lesde.simulate(cfg, checkpoint=path, checkpoint_every=20, progress=False,
+                              on_nonfinite="ignore")
+    monkeypatch.undo()
+    assert part.interrupted and steps == [24, 48, 72]  # rounded up to record steps
+    resumed = lesde.resume(path, progress=False, on_nonfinite="ignore")
+    assert not resumed.interrupted
+    assert_bit_identical(resumed, reference, str(extra))
+
+
+def test_resumed_run_raises_nonfinite_like_the_original(tmp_path):
+    cfg = lesde.Config(n_classes=2, n_per_class=20, signal="linear", alpha=3e8, beta=0.0,
+                       steps=200, record_every=5, sigma=0.0)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(lesde.NonFiniteError) as original:
+        lesde.simulate(cfg, checkpoint=path, checkpoint_every=5, progress=False)
+    saved = ck.read_checkpoint(path)
+    assert saved.step < cfg.n_steps
+    with pytest.raises(lesde.NonFiniteError) as resumed:
+        lesde.resume(path, progress=False)
+    assert str(resumed.value) == str(original.value)
+    assert_bit_identical(resumed.value.result, original.value.result)
+
+
+def test_finished_checkpoint_returns_at_once(tmp_path, monkeypatch):
+    cfg = lesde.Config(**SMALL)
+    path = tmp_path / "run.ckpt"
+    full = lesde.simulate(cfg, checkpoint=path, checkpoint_every=1000, progress=False)
+    assert ck.read_checkpoint(path).step == cfg.n_steps  # the final state is written
+    writes = _interrupt_after(monkeypatch, 99)
+    again = lesde.resume(path, progress=False)
+    assert writes == []  # nothing left to do, nothing rewritten
+    assert_bit_identical(again, full)
+
+
+def test_default_checkpoints_by_wall_time(tmp_path, monkeypatch):
+    cfg = lesde.Config(**SMALL)
+    writes = _interrupt_after(monkeypatch, 10**6)
+    lesde.simulate(cfg, checkpoint=tmp_path / "a.ckpt", progress=False)
+    assert writes == [cfg.n_steps]  # a short run: only the final checkpoint
+    writes.clear()
+    monkeypatch.setattr(ck, "CHECKPOINT_SECONDS", 0.0)  # always due: every chunk's end
+    lesde.simulate(cfg, checkpoint=tmp_path / "b.ckpt", progress=False)
+    assert len(writes) >= 2 and writes[-1] == cfg.n_steps
+    assert set(writes) <= set(cfg.record_steps.tolist())
+
+
+def test_resume_keeps_checkpointing(tmp_path, monkeypatch):
+    cfg = lesde.Config(**SMALL)
+    path = tmp_path / "run.ckpt"
+    _interrupt_after(monkeypatch, 1)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        lesde.simulate(cfg, checkpoint=path, checkpoint_every=30, progress=False)
+    steps = _interrupt_after(monkeypatch, 10**6)
+    lesde.resume(path, checkpoint_every=30, progress=False)
+    assert steps == [60, 90, 120]
+
+
+def test_stale_temporaries_are_removed_and_old_checkpoint_overwritten(tmp_path):
+    path = tmp_path / "run.ckpt"
+    stale = tmp_path / ".run.ckpt.killed.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    path.write_bytes(b"an old checkpoint")
+    lesde.simulate(**SMALL, checkpoint=path, progress=False)
+    assert not stale.exists() and ck.read_checkpoint(path).step == SMALL["steps"]
+
+
+def test_checkpoint_holds_no_pickle_and_records_provenance(tmp_path):
+    path = tmp_path / "run.ckpt"
+    lesde.simulate(**SMALL, process="sgd", checkpoint=path, progress=False)
+    with np.load(path, allow_pickle=False) as data:
+        files = {name: data[name] for name in data.files}
+    assert all(a.dtype != object for a in files.values())
+    header = json.loads(str(files["header"]))
+    assert header["format_version"] == ck.FORMAT_VERSION and header["step"] == SMALL["steps"]
+    assert header["random_stream_version"] == lesde.build_info()["random_stream_version"]
+    assert header["lesde_version"] == lesde.__version__
+    assert lesde.Config.from_toml(header["config_toml"]) == lesde.Config(**SMALL, process="sgd")
+    assert "noise_var" in files and len(str(files["sha256"])) == 64
+
+
+# ---------------------------------------------------------------------- refusals
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "run.ckpt"
+    lesde.simulate(**SMALL, process="sgd", checkpoint=path, progress=False)
+    return path
+
+
+def _rewrite(src, dst, change_header=None, change_arrays=None, rehash=True):
+    with np.load(src, allow_pickle=False) as data:
+        files = {name: data[name] for name in data.files}
+    header = json.loads(str(files.pop("header")))
+    digest = str(files.pop("sha256"))
+    if change_header:
+        change_header(header)
+    if change_arrays:
+        change_arrays(files)
+    text = json.dumps(header, sort_keys=True)
+    digest = ck._digest(text, files) if rehash else digest
+    files["header"], files["sha256"] = np.array(text), np.array(digest)
+    np.savez(dst, **files)
+    return dst
+
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -1])
+def test_truncated_checkpoint_is_refused(saved, tmp_path, keep):
+    data = saved.read_bytes()
+    n = int(len(data) * keep) if isinstance(keep, float) else (keep % len(data))
+    bad = tmp_path / "cut.ckpt"
+    bad.write_bytes(data[:n])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        lesde.resume(bad, progress=False)
+
+
+def _member_data_offset(path, member):
+    """Byte offset of the array data of ``member`` (an .npy inside the npz)."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member + ".npy")
+    raw = Path(path).read_bytes()
+    start = info.header_offset + 30 + int.from_bytes(raw[info.header_offset + 26:
+                                                         info.header_offset + 28], "little")
+    start += int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    return start + raw[start:].index(b"\n") + 1  # after the .npy header line
+
+
+@pytest.mark.parametrize("member", ["features", "labels", "noise_var", "scalars", "header"])
+def test_flipped_byte_in_any_array_is_refused(saved, tmp_path, member):
+    raw = bytearray(saved.read_bytes())
+    raw[_member_data_offset(saved, member) + 3] ^= 0x10
+    bad = tmp_path / "flip.ckpt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        lesde.resume(bad, progress=False)
+
+
+def test_random_byte_flips_are_refused_or_harmless(saved, tmp_path):
+    """A flip anywhere is refused, or hit zip metadata that does not change the state."""
+    good = ck.read_checkpoint(saved)
+    raw = saved.read_bytes()
+    rng = random.Random(7)
+    bad = tmp_path / "flip.ckpt"
+    refused = 0
+    for position in rng.sample(range(len(raw)), 150):
+        flipped = bytearray(raw)
+        flipped[position] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(flipped))
+        try:
+            back = ck.read_checkpoint(bad)
+        except ValueError:
+            refused += 1
+            continue
+        assert back.step == good.step and back.config == good.config, position
+        for name, value in good.arrays.items():
+            if value is not None:
+                assert value.tobytes() == back.arrays[name].tobytes(), (position, name)
+    assert refused > 100
+
+
+def test_valid_zip_with_wrong_checksum_is_refused(saved, tmp_path):
+    def nudge(files):
+        files["features"] = files["features"].copy()
+        files["features"].flat[0] += 1e-12
+
+    bad = _rewrite(saved, tmp_path / "edit.npz", change_arrays=nudge, rehash=False)
+    with pytest.raises(ValueError, match="SHA-256 checksum mismatch"):
+        lesde.resume(bad, progress=False)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("format_version", 999, "checkpoint format version 999"),
+    ("random_stream_version", 12345, "random-stream version 12345"),
+    ("kind", "something-else", "not a lesde checkpoint"),
+    ("step", 7, "not a record step"),
+    ("dtype", "float32", "disagrees with the config"),
+])
+def test_incompatible_checkpoint_is_refused(saved, tmp_path, field, value, message):
+    bad = _rewrite(saved, tmp_path / "old.npz",
+                   change_header=lambda h: h.__setitem__(field, value))
+    with pytest.raises(ValueError, match=message):
+        lesde.resume(bad, progress=False)
+
+
+def test_inconsistent_arrays_are_refused(saved, tmp_path):
+    cases = {
+        "should be": lambda f: f.__setitem__("features", f["features"][:, :-1]),
+        "labels outside": lambda f: f.__setitem__("labels", f["labels"] + 5),
+        "unknown status": lambda f: f.__setitem__("status", f["status"] + 7),
+        "unexpected arrays": lambda f: f.__setitem__("extra", np.zeros(3)),
+    }
+    for message, change in cases.items():
+        bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=change)
+        with pytest.raises(ValueError, match=message):
+            lesde.resume(bad, progress=False)
+
+
+def test_other_files_are_refused(saved, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lesde.resume(tmp_path / "missing.ckpt")
+    result = tmp_path / "result.npz"
+    lesde.simulate(**SMALL, progress=False).save(result)
+    with pytest.raises(ValueError, match="not a lesde checkpoint"):
+        lesde.resume(result)
+    (tmp_path / "junk").write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        lesde.resume(tmp_path / "junk")
+
+
+def test_newer_lesde_version_warns(saved, tmp_path):
+    other = _rewrite(saved, tmp_path / "v.npz",
+                     change_header=lambda h: h.__setitem__("lesde_version", "0.0.1"))
+    with pytest.warns(RuntimeWarning, match="written by lesde 0.0.1"):
+        lesde.resume(other, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(checkpoint_every=10), ValueError),              # no path
+    (dict(checkpoint="x.ckpt", checkpoint_every=0), ValueError),
+    (dict(checkpoint="x.ckpt", checkpoint_every=2.5), TypeError),
+    (dict(checkpoint="x.ckpt", checkpoint_every=True), TypeError),
+    (dict(checkpoint=123), TypeError),
+    (dict(checkpoint=""), ValueError),
+    (dict(checkpoint="."), ValueError),                   # a directory
+])
+def test_bad_checkpoint_arguments(kwargs, error, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error):
+        lesde.simulate(**SMALL, progress=False, **kwargs)
+    assert not (tmp_path / "x.ckpt").exists()
