@@ -50,6 +50,7 @@ PROG = "lesde"
 EXIT_OK, EXIT_USAGE, EXIT_NUMERIC, EXIT_INTERRUPTED = 0, 1, 2, 130
 PLOT_HINT = "pip install 'lesde[plot]'"
 SWEEP_HINT = "pip install 'lesde[sweep]'"
+DISTRIBUTED_HINT = "pip install 'lesde[distributed]'"
 
 
 class UsageError(Exception):
@@ -393,10 +394,25 @@ def _sweep_figures(res, outdir: Path) -> list[Path]:
     keys = set(res.grid)
     if keys not in ({"alpha", "beta"}, {"label_noise"}) or not _matplotlib_available():
         return []
+    if not (res.table["status"] == "ok").any():  # nothing to draw (every run failed)
+        return []
     plot = _plot_module()
     if keys == {"label_noise"}:
         return [Path(_save_figure(plot, plot.label_noise(res), outdir / "label_noise.png"))]
     return [Path(_save_figure(plot, plot.phase_diagram(res), outdir / "phase_diagram.png"))]
+
+
+def _dask_client(address: str):
+    """A dask.distributed Client connected to the scheduler at ``address``."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError(f"--scheduler needs dask.distributed: {DISTRIBUTED_HINT}") from None
+    try:
+        # waits up to dask's distributed.comm.timeouts.connect (30 s unless configured)
+        return Client(address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise UsageError(f"cannot connect to the Dask scheduler at {address}: {err}") from None
 
 
 def cmd_sweep(args) -> int:
@@ -409,17 +425,24 @@ def cmd_sweep(args) -> int:
             f"{args.config}: a sweep needs a [grid] table of fields to vary, e.g. a line "
             "'[grid]' followed by 'alpha = [0.5, 1.0, 2.0]' (see lesde sweep --help)"
         )
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError(
+            "--workers is for local sweeps; with --scheduler the cluster's workers run the "
+            "points (set the threads of each run with --set threads=T)"
+        )
+    outdir = Path(args.out)
+    client = _dask_client(args.scheduler) if args.scheduler is not None else None
     try:
+        executor = client.get_executor() if client is not None else None
         res = sweep(base, grid, replicas=args.replicas, max_workers=args.workers,
-                    progress=_progress(args))
+                    executor=executor, progress=_progress(args), out_dir=outdir)
     except (TypeError, ValueError) as err:
         raise UsageError(f"{args.config}: {err}") from None
-    outdir = Path(args.out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    files = [outdir / "table.csv", outdir / "summary.csv"]
-    res.to_csv(files[0])
+    finally:
+        if client is not None:
+            client.close()
+    files = [outdir / "table.csv", outdir / "summary.csv"]  # written by sweep(out_dir=...)
     summary = res.summary()
-    summary.to_csv(files[1])
     if importlib.util.find_spec("pyarrow") is not None:
         files.append(outdir / "table.parquet")
         res.to_parquet(files[-1])
@@ -432,6 +455,9 @@ def cmd_sweep(args) -> int:
             "grid": res.grid,
             "rows": len(res.table),
             "failed_replicas": len(bad),
+            "points_run": res.meta["points_run"],
+            "points_reused": res.meta["points_reused"],
+            "scheduler": args.scheduler,
             "wall_seconds": res.meta.get("wall_seconds"),
             "summary": json.loads(summary.reset_index().to_json(orient="records")),
         })
@@ -441,6 +467,10 @@ def cmd_sweep(args) -> int:
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             out(_compact_summary(summary, list(res.grid)).to_string(
                 float_format=lambda v: f"{v:.4g}"))
+        reused = res.meta["points_reused"]
+        if reused:
+            out(f"resumed: {reused} point(s) read back from {outdir / 'points'}, "
+                f"{res.meta['points_run']} run")
         out(f"{len(res.table)} rows ({res.table['point'].nunique()} points) in "
             f"{res.meta.get('wall_seconds', math.nan):.1f} s; wrote "
             + ", ".join(str(f) for f in files))
@@ -448,6 +478,11 @@ def cmd_sweep(args) -> int:
         print(f"{PROG}: warning: {len(bad)} replica(s) did not finish ok "
               f"({', '.join(sorted(set(bad['status'])))}); see the status and message "
               f"columns of {files[0]}", file=sys.stderr)
+        errors = bad[bad["status"] == "error"]
+        if len(errors):  # e.g. a cluster whose scheduler or workers cannot import lesde
+            first = str(errors["message"].iloc[0]).splitlines()[0][:300]
+            print(f"{PROG}: first error (point {errors['point'].iloc[0]}): {first}",
+                  file=sys.stderr)
     return EXIT_OK
 
 
@@ -813,12 +848,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sweep", cmd_sweep, "run a grid of configurations (table.csv, summary.csv)",
             description="Run the base config of CONFIG.toml at every point of its [grid] table "
                         "(values: lists, or {start, stop, num[, scale=\"log\"]} inline tables). "
-                        "Writes table.csv (one row per point and replica; also table.parquet "
-                        "when pyarrow is installed) and summary.csv (statistics per point).",
+                        "Each point's result is saved as DIR/points/<config hash>.npz; running "
+                        "the same command again skips the points already there, so an "
+                        "interrupted sweep resumes. Writes table.csv (one row per point and "
+                        "replica; also table.parquet when pyarrow is installed) and summary.csv "
+                        "(statistics per point). With --scheduler the points run on a Dask "
+                        "cluster (docs/distributed.md); DIR must then be on a file system that "
+                        "the workers see too.",
             epilog="Example CONFIG.toml:\n  n_classes = 3\n  signal = \"linear\"\n"
                    "  t_end = 20.0\n\n  [grid]\n  alpha = [0.2, 0.6, 1.0]\n"
                    "  beta = {start = 0.2, stop = 1.0, num = 3}\n\n"
-                   "  lesde sweep examples/configs/phase_diagram.toml --out sweep-out")
+                   "  lesde sweep examples/configs/phase_diagram.toml --out sweep-out\n"
+                   "  lesde sweep examples/configs/phase_diagram.toml --out /shared/sweep "
+                   "--scheduler tcp://head:8786")
     p.add_argument("config", metavar="CONFIG.toml", help="TOML file: base fields plus [grid]")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="lesde-sweep", metavar="DIR", help="output folder")
@@ -826,6 +868,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replicas per grid point (default: the config's replicas)")
     p.add_argument("--workers", type=int, default=None, metavar="W",
                    help="concurrent runs (default: one per core; threads per run = cores // W)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the points on the Dask cluster whose scheduler is at ADDRESS "
+                        "(e.g. tcp://head:8786); needs dask.distributed")
     json_quiet(p)
 
     p = add("plot", cmd_plot, "draw figures from a saved result (.npz)",

@@ -33,6 +33,13 @@ insertion order: the *last* key varies fastest. Point ``i`` runs with the seed
 table on one thread, many threads, a process pool or a cluster. (A ``noise_seed`` set on
 the base config is kept at every point: all points then share their Brownian increments.)
 
+Beyond one machine (docs/distributed.md): ``executor=client.get_executor()`` of a
+dask.distributed Client, or ``mpi4py.futures.MPIPoolExecutor()``, runs one coarse task per
+point (all its replicas); tasks take plain data and return only the point's rows. With
+``out_dir`` every point's Result is saved as ``out_dir/points/<config_hash>.npz`` by its
+own task, and calling the same sweep again skips the points already saved: an interrupted
+sweep resumes, with the same table.
+
 Examples
 --------
 >>> import lesde
@@ -50,13 +57,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib.util
 import itertools
 import math
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +77,7 @@ from .config import Config
 __all__ = [
     "SEPARABILITY_METHODS",
     "SweepResult",
+    "config_hash",
     "expand_grid",
     "label_noise_sweep",
     "phase_diagram",
@@ -75,6 +87,8 @@ __all__ = [
 
 SEPARABILITY_METHODS = ("ncc", "argmax", "lp")
 STATS = ("mean", "sem", "median", "q05", "q95", "count")
+# Tries of a task that raises on a Dask executor (a worker that dies is handled by Dask).
+DASK_RETRIES = 2
 
 # Fields a grid may not name, and why.
 _NOT_SWEEPABLE = {
@@ -227,22 +241,96 @@ def _plan(n_points: int, base: Config, own_executor: bool, max_workers: int | No
 
 
 # ---------------------------------------------------------------------------- one point
+def config_hash(cfg: Config) -> str:
+    """The SHA-256 (hex) of a point's resolved config: the name of its file in a sweep folder.
+
+    It hashes the TOML text of the resolved config (every default filled in, fields in
+    their declaration order, ``threads`` set to 1): every field that decides the result
+    (seed and replicas included) counts, the thread count does not (results do not depend
+    on it, and its default depends on the machine), and two spellings of one run
+    (``t_end`` or ``steps``, ``n_per_class`` or ``class_sizes``) hash alike. The text is the
+    same in every process on every machine, so is the hash.
+
+    Examples
+    --------
+    >>> a = Config(n_classes=2, alpha=2.0, seed=5)
+    >>> config_hash(a) == config_hash(a.replace(threads=4)) != config_hash(a.replace(seed=6))
+    True
+    >>> len(config_hash(a))
+    64
+    """
+    resolved = Config.from_dict(cfg.replace(threads=1).to_dict(resolved=True))
+    text = resolved.to_toml()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _load_point(path: str | os.PathLike, cfg: Config):
+    """The saved Result of ``cfg`` at ``path``, or None when missing, damaged or not this run.
+
+    A file is reused only if it loads (every member and shape is checked), holds the same
+    config (threads aside), was not interrupted, keeps its features and was made by this
+    lesde version with this build's random stream, so that the rows rebuilt from it equal
+    a fresh run's.
+    """
+    from . import __version__, _core
+    from .result import load
+
+    if not os.path.exists(path):
+        return None
+    try:
+        res = load(path)
+    except MemoryError:
+        raise
+    except Exception:  # damaged, truncated, unreadable: run the point again
+        return None
+    if (
+        res.interrupted
+        or config_hash(res.config) != config_hash(cfg)
+        or res.features.shape[1] != cfg.n_samples
+        or res.meta.get("random_stream_version") != int(_core.RANDOM_STREAM_VERSION)
+        or res.meta.get("lesde_version") != __version__
+    ):
+        return None
+    return res
+
+
 def _run_point(
-    cfg_dict: dict, separability: tuple[str, ...], lp_max_samples: int
+    cfg_dict: dict,
+    separability: tuple[str, ...],
+    lp_max_samples: int,
+    out_path: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run one grid point; return one dict of plain values per replica.
 
-    A top-level function of plain data, so any executor (threads, processes, Dask) can run
-    it: the Config is rebuilt here from its dict.
+    A top-level function of plain data, so any executor (threads, processes, Dask, MPI)
+    can run it: the Config is rebuilt here from its dict, and only the rows go back.
+
+    With ``out_path`` the point's Result is saved there (atomically; this task is the only
+    writer of that file), and a file already there that holds this run is used instead
+    of running again (a retried task whose first try got as far as saving).
     """
-    from . import metrics
     from .simulate import simulate
 
     cfg = Config.from_dict(cfg_dict)
+    if out_path is not None:
+        res = _load_point(out_path, cfg)
+        if res is not None:
+            return _result_rows(cfg, res, separability, lp_max_samples)
     try:
         res = simulate(cfg, progress=False, on_nonfinite="ignore")
     except Exception as err:  # the point is kept in the table, the sweep goes on
         return _error_rows(cfg.replicas, err)
+    if out_path is not None and not res.interrupted:
+        res.save(out_path)  # an OSError propagates: Dask retries the task (elsewhere)
+    return _result_rows(cfg, res, separability, lp_max_samples)
+
+
+def _result_rows(
+    cfg: Config, res, separability: tuple[str, ...], lp_max_samples: int
+) -> list[dict[str, Any]]:
+    """The table rows of one point from its Result (fresh or loaded from a file)."""
+    from . import metrics
+
     K, p = cfg.n_classes, cfg.p
     has_logits = cfg.head is not None or p == K
     rows = []
@@ -421,6 +509,66 @@ def _check_separability(separability) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _as_executor(executor):
+    """A dask.distributed Client stands for its executor; anything else is used as given."""
+    if executor is None or isinstance(executor, Executor):
+        return executor
+    distributed = sys.modules.get("distributed")
+    if distributed is not None and isinstance(executor, distributed.Client):
+        return executor.get_executor()
+    raise TypeError(
+        "executor must be a concurrent.futures.Executor (ThreadPool, ProcessPool, "
+        "client.get_executor() of dask.distributed, mpi4py.futures.MPIPoolExecutor) or a "
+        f"dask.distributed.Client; got {type(executor).__name__}"
+    )
+
+
+def _submit_options(executor) -> dict[str, Any]:
+    """Extra ``submit`` options for a Dask client executor (``{}`` for any other).
+
+    ``retries``: a task that raises (e.g. an I/O error while saving its file) is run again,
+    on any worker. ``pure=False``: every submission runs (a task that writes a file must
+    not be answered from a cached key). Options the user gave to ``get_executor`` win.
+    A task whose worker dies is rescheduled by Dask itself, retries or not.
+    """
+    cfexecutor = sys.modules.get("distributed.cfexecutor")
+    if cfexecutor is None or not isinstance(executor, cfexecutor.ClientExecutor):
+        return {}
+    given = getattr(executor, "_kwargs", {})
+    options = {"retries": DASK_RETRIES, "pure": False}
+    return {k: v for k, v in options.items() if k not in given}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``: readers see the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_partial_files(folder: Path, names: set[str]) -> None:
+    """Delete the temporary files that killed writers of these point files left behind.
+
+    Called once every task of the sweep has finished, so none of them is still writing.
+    """
+    for entry in os.listdir(folder):
+        if entry.startswith(".") and entry.endswith(".tmp"):
+            target = entry[1:].rsplit(".", 2)[0]  # .<name>.<random>.tmp -> <name>
+            if target in names:
+                try:
+                    os.unlink(folder / entry)
+                except FileNotFoundError:  # pragma: no cover - removed meanwhile
+                    pass
+
+
 def sweep(
     base: Config,
     grid: Mapping[str, Any],
@@ -430,6 +578,7 @@ def sweep(
     progress: bool | None = None,
     separability=("ncc", "argmax"),
     lp_max_samples: int = 3000,
+    out_dir: str | os.PathLike | None = None,
 ) -> SweepResult:
     """Run ``base`` at every point of ``grid``; one table row per (point, replica).
 
@@ -443,12 +592,16 @@ def sweep(
         for the order of the points.
     replicas : int, optional
         Replicas per point (default ``base.replicas``).
-    executor : concurrent.futures.Executor, optional
-        Runs the points. Default: a local ThreadPoolExecutor (the engine releases the GIL)
-        with ``workers x threads per run <= cores``. Any executor works (ProcessPool, Dask):
-        tasks are a top-level function of plain data. With a foreign executor each run gets
-        ``base.threads`` threads, or ``cores // max_workers`` when ``max_workers`` is given,
-        else 1.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Runs the points, one task per point (all its replicas). Default: a local
+        ThreadPoolExecutor (the engine releases the GIL) with ``workers x threads per run
+        <= cores``. Any executor works: ProcessPoolExecutor, ``client.get_executor()`` of
+        a dask.distributed Client (or the Client itself), ``mpi4py.futures.MPIPoolExecutor``;
+        tasks are a top-level function of plain data that returns only the rows. With a
+        foreign executor each run gets ``base.threads`` threads, or ``cores // max_workers``
+        when ``max_workers`` is given, else 1. On a Dask executor tasks are submitted with
+        ``retries=2`` and ``pure=False`` (unless given to ``get_executor``); a task whose
+        worker dies is rescheduled by Dask on another worker.
     max_workers : int, optional
         Concurrent runs (default: as many as cores, at most one per point).
     progress : bool, optional
@@ -457,21 +610,33 @@ def sweep(
         Separability columns to compute on each replica's final features.
     lp_max_samples : int
         Largest number of samples the exact LP looks at (a stratified subsample above it).
+    out_dir : path, optional
+        A folder for the sweep's files (on a file system that every worker sees, for a
+        cluster). Each point's task saves its Result as ``out_dir/points/<hash>.npz``
+        (:func:`config_hash`; one writer per file, written atomically). A point whose file
+        is already there and loads is not run again: its rows are rebuilt from the file,
+        so calling the same sweep again finishes an interrupted one, and the table is the
+        same as an uninterrupted run's. At the end ``table.csv`` and ``summary.csv`` are
+        written (atomically). Without ``out_dir`` nothing is written.
 
     Returns
     -------
     SweepResult
+        ``meta`` also holds, with ``out_dir``: ``out_dir``, ``point_files`` (the file of
+        each point, in point order), ``points_reused`` (found on disk) and ``points_run``.
 
     Notes
     -----
     Every point's Config is built (and validated) before anything runs: an invalid
     combination raises at once, naming the point. A run that raises, or a replica that
     becomes non-finite, is kept in the table with status "error" or "nonfinite" and a
-    message, and the sweep goes on.
+    message, and the sweep goes on (a point that raised has no file, so a later call with
+    the same ``out_dir`` runs it again).
     """
     if not isinstance(base, Config):
         raise TypeError(f"base must be a lesde.Config, got {type(base).__name__}")
     pd = _pandas()
+    executor = _as_executor(executor)
     values = expand_grid(grid)
     methods = _check_separability(separability)
     if isinstance(lp_max_samples, bool) or not isinstance(lp_max_samples, int):
@@ -494,30 +659,51 @@ def sweep(
             raise type(err)(f"grid point {index} ({where}): {err}") from None
         configs.append(cfg)
 
+    started = time.perf_counter()
+    outcomes: dict[int, list[dict[str, Any]]] = {}
+    paths: list[Path | None] = [None] * len(configs)
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+        (out / "points").mkdir(parents=True, exist_ok=True)
+        paths = [out / "points" / f"{config_hash(cfg)}.npz" for cfg in configs]
+        for index, cfg in enumerate(configs):  # resume: rebuild rows of finished points
+            res = _load_point(paths[index], cfg)
+            if res is not None:
+                outcomes[index] = _result_rows(cfg, res, methods, lp_max_samples)
+    reused = len(outcomes)
+
     from tqdm.auto import tqdm
 
     bar = tqdm(
         total=len(configs),
+        initial=reused,
         unit="point",
         desc="lesde sweep",
         disable=None if progress is None else not progress,
     )
+    todo = [index for index in range(len(configs)) if index not in outcomes]
     own = executor is None
-    pool = (
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lesde-sweep")
-        if own
-        else executor
-    )
-    started = time.perf_counter()
-    outcomes: dict[int, list[dict[str, Any]]] = {}
+    pool = None
+    if todo:
+        pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lesde-sweep")
+            if own
+            else executor
+        )
+    options = _submit_options(pool)
+    futures: dict = {}
     clean_exit = False
     try:
-        futures = {
-            pool.submit(_run_point, cfg.to_dict(), methods, lp_max_samples): index
-            for index, cfg in enumerate(configs)
-        }
-        for future in as_completed(futures):
-            index = futures[future]
+        for index in todo:
+            path = None if paths[index] is None else str(paths[index])
+            args = (configs[index].to_dict(), methods, lp_max_samples)
+            if path is not None:
+                args += (path,)
+            futures[pool.submit(_run_point, *args, **options)] = index
+        for future in as_completed(futures):  # rows stream back as points finish
+            index = futures.pop(future)
             try:
                 outcomes[index] = future.result()
             except Exception as err:  # e.g. the executor could not run or pickle the task
@@ -526,7 +712,10 @@ def sweep(
         clean_exit = True
     finally:
         bar.close()
-        if own:
+        if not clean_exit:  # interrupted or failed: do not leave work queued anywhere
+            for future in futures:
+                future.cancel()
+        if own and pool is not None:
             pool.shutdown(wait=clean_exit, cancel_futures=True)
 
     rows = []
@@ -550,7 +739,19 @@ def sweep(
         "wall_seconds": time.perf_counter() - started,
         "separability": methods,
     }
-    return SweepResult(table, base, values, meta)
+    if out_dir is not None:
+        meta.update(
+            out_dir=str(out),
+            point_files=[str(p) for p in paths],
+            points_reused=reused,
+            points_run=len(todo),
+        )
+    result = SweepResult(table, base, values, meta)
+    if out_dir is not None:
+        _remove_partial_files(out / "points", {p.name for p in paths})
+        _atomic_write_text(out / "table.csv", table.to_csv(index=False))
+        _atomic_write_text(out / "summary.csv", result.summary().to_csv())
+    return result
 
 
 def phase_diagram(
