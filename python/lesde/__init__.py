@@ -19,12 +19,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from . import _core
+from . import _core, estimate, metrics, plot
 from .checkpoint import resume
 from .config import Config
+from .estimate import replay
 from .result import Result, load
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
 from .simulate import InsufficientMemoryError, NonFiniteError, simulate
+from .sweep import label_noise_sweep, phase_diagram, sweep  # the function; module: lesde.sweep
 
 
 def build_info() -> dict:
@@ -53,7 +55,14 @@ __all__ = [
     "Tabulated",
     "__version__",
     "build_info",
+    "estimate",
+    "label_noise_sweep",
     "load",
+    "metrics",
+    "phase_diagram",
+    "plot",
+    "replay",
     "resume",
     "simulate",
+    "sweep",
 ]

@@ -56,6 +56,7 @@ True
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import operator
 from dataclasses import dataclass
@@ -272,10 +273,17 @@ def _reduced_centred_means(mu):
     rounding error of the centring (of order eps * |mu_k|, large when the means share a big
     offset) cannot masquerade as an extra between-class direction.
     """
-    K = mu.shape[0]
     M = mu - mu.mean(axis=0)
+    return _contrast_basis(mu.shape[0]).T @ M
+
+
+@functools.lru_cache(maxsize=64)
+def _contrast_basis(K):
+    """Orthonormal basis (K x (K-1)) of the vectors summing to zero; cached per K, since
+    the engine's records finish NC1 for every replica and record time."""
     Q, _ = np.linalg.qr(np.eye(K)[:, : K - 1] - 1.0 / K)
-    return Q.T @ M
+    Q.flags.writeable = False
+    return Q
 
 
 def _sigma_b(mu):

@@ -175,7 +175,7 @@ class Result:
     def __repr__(self) -> str:
         R, T = self.metrics["loss"].shape
         return (f"Result(replicas={R}, records={T}, t={self.times[-1] if T else 0:g}, "
-                f"status={dict(zip(*np.unique(self.status, return_counts=True)))})")
+                f"status={ {str(k): int(n) for k, n in zip(*np.unique(self.status, return_counts=True))} })")
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, include_features: bool = True) -> None:

@@ -301,7 +301,7 @@ def run_engine(
         message = (
             f"{failed.size} of {cfg.replicas} replica(s) became non-finite (NaN/Inf); replica "
             f"{r} at step {step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
-            f"Records up to that point are kept (status {status_names(status)[r]!r})."
+            f"Records up to that point are kept (status '{status_names(status)[r]}')."
         )
         if on_nonfinite == "raise":
             raise NonFiniteError(message, result)
