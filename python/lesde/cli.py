@@ -1,4 +1,4 @@
-"""The ``lesde`` command line: demo, run, sweep, plot, validate, info (and bench, resume).
+"""The ``lesde`` command line: demo, run, sweep, plot, validate, info, bench, resume.
 
 Every subcommand is a small function ``cmd_<name>(args) -> int`` over the Python API; this
 module only parses arguments, merges configuration sources and formats output.
@@ -336,15 +336,26 @@ def cmd_run(args) -> int:
         return EXIT_OK
 
     try:
-        result = simulate(cfg, progress=_progress(args))
+        result = simulate(cfg, progress=_progress(args), checkpoint=args.checkpoint,
+                          checkpoint_every=args.checkpoint_every)
     except NonFiniteError as err:
-        result = err.result
-        result.save(args.out)
-        print(f"{PROG}: error: numerical failure: {err}", file=sys.stderr)
-        print(f"{PROG}: the partial result was saved to {args.out}", file=sys.stderr)
-        if args.json:
-            _print_json({**_result_report(result, str(args.out)), "error": str(err)})
-        return EXIT_NUMERIC
+        return _numeric_failure(args, err)
+    return _finish_run(out, args, result)
+
+
+def _numeric_failure(args, err) -> int:
+    """Save the partial result of a NonFiniteError and report it (exit 2)."""
+    result = err.result
+    result.save(args.out)
+    print(f"{PROG}: error: numerical failure: {err}", file=sys.stderr)
+    print(f"{PROG}: the partial result was saved to {args.out}", file=sys.stderr)
+    if args.json:
+        _print_json({**_result_report(result, str(args.out)), "error": str(err)})
+    return EXIT_NUMERIC
+
+
+def _finish_run(out: _Out, args, result) -> int:
+    """Save a finished (or interrupted) run and print its summary."""
     result.save(args.out)
     if args.json:
         _print_json(_result_report(result, str(args.out)))
@@ -754,10 +765,19 @@ def cmd_bench(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    print(f"{PROG}: error: resume: checkpointing is not available in this version of lesde "
-          f"(cannot resume {args.checkpoint}); rerun the configuration with `lesde run`",
-          file=sys.stderr)
-    return EXIT_USAGE
+    from .checkpoint import resume
+    from .simulate import NonFiniteError
+
+    out = _Out(args.json)
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"no checkpoint file {args.checkpoint}")
+    try:
+        result = resume(args.checkpoint, progress=_progress(args),
+                        checkpoint_every=args.checkpoint_every)
+    except NonFiniteError as err:
+        return _numeric_failure(args, err)
+    out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
+    return _finish_run(out, args, result)
 
 
 # ---------------------------------------------------------------------------- the parser
@@ -813,6 +833,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def add_checkpoint_options(p):
+        p.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help="write checkpoints here at record steps (resume with `lesde resume`)")
+        p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                       help="steps between checkpoints (default: about every 60 s)")
+
     def json_quiet(p, quiet=True):
         p.add_argument("--json", action="store_true",
                        help="print a machine-readable JSON summary on stdout (nothing else)")
@@ -843,6 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="run.npz", metavar="PATH", help="where to save the result")
     p.add_argument("--dry-run", action="store_true",
                    help="validate and print the resolved config and the run's size; run nothing")
+    add_checkpoint_options(p)
     json_quiet(p)
 
     p = add("sweep", cmd_sweep, "run a grid of configurations (table.csv, summary.csv)",
@@ -888,10 +915,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the benchmark suite (see lesde bench --help there)")
 
-    p = add("resume", cmd_resume, "resume a run from a checkpoint (not available yet)",
-            description="Resume a checkpointed run. Checkpointing is not available in this "
-                        "version: the command exits with status 1.")
+    p = add("resume", cmd_resume, "continue a checkpointed run to its end",
+            description="Continue a run written by `lesde run --checkpoint PATH` (or "
+                        "lesde.simulate(checkpoint=...)) that was stopped or killed. The result "
+                        "is bit-identical to an uninterrupted run; the checkpoint keeps being "
+                        "updated. A damaged or incompatible checkpoint is refused (exit 1).",
+            epilog="Example:\n  lesde run cfg.toml --checkpoint run.ckpt --out run.npz\n"
+                   "  (killed)\n  lesde resume run.ckpt --out run.npz")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint file")
+    p.add_argument("--out", default="run.npz", metavar="PATH", help="where to save the result")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="steps between checkpoints (default: about every 60 s)")
+    json_quiet(p)
 
     p = add("validate", cmd_validate, "check a config and print it fully resolved (TOML)",
             description="Validate CONFIG.toml (and --set overrides) and print the resolved "
