@@ -11,13 +11,25 @@ import time
 import zipfile
 from pathlib import Path
 
-import lesde
 import numpy as np
 import pytest
+
+import lesde
 from lesde import checkpoint as ck
 
-RESULT_ARRAYS = ("times", "class_means", "label_means", "sigma_w", "features", "classes",
-                 "labels", "sample_indices", "sample_trajectories", "status", "fail_step")
+RESULT_ARRAYS = (
+    "times",
+    "class_means",
+    "label_means",
+    "sigma_w",
+    "features",
+    "classes",
+    "labels",
+    "sample_indices",
+    "sample_trajectories",
+    "status",
+    "fail_step",
+)
 
 
 def assert_bit_identical(a, b, what=""):
@@ -37,14 +49,24 @@ def assert_bit_identical(a, b, what=""):
 # and one thread is fastest when cores are shared); the child writes a checkpoint every
 # other record and is killed at a seeded random moment, 0-0.3 s after the first appears.
 KILL_CASES = {
-    "sde-euler": dict(process="sde", scheme="euler_maruyama", n_per_class=10_000, steps=700,
-                      record_every=5),
-    "sde-heun": dict(process="sde", scheme="heun", n_per_class=10_000, steps=450,
-                     record_every=5),
+    "sde-euler": dict(
+        process="sde", scheme="euler_maruyama", n_per_class=10_000, steps=700, record_every=5
+    ),
+    "sde-heun": dict(process="sde", scheme="heun", n_per_class=10_000, steps=450, record_every=5),
     "sgd": dict(process="sgd", batch_size=16, n_per_class=20_000, steps=1500, record_every=10),
 }
-COMMON = dict(n_classes=3, signal="cross_entropy", alpha=1.0, beta=0.3, sigma=0.5, dt=0.002,
-              label_noise=0.1, record_samples=5, seed=2021, threads=1)
+COMMON = dict(
+    n_classes=3,
+    signal="cross_entropy",
+    alpha=1.0,
+    beta=0.3,
+    sigma=0.5,
+    dt=0.002,
+    label_noise=0.1,
+    record_samples=5,
+    seed=2021,
+    threads=1,
+)
 
 CHILD = textwrap.dedent("""
     import sys
@@ -72,8 +94,17 @@ def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
     delay = random.Random(f"kill-{case}").uniform(0.0, 0.3)  # seeded: the same every run
 
     child = subprocess.Popen(
-        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cfg.toml"), str(path),
-         str(every)], env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            str(tmp_path / "child.py"),
+            str(tmp_path / "cfg.toml"),
+            str(path),
+            str(every),
+        ],
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         while not path.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -86,7 +117,8 @@ def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
         out = child.communicate()[0]
     assert child.returncode == -signal.SIGKILL, (
         f"the child was not killed mid-run (exit {child.returncode}, output {out!r}); "
-        "lengthen the run")
+        "lengthen the run"
+    )
 
     saved = ck.read_checkpoint(path)
     assert 0 < saved.step < cfg.n_steps
@@ -115,25 +147,45 @@ def _interrupt_after(monkeypatch, n_writes):
     return steps
 
 
-SMALL = dict(n_classes=3, n_per_class=200, steps=120, record_every=6, sigma=0.4,
-             label_noise=0.2, record_samples=4, seed=5, threads=1)
+SMALL = dict(
+    n_classes=3,
+    n_per_class=200,
+    steps=120,
+    record_every=6,
+    sigma=0.4,
+    label_noise=0.2,
+    record_samples=4,
+    seed=5,
+    threads=1,
+)
 
 
-@pytest.mark.parametrize("extra", [
-    dict(process="sde", replicas=4, threads=2),             # replica-parallel layout
-    dict(process="sde", scheme="heun", dtype="float32"),
-    dict(process="sgd", batch_size=4, replicas=3),
-    dict(process="sde", signal="linear", alpha=3e8, beta=0.0, replicas=3,
-         n_per_class=None, class_sizes=(50, 200, 350)),    # overflows near step 50
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(process="sde", replicas=4, threads=2),  # replica-parallel layout
+        dict(process="sde", scheme="heun", dtype="float32"),
+        dict(process="sgd", batch_size=4, replicas=3),
+        dict(
+            process="sde",
+            signal="linear",
+            alpha=3e8,
+            beta=0.0,
+            replicas=3,
+            n_per_class=None,
+            class_sizes=(50, 200, 350),
+        ),  # overflows near step 50
+    ],
+)
 def test_interrupted_run_resumes_bit_identically(extra, tmp_path, monkeypatch):
     cfg = lesde.Config(**{**SMALL, **extra})
     reference = lesde.simulate(cfg, progress=False, on_nonfinite="ignore")
     path = tmp_path / "run.ckpt"
     steps = _interrupt_after(monkeypatch, 3)
     with pytest.warns(RuntimeWarning, match="interrupted"):
-        part = lesde.simulate(cfg, checkpoint=path, checkpoint_every=20, progress=False,
-                              on_nonfinite="ignore")
+        part = lesde.simulate(
+            cfg, checkpoint=path, checkpoint_every=20, progress=False, on_nonfinite="ignore"
+        )
     monkeypatch.undo()
     assert part.interrupted and steps == [24, 48, 72]  # rounded up to record steps
     resumed = lesde.resume(path, progress=False, on_nonfinite="ignore")
@@ -142,8 +194,16 @@ def test_interrupted_run_resumes_bit_identically(extra, tmp_path, monkeypatch):
 
 
 def test_resumed_run_raises_nonfinite_like_the_original(tmp_path):
-    cfg = lesde.Config(n_classes=2, n_per_class=20, signal="linear", alpha=3e8, beta=0.0,
-                       steps=200, record_every=5, sigma=0.0)
+    cfg = lesde.Config(
+        n_classes=2,
+        n_per_class=20,
+        signal="linear",
+        alpha=3e8,
+        beta=0.0,
+        steps=200,
+        record_every=5,
+        sigma=0.0,
+    )
     path = tmp_path / "run.ckpt"
     with pytest.raises(lesde.NonFiniteError) as original:
         lesde.simulate(cfg, checkpoint=path, checkpoint_every=5, progress=False)
@@ -251,9 +311,12 @@ def _member_data_offset(path, member):
     with zipfile.ZipFile(path) as z:
         info = z.getinfo(member + ".npy")
     raw = Path(path).read_bytes()
-    start = info.header_offset + 30 + int.from_bytes(raw[info.header_offset + 26:
-                                                         info.header_offset + 28], "little")
-    start += int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    start = (
+        info.header_offset
+        + 30
+        + int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little")
+    )
+    start += int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
     return start + raw[start:].index(b"\n") + 1  # after the .npy header line
 
 
@@ -300,16 +363,18 @@ def test_valid_zip_with_wrong_checksum_is_refused(saved, tmp_path):
         lesde.resume(bad, progress=False)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("format_version", 999, "checkpoint format version 999"),
-    ("random_stream_version", 12345, "random-stream version 12345"),
-    ("kind", "something-else", "not a lesde checkpoint"),
-    ("step", 7, "not a record step"),
-    ("dtype", "float32", "disagrees with the config"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("format_version", 999, "checkpoint format version 999"),
+        ("random_stream_version", 12345, "random-stream version 12345"),
+        ("kind", "something-else", "not a lesde checkpoint"),
+        ("step", 7, "not a record step"),
+        ("dtype", "float32", "disagrees with the config"),
+    ],
+)
 def test_incompatible_checkpoint_is_refused(saved, tmp_path, field, value, message):
-    bad = _rewrite(saved, tmp_path / "old.npz",
-                   change_header=lambda h: h.__setitem__(field, value))
+    bad = _rewrite(saved, tmp_path / "old.npz", change_header=lambda h: h.__setitem__(field, value))
     with pytest.raises(ValueError, match=message):
         lesde.resume(bad, progress=False)
 
@@ -340,21 +405,25 @@ def test_other_files_are_refused(saved, tmp_path):
 
 
 def test_newer_lesde_version_warns(saved, tmp_path):
-    other = _rewrite(saved, tmp_path / "v.npz",
-                     change_header=lambda h: h.__setitem__("lesde_version", "0.0.1"))
+    other = _rewrite(
+        saved, tmp_path / "v.npz", change_header=lambda h: h.__setitem__("lesde_version", "0.0.1")
+    )
     with pytest.warns(RuntimeWarning, match="written by lesde 0.0.1"):
         lesde.resume(other, progress=False)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(checkpoint_every=10), ValueError),              # no path
-    (dict(checkpoint="x.ckpt", checkpoint_every=0), ValueError),
-    (dict(checkpoint="x.ckpt", checkpoint_every=2.5), TypeError),
-    (dict(checkpoint="x.ckpt", checkpoint_every=True), TypeError),
-    (dict(checkpoint=123), TypeError),
-    (dict(checkpoint=""), ValueError),
-    (dict(checkpoint="."), ValueError),                   # a directory
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(checkpoint_every=10), ValueError),  # no path
+        (dict(checkpoint="x.ckpt", checkpoint_every=0), ValueError),
+        (dict(checkpoint="x.ckpt", checkpoint_every=2.5), TypeError),
+        (dict(checkpoint="x.ckpt", checkpoint_every=True), TypeError),
+        (dict(checkpoint=123), TypeError),
+        (dict(checkpoint=""), ValueError),
+        (dict(checkpoint="."), ValueError),  # a directory
+    ],
+)
 def test_bad_checkpoint_arguments(kwargs, error, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(error):

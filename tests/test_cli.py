@@ -20,10 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-import lesde
 import numpy as np
 import pytest
 import tomllib
+
+import lesde
 
 PKG_PARENT = str(Path(lesde.__file__).resolve().parents[1])
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
@@ -47,8 +48,7 @@ def lesde_cli(*args: str, cwd: Path, timeout: float = 120, pre: str | None = Non
     else:
         code = f"{pre}\nimport sys\nfrom lesde.cli import main\nsys.exit(main(sys.argv[1:]))"
         cmd = [sys.executable, "-c", code, *args]
-    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def assert_clean_error(proc, code: int = 1) -> str:
@@ -115,13 +115,20 @@ def test_validate_precedence_flag_over_file_over_default(tmp_path):
 
 def test_set_value_forms(tmp_path):
     proc = lesde_cli(
-        "validate", "--json",
-        "--set", "signal=linear",  # bare string
-        "--set", 'dtype="float32"',  # TOML string
-        "--set", "class_sizes=[10,20,30]",  # list
-        "--set", 'alpha={kind="power_law",a0=1,tau=2,gamma=0.5}',  # schedule
-        "--set", "alpha.tau=3",  # one field of a table
-        "--set", "beta=0.25",
+        "validate",
+        "--json",
+        "--set",
+        "signal=linear",  # bare string
+        "--set",
+        'dtype="float32"',  # TOML string
+        "--set",
+        "class_sizes=[10,20,30]",  # list
+        "--set",
+        'alpha={kind="power_law",a0=1,tau=2,gamma=0.5}',  # schedule
+        "--set",
+        "alpha.tau=3",  # one field of a table
+        "--set",
+        "beta=0.25",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -133,8 +140,9 @@ def test_set_value_forms(tmp_path):
 
 
 def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
-    proc = lesde_cli("run", "--set", "t_end=2", "--set", "dt=0.1", "--dry-run", "--json",
-                     cwd=tmp_path)
+    proc = lesde_cli(
+        "run", "--set", "t_end=2", "--set", "dt=0.1", "--dry-run", "--json", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert plan["dry_run"] is True and plan["n_steps"] == 20 and plan["n_samples"] == 3000
@@ -157,8 +165,16 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         ("", ("--set", "signal=linaer"), "did you mean 'linear'"),
         ("", ("--set", "nokey"), "key=value"),
     ],
-    ids=["unknown-key", "bad-value", "invalid-toml", "missing-file", "grid-in-run",
-         "bad-set-value", "bad-set-choice", "bad-set-syntax"],
+    ids=[
+        "unknown-key",
+        "bad-value",
+        "invalid-toml",
+        "missing-file",
+        "grid-in-run",
+        "bad-set-value",
+        "bad-set-choice",
+        "bad-set-syntax",
+    ],
 )
 def test_config_errors_exit_1_without_traceback(tmp_path, content, args, expected):
     if content is not None:
@@ -174,9 +190,24 @@ def test_config_errors_exit_1_without_traceback(tmp_path, content, args, expecte
 
 
 def test_numerical_failure_exits_2_and_saves_partial_result(tmp_path):
-    proc = lesde_cli("run", "--set", "signal=linear", "--set", "alpha=50", "--set", "t_end=50",
-                     "--set", "n_per_class=20", "--set", "threads=1", "--quiet",
-                     "--out", "fail.npz", "--json", cwd=tmp_path)
+    proc = lesde_cli(
+        "run",
+        "--set",
+        "signal=linear",
+        "--set",
+        "alpha=50",
+        "--set",
+        "t_end=50",
+        "--set",
+        "n_per_class=20",
+        "--set",
+        "threads=1",
+        "--quiet",
+        "--out",
+        "fail.npz",
+        "--json",
+        cwd=tmp_path,
+    )
     err = assert_clean_error(proc, code=2)
     assert "non-finite" in err and "fail.npz" in err
     report = json.loads(proc.stdout)
@@ -191,12 +222,38 @@ def test_run_killed_then_resumed_equals_uninterrupted_run(tmp_path):
     import signal
     import time
 
-    sets = ["--set", "n_per_class=20000", "--set", "steps=1500", "--set", "record_every=50",
-            "--set", "threads=1", "--set", "seed=4", "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "lesde", "run", *sets, "--checkpoint",
-                             "run.ckpt", "--checkpoint-every", "50", "--out", "killed.npz"],
-                            cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    sets = [
+        "--set",
+        "n_per_class=20000",
+        "--set",
+        "steps=1500",
+        "--set",
+        "record_every=50",
+        "--set",
+        "threads=1",
+        "--set",
+        "seed=4",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lesde",
+            "run",
+            *sets,
+            "--checkpoint",
+            "run.ckpt",
+            "--checkpoint-every",
+            "50",
+            "--out",
+            "killed.npz",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "run.ckpt").exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint appeared"
@@ -205,8 +262,9 @@ def test_run_killed_then_resumed_equals_uninterrupted_run(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    resumed = lesde_cli("resume", "run.ckpt", "--out", "resumed.npz", "--quiet", cwd=tmp_path,
-                        timeout=300)
+    resumed = lesde_cli(
+        "resume", "run.ckpt", "--out", "resumed.npz", "--quiet", cwd=tmp_path, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed run.ckpt from step" in resumed.stdout
     whole = lesde_cli("run", *sets, "--out", "whole.npz", cwd=tmp_path, timeout=300)
@@ -236,8 +294,18 @@ def test_bench_forwards_or_explains(tmp_path):
 
 # ---------------------------------------------------------------------------- run, plot, sweep
 def test_run_saves_result_and_json_summary_matches_file(tmp_path):
-    proc = lesde_cli("run", *SMALL, "--set", "replicas=2", "--set", "signal=linear",
-                     "--out", "out/r.npz", "--json", cwd=tmp_path)
+    proc = lesde_cli(
+        "run",
+        *SMALL,
+        "--set",
+        "replicas=2",
+        "--set",
+        "signal=linear",
+        "--out",
+        "out/r.npz",
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     res = lesde.load(tmp_path / "out" / "r.npz")
@@ -273,15 +341,29 @@ def test_sweep_tiny_grid(tmp_path):
         "record_every = 25\n\n[grid]\nalpha = [0.5, 2.0]\n"
         "beta = {start = 0.5, stop = 1.0, num = 2}\n"
     )
-    proc = lesde_cli("sweep", "sweep.toml", "--out", "sw", "--replicas", "2", "--workers", "1",
-                     "--quiet", cwd=tmp_path)
+    proc = lesde_cli(
+        "sweep",
+        "sweep.toml",
+        "--out",
+        "sw",
+        "--replicas",
+        "2",
+        "--workers",
+        "1",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "separable_ncc_mean" in proc.stdout
     with open(tmp_path / "sw" / "table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 2  # points x replicas
     assert {(float(r["alpha"]), float(r["beta"])) for r in rows} == {
-        (0.5, 0.5), (0.5, 1.0), (2.0, 0.5), (2.0, 1.0)}
+        (0.5, 0.5),
+        (0.5, 1.0),
+        (2.0, 0.5),
+        (2.0, 1.0),
+    }
     assert all(r["status"] == "ok" for r in rows)
     with open(tmp_path / "sw" / "summary.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 4
@@ -310,15 +392,23 @@ def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     assert ce_up["alpha"] > ce_up["beta"] and ce_up["loss"] < ce_up["loss_t0"]
     assert ce_down["alpha"] < ce_down["beta"] and ce_down["loss"] > ce_down["loss_t0"]
     if HAS_MPL:
-        assert {Path(f).name for f in report["figures"]} >= {"phase_diagram.png",
-                                                              "metric_over_time.png"}
+        assert {Path(f).name for f in report["figures"]} >= {
+            "phase_diagram.png",
+            "metric_over_time.png",
+        }
         for f in report["figures"]:
             assert (tmp_path / f).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_demo_quick_without_matplotlib_says_how_to_get_figures(tmp_path):
-    proc = lesde_cli("demo", "--quick", "--out", "d", cwd=tmp_path,
-                     pre="import sys; sys.modules['matplotlib'] = None  # as if not installed")
+    proc = lesde_cli(
+        "demo",
+        "--quick",
+        "--out",
+        "d",
+        cwd=tmp_path,
+        pre="import sys; sys.modules['matplotlib'] = None  # as if not installed",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "P(sep NCC)" in proc.stdout
     assert "figures were skipped" in proc.stdout and "lesde[plot]" in proc.stdout

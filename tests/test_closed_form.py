@@ -18,16 +18,30 @@ def closed_form(t, A, B):
 
 
 def final_means(dt, scheme, alpha=1.0, beta=0.3, t_end=1.0):
-    res = lesde.simulate(n_classes=K, n_per_class=2, signal="linear", alpha=alpha, beta=beta,
-                         sigma=0.0, init_scale=0.0, init_means=MEANS0, dt=dt, t_end=t_end,
-                         scheme=scheme, progress=False)
+    res = lesde.simulate(
+        n_classes=K,
+        n_per_class=2,
+        signal="linear",
+        alpha=alpha,
+        beta=beta,
+        sigma=0.0,
+        init_scale=0.0,
+        init_means=MEANS0,
+        dt=dt,
+        t_end=t_end,
+        scheme=scheme,
+        progress=False,
+    )
     return res.class_means[0, -1]
 
 
 CASES = {
     "constant": (1.0, 0.3, lambda t: (1.0 * t, 0.3 * t)),
-    "power_law": (PowerLaw(a0=2.0, tau=0.5, gamma=0.5), 0.3,
-                  lambda t: (2.0 * 0.5 / 0.5 * ((1 + t / 0.5) ** 0.5 - 1), 0.3 * t)),
+    "power_law": (
+        PowerLaw(a0=2.0, tau=0.5, gamma=0.5),
+        0.3,
+        lambda t: (2.0 * 0.5 / 0.5 * ((1 + t / 0.5) ** 0.5 - 1), 0.3 * t),
+    ),
 }
 
 
@@ -40,15 +54,25 @@ def test_linear_class_means_converge_at_the_scheme_order(case, scheme, order):
     errors = [np.abs(final_means(dt, scheme, alpha, beta) - exact).max() for dt in dts]
     slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
     assert abs(slope - order) < 0.15, (
-        f"{scheme}: observed order {slope:.2f}, expected {order} (errors {errors})")
+        f"{scheme}: observed order {slope:.2f}, expected {order} (errors {errors})"
+    )
     assert errors[-1] < (2e-3 if order == 1 else 2e-6), f"{scheme}: error {errors[-1]} too large"
 
 
 def test_within_class_deviations_get_no_drift():
     # Linear signal, sigma = 0: every sample of a class moves by the same amount, so the
     # spread around the class mean is frozen (MODEL.md section 3).
-    res = lesde.simulate(n_classes=K, n_per_class=50, signal="linear", alpha=1.0, beta=0.2,
-                         sigma=0.0, init_scale=0.5, t_end=1.0, progress=False)
+    res = lesde.simulate(
+        n_classes=K,
+        n_per_class=50,
+        signal="linear",
+        alpha=1.0,
+        beta=0.2,
+        sigma=0.0,
+        init_scale=0.5,
+        t_end=1.0,
+        progress=False,
+    )
     start = np.trace(res.sigma_w[0, 0])
     end = np.trace(res.sigma_w[0, -1])
     assert end == pytest.approx(start, rel=1e-10), "within-class spread changed without noise"
@@ -60,9 +84,20 @@ def test_full_impact_matrix_matches_matrix_exponential():
     E = np.array([[1.0, 0.2, 0.5], [0.1, 0.8, 0.0], [0.3, 0.3, 1.2]])
     sizes = (2, 3, 5)
     pi = np.array(sizes) / sum(sizes)
-    res = lesde.simulate(n_classes=K, class_sizes=sizes, signal="linear", impact=E, sigma=0.0,
-                         init_scale=0.0, init_means=MEANS0, dt=0.001, t_end=1.0, scheme="heun",
-                         progress=False)
+    res = lesde.simulate(
+        n_classes=K,
+        class_sizes=sizes,
+        signal="linear",
+        impact=E,
+        sigma=0.0,
+        init_scale=0.0,
+        init_means=MEANS0,
+        dt=0.001,
+        t_end=1.0,
+        scheme="heun",
+        progress=False,
+    )
     exact = expm((E * pi[None, :]) * 1.0) @ MEANS0
-    np.testing.assert_allclose(res.class_means[0, -1], exact, rtol=1e-6,
-                               err_msg="LE-ODE with a full impact matrix is off")
+    np.testing.assert_allclose(
+        res.class_means[0, -1], exact, rtol=1e-6, err_msg="LE-ODE with a full impact matrix is off"
+    )

@@ -9,31 +9,48 @@ that is impossible unless the GIL is released; they never assert a duration.
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import lesde
 import numpy as np
+
+import lesde
 from lesde import _core
 from lesde.simulate import allocate, engine_config
 
-BASE = dict(n_classes=3, n_per_class=1000, steps=60, record_every=5, sigma=0.5,
-            label_noise=0.1, record_samples=3)
+BASE = dict(
+    n_classes=3,
+    n_per_class=1000,
+    steps=60,
+    record_every=5,
+    sigma=0.5,
+    label_noise=0.1,
+    record_samples=3,
+)
 CONFIGS = [
     lesde.Config(**BASE, seed=1),
     lesde.Config(**BASE, seed=2, scheme="heun", threads=2),
     lesde.Config(**BASE, seed=3, process="sgd", batch_size=8),
     lesde.Config(**BASE, seed=4, dtype="float32", threads=1),
-    lesde.Config(**BASE, seed=5, replicas=4, threads=2),          # replica-parallel layout
-    lesde.Config(**BASE, seed=6, signal="linear", alpha=1.5, beta=0.5, process="sgd",
-                 replicas=3),
-    lesde.Config(**BASE, seed=1),                                   # the same run twice
+    lesde.Config(**BASE, seed=5, replicas=4, threads=2),  # replica-parallel layout
+    lesde.Config(**BASE, seed=6, signal="linear", alpha=1.5, beta=0.5, process="sgd", replicas=3),
+    lesde.Config(**BASE, seed=1),  # the same run twice
 ]
 
 
 def same(a, b):
-    arrays = ("features", "labels", "class_means", "label_means", "sigma_w",
-              "sample_trajectories", "fail_step", "status")
-    return (all(getattr(a, n).tobytes() == getattr(b, n).tobytes() for n in arrays)
-            and a.metrics.keys() == b.metrics.keys()
-            and all(a.metrics[k].tobytes() == b.metrics[k].tobytes() for k in a.metrics))
+    arrays = (
+        "features",
+        "labels",
+        "class_means",
+        "label_means",
+        "sigma_w",
+        "sample_trajectories",
+        "fail_step",
+        "status",
+    )
+    return (
+        all(getattr(a, n).tobytes() == getattr(b, n).tobytes() for n in arrays)
+        and a.metrics.keys() == b.metrics.keys()
+        and all(a.metrics[k].tobytes() == b.metrics[k].tobytes() for k in a.metrics)
+    )
 
 
 def run(cfg):
@@ -104,4 +121,5 @@ def test_advance_releases_the_gil():
     """
     cfg = lesde.Config(n_classes=3, n_per_class=5000, steps=200, record_every=2, threads=1)
     assert any(_partial_progress_seen(cfg) for _ in range(3)), (
-        "no partial progress was visible while advance() ran: is the GIL released?")
+        "no partial progress was visible while advance() ran: is the GIL released?"
+    )

@@ -13,8 +13,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import lesde
 import pytest
+
+import lesde
 from lesde.sweep import config_hash, sweep
 
 pd = pytest.importorskip("pandas")
@@ -140,8 +141,9 @@ def test_dask_executor_gives_the_local_table(client, local_table):
 @requires_dask
 def test_dask_resume_recomputes_only_missing_points(client, tmp_path, local_table):
     executor = client.get_executor()
-    first = sweep(BASE, GRID, replicas=REPLICAS, executor=executor, progress=False,
-                  out_dir=tmp_path)
+    first = sweep(
+        BASE, GRID, replicas=REPLICAS, executor=executor, progress=False, out_dir=tmp_path
+    )
     assert_same_table(first.table, local_table)
     points = tmp_path / "points"
     before = mtimes(points)
@@ -153,8 +155,9 @@ def test_dask_resume_recomputes_only_missing_points(client, tmp_path, local_tabl
         f.truncate(os.path.getsize(files[2]) // 2)
     time.sleep(0.01)  # let the clock move on, so rewritten files get new mtimes
 
-    again = sweep(BASE, GRID, replicas=REPLICAS, executor=executor, progress=False,
-                  out_dir=tmp_path)
+    again = sweep(
+        BASE, GRID, replicas=REPLICAS, executor=executor, progress=False, out_dir=tmp_path
+    )
     assert_same_table(again.table, local_table)
     assert again.meta["points_reused"] == N_POINTS - 3 and again.meta["points_run"] == 3
     after = mtimes(points)
@@ -164,8 +167,9 @@ def test_dask_resume_recomputes_only_missing_points(client, tmp_path, local_tabl
     assert (tmp_path / "table.csv").read_text() == local_table.to_csv(index=False)
 
     # a finished sweep runs nothing when called again
-    third = sweep(BASE, GRID, replicas=REPLICAS, executor=executor, progress=False,
-                  out_dir=tmp_path)
+    third = sweep(
+        BASE, GRID, replicas=REPLICAS, executor=executor, progress=False, out_dir=tmp_path
+    )
     assert third.meta["points_run"] == 0
     assert_same_table(third.table, local_table)
     assert mtimes(points) == after
@@ -177,8 +181,15 @@ def test_dask_sweep_survives_a_killed_worker(client, tmp_path, local_table):
     pids_before = set(client.run(os.getpid).values())
     points = tmp_path / "points"
     with ThreadPoolExecutor(1) as runner:
-        job = runner.submit(sweep, BASE, GRID, replicas=REPLICAS,
-                            executor=client.get_executor(), progress=False, out_dir=tmp_path)
+        job = runner.submit(
+            sweep,
+            BASE,
+            GRID,
+            replicas=REPLICAS,
+            executor=client.get_executor(),
+            progress=False,
+            out_dir=tmp_path,
+        )
         # after the first point is in, kill (SIGKILL) a worker that is running another one
         deadline = time.monotonic() + 60
         killed = None
@@ -226,15 +237,25 @@ def test_cli_sweep_on_a_scheduler_resumes(client, tmp_path, capsys):
     import dask
 
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        assert main(["sweep", str(cfg), "--scheduler", "tcp://127.0.0.1:1", "--out",
-                     str(tmp_path / "x"), "--quiet"]) == 1
+        assert (
+            main(
+                [
+                    "sweep",
+                    str(cfg),
+                    "--scheduler",
+                    "tcp://127.0.0.1:1",
+                    "--out",
+                    str(tmp_path / "x"),
+                    "--quiet",
+                ]
+            )
+            == 1
+        )
     assert "cannot connect" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- MPI
-@pytest.mark.skipif(
-    not shutil.which("mpiexec") or sys.platform == "win32", reason="needs mpiexec"
-)
+@pytest.mark.skipif(not shutil.which("mpiexec") or sys.platform == "win32", reason="needs mpiexec")
 def test_mpi_pool_executor_gives_the_local_table(tmp_path, local_table):
     pytest.importorskip("mpi4py")
 
@@ -254,13 +275,15 @@ def test_mpi_pool_executor_gives_the_local_table(tmp_path, local_table):
     )
     proc = subprocess.run(
         ["mpiexec", "-n", "3", sys.executable, "-m", "mpi4py.futures", str(script)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pd.read_csv(tmp_path / "out" / "table.csv")
     assert (tmp_path / "out" / "table.csv").read_text() == local_table.to_csv(index=False)
     assert len(table) == N_POINTS * REPLICAS
-
 
 
 @requires_dask

@@ -15,8 +15,9 @@ import warnings
 
 import numpy as np
 import pytest
-from lesde.estimate import impact_integrals, impact_rates
 from scipy.integrate import solve_ivp
+
+from lesde.estimate import impact_integrals, impact_rates
 
 K = 3
 T_END = 10.0
@@ -349,16 +350,28 @@ def test_estimate_then_replay_recovers_the_trajectory():
     t = np.linspace(0.0, 2.0, 81)
     alpha = lesde.Tabulated(t, 1.0 + 0.5 * np.sin(2 * t))
     m0 = np.array([[1.2, 0.1, -0.2], [0.0, 0.9, 0.3], [-0.1, 0.2, 1.1]])
-    genuine = lesde.simulate(n_classes=3, n_per_class=1, signal="linear", alpha=alpha,
-                             beta=0.3, sigma=0.0, init_scale=0.0, init_means=m0,
-                             dt=0.0025, t_end=2.0, record_every=10, scheme="heun",
-                             progress=False)
+    genuine = lesde.simulate(
+        n_classes=3,
+        n_per_class=1,
+        signal="linear",
+        alpha=alpha,
+        beta=0.3,
+        sigma=0.0,
+        init_scale=0.0,
+        init_means=m0,
+        dt=0.0025,
+        t_end=2.0,
+        record_every=10,
+        scheme="heun",
+        progress=False,
+    )
     logits = genuine.class_means[0]
     A, B = impact_integrals(logits, model="I")
     a_hat, b_hat = impact_rates(genuine.times, A, B, window=9, polyorder=3)
     inner = slice(5, -5)
-    np.testing.assert_allclose(a_hat[inner], alpha(t)[inner], atol=2e-2,
-                               err_msg="alpha(t) not recovered from the LE-ODE")
+    np.testing.assert_allclose(
+        a_hat[inner], alpha(t)[inner], atol=2e-2, err_msg="alpha(t) not recovered from the LE-ODE"
+    )
     res = replay(genuine.times, a_hat, b_hat, logits[0], scheme="heun")
     err = replay_error(res, logits)
     assert err.max() < 1e-2, f"replayed class means are off by {err.max():.2e}"

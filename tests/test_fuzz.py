@@ -18,55 +18,122 @@ import math
 import warnings
 import zipfile
 
-import lesde
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+import lesde
 from lesde import metrics
 from lesde.simulate import engine_config
 
 # No database and no "explain" phase: nothing is written into the source tree.
 PHASES = [Phase.explicit, Phase.generate, Phase.shrink]
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # ---------------------------------------------------------------------- generic values
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
-    [0.0, -0.0, 1e-320, 5e-324, 1e308, -1e308, 0.5, 1.0, 2.0, 1e-3, 1e-12])
-INTS = st.integers(-5, 12) | st.integers(-(2**70), 2**70) | st.sampled_from(
-    [2**31 - 1, 2**31, 2**63 - 1, 2**64 - 1, 2**64])
-DTYPES = st.sampled_from([np.int64, np.int32, np.uint8, np.float64, np.float32, np.float16,
-                          np.bool_, np.complex128, ">f8", ">i4", "<U3"])
+    [0.0, -0.0, 1e-320, 5e-324, 1e308, -1e308, 0.5, 1.0, 2.0, 1e-3, 1e-12]
+)
+INTS = (
+    st.integers(-5, 12)
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([2**31 - 1, 2**31, 2**63 - 1, 2**64 - 1, 2**64])
+)
+DTYPES = st.sampled_from(
+    [
+        np.int64,
+        np.int32,
+        np.uint8,
+        np.float64,
+        np.float32,
+        np.float16,
+        np.bool_,
+        np.complex128,
+        ">f8",
+        ">i4",
+        "<U3",
+    ]
+)
 ARRAYS = hnp.arrays(DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
-SCALAR = (st.none() | st.booleans() | INTS | FLOATS | st.text(max_size=6)
-          | st.sampled_from([np.float32("nan"), np.int64(3), np.float64(2.0), 1 + 2j, b"x",
-                             "linear", "sgd", "heun", "float32", object()]))
+SCALAR = (
+    st.none()
+    | st.booleans()
+    | INTS
+    | FLOATS
+    | st.text(max_size=6)
+    | st.sampled_from(
+        [
+            np.float32("nan"),
+            np.int64(3),
+            np.float64(2.0),
+            1 + 2j,
+            b"x",
+            "linear",
+            "sgd",
+            "heun",
+            "float32",
+            object(),
+        ]
+    )
+)
 SCHEDULE_DICTS = st.fixed_dictionaries(
     {"kind": st.sampled_from(["constant", "power_law", "exponential", "tabulated", "wavy"])},
-    optional={"value": SCALAR, "a0": SCALAR, "tau": SCALAR, "gamma": SCALAR,
-              "times": st.lists(FLOATS, max_size=3), "values": st.lists(FLOATS, max_size=3),
-              "bogus": SCALAR})
-VALUES = (SCALAR | ARRAYS | SCHEDULE_DICTS
-          | st.lists(SCALAR, max_size=4) | st.lists(st.integers(-2, 40), max_size=5)
-          | st.tuples(st.lists(FLOATS, max_size=3), st.lists(FLOATS, max_size=3)))
+    optional={
+        "value": SCALAR,
+        "a0": SCALAR,
+        "tau": SCALAR,
+        "gamma": SCALAR,
+        "times": st.lists(FLOATS, max_size=3),
+        "values": st.lists(FLOATS, max_size=3),
+        "bogus": SCALAR,
+    },
+)
+VALUES = (
+    SCALAR
+    | ARRAYS
+    | SCHEDULE_DICTS
+    | st.lists(SCALAR, max_size=4)
+    | st.lists(st.integers(-2, 40), max_size=5)
+    | st.tuples(st.lists(FLOATS, max_size=3), st.lists(FLOATS, max_size=3))
+)
 
 # Field-aware values, so that combinations get past the first check now and then.
 LIKELY = {
-    "n_classes": st.integers(1, 5), "n_per_class": st.integers(-1, 50),
+    "n_classes": st.integers(1, 5),
+    "n_per_class": st.integers(-1, 50),
     "class_sizes": st.lists(st.integers(-1, 30), min_size=1, max_size=5),
-    "dim": st.integers(0, 6), "signal": st.sampled_from(["linear", "projected", "cross_entropy"]),
-    "alpha": FLOATS, "beta": FLOATS, "sigma": FLOATS,
+    "dim": st.integers(0, 6),
+    "signal": st.sampled_from(["linear", "projected", "cross_entropy"]),
+    "alpha": FLOATS,
+    "beta": FLOATS,
+    "sigma": FLOATS,
     "impact": hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 4))),
-    "label_noise": FLOATS, "init_scale": FLOATS,
+    "label_noise": FLOATS,
+    "init_scale": FLOATS,
     "init_means": hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 4))),
     "head": hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6))),
     "process": st.sampled_from(["sde", "sgd"]),
-    "scheme": st.sampled_from(["euler_maruyama", "heun"]), "dt": FLOATS, "t_end": FLOATS,
-    "steps": INTS, "batch_size": INTS, "replicas": INTS, "seed": INTS, "noise_seed": INTS,
-    "threads": INTS, "dtype": st.sampled_from(["float64", "float32", "float16"]),
-    "record_every": INTS, "record_samples": st.integers(-1, 5) | st.lists(st.integers(-1, 60)),
+    "scheme": st.sampled_from(["euler_maruyama", "heun"]),
+    "dt": FLOATS,
+    "t_end": FLOATS,
+    "steps": INTS,
+    "batch_size": INTS,
+    "replicas": INTS,
+    "seed": INTS,
+    "noise_seed": INTS,
+    "threads": INTS,
+    "dtype": st.sampled_from(["float64", "float32", "float16"]),
+    "record_every": INTS,
+    "record_samples": st.integers(-1, 5) | st.lists(st.integers(-1, 60)),
 }
 FIELDS = [f.name for f in dataclasses.fields(lesde.Config)]
 assert set(LIKELY) == set(FIELDS), "a Config field has no fuzzing strategy"
@@ -85,7 +152,7 @@ def _few_records(cfg):
 
 @FUZZ
 @given(config_fields())
-@example({"dt": 5e-324})                     # t_end / dt overflows to inf
+@example({"dt": 5e-324})  # t_end / dt overflows to inf
 @example({"t_end": 1e308, "dt": 1e-10})
 @example({"seed": 2**64 - 1, "noise_seed": 0})
 @example({"impact": np.full((3, 3), 1 + 1j)})  # complex: the imaginary part is not dropped
@@ -124,8 +191,17 @@ def test_config_from_dict_and_toml_text(data):
 # Mostly valid data in varied dtypes and layouts (so that results can be compared with a
 # clean copy), with a seldom-drawn bad aspect: a dtype metrics must refuse (bool, complex),
 # NaN/inf, a wrong shape, empty arrays, out-of-range labels, empty classes, a bad n_classes.
-REAL_DTYPES = [np.float64, np.float32, ">f8", ">f4", np.int64, np.int32, np.uint8, ">i8",
-               np.float16]
+REAL_DTYPES = [
+    np.float64,
+    np.float32,
+    ">f8",
+    ">f4",
+    np.int64,
+    np.int32,
+    np.uint8,
+    ">i8",
+    np.float16,
+]
 BAD_DTYPES = [np.bool_, np.complex128, "<U4"]
 LABEL_DTYPES = [np.int64, np.int32, np.uint8, np.int8, ">i8", np.uint64]
 LAYOUTS = ["c", "fortran", "strided", "readonly", "list"]
@@ -168,20 +244,30 @@ def metric_inputs(draw):
     k = draw(st.integers(1, 4)) if _rarely(draw, 3) else p  # k == p: X can be logits
     if _rarely(draw):
         n, p = draw(st.sampled_from([(0, p), (n, 0), (0, 0)]))
-    X = draw(hnp.arrays(np.float64, (n, p), elements=st.integers(-6, 6).map(float)
-                        | st.floats(-5, 5, allow_nan=False, width=16)))
+    X = draw(
+        hnp.arrays(
+            np.float64,
+            (n, p),
+            elements=st.integers(-6, 6).map(float) | st.floats(-5, 5, allow_nan=False, width=16),
+        )
+    )
     if _rarely(draw) and X.size:
-        X.flat[draw(st.integers(0, X.size - 1))] = draw(st.sampled_from(
-            [np.nan, np.inf, -np.inf, 1e300, 1e-310]))
+        X.flat[draw(st.integers(0, X.size - 1))] = draw(
+            st.sampled_from([np.nan, np.inf, -np.inf, 1e300, 1e-310])
+        )
     if _rarely(draw):
         X = X.reshape(-1) if draw(st.booleans()) else X[None]
     y = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, k - 1)))
     if _rarely(draw):  # wrong length or out-of-range labels
         y = draw(hnp.arrays(np.int64, (draw(st.integers(0, 9)),), elements=st.integers(-1, 5)))
-    x_dtype = draw(st.sampled_from(BAD_DTYPES)) if _rarely(draw) else draw(
-        st.sampled_from(REAL_DTYPES))
-    y_dtype = draw(st.sampled_from([np.float64, np.bool_])) if _rarely(draw) else draw(
-        st.sampled_from(LABEL_DTYPES))
+    x_dtype = (
+        draw(st.sampled_from(BAD_DTYPES)) if _rarely(draw) else draw(st.sampled_from(REAL_DTYPES))
+    )
+    y_dtype = (
+        draw(st.sampled_from([np.float64, np.bool_]))
+        if _rarely(draw)
+        else draw(st.sampled_from(LABEL_DTYPES))
+    )
     X = _materialize(X, x_dtype, draw(st.sampled_from(LAYOUTS)))
     y = _materialize(y, y_dtype, draw(st.sampled_from(LAYOUTS)))
     n_classes = None
@@ -190,8 +276,11 @@ def metric_inputs(draw):
     head = None
     if _rarely(draw, 4):
         hk, hp = draw(st.integers(1, 4)), p if not _rarely(draw) else draw(st.integers(0, 5))
-        head = _materialize(draw(hnp.arrays(np.float64, (hk, hp), elements=st.floats(-3, 3))),
-                            draw(st.sampled_from(REAL_DTYPES)), draw(st.sampled_from(LAYOUTS)))
+        head = _materialize(
+            draw(hnp.arrays(np.float64, (hk, hp), elements=st.floats(-3, 3))),
+            draw(st.sampled_from(REAL_DTYPES)),
+            draw(st.sampled_from(LAYOUTS)),
+        )
     return X, y, n_classes, head
 
 
@@ -211,8 +300,9 @@ def _call(name, X, y, n_classes, head):
         return f(X, X if head is None else head)
     if name.startswith("separable"):
         method = name.split("-")[1]
-        return f(X, y, method=method, head=head if method == "argmax" else None,
-                 n_classes=n_classes)
+        return f(
+            X, y, method=method, head=head if method == "argmax" else None, n_classes=n_classes
+        )
     if name == "nc1_from_moments":  # sigma_w: the first p rows of X; means: all of X
         return f(X[: np.shape(X)[-1]] if np.ndim(X) else X, X)
     if name == "nc2_from_means":
@@ -223,10 +313,25 @@ def _call(name, X, y, n_classes, head):
     raise AssertionError(name)
 
 
-METRIC_CALLS = ["class_means", "within_between", "nc1", "nc2", "ncc_accuracy", "loss",
-                "accuracy", "nc4", "summary", "logits", "ncc_predict", "separable-ncc",
-                "separable-lp", "separable-argmax", "nc1_from_moments", "nc2_from_means",
-                "loss_tail_exponent"]
+METRIC_CALLS = [
+    "class_means",
+    "within_between",
+    "nc1",
+    "nc2",
+    "ncc_accuracy",
+    "loss",
+    "accuracy",
+    "nc4",
+    "summary",
+    "logits",
+    "ncc_predict",
+    "separable-ncc",
+    "separable-lp",
+    "separable-argmax",
+    "nc1_from_moments",
+    "nc2_from_means",
+    "loss_tail_exponent",
+]
 
 
 def _same(a, b):
@@ -243,8 +348,7 @@ def _same(a, b):
 
 
 def _snapshot(x):
-    return None if x is None else (np.array(x, copy=True) if isinstance(x, np.ndarray)
-                                   else repr(x))
+    return None if x is None else (np.array(x, copy=True) if isinstance(x, np.ndarray) else repr(x))
 
 
 @pytest.mark.parametrize("name", METRIC_CALLS)
@@ -286,8 +390,16 @@ def test_metrics_on_big_endian_strided_readonly_input_match_exactly():
 @pytest.fixture(scope="module")
 def result_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("res") / "run.npz"
-    lesde.simulate(n_classes=3, n_per_class=8, steps=12, record_every=3, replicas=2,
-                   record_samples=2, threads=1, progress=False).save(path)
+    lesde.simulate(
+        n_classes=3,
+        n_per_class=8,
+        steps=12,
+        record_every=3,
+        replicas=2,
+        record_samples=2,
+        threads=1,
+        progress=False,
+    ).save(path)
     return path
 
 
@@ -303,8 +415,7 @@ def test_truncated_result_files_are_refused(result_file, tmp_path_factory, cut):
 
 @settings(FUZZ, max_examples=80)
 @given(data=st.data())
-def test_flipped_bytes_in_result_files_are_refused_or_harmless(result_file, tmp_path_factory,
-                                                               data):
+def test_flipped_bytes_in_result_files_are_refused_or_harmless(result_file, tmp_path_factory, data):
     raw = bytearray(result_file.read_bytes())
     position = data.draw(st.integers(0, len(raw) - 1))
     raw[position] ^= 1 << data.draw(st.integers(0, 7))
@@ -323,8 +434,9 @@ def test_flipped_bytes_in_result_files_are_refused_or_harmless(result_file, tmp_
     assert back.config == good.config and back.steps_done == good.steps_done
 
 
-@pytest.mark.parametrize("drop", ["metric__loss", "metric__nc1", "class_means", "status",
-                                  "times", "labels"])
+@pytest.mark.parametrize(
+    "drop", ["metric__loss", "metric__nc1", "class_means", "status", "times", "labels"]
+)
 def test_result_file_missing_an_array_is_refused(result_file, tmp_path, drop):
     with np.load(result_file, allow_pickle=False) as data:
         files = {name: data[name] for name in data.files if name != drop}
@@ -333,13 +445,16 @@ def test_result_file_missing_an_array_is_refused(result_file, tmp_path, drop):
         lesde.load(tmp_path / "part.npz")
 
 
-@pytest.mark.parametrize("name, change", [
-    ("metric__accuracy", lambda a: a[:, :-1]),
-    ("features", lambda a: a[:, :-1]),
-    ("sigma_w", lambda a: a[..., :1]),
-    ("labels", lambda a: a.astype(np.float64)),
-    ("times", lambda a: a.reshape(1, -1)),
-])
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("metric__accuracy", lambda a: a[:, :-1]),
+        ("features", lambda a: a[:, :-1]),
+        ("sigma_w", lambda a: a[..., :1]),
+        ("labels", lambda a: a.astype(np.float64)),
+        ("times", lambda a: a.reshape(1, -1)),
+    ],
+)
 def test_result_file_with_a_misshapen_array_is_refused(result_file, tmp_path, name, change):
     with np.load(result_file, allow_pickle=False) as data:
         files = {n: data[n] for n in data.files}
@@ -367,10 +482,10 @@ def test_result_zip_without_header_or_with_bad_header_is_refused(result_file, tm
         lesde.load(tmp_path / "absent.npz")
 
 
-
 # ---------------------------------------------------------------------- memory
 def test_memory_estimate_never_builds_the_record_grid(monkeypatch):
     """2^31 records would need 16 GiB just for their step numbers: refuse, don't build."""
+
     def built(self):
         raise AssertionError("record_steps was built before the memory check")
 

@@ -83,12 +83,19 @@ def test_engine_rejects_malformed_buffers():
     cfg = lesde.Config(n_classes=2, n_per_class=3, steps=2)
     e = engine_config(cfg)
     T = len(cfg.record_steps)
-    good = dict(features=np.zeros((1, 6, 2)), labels=np.zeros((1, 6), np.int32),
-                classes=np.array([0, 0, 0, 1, 1, 1], np.int32), noise_var=None,
-                class_means=np.zeros((1, T, 2, 2)), label_means=np.zeros((1, T, 2, 2)),
-                sigma_w=np.zeros((1, T, 2, 2)), scalars=np.zeros((1, T, _core.NUM_SCALARS)),
-                samples=np.zeros((1, T, 0, 2)), status=np.zeros(1, np.int32),
-                fail_step=np.zeros(1, np.int64))
+    good = dict(
+        features=np.zeros((1, 6, 2)),
+        labels=np.zeros((1, 6), np.int32),
+        classes=np.array([0, 0, 0, 1, 1, 1], np.int32),
+        noise_var=None,
+        class_means=np.zeros((1, T, 2, 2)),
+        label_means=np.zeros((1, T, 2, 2)),
+        sigma_w=np.zeros((1, T, 2, 2)),
+        scalars=np.zeros((1, T, _core.NUM_SCALARS)),
+        samples=np.zeros((1, T, 0, 2)),
+        status=np.zeros(1, np.int32),
+        fail_step=np.zeros(1, np.int64),
+    )
     _core.Simulation64(e, **good)
     bad = {
         "features": np.zeros((1, 5, 2)),

@@ -16,6 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linprog
+from scipy.special import logsumexp
+from scipy.stats import ortho_group
+
 from lesde import metrics
 from lesde.metrics import (
     PAPYAN_ALIASES,
@@ -37,9 +41,6 @@ from lesde.metrics import (
     summary,
     within_between,
 )
-from scipy.optimize import linprog
-from scipy.special import logsumexp
-from scipy.stats import ortho_group
 
 HYP = settings(max_examples=30, deadline=None, derandomize=True)
 

@@ -5,8 +5,17 @@ import pytest
 
 import lesde
 
-BLOWUP = dict(n_classes=3, n_per_class=20, signal="linear", alpha=60.0, beta=30.0, sigma=0.1,
-              t_end=40.0, dt=0.01, progress=False)
+BLOWUP = dict(
+    n_classes=3,
+    n_per_class=20,
+    signal="linear",
+    alpha=60.0,
+    beta=30.0,
+    sigma=0.1,
+    t_end=40.0,
+    dt=0.01,
+    progress=False,
+)
 
 
 def test_linear_overflow_raises_with_step_time_and_partial_result():

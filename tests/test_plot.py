@@ -6,8 +6,9 @@ import pytest
 mpl = pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 mpl.use("Agg")
-import lesde  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+
+import lesde  # noqa: E402
 from lesde import plot  # noqa: E402
 from lesde.sweep import label_noise_sweep, phase_diagram, sweep  # noqa: E402
 

@@ -10,9 +10,16 @@ import lesde
 
 @pytest.fixture(scope="module")
 def result():
-    return lesde.simulate(n_classes=3, n_per_class=30, t_end=0.5, replicas=2, sigma=0.2,
-                          alpha=lesde.PowerLaw(a0=1.0, tau=1.0, gamma=0.5),
-                          record_samples=4, progress=False)
+    return lesde.simulate(
+        n_classes=3,
+        n_per_class=30,
+        t_end=0.5,
+        replicas=2,
+        sigma=0.2,
+        alpha=lesde.PowerLaw(a0=1.0, tau=1.0, gamma=0.5),
+        record_samples=4,
+        progress=False,
+    )
 
 
 def test_round_trip_is_exact(result, tmp_path):
@@ -20,8 +27,18 @@ def test_round_trip_is_exact(result, tmp_path):
     result.save(path)
     back = lesde.load(path)
     assert back.config == result.config
-    for name in ("times", "class_means", "label_means", "sigma_w", "features", "labels",
-                 "classes", "sample_indices", "sample_trajectories", "fail_step"):
+    for name in (
+        "times",
+        "class_means",
+        "label_means",
+        "sigma_w",
+        "features",
+        "labels",
+        "classes",
+        "sample_indices",
+        "sample_trajectories",
+        "fail_step",
+    ):
         np.testing.assert_array_equal(getattr(back, name), getattr(result, name), err_msg=name)
     assert list(back.status) == list(result.status)
     for name, values in result.metrics.items():
@@ -54,10 +71,18 @@ def test_incompatible_or_damaged_files_are_refused(result, tmp_path):
 
 
 def test_config_toml_round_trip():
-    cfg = lesde.Config(n_classes=4, class_sizes=(3, 4, 5, 6), signal="linear",
-                       alpha=lesde.Tabulated([0.0, 1.0], [1.0, 0.5]), beta=0.1,
-                       sigma=lesde.ExponentialDecay(a0=0.3, tau=2.0), dt=0.02, steps=50,
-                       record_samples=(1, 2), init_means=np.arange(16.0).reshape(4, 4) / 7)
+    cfg = lesde.Config(
+        n_classes=4,
+        class_sizes=(3, 4, 5, 6),
+        signal="linear",
+        alpha=lesde.Tabulated([0.0, 1.0], [1.0, 0.5]),
+        beta=0.1,
+        sigma=lesde.ExponentialDecay(a0=0.3, tau=2.0),
+        dt=0.02,
+        steps=50,
+        record_samples=(1, 2),
+        init_means=np.arange(16.0).reshape(4, 4) / 7,
+    )
     assert lesde.Config.from_toml(cfg.to_toml()) == cfg
     assert lesde.Config.from_dict(cfg.to_dict()) == cfg
     resolved = lesde.Config.from_toml(cfg.to_toml(resolved=True))

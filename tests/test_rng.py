@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lesde import _core
+
 from reference import normals, philox4x32_10
 
 # Random123's published known-answer vectors (kat_vectors): counter, key, output.
@@ -35,8 +36,13 @@ def test_core_normals_equal_numpy_reference(p):
         core = _core.normals(seed, _core.Purpose.noise, replica, step, sample * p, p)
         ref = normals(seed, "noise", replica, step, [sample], p)[0]
         # The core's vectorised log/sin/cos agree with libm to a few ulps.
-        np.testing.assert_allclose(core, ref, rtol=1e-13, atol=1e-14,
-                                   err_msg=f"stream differs at replica {replica}, step {step}")
+        np.testing.assert_allclose(
+            core,
+            ref,
+            rtol=1e-13,
+            atol=1e-14,
+            err_msg=f"stream differs at replica {replica}, step {step}",
+        )
 
 
 @pytest.mark.parametrize("first,count", [(0, 1), (3, 5), (5, 300), (2**33 + 1, 17)])
@@ -47,8 +53,10 @@ def test_vectorised_and_scalar_normals_are_identical(first, count):
 
 
 def test_purposes_give_different_streams():
-    draws = {purpose: _core.normals(7, getattr(_core.Purpose, purpose), 0, 0, 0, 4)
-             for purpose in ("init", "noise", "labels", "batch")}
+    draws = {
+        purpose: _core.normals(7, getattr(_core.Purpose, purpose), 0, 0, 0, 4)
+        for purpose in ("init", "noise", "labels", "batch")
+    }
     values = [tuple(v) for v in draws.values()]
     assert len(set(values)) == 4, "two purposes share a random stream"
 

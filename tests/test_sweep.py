@@ -5,9 +5,10 @@ import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-import lesde
 import numpy as np
 import pytest
+
+import lesde
 from lesde.sweep import (
     SweepResult,
     expand_grid,

@@ -100,7 +100,12 @@ class Simulation32(_Simulation): ...
 
 def philox4x32_10(counter: list[int], key: list[int]) -> list[int]: ...
 def normals(
-    seed: int, purpose: Purpose, replica: int, step: int, first: int, count: int,
+    seed: int,
+    purpose: Purpose,
+    replica: int,
+    step: int,
+    first: int,
+    count: int,
     vectorised: bool = True,
 ) -> npt.NDArray[np.float64]: ...
 def build_info() -> dict[str, Any]: ...

@@ -51,8 +51,15 @@ import numpy as np
 from .config import Config
 from .result import _atomic_savez
 
-__all__ = ["CHECKPOINT_SECONDS", "FORMAT_VERSION", "Checkpoint", "Checkpointer",
-           "read_checkpoint", "resume", "write_checkpoint"]
+__all__ = [
+    "CHECKPOINT_SECONDS",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "Checkpointer",
+    "read_checkpoint",
+    "resume",
+    "write_checkpoint",
+]
 
 #: Wall time between checkpoints when ``checkpoint_every`` is not given.
 CHECKPOINT_SECONDS = 60.0
@@ -81,8 +88,13 @@ def _record_index(cfg: Config, step: int) -> int:
     return i if i < steps.size and steps[i] == step else -1
 
 
-def write_checkpoint(path: str | os.PathLike, cfg: Config, step: int,
-                     arrays: dict[str, Any], wall_seconds: float = 0.0) -> None:
+def write_checkpoint(
+    path: str | os.PathLike,
+    cfg: Config,
+    step: int,
+    arrays: dict[str, Any],
+    wall_seconds: float = 0.0,
+) -> None:
     """Write the state in ``arrays`` (after ``step`` steps, a record step) to ``path``."""
     from . import __version__, _core
 
@@ -92,16 +104,19 @@ def write_checkpoint(path: str | os.PathLike, cfg: Config, step: int,
     payload = {name: arrays[name] for name in _STATE if arrays.get(name) is not None}
     for name in _RECORDS:
         payload[name] = np.ascontiguousarray(arrays[name][:, : idx + 1])
-    header = json.dumps({
-        "kind": KIND,
-        "format_version": FORMAT_VERSION,
-        "step": int(step),
-        "config_toml": cfg.to_toml(),
-        "dtype": cfg.dtype,
-        "lesde_version": __version__,
-        "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
-        "wall_seconds": float(wall_seconds),
-    }, sort_keys=True)
+    header = json.dumps(
+        {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "step": int(step),
+            "config_toml": cfg.to_toml(),
+            "dtype": cfg.dtype,
+            "lesde_version": __version__,
+            "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+            "wall_seconds": float(wall_seconds),
+        },
+        sort_keys=True,
+    )
     payload_digest = _digest(header, payload)
     payload["header"] = np.array(header)
     payload["sha256"] = np.array(payload_digest)
@@ -119,8 +134,9 @@ class Checkpoint:
 
 
 def _damaged(path: Any, why: str) -> ValueError:
-    return ValueError(f"{path}: damaged or truncated lesde checkpoint ({why}); refusing to "
-                      "resume from it")
+    return ValueError(
+        f"{path}: damaged or truncated lesde checkpoint ({why}); refusing to resume from it"
+    )
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -153,23 +169,32 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (ValueError, TypeError) as err:
         raise _damaged(path, f"unreadable header: {err}") from None
     if header.get("kind") != KIND:
-        raise ValueError(f"{path}: not a lesde checkpoint (kind {header.get('kind')!r}); a "
-                         "result file is read with lesde.load")
+        raise ValueError(
+            f"{path}: not a lesde checkpoint (kind {header.get('kind')!r}); a "
+            "result file is read with lesde.load"
+        )
     version = header.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format version {version} cannot be resumed by "
-                         f"this lesde (reads version {FORMAT_VERSION})")
+        raise ValueError(
+            f"{path}: checkpoint format version {version} cannot be resumed by "
+            f"this lesde (reads version {FORMAT_VERSION})"
+        )
     if str(stored.pop("sha256")[()]) != _digest(header_json, stored):
         raise _damaged(path, "SHA-256 checksum mismatch")
     stream = header.get("random_stream_version")
     if stream != int(_core.RANDOM_STREAM_VERSION):
-        raise ValueError(f"{path}: written with random-stream version {stream}, this lesde "
-                         f"draws version {int(_core.RANDOM_STREAM_VERSION)}; the run cannot "
-                         "be continued identically")
+        raise ValueError(
+            f"{path}: written with random-stream version {stream}, this lesde "
+            f"draws version {int(_core.RANDOM_STREAM_VERSION)}; the run cannot "
+            "be continued identically"
+        )
     if header.get("lesde_version") != __version__:
-        warnings.warn(f"{path}: written by lesde {header.get('lesde_version')}, resuming with "
-                      f"{__version__} (same random-stream version)", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{path}: written by lesde {header.get('lesde_version')}, resuming with "
+            f"{__version__} (same random-stream version)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     try:
         cfg = Config.from_toml(header["config_toml"])
         step = header["step"]
@@ -227,15 +252,15 @@ class Checkpointer:
     :meth:`write_final` at the end.
     """
 
-    def __init__(self, path: str | os.PathLike, cfg: Config, every: int | None = None,
-                 start_step: int = 0):
+    def __init__(
+        self, path: str | os.PathLike, cfg: Config, every: int | None = None, start_step: int = 0
+    ):
         self.path, self.cfg, self.every = Path(path), cfg, every
         self.last_step, self.last_time = start_step, time.perf_counter()
         _remove_stale_temporaries(self.path)
 
     @classmethod
-    def create(cls, path: Any, cfg: Config, every: Any, start_step: int = 0
-               ) -> Checkpointer | None:
+    def create(cls, path: Any, cfg: Config, every: Any, start_step: int = 0) -> Checkpointer | None:
         """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing."""
         if path is None:
             if every is not None:
@@ -313,6 +338,12 @@ def resume(
     _check_on_nonfinite(on_nonfinite)
     ckpt = read_checkpoint(path)
     writer = Checkpointer.create(path, ckpt.config, checkpoint_every, start_step=ckpt.step)
-    return run_engine(ckpt.config, ckpt.arrays, progress=progress, on_nonfinite=on_nonfinite,
-                      checkpointer=writer, resume_step=ckpt.step,
-                      wall_before=float(ckpt.header.get("wall_seconds", 0.0)))
+    return run_engine(
+        ckpt.config,
+        ckpt.arrays,
+        progress=progress,
+        on_nonfinite=on_nonfinite,
+        checkpointer=writer,
+        resume_step=ckpt.step,
+        wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
+    )

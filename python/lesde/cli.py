@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -80,8 +81,14 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
             if any(line.startswith("  ") for line in lines):
                 paragraphs.append("\n".join(indent + line for line in lines))
             else:
-                paragraphs.append(textwrap.fill(" ".join(para.split()), width,
-                                                initial_indent=indent, subsequent_indent=indent))
+                paragraphs.append(
+                    textwrap.fill(
+                        " ".join(para.split()),
+                        width,
+                        initial_indent=indent,
+                        subsequent_indent=indent,
+                    )
+                )
         return "\n\n".join(paragraphs)
 
 
@@ -208,8 +215,9 @@ def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"cannot read {p}: {err}") from None
 
 
-def load_config(path: str | os.PathLike | None, sets: Sequence[str] | None = None,
-                allow_grid: bool = False):
+def load_config(
+    path: str | os.PathLike | None, sets: Sequence[str] | None = None, allow_grid: bool = False
+):
     """The Config from defaults < TOML file < ``--set`` overrides, and the ``[grid]`` table.
 
     Returns ``(config, grid)``; ``grid`` is None when the file has no ``[grid]`` table.
@@ -300,9 +308,11 @@ def _result_report(result, out_path: str | None) -> dict[str, Any]:
 def _print_result(out: _Out, result) -> None:
     cfg = result.config
     R = len(result.status)
-    out(f"final metrics at t = {result.times[-1] if result.times.size else 0:g} "
+    out(
+        f"final metrics at t = {result.times[-1] if result.times.size else 0:g} "
         f"over {R} replica(s) ({int(np.sum(result.status == 'ok'))} ok), "
-        f"signal={cfg.signal}, K={cfg.n_classes}, N={cfg.n_samples}, p={cfg.p}")
+        f"signal={cfg.signal}, K={cfg.n_classes}, N={cfg.n_samples}, p={cfg.p}"
+    )
     out(_table(_summary_rows(result), ["metric", "mean", "std", "min", "max"]))
     wall = result.meta.get("wall_seconds")
     if wall is not None:
@@ -330,14 +340,20 @@ def cmd_run(args) -> int:
             _print_json(plan)
         else:
             out(cfg.to_toml(resolved=True).rstrip())
-            out(f"# dry run: N = {cfg.n_samples}, p = {cfg.p}, {cfg.n_steps} steps to "
+            out(
+                f"# dry run: N = {cfg.n_samples}, p = {cfg.p}, {cfg.n_steps} steps to "
                 f"t = {cfg.n_steps * cfg.dt:g}, {len(cfg.record_steps)} records, about "
-                f"{cfg.state_bytes() / 2**20:.1f} MiB of state; would write {args.out}")
+                f"{cfg.state_bytes() / 2**20:.1f} MiB of state; would write {args.out}"
+            )
         return EXIT_OK
 
     try:
-        result = simulate(cfg, progress=_progress(args), checkpoint=args.checkpoint,
-                          checkpoint_every=args.checkpoint_every)
+        result = simulate(
+            cfg,
+            progress=_progress(args),
+            checkpoint=args.checkpoint,
+            checkpoint_every=args.checkpoint_every,
+        )
     except NonFiniteError as err:
         return _numeric_failure(args, err)
     return _finish_run(out, args, result)
@@ -390,8 +406,15 @@ def cmd_validate(args) -> int:
 
 
 # ---------------------------------------------------------------------------- sweep
-_SWEEP_SHOWN = ("separable_ncc", "separable_argmax", "loss", "accuracy", "clean_accuracy",
-                "ncc_accuracy", "nc1")
+_SWEEP_SHOWN = (
+    "separable_ncc",
+    "separable_argmax",
+    "loss",
+    "accuracy",
+    "clean_accuracy",
+    "ncc_accuracy",
+    "nc1",
+)
 
 
 def _compact_summary(summary, grid_keys) -> Any:
@@ -445,8 +468,15 @@ def cmd_sweep(args) -> int:
     client = _dask_client(args.scheduler) if args.scheduler is not None else None
     try:
         executor = client.get_executor() if client is not None else None
-        res = sweep(base, grid, replicas=args.replicas, max_workers=args.workers,
-                    executor=executor, progress=_progress(args), out_dir=outdir)
+        res = sweep(
+            base,
+            grid,
+            replicas=args.replicas,
+            max_workers=args.workers,
+            executor=executor,
+            progress=_progress(args),
+            out_dir=outdir,
+        )
     except (TypeError, ValueError) as err:
         raise UsageError(f"{args.config}: {err}") from None
     finally:
@@ -460,40 +490,53 @@ def cmd_sweep(args) -> int:
     files += _sweep_figures(res, outdir)
     bad = res.table[res.table["status"] != "ok"]
     if args.json:
-        _print_json({
-            "out": str(outdir),
-            "files": [str(f) for f in files],
-            "grid": res.grid,
-            "rows": len(res.table),
-            "failed_replicas": len(bad),
-            "points_run": res.meta["points_run"],
-            "points_reused": res.meta["points_reused"],
-            "scheduler": args.scheduler,
-            "wall_seconds": res.meta.get("wall_seconds"),
-            "summary": json.loads(summary.reset_index().to_json(orient="records")),
-        })
+        _print_json(
+            {
+                "out": str(outdir),
+                "files": [str(f) for f in files],
+                "grid": res.grid,
+                "rows": len(res.table),
+                "failed_replicas": len(bad),
+                "points_run": res.meta["points_run"],
+                "points_reused": res.meta["points_reused"],
+                "scheduler": args.scheduler,
+                "wall_seconds": res.meta.get("wall_seconds"),
+                "summary": json.loads(summary.reset_index().to_json(orient="records")),
+            }
+        )
     else:
         import pandas as pd
 
         with pd.option_context("display.width", 200, "display.max_columns", 30):
-            out(_compact_summary(summary, list(res.grid)).to_string(
-                float_format=lambda v: f"{v:.4g}"))
+            out(
+                _compact_summary(summary, list(res.grid)).to_string(
+                    float_format=lambda v: f"{v:.4g}"
+                )
+            )
         reused = res.meta["points_reused"]
         if reused:
-            out(f"resumed: {reused} point(s) read back from {outdir / 'points'}, "
-                f"{res.meta['points_run']} run")
-        out(f"{len(res.table)} rows ({res.table['point'].nunique()} points) in "
+            out(
+                f"resumed: {reused} point(s) read back from {outdir / 'points'}, "
+                f"{res.meta['points_run']} run"
+            )
+        out(
+            f"{len(res.table)} rows ({res.table['point'].nunique()} points) in "
             f"{res.meta.get('wall_seconds', math.nan):.1f} s; wrote "
-            + ", ".join(str(f) for f in files))
+            + ", ".join(str(f) for f in files)
+        )
     if len(bad):
-        print(f"{PROG}: warning: {len(bad)} replica(s) did not finish ok "
-              f"({', '.join(sorted(set(bad['status'])))}); see the status and message "
-              f"columns of {files[0]}", file=sys.stderr)
+        print(
+            f"{PROG}: warning: {len(bad)} replica(s) did not finish ok "
+            f"({', '.join(sorted(set(bad['status'])))}); see the status and message "
+            f"columns of {files[0]}",
+            file=sys.stderr,
+        )
         errors = bad[bad["status"] == "error"]
         if len(errors):  # e.g. a cluster whose scheduler or workers cannot import lesde
             first = str(errors["message"].iloc[0]).splitlines()[0][:300]
-            print(f"{PROG}: first error (point {errors['point'].iloc[0]}): {first}",
-                  file=sys.stderr)
+            print(
+                f"{PROG}: first error (point {errors['point'].iloc[0]}): {first}", file=sys.stderr
+            )
     return EXIT_OK
 
 
@@ -513,11 +556,17 @@ def cmd_plot(args) -> int:
     plot = _plot_module()
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    written = [_save_figure(plot, plot.metric_over_time(result),
-                            outdir / f"{path.stem}-metric_over_time.png")]
+    written = [
+        _save_figure(
+            plot, plot.metric_over_time(result), outdir / f"{path.stem}-metric_over_time.png"
+        )
+    ]
     if result.config.p == 3:
-        written.append(_save_figure(plot, plot.class_means_3d(result),
-                                    outdir / f"{path.stem}-class_means_3d.png"))
+        written.append(
+            _save_figure(
+                plot, plot.class_means_3d(result), outdir / f"{path.stem}-class_means_3d.png"
+            )
+        )
     for f in written:
         print(f"wrote {f}")
     return EXIT_OK
@@ -539,12 +588,29 @@ def demo_setup(quick: bool) -> dict[str, Any]:
     means = 3.0 * (np.eye(K) - 1.0 / K)
     values = [0.4, 0.6, 0.8] if quick else [0.2, 0.4, 0.6, 0.8, 1.0]
     # Runs this small are fastest on one thread each; the sweep runs points in parallel.
-    linear = Config(n_classes=K, n_per_class=50 if quick else 100, signal="linear",
-                    sigma=0.5, init_means=means, dt=0.05, t_end=20.0, record_every=40,
-                    seed=2021, threads=1)
-    ce = Config(n_classes=K, n_per_class=50 if quick else 100, signal="cross_entropy",
-                sigma=0.2, dt=0.05, t_end=20.0, replicas=4 if quick else 10,
-                seed=2021, threads=1)
+    linear = Config(
+        n_classes=K,
+        n_per_class=50 if quick else 100,
+        signal="linear",
+        sigma=0.5,
+        init_means=means,
+        dt=0.05,
+        t_end=20.0,
+        record_every=40,
+        seed=2021,
+        threads=1,
+    )
+    ce = Config(
+        n_classes=K,
+        n_per_class=50 if quick else 100,
+        signal="cross_entropy",
+        sigma=0.2,
+        dt=0.05,
+        t_end=20.0,
+        replicas=4 if quick else 10,
+        seed=2021,
+        threads=1,
+    )
     return {
         "linear": linear,
         "alphas": values,
@@ -570,18 +636,26 @@ def _grid_without_pandas(base, alphas, betas, replicas) -> list[dict[str, Any]]:
         res = simulate(cfg, progress=False, on_nonfinite="ignore")
         good = np.flatnonzero(res.status == "ok")
         sep = {
-            method: [metrics.separable(res.features[r], res.labels[r], method,
-                                       n_classes=cfg.n_classes).separable for r in good]
+            method: [
+                metrics.separable(
+                    res.features[r], res.labels[r], method, n_classes=cfg.n_classes
+                ).separable
+                for r in good
+            ]
             for method in ("ncc", "argmax")
         }
         mean = lambda v: float(np.nanmean(v)) if len(v) else math.nan  # noqa: E731
-        rows.append({
-            "alpha": a, "beta": b, "replicas_ok": int(good.size),
-            "separable_ncc": mean(np.array(sep["ncc"], dtype=float)),
-            "separable_argmax": mean(np.array(sep["argmax"], dtype=float)),
-            "loss": mean(res.final("loss")[good]),
-            "ncc_accuracy": mean(res.final("ncc_accuracy")[good]),
-        })
+        rows.append(
+            {
+                "alpha": a,
+                "beta": b,
+                "replicas_ok": int(good.size),
+                "separable_ncc": mean(np.array(sep["ncc"], dtype=float)),
+                "separable_argmax": mean(np.array(sep["argmax"], dtype=float)),
+                "loss": mean(res.final("loss")[good]),
+                "ncc_accuracy": mean(res.final("ncc_accuracy")[good]),
+            }
+        )
     return rows
 
 
@@ -589,14 +663,17 @@ def _rows_from_sweep(res) -> list[dict[str, Any]]:
     s = res.summary()
     rows = []
     for _, r in s.iterrows():
-        rows.append({
-            "alpha": float(r["alpha"]), "beta": float(r["beta"]),
-            "replicas_ok": int(r["replicas_ok"]),
-            "separable_ncc": float(r["separable_ncc_mean"]),
-            "separable_argmax": float(r["separable_argmax_mean"]),
-            "loss": float(r["loss_mean"]),
-            "ncc_accuracy": float(r["ncc_accuracy_mean"]),
-        })
+        rows.append(
+            {
+                "alpha": float(r["alpha"]),
+                "beta": float(r["beta"]),
+                "replicas_ok": int(r["replicas_ok"]),
+                "separable_ncc": float(r["separable_ncc_mean"]),
+                "separable_argmax": float(r["separable_argmax_mean"]),
+                "loss": float(r["loss_mean"]),
+                "ncc_accuracy": float(r["ncc_accuracy_mean"]),
+            }
+        )
     return rows
 
 
@@ -612,9 +689,12 @@ def cmd_demo(args) -> int:
     notes: list[str] = []
 
     if not args.quiet:
-        print(f"lesde demo: linear signal, K = {base.n_classes}, {len(alphas)} x {len(betas)} "
-              f"alpha x beta grid, {R} replicas of N = {base.n_samples} samples each, "
-              f"t_end = {base.n_steps * base.dt:g} ...", file=sys.stderr)
+        print(
+            f"lesde demo: linear signal, K = {base.n_classes}, {len(alphas)} x {len(betas)} "
+            f"alpha x beta grid, {R} replicas of N = {base.n_samples} samples each, "
+            f"t_end = {base.n_steps * base.dt:g} ...",
+            file=sys.stderr,
+        )
     sweep_res = None
     if importlib.util.find_spec("pandas") is not None:
         from .sweep import phase_diagram
@@ -631,55 +711,120 @@ def cmd_demo(args) -> int:
         res = simulate(cfg, progress=_progress(args))
         ce_results.append(res)
         s = res.summary()
-        ce_rows.append({
-            "alpha": float(cfg.alpha), "beta": float(cfg.beta), "t_end": s["t_end"],
-            "loss": s["loss"], "accuracy": s["accuracy"], "ncc_accuracy": s["ncc_accuracy"],
-            "nc1": s["nc1"], "etf_distance": s.get("etf_distance", math.nan),
-            "loss_t0": float(np.nanmean(res.metrics["loss"][:, 0])),
-        })
+        ce_rows.append(
+            {
+                "alpha": float(cfg.alpha),
+                "beta": float(cfg.beta),
+                "t_end": s["t_end"],
+                "loss": s["loss"],
+                "accuracy": s["accuracy"],
+                "ncc_accuracy": s["ncc_accuracy"],
+                "nc1": s["nc1"],
+                "etf_distance": s.get("etf_distance", math.nan),
+                "loss_t0": float(np.nanmean(res.metrics["loss"][:, 0])),
+            }
+        )
 
     figures: list[str] = []
     if _matplotlib_available():
         plot = _plot_module()
         if sweep_res is not None:
-            figures.append(_save_figure(plot, plot.phase_diagram(sweep_res, metric="separable_ncc"),
-                                        outdir / "phase_diagram.png"))
+            figures.append(
+                _save_figure(
+                    plot,
+                    plot.phase_diagram(sweep_res, metric="separable_ncc"),
+                    outdir / "phase_diagram.png",
+                )
+            )
         else:
             notes.append(f"the phase diagram figure needs pandas: {SWEEP_HINT}")
-        runs = {f"alpha={r['alpha']:g}, beta={r['beta']:g}": res
-                for r, res in zip(ce_rows, ce_results, strict=True)}
-        figures.append(_save_figure(plot, plot.metric_over_time(runs),
-                                    outdir / "metric_over_time.png"))
+        runs = {
+            f"alpha={r['alpha']:g}, beta={r['beta']:g}": res
+            for r, res in zip(ce_rows, ce_results, strict=True)
+        }
+        figures.append(
+            _save_figure(plot, plot.metric_over_time(runs), outdir / "metric_over_time.png")
+        )
     else:
         notes.append(f"matplotlib is not installed: figures were skipped ({PLOT_HINT})")
     seconds = time.perf_counter() - started
 
     if args.json:
-        _print_json({"quick": args.quick, "out": str(outdir), "phase_diagram": grid_rows,
-                     "cross_entropy": ce_rows, "figures": figures, "notes": notes,
-                     "wall_seconds": seconds})
+        _print_json(
+            {
+                "quick": args.quick,
+                "out": str(outdir),
+                "phase_diagram": grid_rows,
+                "cross_entropy": ce_rows,
+                "figures": figures,
+                "notes": notes,
+                "wall_seconds": seconds,
+            }
+        )
         return EXIT_OK
-    out("Phase transition, linear signal (docs/model.md, section 3): P(separable) over "
+    out(
+        "Phase transition, linear signal (docs/model.md, section 3): P(separable) over "
         "replicas at "
-        f"t = {base.n_steps * base.dt:g}")
-    out(_table(
-        [[r["alpha"], r["beta"], r["alpha"] - r["beta"], r["separable_ncc"],
-          r["separable_argmax"], r["ncc_accuracy"], r["loss"], r["replicas_ok"]]
-         for r in grid_rows],
-        ["alpha", "beta", "alpha-beta", "P(sep NCC)", "P(argmax=y)", "NCC acc", "final loss",
-         "ok"]))
+        f"t = {base.n_steps * base.dt:g}"
+    )
+    out(
+        _table(
+            [
+                [
+                    r["alpha"],
+                    r["beta"],
+                    r["alpha"] - r["beta"],
+                    r["separable_ncc"],
+                    r["separable_argmax"],
+                    r["ncc_accuracy"],
+                    r["loss"],
+                    r["replicas_ok"],
+                ]
+                for r in grid_rows
+            ],
+            [
+                "alpha",
+                "beta",
+                "alpha-beta",
+                "P(sep NCC)",
+                "P(argmax=y)",
+                "NCC acc",
+                "final loss",
+                "ok",
+            ],
+        )
+    )
     above = [r["separable_ncc"] for r in grid_rows if r["alpha"] > r["beta"]]
     on_below = [r["separable_ncc"] for r in grid_rows if r["alpha"] <= r["beta"]]
-    out(f"mean P(separable by NCC): alpha > beta {np.nanmean(above):.2f}, "
-        f"alpha <= beta {np.nanmean(on_below):.2f}")
-    out("(P(argmax=y) and the loss read the linear model's features as logits; nothing in "
-        "the linear signal drives them toward the labels, so only separability matters here.)")
+    out(
+        f"mean P(separable by NCC): alpha > beta {np.nanmean(above):.2f}, "
+        f"alpha <= beta {np.nanmean(on_below):.2f}"
+    )
+    out(
+        "(P(argmax=y) and the loss read the linear model's features as logits; nothing in "
+        "the linear signal drives them toward the labels, so only separability matters here.)"
+    )
     out()
     out("Cross-entropy signal: the loss falls when alpha > beta and grows when alpha < beta")
-    out(_table(
-        [[r["alpha"], r["beta"], r["t_end"], r["loss_t0"], r["loss"], r["accuracy"],
-          r["ncc_accuracy"], r["nc1"], r["etf_distance"]] for r in ce_rows],
-        ["alpha", "beta", "t", "loss(0)", "loss(t)", "accuracy", "NCC acc", "NC1", "ETF dist"]))
+    out(
+        _table(
+            [
+                [
+                    r["alpha"],
+                    r["beta"],
+                    r["t_end"],
+                    r["loss_t0"],
+                    r["loss"],
+                    r["accuracy"],
+                    r["ncc_accuracy"],
+                    r["nc1"],
+                    r["etf_distance"],
+                ]
+                for r in ce_rows
+            ],
+            ["alpha", "beta", "t", "loss(0)", "loss(t)", "accuracy", "NCC acc", "NC1", "ETF dist"],
+        )
+    )
     out()
     for f in figures:
         out(f"wrote {f}")
@@ -704,8 +849,9 @@ def _info() -> dict[str, Any]:
         "cuda_built": bool(info.get("cuda_built", False)),
         "cuda_device_visible": bool(info.get("cuda_device_visible", False)),
         "random_stream_version": info.get("random_stream_version"),
-        "optional": {m: importlib.util.find_spec(m) is not None
-                     for m in ("matplotlib", "pandas", "pyarrow")},
+        "optional": {
+            m: importlib.util.find_spec(m) is not None for m in ("matplotlib", "pandas", "pyarrow")
+        },
         "build_info": info,
     }
 
@@ -719,8 +865,11 @@ def cmd_info(args) -> int:
     rows = [
         ["version", info["version"]],
         ["python / numpy", f"{info['python']} / {info['numpy']}"],
-        ["compiler", f"{b.get('compiler', '?')} (C++ {b.get('cxx_standard', '?')}, "
-                     f"{b.get('build_type', '?')})"],
+        [
+            "compiler",
+            f"{b.get('compiler', '?')} (C++ {b.get('cxx_standard', '?')}, "
+            f"{b.get('build_type', '?')})",
+        ],
         ["openmp", b.get("openmp")],
         ["simd", ", ".join(b.get("simd", [])) or "none"],
         ["threads (default)", info["threads"]],
@@ -728,8 +877,10 @@ def cmd_info(args) -> int:
         ["CUDA built", info["cuda_built"]],
         ["CUDA device visible", info["cuda_device_visible"]],
         ["random-stream version", info["random_stream_version"]],
-        ["optional packages", ", ".join(f"{k} {'yes' if v else 'no'}"
-                                        for k, v in info["optional"].items())],
+        [
+            "optional packages",
+            ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["optional"].items()),
+        ],
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
@@ -755,8 +906,11 @@ def cmd_bench(args) -> int:
         return int(module.main(forwarded) or 0)
     script = _source_bench_script()
     if script is None:
-        print(f"{PROG}: error: the benchmark suite is not part of this installation; run "
-              "bench/run_bench.py from a source checkout of lesde", file=sys.stderr)
+        print(
+            f"{PROG}: error: the benchmark suite is not part of this installation; run "
+            "bench/run_bench.py from a source checkout of lesde",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     env = dict(os.environ)
     pkg_parent = str(Path(__file__).resolve().parents[1])
@@ -772,8 +926,9 @@ def cmd_resume(args) -> int:
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"no checkpoint file {args.checkpoint}")
     try:
-        result = resume(args.checkpoint, progress=_progress(args),
-                        checkpoint_every=args.checkpoint_every)
+        result = resume(
+            args.checkpoint, progress=_progress(args), checkpoint_every=args.checkpoint_every
+        )
     except NonFiniteError as err:
         return _numeric_failure(args, err)
     out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
@@ -807,9 +962,11 @@ def _config_fields_epilog() -> str:
     return "\n".join(lines)
 
 
-SET_HELP = ("override a Config field, KEY=VALUE with VALUE a TOML value (alpha=0.5, "
-            "signal=linear, class_sizes=[10,20], 'alpha={kind=\"power_law\",a0=1,tau=2,"
-            "gamma=0.5}', alpha.tau=3); repeatable; wins over the file")
+SET_HELP = (
+    "override a Config field, KEY=VALUE with VALUE a TOML value (alpha=0.5, "
+    'signal=linear, class_sizes=[10,20], \'alpha={kind="power_law",a0=1,tau=2,'
+    "gamma=0.5}', alpha.tau=3); repeatable; wins over the file"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -819,128 +976,206 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         formatter_class=_Formatter,
         description="Simulate locally elastic SDEs (Zhang, Wang & Su, NeurIPS 2021): the "
-                    "features of N training samples, coupled through a K x K impact matrix.",
+        "features of N training samples, coupled through a K x K impact matrix.",
         epilog="Exit codes: 0 ok, 1 usage or configuration error, 2 numerical failure "
-               "(NaN/Inf; the partial result is still saved), 130 interrupted.\n\n"
-               "Start with `lesde demo --quick`; `lesde COMMAND --help` for each command.",
+        "(NaN/Inf; the partial result is still saved), 130 interrupted.\n\n"
+        "Start with `lesde demo --quick`; `lesde COMMAND --help` for each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name, func, help, description=None, epilog=None):
-        p = sub.add_parser(name, help=help, description=description or help, epilog=epilog,
-                           formatter_class=_Formatter)
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=description or help,
+            epilog=epilog,
+            formatter_class=_Formatter,
+        )
         p.set_defaults(func=func)
         return p
 
     def add_checkpoint_options(p):
-        p.add_argument("--checkpoint", default=None, metavar="PATH",
-                       help="write checkpoints here at record steps (resume with `lesde resume`)")
-        p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
-                       help="steps between checkpoints (default: about every 60 s)")
+        p.add_argument(
+            "--checkpoint",
+            default=None,
+            metavar="PATH",
+            help="write checkpoints here at record steps (resume with `lesde resume`)",
+        )
+        p.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=None,
+            metavar="STEPS",
+            help="steps between checkpoints (default: about every 60 s)",
+        )
 
     def json_quiet(p, quiet=True):
-        p.add_argument("--json", action="store_true",
-                       help="print a machine-readable JSON summary on stdout (nothing else)")
+        p.add_argument(
+            "--json",
+            action="store_true",
+            help="print a machine-readable JSON summary on stdout (nothing else)",
+        )
         if quiet:
             p.add_argument("--quiet", action="store_true", help="no progress output")
 
-    p = add("demo", cmd_demo, "reproduce the phase transition at alpha = beta in seconds",
-            description="Run the built-in demo: a linear-signal alpha x beta grid around the "
-                        "diagonal (K = 3, class means started on a simplex) and two "
-                        "cross-entropy runs (alpha > beta and alpha < beta). Prints P(separable) "
-                        "and final losses; writes figures (with matplotlib) and a CSV table.",
-            epilog="Example:\n  lesde demo --quick --out demo-out")
+    p = add(
+        "demo",
+        cmd_demo,
+        "reproduce the phase transition at alpha = beta in seconds",
+        description="Run the built-in demo: a linear-signal alpha x beta grid around the "
+        "diagonal (K = 3, class means started on a simplex) and two "
+        "cross-entropy runs (alpha > beta and alpha < beta). Prints P(separable) "
+        "and final losses; writes figures (with matplotlib) and a CSV table.",
+        epilog="Example:\n  lesde demo --quick --out demo-out",
+    )
     p.add_argument("--out", default="lesde-demo", metavar="DIR", help="folder for the figures")
-    p.add_argument("--quick", action="store_true",
-                   help="a 3 x 3 grid with fewer samples and replicas (a few seconds)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a 3 x 3 grid with fewer samples and replicas (a few seconds)",
+    )
     json_quiet(p)
 
-    p = add("run", cmd_run, "run one configuration and save the result (.npz)",
-            description="Run one configuration (TOML file and/or --set overrides; precedence "
-                        "--set > file > defaults), print the final metrics averaged over "
-                        "replicas and save the result as .npz (read it with lesde.load).",
-            epilog="Examples:\n  lesde run --set signal=linear --set alpha=2 --set beta=0.5\n"
-                   "  lesde run examples/configs/neural_collapse.toml --out nc.npz\n"
-                   "  lesde run cfg.toml --set 'alpha={kind=\"power_law\",a0=1,tau=2,"
-                   "gamma=0.5}' --dry-run\n\n" + _config_fields_epilog())
+    p = add(
+        "run",
+        cmd_run,
+        "run one configuration and save the result (.npz)",
+        description="Run one configuration (TOML file and/or --set overrides; precedence "
+        "--set > file > defaults), print the final metrics averaged over "
+        "replicas and save the result as .npz (read it with lesde.load).",
+        epilog="Examples:\n  lesde run --set signal=linear --set alpha=2 --set beta=0.5\n"
+        "  lesde run examples/configs/neural_collapse.toml --out nc.npz\n"
+        '  lesde run cfg.toml --set \'alpha={kind="power_law",a0=1,tau=2,'
+        "gamma=0.5}' --dry-run\n\n" + _config_fields_epilog(),
+    )
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="TOML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="run.npz", metavar="PATH", help="where to save the result")
-    p.add_argument("--dry-run", action="store_true",
-                   help="validate and print the resolved config and the run's size; run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the resolved config and the run's size; run nothing",
+    )
     add_checkpoint_options(p)
     json_quiet(p)
 
-    p = add("sweep", cmd_sweep, "run a grid of configurations (table.csv, summary.csv)",
-            description="Run the base config of CONFIG.toml at every point of its [grid] table "
-                        "(values: lists, or {start, stop, num[, scale=\"log\"]} inline tables). "
-                        "Each point's result is saved as DIR/points/<config hash>.npz; running "
-                        "the same command again skips the points already there, so an "
-                        "interrupted sweep resumes. Writes table.csv (one row per point and "
-                        "replica; also table.parquet when pyarrow is installed) and summary.csv "
-                        "(statistics per point). With --scheduler the points run on a Dask "
-                        "cluster (docs/distributed.md); DIR must then be on a file system that "
-                        "the workers see too.",
-            epilog="Example CONFIG.toml:\n  n_classes = 3\n  signal = \"linear\"\n"
-                   "  t_end = 20.0\n\n  [grid]\n  alpha = [0.2, 0.6, 1.0]\n"
-                   "  beta = {start = 0.2, stop = 1.0, num = 3}\n\n"
-                   "  lesde sweep examples/configs/phase_diagram.toml --out sweep-out\n"
-                   "  lesde sweep examples/configs/phase_diagram.toml --out /shared/sweep "
-                   "--scheduler tcp://head:8786")
+    p = add(
+        "sweep",
+        cmd_sweep,
+        "run a grid of configurations (table.csv, summary.csv)",
+        description="Run the base config of CONFIG.toml at every point of its [grid] table "
+        '(values: lists, or {start, stop, num[, scale="log"]} inline tables). '
+        "Each point's result is saved as DIR/points/<config hash>.npz; running "
+        "the same command again skips the points already there, so an "
+        "interrupted sweep resumes. Writes table.csv (one row per point and "
+        "replica; also table.parquet when pyarrow is installed) and summary.csv "
+        "(statistics per point). With --scheduler the points run on a Dask "
+        "cluster (docs/distributed.md); DIR must then be on a file system that "
+        "the workers see too.",
+        epilog='Example CONFIG.toml:\n  n_classes = 3\n  signal = "linear"\n'
+        "  t_end = 20.0\n\n  [grid]\n  alpha = [0.2, 0.6, 1.0]\n"
+        "  beta = {start = 0.2, stop = 1.0, num = 3}\n\n"
+        "  lesde sweep examples/configs/phase_diagram.toml --out sweep-out\n"
+        "  lesde sweep examples/configs/phase_diagram.toml --out /shared/sweep "
+        "--scheduler tcp://head:8786",
+    )
     p.add_argument("config", metavar="CONFIG.toml", help="TOML file: base fields plus [grid]")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="lesde-sweep", metavar="DIR", help="output folder")
-    p.add_argument("--replicas", type=int, default=None, metavar="R",
-                   help="replicas per grid point (default: the config's replicas)")
-    p.add_argument("--workers", type=int, default=None, metavar="W",
-                   help="concurrent runs (default: one per core; threads per run = cores // W)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run the points on the Dask cluster whose scheduler is at ADDRESS "
-                        "(e.g. tcp://head:8786); needs dask.distributed")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        metavar="R",
+        help="replicas per grid point (default: the config's replicas)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="W",
+        help="concurrent runs (default: one per core; threads per run = cores // W)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the points on the Dask cluster whose scheduler is at ADDRESS "
+        "(e.g. tcp://head:8786); needs dask.distributed",
+    )
     json_quiet(p)
 
-    p = add("plot", cmd_plot, "draw figures from a saved result (.npz)",
-            description="Draw the metrics over time of a saved result, and the class means in "
-                        "3-D when p = 3. Needs matplotlib (pip install 'lesde[plot]').",
-            epilog="Example:\n  lesde run --out run.npz && lesde plot run.npz --out figs")
+    p = add(
+        "plot",
+        cmd_plot,
+        "draw figures from a saved result (.npz)",
+        description="Draw the metrics over time of a saved result, and the class means in "
+        "3-D when p = 3. Needs matplotlib (pip install 'lesde[plot]').",
+        epilog="Example:\n  lesde run --out run.npz && lesde plot run.npz --out figs",
+    )
     p.add_argument("result", metavar="RESULT.npz", help="a file written by lesde run")
     p.add_argument("--out", default=".", metavar="DIR", help="folder for the PNG files")
 
-    p = add("bench", cmd_bench, "run the benchmark suite (source checkouts)",
-            description="Forward the remaining arguments to the benchmark suite "
-                        "(bench/run_bench.py in a source checkout).",
-            epilog="Examples:\n  lesde bench --quick --out bench.json\n"
-                   "  lesde bench -- --help      (the suite's own options)")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS",
-                   help="arguments for the benchmark suite (see lesde bench --help there)")
+    p = add(
+        "bench",
+        cmd_bench,
+        "run the benchmark suite (source checkouts)",
+        description="Forward the remaining arguments to the benchmark suite "
+        "(bench/run_bench.py in a source checkout).",
+        epilog="Examples:\n  lesde bench --quick --out bench.json\n"
+        "  lesde bench -- --help      (the suite's own options)",
+    )
+    p.add_argument(
+        "bench_args",
+        nargs=argparse.REMAINDER,
+        metavar="ARGS",
+        help="arguments for the benchmark suite (see lesde bench --help there)",
+    )
 
-    p = add("resume", cmd_resume, "continue a checkpointed run to its end",
-            description="Continue a run written by `lesde run --checkpoint PATH` (or "
-                        "lesde.simulate(checkpoint=...)) that was stopped or killed. The result "
-                        "is bit-identical to an uninterrupted run; the checkpoint keeps being "
-                        "updated. A damaged or incompatible checkpoint is refused (exit 1).",
-            epilog="Example:\n  lesde run cfg.toml --checkpoint run.ckpt --out run.npz\n"
-                   "  (killed)\n  lesde resume run.ckpt --out run.npz")
+    p = add(
+        "resume",
+        cmd_resume,
+        "continue a checkpointed run to its end",
+        description="Continue a run written by `lesde run --checkpoint PATH` (or "
+        "lesde.simulate(checkpoint=...)) that was stopped or killed. The result "
+        "is bit-identical to an uninterrupted run; the checkpoint keeps being "
+        "updated. A damaged or incompatible checkpoint is refused (exit 1).",
+        epilog="Example:\n  lesde run cfg.toml --checkpoint run.ckpt --out run.npz\n"
+        "  (killed)\n  lesde resume run.ckpt --out run.npz",
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint file")
     p.add_argument("--out", default="run.npz", metavar="PATH", help="where to save the result")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
-                   help="steps between checkpoints (default: about every 60 s)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="steps between checkpoints (default: about every 60 s)",
+    )
     json_quiet(p)
 
-    p = add("validate", cmd_validate, "check a config and print it fully resolved (TOML)",
-            description="Validate CONFIG.toml (and --set overrides) and print the resolved "
-                        "config with every default filled in; a [grid] table is checked and "
-                        "printed expanded. Exit 0 when valid, 1 otherwise.",
-            epilog="Example:\n  lesde validate examples/configs/phase_diagram.toml "
-                   "--set sigma=0.1\n\n" + _config_fields_epilog())
+    p = add(
+        "validate",
+        cmd_validate,
+        "check a config and print it fully resolved (TOML)",
+        description="Validate CONFIG.toml (and --set overrides) and print the resolved "
+        "config with every default filled in; a [grid] table is checked and "
+        "printed expanded. Exit 0 when valid, 1 otherwise.",
+        epilog="Example:\n  lesde validate examples/configs/phase_diagram.toml "
+        "--set sigma=0.1\n\n" + _config_fields_epilog(),
+    )
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="TOML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     json_quiet(p, quiet=False)
 
-    p = add("info", cmd_info, "version, build flags, threads, CUDA, random-stream version",
-            description="Print the version, how the compiled core was built, the default "
-                        "thread count, CUDA availability and the random-stream version.")
+    p = add(
+        "info",
+        cmd_info,
+        "version, build flags, threads, CUDA, random-stream version",
+        description="Print the version, how the compiled core was built, the default "
+        "thread count, CUDA availability and the random-stream version.",
+    )
     json_quiet(p, quiet=False)
     return parser
 

@@ -73,7 +73,9 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         hint = difflib.get_close_matches(str(value), allowed, n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}{extra}")
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}{extra}"
+        )
     return value
 
 
@@ -239,7 +241,10 @@ class Config:
                 raise ValueError("give either impact (a K x K matrix) or alpha/beta, not both")
             put("impact", _matrix("impact", self.impact, (K, K)))
         else:
-            put("alpha", _schedule_value("alpha", DEFAULT_ALPHA if self.alpha is None else self.alpha))
+            put(
+                "alpha",
+                _schedule_value("alpha", DEFAULT_ALPHA if self.alpha is None else self.alpha),
+            )
             put("beta", _schedule_value("beta", DEFAULT_BETA if self.beta is None else self.beta))
         put("sigma", _schedule_value("sigma", self.sigma))
         if isinstance(self.sigma, float) and self.sigma < 0:
@@ -259,7 +264,9 @@ class Config:
         _choice("process", self.process, PROCESSES)
         _choice("scheme", self.scheme, SCHEMES)
         if self.process == "sgd" and self.scheme != "euler_maruyama":
-            raise ValueError('scheme applies to process="sde" only; leave it at "euler_maruyama" for sgd')
+            raise ValueError(
+                'scheme applies to process="sde" only; leave it at "euler_maruyama" for sgd'
+            )
         dt = _float("dt", self.dt)
         if dt <= 0:
             raise ValueError(f"dt must be > 0, got {dt}")
@@ -441,7 +448,9 @@ class Config:
         if unknown:
             key = unknown[0]
             hint = difflib.get_close_matches(key, names, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(names)}"
+            extra = (
+                f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(names)}"
+            )
             raise ValueError(f"unknown config field {key!r}{extra}")
         kwargs = dict(data)
         for key in ("class_sizes", "record_samples"):

@@ -282,8 +282,20 @@ def _fill_gaps(times, values, name):
     return np.interp(times, times[ok], values[ok])  # NaN gaps: linear, held at the ends
 
 
-def replay(times, alpha_hat, beta_hat, class_means0, *, signal="linear", sigma=0.0,
-           n_per_class=1, init_scale=0.0, steps_per_interval=10, progress=False, **fields):
+def replay(
+    times,
+    alpha_hat,
+    beta_hat,
+    class_means0,
+    *,
+    signal="linear",
+    sigma=0.0,
+    n_per_class=1,
+    init_scale=0.0,
+    steps_per_interval=10,
+    progress=False,
+    **fields,
+):
     """Drive the LE-ODE / LE-SDE with estimated rates and record it at ``times``.
 
     This is the paper's validation (Figure 5): rates estimated from a network's class-mean
@@ -328,8 +340,9 @@ def replay(times, alpha_hat, beta_hat, class_means0, *, signal="linear", sigma=0
         raise ValueError("times must be a 1-D increasing array with at least two entries")
     for name, arr in (("alpha_hat", alpha_hat), ("beta_hat", beta_hat)):
         if np.shape(arr) != times.shape:
-            raise ValueError(f"{name} must have the shape of times {times.shape}, "
-                             f"got {np.shape(arr)}")
+            raise ValueError(
+                f"{name} must have the shape of times {times.shape}, got {np.shape(arr)}"
+            )
     means0 = np.asarray(class_means0, dtype=np.float64)
     if means0.ndim != 2:
         raise ValueError(f"class_means0 must be a (K, p) array, got shape {means0.shape}")
@@ -344,9 +357,21 @@ def replay(times, alpha_hat, beta_hat, class_means0, *, signal="linear", sigma=0
     dt = (spacing[0] if uniform else spacing.mean()) / steps_per_interval
     steps = int(round(t[-1] / dt))
     K, p = means0.shape
-    cfg = Config(n_classes=K, dim=p, n_per_class=n_per_class, signal=signal, alpha=alpha,
-                 beta=beta, sigma=sigma, init_scale=init_scale, init_means=means0, dt=dt,
-                 steps=steps, record_every=steps_per_interval if uniform else None, **fields)
+    cfg = Config(
+        n_classes=K,
+        dim=p,
+        n_per_class=n_per_class,
+        signal=signal,
+        alpha=alpha,
+        beta=beta,
+        sigma=sigma,
+        init_scale=init_scale,
+        init_means=means0,
+        dt=dt,
+        steps=steps,
+        record_every=steps_per_interval if uniform else None,
+        **fields,
+    )
     return simulate(cfg, progress=progress)
 
 
@@ -371,11 +396,14 @@ def replay_error(result, class_mean_logits, times=None):
         times = np.asarray(times, dtype=np.float64)
         flat = genuine.reshape(len(times), -1)
         at = result.times + times[0]
-        genuine = np.stack([np.interp(at, times, flat[:, j]) for j in range(flat.shape[1])],
-                           axis=1).reshape((len(at),) + genuine.shape[1:])
+        genuine = np.stack(
+            [np.interp(at, times, flat[:, j]) for j in range(flat.shape[1])], axis=1
+        ).reshape((len(at),) + genuine.shape[1:])
     if genuine.shape != replayed.shape:
-        raise ValueError(f"genuine trajectories have shape {genuine.shape}, the replay "
-                         f"{replayed.shape}; pass times to interpolate")
+        raise ValueError(
+            f"genuine trajectories have shape {genuine.shape}, the replay "
+            f"{replayed.shape}; pass times to interpolate"
+        )
     scale = np.abs(genuine).reshape(len(genuine), -1).max(axis=1)
     diff = np.abs(replayed - genuine).reshape(len(genuine), -1).max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):

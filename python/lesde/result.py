@@ -29,8 +29,19 @@ __all__ = ["Result", "load", "SCALAR_METRICS", "FORMAT_VERSION", "status_names"]
 SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
 STATUS = {0: "ok", 1: "nonfinite"}
 FORMAT_VERSION = 1
-_ARRAYS = ("times", "class_means", "label_means", "sigma_w", "features", "classes", "labels",
-           "sample_indices", "sample_trajectories", "status", "fail_step")
+_ARRAYS = (
+    "times",
+    "class_means",
+    "label_means",
+    "sigma_w",
+    "features",
+    "classes",
+    "labels",
+    "sample_indices",
+    "sample_trajectories",
+    "status",
+    "fail_step",
+)
 
 
 def status_names(codes: np.ndarray) -> np.ndarray:
@@ -103,8 +114,9 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_engine(cls, cfg: Config, arrays: dict, steps_done: int, interrupted: bool,
-                    wall_seconds: float) -> Result:
+    def from_engine(
+        cls, cfg: Config, arrays: dict, steps_done: int, interrupted: bool, wall_seconds: float
+    ) -> Result:
         record_steps = cfg.record_steps
         T = int(np.searchsorted(record_steps, steps_done, side="right"))
         cut = lambda a: a[:, :T]  # noqa: E731
@@ -114,8 +126,9 @@ class Result:
             class_means=cut(arrays["class_means"]),
             label_means=cut(arrays["label_means"]),
             sigma_w=cut(arrays["sigma_w"]),
-            metrics=_finish_metrics(cut(arrays["scalars"]), cut(arrays["sigma_w"]),
-                                    cut(arrays["label_means"])),
+            metrics=_finish_metrics(
+                cut(arrays["scalars"]), cut(arrays["sigma_w"]), cut(arrays["label_means"])
+            ),
             features=arrays["features"],
             classes=arrays["classes"],
             labels=arrays["labels"],
@@ -174,8 +187,11 @@ class Result:
 
     def __repr__(self) -> str:
         R, T = self.metrics["loss"].shape
-        return (f"Result(replicas={R}, records={T}, t={self.times[-1] if T else 0:g}, "
-                f"status={ {str(k): int(n) for k, n in zip(*np.unique(self.status, return_counts=True))} })")
+        names, counts = np.unique(self.status, return_counts=True)
+        status = {str(k): int(n) for k, n in zip(names, counts, strict=True)}
+        return (
+            f"Result(replicas={R}, records={T}, t={self.times[-1] if T else 0:g}, status={status})"
+        )
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, include_features: bool = True) -> None:
@@ -276,8 +292,10 @@ def load(path: str | os.PathLike) -> Result:
     except MemoryError:
         raise
     except Exception as err:  # BadZipFile (truncated, bad CRC), EOFError, bad .npy header
-        raise ValueError(f"{path}: not a readable lesde result file, damaged or truncated "
-                         f"({type(err).__name__}: {err})") from None
+        raise ValueError(
+            f"{path}: not a readable lesde result file, damaged or truncated "
+            f"({type(err).__name__}: {err})"
+        ) from None
     if "header" not in stored:
         raise ValueError(f"{path}: not a lesde result file (no header)")
     try:
@@ -301,7 +319,7 @@ def load(path: str | os.PathLike) -> Result:
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid result header ({type(err).__name__}: {err})") from None
     arrays = {name: stored[name] for name in _ARRAYS if name in stored}
-    metrics = {k[len("metric__"):]: v for k, v in stored.items() if k.startswith("metric__")}
+    metrics = {k[len("metric__") :]: v for k, v in stored.items() if k.startswith("metric__")}
     _check_loaded(path, cfg, arrays, metrics)
     if "features" not in arrays:
         arrays["features"] = np.empty((cfg.replicas, 0, cfg.p))
@@ -323,25 +341,42 @@ def _check_loaded(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
     if missing:
         raise ValueError(f"{path}: incomplete result file, missing {', '.join(missing)}")
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    T, S = arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1, len(
-        arrays["sample_indices"])
+    T, S = (
+        arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1,
+        len(arrays["sample_indices"]),
+    )
     if not 0 <= T <= len(cfg.record_steps):
-        raise ValueError(f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
-                         f"records; got shape {arrays['times'].shape}")
+        raise ValueError(
+            f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
+            f"records; got shape {arrays['times'].shape}"
+        )
     shapes = {
-        "times": (T,), "class_means": (R, T, K, p), "label_means": (R, T, K, p),
-        "sigma_w": (R, T, p, p), "features": (R, N, p), "classes": (N,), "labels": (R, N),
-        "sample_indices": (S,), "sample_trajectories": (R, T, S, p), "status": (R,),
+        "times": (T,),
+        "class_means": (R, T, K, p),
+        "label_means": (R, T, K, p),
+        "sigma_w": (R, T, p, p),
+        "features": (R, N, p),
+        "classes": (N,),
+        "labels": (R, N),
+        "sample_indices": (S,),
+        "sample_trajectories": (R, T, S, p),
+        "status": (R,),
         "fail_step": (R,),
     }
     shapes.update({f"metric__{m}": (R, T) for m in metrics})
     found = {**arrays, **{f"metric__{m}": v for m, v in metrics.items()}}
     for name, value in found.items():
-        kind = "U" if name == "status" else "iu" if name in (
-            "classes", "labels", "sample_indices", "fail_step") else "f"
+        kind = (
+            "U"
+            if name == "status"
+            else "iu"
+            if name in ("classes", "labels", "sample_indices", "fail_step")
+            else "f"
+        )
         if value.dtype.kind not in kind:
-            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is "
-                             "damaged")
+            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
         if value.shape != shapes[name]:
-            raise ValueError(f"{path}: array {name!r} has shape {value.shape}, expected "
-                             f"{shapes[name]} for its config; the file is damaged")
+            raise ValueError(
+                f"{path}: array {name!r} has shape {value.shape}, expected "
+                f"{shapes[name]} for its config; the file is damaged"
+            )

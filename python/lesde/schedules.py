@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +177,7 @@ class Tabulated:
         return {"kind": self.kind, "times": self.times.tolist(), "values": self.values.tolist()}
 
 
-Schedule = Union[Constant, PowerLaw, ExponentialDecay, Tabulated]
+Schedule = Constant | PowerLaw | ExponentialDecay | Tabulated
 _KINDS = {cls.kind: cls for cls in (Constant, PowerLaw, ExponentialDecay, Tabulated)}
 
 
@@ -195,9 +195,7 @@ def as_schedule(name: str, value: Any) -> Schedule:
         fields = dict(value)
         kind = fields.pop("kind", None)
         if kind not in _KINDS:
-            raise ValueError(
-                f"{name}: schedule kind must be one of {sorted(_KINDS)}, got {kind!r}"
-            )
+            raise ValueError(f"{name}: schedule kind must be one of {sorted(_KINDS)}, got {kind!r}")
         try:
             return _KINDS[kind](**fields)
         except TypeError as err:

@@ -46,7 +46,11 @@ def _schedule(name: str, value: Any) -> _core.Schedule:
         out.kind, out.a0 = _core.ScheduleKind.constant, sched.value
     elif isinstance(sched, PowerLaw):
         out.kind, out.a0, out.tau, out.gamma = (
-            _core.ScheduleKind.power_law, sched.a0, sched.tau, sched.gamma)
+            _core.ScheduleKind.power_law,
+            sched.a0,
+            sched.tau,
+            sched.gamma,
+        )
     elif isinstance(sched, ExponentialDecay):
         out.kind, out.a0, out.tau = _core.ScheduleKind.exponential, sched.a0, sched.tau
     elif isinstance(sched, Tabulated):
@@ -202,8 +206,9 @@ def simulate(
     cfg = config
     writer = Checkpointer.create(checkpoint, cfg, checkpoint_every)
     _check_memory(cfg)
-    return run_engine(cfg, allocate(cfg), progress=progress, on_nonfinite=on_nonfinite,
-                      checkpointer=writer)
+    return run_engine(
+        cfg, allocate(cfg), progress=progress, on_nonfinite=on_nonfinite, checkpointer=writer
+    )
 
 
 def _check_on_nonfinite(on_nonfinite: str) -> None:
@@ -289,7 +294,10 @@ def run_engine(
     # Failed replicas stop early; when all did, the run ends where the last one stopped.
     reached = np.where(status != 0, arrays["fail_step"], sim.step)
     result = Result.from_engine(
-        cfg, arrays, steps_done=int(reached.max()), interrupted=interrupted,
+        cfg,
+        arrays,
+        steps_done=int(reached.max()),
+        interrupted=interrupted,
         wall_seconds=wall_before + _since(started),
     )
     if resume_step is not None:
