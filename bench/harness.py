@@ -438,7 +438,8 @@ def ratio_table(rows, bandwidth=None) -> str:
         if "lesde" not in best:
             continue
         ours = best["lesde"]
-        head = f"{signal} N={N} K={K} p={p} {dtype}: lesde {ours['seconds_per_step'] * 1e3:.1f} ms/step"
+        ms = ours["seconds_per_step"] * 1e3
+        head = f"{signal} N={N} K={K} p={p} {dtype}: lesde {ms:.1f} ms/step"
         parts = [
             f"{b} x{r['seconds_per_step'] / ours['seconds_per_step']:.2f}"
             for b, r in sorted(best.items())
