@@ -27,6 +27,7 @@ from .result import Result, load
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
 from .simulate import InsufficientMemoryError, NonFiniteError, simulate
 from .sweep import label_noise_sweep, phase_diagram, sweep  # the function; module: lesde.sweep
+from .zarr_store import load_zarr  # zarr itself is imported on use (lesde[zarr])
 
 
 def build_info() -> dict:
@@ -58,6 +59,7 @@ __all__ = [
     "estimate",
     "label_noise_sweep",
     "load",
+    "load_zarr",
     "metrics",
     "phase_diagram",
     "plot",

@@ -52,6 +52,7 @@ EXIT_OK, EXIT_USAGE, EXIT_NUMERIC, EXIT_INTERRUPTED = 0, 1, 2, 130
 PLOT_HINT = "pip install 'lesde[plot]'"
 SWEEP_HINT = "pip install 'lesde[sweep]'"
 DISTRIBUTED_HINT = "pip install 'lesde[distributed]'"
+ZARR_HINT = "pip install 'lesde[zarr]'"
 
 
 class UsageError(Exception):
@@ -335,6 +336,7 @@ def cmd_run(args) -> int:
             "n_records": len(cfg.record_steps),
             "state_bytes": cfg.state_bytes(),
             "out": str(args.out),
+            "zarr": None if args.zarr is None else str(args.zarr),
         }
         if args.json:
             _print_json(plan)
@@ -353,10 +355,14 @@ def cmd_run(args) -> int:
             progress=_progress(args),
             checkpoint=args.checkpoint,
             checkpoint_every=args.checkpoint_every,
+            zarr_store=args.zarr,
         )
     except NonFiniteError as err:
         return _numeric_failure(args, err)
-    return _finish_run(out, args, result)
+    code = _finish_run(out, args, result)
+    if args.zarr is not None:
+        out(f"wrote {args.zarr} (Zarr store; records also appended while running)")
+    return code
 
 
 def _numeric_failure(args, err) -> int:
@@ -1058,6 +1064,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate and print the resolved config and the run's size; run nothing",
     )
     add_checkpoint_options(p)
+    p.add_argument(
+        "--zarr",
+        default=None,
+        metavar="PATH",
+        help="also append the records to a Zarr store (a folder) while the run goes; "
+        f"read it with lesde.load_zarr, even after a crash (needs {ZARR_HINT})",
+    )
     json_quiet(p)
 
     p = add(

@@ -21,6 +21,7 @@ from .checkpoint import Checkpointer
 from .config import Config
 from .result import Result, status_names
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
+from .zarr_store import ZarrWriter
 
 __all__ = ["simulate", "NonFiniteError", "InsufficientMemoryError", "engine_config"]
 
@@ -159,6 +160,8 @@ def simulate(
     on_nonfinite: str = "raise",
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
+    zarr_store: str | os.PathLike | None = None,
+    zarr_features: bool = False,
     **fields: Any,
 ) -> Result:
     """Integrate the LE-SDE (or the SGD imitation) and return what was recorded.
@@ -182,6 +185,13 @@ def simulate(
         due step). Default: one checkpoint about every
         :data:`lesde.checkpoint.CHECKPOINT_SECONDS` (60 s) of wall time. A last checkpoint
         holds the finished state.
+    zarr_store : path, optional
+        Also append the records to a Zarr group in this folder while the run goes
+        (:mod:`lesde.zarr_store`; needs ``pip install 'lesde[zarr]'``): a killed run leaves
+        a store that :func:`lesde.load_zarr` reads up to its last complete record. An
+        existing store there is replaced.
+    zarr_features : bool
+        Write the final features ``(R, N, p)`` to the store too.
 
     Returns
     -------
@@ -206,8 +216,14 @@ def simulate(
     cfg = config
     writer = Checkpointer.create(checkpoint, cfg, checkpoint_every)
     _check_memory(cfg)
+    store = ZarrWriter.create(zarr_store, cfg, zarr_features)
     return run_engine(
-        cfg, allocate(cfg), progress=progress, on_nonfinite=on_nonfinite, checkpointer=writer
+        cfg,
+        allocate(cfg),
+        progress=progress,
+        on_nonfinite=on_nonfinite,
+        checkpointer=writer,
+        zarr_writer=store,
     )
 
 
@@ -246,11 +262,13 @@ def run_engine(
     checkpointer: Checkpointer | None = None,
     resume_step: int | None = None,
     wall_before: float = 0.0,
+    zarr_writer: ZarrWriter | None = None,
 ) -> Result:
     """Drive the engine over ``arrays`` to the end and collect the Result.
 
     A fresh run (``resume_step=None``) draws the initial state; otherwise the arrays hold
     the state after ``resume_step`` steps (a record step), as :func:`lesde.resume` loads it.
+    A ``zarr_writer`` gets the records complete after each chunk, and the Result at the end.
     """
     engine_cls = _core.Simulation64 if cfg.dtype == "float64" else _core.Simulation32
     sim = engine_cls(engine_config(cfg), **arrays)
@@ -278,6 +296,8 @@ def run_engine(
             bar.update(sim.step)
             if checkpointer is not None:
                 checkpointer.maybe_write(sim.step, arrays, wall_before + _since(started))
+            if zarr_writer is not None:
+                zarr_writer.append(sim.step, arrays)
         if checkpointer is not None:
             checkpointer.write_final(sim.step, arrays, wall_before + _since(started))
     except KeyboardInterrupt:
@@ -302,6 +322,8 @@ def run_engine(
     )
     if resume_step is not None:
         result.meta["resumed_from_step"] = int(resume_step)
+    if zarr_writer is not None:
+        zarr_writer.close(result, arrays)
     failed = np.flatnonzero(status != 0)
     if failed.size and on_nonfinite != "ignore":
         r = int(failed[0])

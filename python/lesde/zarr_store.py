@@ -1,0 +1,377 @@
+"""Zarr output: the records of a run appended to a Zarr group while the run goes.
+
+``lesde.simulate(cfg, zarr_store="run.zarr")`` (``lesde run --zarr run.zarr``) creates the
+group before the first step and, after every chunk of the run loop, appends the records
+completed since the last append. ``lesde.load_zarr("run.zarr")`` reads it back as a
+:class:`~lesde.result.Result` holding the records complete so far, so a run that was
+killed (even with SIGKILL) leaves a store that loads. Needs the optional ``zarr`` package:
+``pip install 'lesde[zarr]'``; both the zarr 3 API (``create_array``, the default store
+format 3) and zarr 2.18 (``create_dataset``, format 2) are supported.
+
+Layout. Arrays ``times (T,)``, ``class_means`` and ``label_means (R, T, K, p)``,
+``sigma_w (R, T, p, p)``, ``sample_trajectories (R, T, S, p)`` and one ``(R, T)`` array per
+engine scalar under ``metrics/`` (loss, accuracy, clean_accuracy, ncc_accuracy, nc4), each
+chunked along T (1 to 16 records a chunk, fewer when a record is large) and resized as T
+grows; the static ``classes (N,)`` and ``sample_indices (S,)``; the state ``labels (R, N)``,
+``status (R,)`` (0 ok, 1 nonfinite) and ``fail_step (R,)``; optionally the final
+``features (R, N, p)``. NC1/NC2 are not stored: they are recomputed from ``sigma_w`` and
+``label_means`` on loading, as for the in-memory Result.
+
+Group attributes: ``kind``, ``format_version``, ``config_toml`` (reads back the exact
+Config), ``config_toml_resolved``, ``lesde_version``, ``build_info``, ``seed``,
+``noise_seed``, ``random_stream_version``, ``dtype``, ``records_planned``, ``has_features``,
+``records_complete``, ``steps_done``, ``finished`` (set by the last write of a run that
+returned), ``interrupted`` and ``meta``. ``records_complete`` is rewritten after every
+append, *after* the data it counts, so a reader trusts only records that were written:
+the arrays may be longer (resized before a write that did not finish) but never shorter.
+
+Crash safety. Every zarr file (chunk or metadata) is written to a temporary file and
+renamed over the old one by zarr's local store, so a killed process leaves whole files;
+the files are not fsynced, so a power cut may still lose the last appends.
+
+Examples
+--------
+>>> import lesde, tempfile, os, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), "run.zarr")
+>>> res = lesde.simulate(n_classes=2, n_per_class=20, t_end=0.1, progress=False,
+...                      zarr_store=path)  # doctest: +SKIP
+>>> np.array_equal(lesde.load_zarr(path).class_means, res.class_means)  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config
+from .result import SCALAR_METRICS, Result, _finish_metrics, _provenance, status_names
+
+__all__ = ["ZARR_HINT", "FORMAT_VERSION", "KIND", "ZarrWriter", "load_zarr"]
+
+ZARR_HINT = "pip install 'lesde[zarr]'"
+#: Version of the store layout; a store of another version is refused.
+FORMAT_VERSION = 1
+KIND = "lesde-zarr"
+#: Largest T-chunk (records), and the bytes a chunk aims at when records are large.
+MAX_CHUNK_RECORDS = 16
+CHUNK_BYTES = 4 * 2**20
+#: An append is skipped until this many times its last duration has passed since it
+#: ended, so writing the store takes at most about 1/(1 + ratio) of the run's wall time.
+APPEND_WAIT_RATIO = 19.0
+# Record arrays: store name -> name in the engine's arrays (metrics are handled apart).
+_RECORDS = {
+    "class_means": "class_means",
+    "label_means": "label_means",
+    "sigma_w": "sigma_w",
+    "sample_trajectories": "samples",
+}
+
+
+def _zarr():
+    """The zarr module, or an ImportError naming the extra that installs it."""
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError(f"Zarr output needs the zarr package: {ZARR_HINT}") from None
+    return zarr
+
+
+def _create_array(group, name: str, shape: tuple, chunks: tuple, dtype, fill_value) -> Any:
+    create = getattr(group, "create_array", None)  # zarr 3
+    if create is None:  # zarr 2
+        create = group.create_dataset
+    return create(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value)
+
+
+def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Chunks of an (R, T, ...) array: whole trailing dims, T (then R) cut to CHUNK_BYTES."""
+    R, rest = shape[0], [max(1, n) for n in shape[2:]]
+    per_replica = itemsize * int(np.prod(rest, dtype=np.int64))
+    t = int(np.clip(CHUNK_BYTES // max(R * per_replica, 1), 1, MAX_CHUNK_RECORDS))
+    r = max(1, min(R, CHUNK_BYTES // max(per_replica, 1)))
+    return (r, t, *rest)
+
+
+def _is_zarr_dir(path: Path) -> bool:
+    return any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))
+
+
+class ZarrWriter:
+    """Creates the store and appends records to it; the run loop calls :meth:`append`
+    after each chunk and :meth:`close` with the Result at the end."""
+
+    def __init__(self, path: str | os.PathLike, cfg: Config, features: bool = False):
+        zarr = _zarr()
+        self.path, self.cfg, self.features = Path(path), cfg, bool(features)
+        self.record_steps = cfg.record_steps
+        self.written = 0  # records in the store that records_complete counts
+        self.started = time.perf_counter()
+        self.next_append = 0.0  # perf_counter time before which append() waits
+        R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+        S = len(cfg.recorded_sample_indices)
+        root = zarr.open_group(str(self.path), mode="w")
+        self.root = root
+        trailing = {
+            "class_means": (K, p),
+            "label_means": (K, p),
+            "sigma_w": (p, p),
+            "sample_trajectories": (S, p),
+        }
+        self.arrays = {
+            name: _create_array(root, name, (R, 0, *dims), _chunks((R, 0, *dims), 8), "f8", np.nan)
+            for name, dims in trailing.items()
+        }
+        self.times = _create_array(root, "times", (0,), (MAX_CHUNK_RECORDS,), "f8", np.nan)
+        metrics = root.create_group("metrics")
+        self.metrics = {
+            name: _create_array(metrics, name, (R, 0), _chunks((R, 0), 8), "f8", np.nan)
+            for name in SCALAR_METRICS
+        }
+        _create_array(root, "classes", (N,), (max(N, 1),), "i4", 0)[:] = np.repeat(
+            np.arange(K, dtype=np.int32), cfg.class_sizes_resolved
+        )
+        indices = cfg.recorded_sample_indices
+        _create_array(root, "sample_indices", indices.shape, (max(indices.size, 1),), "i8", 0)[
+            :
+        ] = indices
+        self.labels = _create_array(root, "labels", (R, N), (R, max(N, 1)), "i4", -1)
+        self.status = _create_array(root, "status", (R,), (R,), "i4", 0)
+        self.fail_step = _create_array(root, "fail_step", (R,), (R,), "i8", -1)
+        provenance = _provenance(cfg, 0.0)
+        provenance.pop("wall_seconds")
+        root.attrs.update(
+            {
+                "kind": KIND,
+                "format_version": FORMAT_VERSION,
+                "config_toml": cfg.to_toml(),
+                "config_toml_resolved": cfg.to_toml(resolved=True),
+                "lesde_version": provenance["lesde_version"],
+                "build_info": provenance["build_info"],
+                "seed": cfg.seed,
+                "noise_seed": cfg.effective_noise_seed,
+                "random_stream_version": provenance["random_stream_version"],
+                "dtype": cfg.dtype,
+                "records_planned": int(self.record_steps.size),
+                "records_complete": 0,
+                "steps_done": 0,
+                "finished": False,
+                "interrupted": None,
+                "meta": provenance,
+                "has_features": False,
+            }
+        )
+
+    @classmethod
+    def create(cls, path: Any, cfg: Config, features: bool = False) -> ZarrWriter | None:
+        """Validate the user's ``zarr_store``/``zarr_features``; None if not writing one.
+
+        An existing Zarr store at ``path`` is replaced; any other existing file or
+        non-empty folder there is refused rather than deleted.
+        """
+        if path is None:
+            if features:
+                raise ValueError("zarr_features needs a store path (zarr_store=...)")
+            return None
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"zarr_store must be a path, got {type(path).__name__}")
+        target = Path(path)
+        if str(path) == "":
+            raise ValueError("zarr_store must be a folder path, got ''")
+        if target.exists() and not target.is_dir():
+            raise ValueError(f"zarr_store {str(path)!r} exists and is not a folder")
+        if target.is_dir() and any(target.iterdir()) and not _is_zarr_dir(target):
+            raise ValueError(
+                f"zarr_store {str(path)!r} is a non-empty folder that is not a Zarr store; "
+                "refusing to overwrite it"
+            )
+        return cls(path, cfg, features)
+
+    def _write_records(self, arrays: dict, n: int) -> None:
+        """Records [written, n) of the engine's arrays into the store (resizing first)."""
+        w = self.written
+        for name, source in _RECORDS.items():
+            out = self.arrays[name]
+            if out.shape[1] < n:
+                out.resize((out.shape[0], n, *out.shape[2:]))
+            out[:, w:n] = arrays[source][:, w:n]
+        for j, name in enumerate(SCALAR_METRICS):
+            out = self.metrics[name]
+            if out.shape[1] < n:
+                out.resize((out.shape[0], n))
+            out[:, w:n] = arrays["scalars"][:, w:n, j]
+        if self.times.shape[0] < n:
+            self.times.resize((n,))
+        self.times[w:n] = self.record_steps[w:n] * self.cfg.dt
+
+    def append(self, step: int, arrays: dict) -> None:
+        """Append the records complete after ``step`` steps; then count them in the attrs.
+
+        Called after every chunk of the run loop (about 4 times a second); when the last
+        append was slow it waits (see :data:`APPEND_WAIT_RATIO`), and the records it
+        leaves are written by the next append or by :meth:`close`.
+        """
+        n = int(np.searchsorted(self.record_steps, step, side="right"))
+        start = time.perf_counter()
+        if n <= self.written or start < self.next_append:
+            return
+        if self.written == 0:
+            self.labels[:] = arrays["labels"]  # drawn at step 0, fixed afterwards
+        self._write_records(arrays, n)
+        self.status[:] = arrays["status"]
+        self.fail_step[:] = arrays["fail_step"]
+        self.written = n
+        self.root.attrs.update(
+            {
+                "records_complete": n,
+                "steps_done": int(step),
+                "wall_seconds": time.perf_counter() - self.started,
+            }
+        )
+        end = time.perf_counter()
+        self.next_append = end + APPEND_WAIT_RATIO * (end - start)
+
+    def close(self, result: Result, arrays: dict) -> None:
+        """Make the store hold exactly ``result``: its records, state, features and meta."""
+        n = len(result.times)
+        if n > self.written:
+            if self.written == 0:
+                self.labels[:] = arrays["labels"]
+            self._write_records(arrays, n)
+        elif n < self.written:  # every replica failed before the last appended record
+            self.root.attrs.update({"records_complete": n})
+            for out in (*self.arrays.values(), *self.metrics.values()):
+                out.resize((out.shape[0], n, *out.shape[2:]))
+            self.times.resize((n,))
+        self.status[:] = arrays["status"]
+        self.fail_step[:] = arrays["fail_step"]
+        if self.features:
+            features = result.features
+            R, N, p = features.shape
+            per_sample = max(p, 1) * features.itemsize
+            rows = max(1, min(N, CHUNK_BYTES // per_sample))  # samples a chunk, one replica
+            _create_array(
+                self.root, "features", (R, N, p), (1, rows, max(p, 1)), features.dtype, np.nan
+            )[:] = features
+        self.written = n
+        self.root.attrs.update(
+            {
+                "records_complete": n,
+                "steps_done": int(result.steps_done),
+                "finished": True,
+                "interrupted": bool(result.interrupted),
+                "meta": result.meta,
+                "wall_seconds": result.meta.get("wall_seconds"),
+                "has_features": self.features,
+            }
+        )
+
+
+def load_zarr(path: str | os.PathLike) -> Result:
+    """Read a store written with ``simulate(..., zarr_store=path)`` as a Result.
+
+    The Result holds the records the store counts as complete (``records_complete``).
+    A store whose run did not return (killed, machine down) loads with
+    ``interrupted=True`` when it holds fewer records than planned; its ``steps_done`` is
+    the step of the last append. ``features`` is ``(R, 0, p)`` unless the run was made
+    with ``zarr_features=True``. A folder that is not a lesde store, or one whose arrays
+    disagree with its config, raises :class:`ValueError`.
+
+    Examples
+    --------
+    >>> import lesde, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.zarr")
+    >>> _ = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, progress=False,
+    ...                    zarr_store=path)  # doctest: +SKIP
+    >>> lesde.load_zarr(path).config.n_classes  # doctest: +SKIP
+    2
+    """
+    zarr = _zarr()
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"no Zarr store at {path}")
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        attrs = dict(root.attrs)
+    except Exception as err:  # missing or damaged metadata
+        raise ValueError(
+            f"{path}: not a readable Zarr store ({type(err).__name__}: {err})"
+        ) from None
+    if attrs.get("kind") != KIND:
+        raise ValueError(f"{path}: not a lesde Zarr store (kind {attrs.get('kind')!r})")
+    if attrs.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: lesde Zarr format version {attrs.get('format_version')} cannot be read "
+            f"by this lesde (reads version {FORMAT_VERSION})"
+        )
+    try:
+        cfg = Config.from_toml(attrs["config_toml"])
+        n = attrs["records_complete"]
+        steps_done = attrs["steps_done"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, steps_done)):
+            raise TypeError("records_complete and steps_done must be ints")
+    except (KeyError, TypeError, ValueError) as err:
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: invalid store attributes ({why})") from None
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    S = len(cfg.recorded_sample_indices)
+    planned = len(cfg.record_steps)
+    if not 0 <= n <= planned:
+        raise ValueError(f"{path}: records_complete {n} outside [0, {planned}]")
+
+    def read(name: str, shape: tuple, records: bool = False) -> np.ndarray:
+        try:
+            array = root[name]
+        except KeyError:
+            raise ValueError(f"{path}: incomplete store, missing array {name!r}") from None
+        have = tuple(array.shape)
+        if records:  # may be longer along T than records_complete (an append cut short)
+            t = 1 if len(shape) > 1 else 0
+            ok = len(have) == len(shape) and have[t] >= n
+            ok = ok and have[:t] + have[t + 1 :] == shape[:t] + shape[t + 1 :]
+        else:
+            ok = have == shape
+        if not ok:
+            raise ValueError(
+                f"{path}: array {name!r} has shape {have}, expected {shape} for its "
+                "config; the store is damaged"
+            )
+        if not records:
+            return np.asarray(array[...])
+        return np.asarray(array[:n] if len(shape) == 1 else array[:, :n])
+
+    records = {
+        "times": read("times", (n,), True),
+        "class_means": read("class_means", (R, n, K, p), True),
+        "label_means": read("label_means", (R, n, K, p), True),
+        "sigma_w": read("sigma_w", (R, n, p, p), True),
+        "sample_trajectories": read("sample_trajectories", (R, n, S, p), True),
+    }
+    scalars = np.stack([read(f"metrics/{m}", (R, n), True) for m in SCALAR_METRICS], axis=-1)
+    features = (
+        read("features", (R, N, p), False)
+        if attrs.get("has_features")
+        else np.empty((R, 0, p), dtype=np.float64 if cfg.dtype == "float64" else np.float32)
+    )
+    finished = attrs.get("finished") is True
+    interrupted = bool(attrs.get("interrupted")) if finished else n < planned
+    meta = dict(attrs.get("meta") or {})
+    if not finished:
+        meta["wall_seconds"] = attrs.get("wall_seconds")
+    return Result(
+        config=cfg,
+        metrics=_finish_metrics(scalars, records["sigma_w"], records["label_means"]),
+        features=features,
+        classes=read("classes", (N,), False),
+        labels=read("labels", (R, N), False),
+        sample_indices=read("sample_indices", (S,), False),
+        status=status_names(read("status", (R,), False)),
+        fail_step=read("fail_step", (R,), False),
+        steps_done=steps_done,
+        interrupted=interrupted,
+        meta=meta,
+        **records,
+    )

@@ -1,0 +1,247 @@
+"""Zarr output (lesde[zarr]): records appended while the run goes, read back as a Result.
+
+- a finished store loads bit-identically to the in-memory Result (features optional)
+- a run killed with SIGKILL leaves a store that loads up to ``records_complete``, equal
+  to the same records of an uninterrupted run (and it loads while the run is writing)
+- a reader trusts ``records_complete``, not the arrays' lengths; Ctrl-C and a run whose
+  replicas all fail leave a store matching the returned Result
+- ``lesde run --zarr`` writes a store; without zarr the error names the extra
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lesde
+from lesde import zarr_store
+
+needs_zarr = pytest.mark.skipif(
+    importlib.util.find_spec("zarr") is None, reason="zarr is not installed (lesde[zarr])"
+)
+RECORDS = ("times", "class_means", "label_means", "sigma_w", "sample_trajectories")
+STATE = ("classes", "labels", "sample_indices", "status", "fail_step")
+SMALL = dict(
+    n_classes=3,
+    n_per_class=200,
+    steps=120,
+    record_every=7,  # 18 records plus the last step
+    sigma=0.4,
+    label_noise=0.2,
+    record_samples=4,
+    seed=5,
+    threads=1,
+)
+
+
+def _same(x, y, what):
+    x, y = np.asarray(x), np.asarray(y)
+    assert (x.dtype, x.shape) == (y.dtype, y.shape), f"{what}: dtype or shape differs"
+    assert x.tobytes() == y.tobytes(), f"{what} differs"
+
+
+def assert_records_equal(a, b, n=None, what=""):
+    """Records [0, n) (all when n is None), metrics included, and the fixed state."""
+    cut = (lambda v: v) if n is None else (lambda v: v[:n] if v.ndim == 1 else v[:, :n])
+    for name in RECORDS:
+        _same(cut(getattr(a, name)), cut(getattr(b, name)), f"{what} {name}")
+    assert sorted(a.metrics) == sorted(b.metrics)
+    for name in a.metrics:
+        _same(cut(a.metrics[name]), cut(b.metrics[name]), f"{what} metric {name}")
+    for name in ("classes", "labels", "sample_indices"):
+        _same(getattr(a, name), getattr(b, name), f"{what} {name}")
+    assert a.config == b.config
+
+
+@needs_zarr
+@pytest.mark.parametrize(
+    "extra",
+    [dict(replicas=3), dict(process="sgd", batch_size=4, dtype="float32", replicas=2)],
+)
+def test_round_trip_equals_in_memory_result(extra, tmp_path):
+    path = tmp_path / "run.zarr"
+    res = lesde.simulate(progress=False, zarr_store=path, zarr_features=True, **SMALL, **extra)
+    back = lesde.load_zarr(path)
+    assert_records_equal(back, res)
+    for name in ("features", "status", "fail_step"):
+        _same(getattr(back, name), getattr(res, name), name)
+    assert back.steps_done == res.steps_done and not back.interrupted and back.ok
+    assert back.meta == res.meta
+    assert back.summary() == res.summary()
+
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r")
+    assert root.attrs["records_complete"] == root.attrs["records_planned"] == len(res.times)
+    assert root.attrs["random_stream_version"] == res.meta["random_stream_version"]
+    assert lesde.Config.from_toml(root.attrs["config_toml_resolved"]).n_steps == 120
+    assert 1 <= root["class_means"].chunks[1] <= zarr_store.MAX_CHUNK_RECORDS
+
+    # Without zarr_features the store has no features; everything else is the same.
+    lesde.simulate(progress=False, zarr_store=path, **SMALL, **extra)  # replaces the store
+    again = lesde.load_zarr(path)
+    assert again.features.shape == (res.features.shape[0], 0, res.features.shape[2])
+    assert_records_equal(again, res)
+
+
+@needs_zarr
+def test_reader_trusts_records_complete_not_array_length(tmp_path):
+    import zarr
+
+    path = tmp_path / "run.zarr"
+    res = lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    root = zarr.open_group(str(path), mode="r+")
+    # As if the writer had resized and written more but was killed before counting them.
+    root.attrs.update({"records_complete": 5, "finished": False})
+    part = lesde.load_zarr(path)
+    assert part.times.shape == (5,) and part.interrupted
+    assert_records_equal(part, res, n=5)
+
+
+@needs_zarr
+def test_interrupt_and_failure_leave_a_store_matching_the_result(tmp_path, monkeypatch):
+    # Every replica overflows near step 50: the run ends early; the store must match.
+    cfg = lesde.Config(
+        **{**SMALL, "signal": "linear", "alpha": 3e8, "beta": 0.0, "replicas": 2},
+    )
+    res = lesde.simulate(cfg, progress=False, on_nonfinite="ignore", zarr_store=tmp_path / "f")
+    back = lesde.load_zarr(tmp_path / "f")
+    assert not np.all(res.status == "ok") and len(res.times) < len(cfg.record_steps)
+    assert_records_equal(back, res)
+    _same(back.status, res.status, "status")
+    _same(back.fail_step, res.fail_step, "fail_step")
+
+    # Ctrl-C in the append after step 30 (one-step chunks): Result and store say so.
+    original = zarr_store.ZarrWriter.append
+
+    def append(self, step, arrays):
+        original(self, step, arrays)
+        if step >= 30:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(zarr_store.ZarrWriter, "append", append)
+    monkeypatch.setattr(importlib.import_module("lesde.simulate"), "CHUNK_SECONDS", 0.0)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        part = lesde.simulate(progress=False, zarr_store=tmp_path / "i", **SMALL)
+    monkeypatch.undo()
+    back = lesde.load_zarr(tmp_path / "i")
+    assert part.interrupted and back.interrupted and back.steps_done == part.steps_done
+    assert len(back.times) == len(part.times) < len(part.config.record_steps)
+    assert_records_equal(back, part)
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    import lesde
+    cfg = lesde.Config.from_toml(open(sys.argv[1]).read())
+    lesde.simulate(cfg, zarr_store=sys.argv[2], progress=False)
+""")
+# About 1.5 s on an idle core; appends come about every 0.25 s (one per run-loop chunk).
+KILL = dict(
+    n_classes=3,
+    alpha=1.0,
+    beta=0.3,
+    sigma=0.5,
+    dt=0.002,
+    label_noise=0.1,
+    n_per_class=5_000,
+    replicas=2,
+    steps=700,
+    record_every=5,
+    record_samples=40,
+    seed=2021,
+    threads=1,
+)
+
+
+def _child_env():
+    env = dict(os.environ)
+    package_root = str(Path(lesde.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
+
+
+def _records_complete(path: Path) -> int:
+    import zarr
+
+    try:
+        return int(zarr.open_group(str(path), mode="r").attrs.get("records_complete", 0))
+    except Exception:  # not created yet
+        return 0
+
+
+@needs_zarr
+def test_sigkill_leaves_a_readable_partial_store(tmp_path):
+    cfg = lesde.Config(**KILL)
+    (tmp_path / "cfg.toml").write_text(cfg.to_toml())
+    (tmp_path / "child.py").write_text(CHILD)
+    path = tmp_path / "run.zarr"
+    child = subprocess.Popen(
+        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cfg.toml"), str(path)],
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _records_complete(path) == 0 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        live = lesde.load_zarr(path)  # read while the child is still appending
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        out = child.communicate()[0]
+    assert child.returncode == -signal.SIGKILL, (
+        f"the child was not killed mid-run (exit {child.returncode}, output {out!r}); "
+        "lengthen the run"
+    )
+
+    part = lesde.load_zarr(path)
+    n = len(part.times)
+    assert 0 < len(live.times) <= n < len(cfg.record_steps)
+    assert part.interrupted and live.interrupted
+    assert part.steps_done >= cfg.record_steps[n - 1]
+    reference = lesde.simulate(cfg, progress=False)
+    assert_records_equal(part, reference, n=n, what=f"killed after {n} records")
+    assert_records_equal(live, reference, n=len(live.times), what="read while running")
+    assert part.features.shape == (cfg.replicas, 0, cfg.p)
+
+
+@needs_zarr
+def test_cli_run_zarr_writes_a_store(tmp_path):
+    from lesde.cli import main
+
+    store, out = tmp_path / "cli.zarr", tmp_path / "cli.npz"
+    sets = [f"{k}={v}" for k, v in SMALL.items() if k != "record_samples"]
+    argv = ["run", "--quiet", "--out", str(out), "--zarr", str(store)]
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
+    assert_records_equal(lesde.load_zarr(store), lesde.load(out))
+
+
+def test_bad_paths_and_missing_zarr_are_clear_errors(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="zarr_features needs"):
+        lesde.simulate(progress=False, zarr_features=True, **SMALL)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("precious")
+    with pytest.raises(ValueError, match="not a Zarr store"):
+        lesde.simulate(progress=False, zarr_store=tmp_path / "data", **SMALL)
+    assert (tmp_path / "data" / "keep.txt").read_text() == "precious"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="not a folder"):
+        lesde.simulate(progress=False, zarr_store=tmp_path / "file", **SMALL)
+
+    monkeypatch.setitem(sys.modules, "zarr", None)  # import zarr now raises ImportError
+    with pytest.raises(ImportError, match=r"lesde\[zarr\]"):
+        lesde.simulate(progress=False, zarr_store=tmp_path / "new.zarr", **SMALL)
+    with pytest.raises(ImportError, match=r"lesde\[zarr\]"):
+        lesde.load_zarr(tmp_path / "new.zarr")
