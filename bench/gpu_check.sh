@@ -184,7 +184,7 @@ for signal, scheme in [("cross_entropy", "euler_maruyama"), ("linear", "euler_ma
         if not skip_cpu and scheme == "euler_maruyama":
             csim, carrays, _ = engine(cfg, "cpu")
             csim.advance(1)
-            cpu = per_step(csim, 1, 4, 1)
+            cpu = per_step(csim, 1, 4, 2)
             del csim, carrays
         bandwidth = traffic / gpu if gpu > 0 else float("nan")
         rows.append((f"{signal}/{scheme}", dtype, gpu * 1e3, bandwidth / 1e9,

@@ -19,6 +19,7 @@
 #include "reduce.hpp"
 #include "rng.hpp"
 #include "kernels.hpp"
+#include "sample.hpp"
 #include "signals.hpp"
 
 namespace lesde {
@@ -121,8 +122,7 @@ bool sde_euler_step(ReplicaContext<Real>& ctx, int64_t step) {
   const std::vector<double> b = drift(cfg, t, ctx.sums);
   const double noise_scale = cfg.sigma(t) * std::sqrt(dt);
   update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const Real* xi) {
-    const double* bc = b.data() + c * p;
-    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + bc[q] * dt + noise_scale * xi[q]);
+    drift_move(p, b.data() + c * p, dt, noise_scale, xi, x);
   });
   return all_finite(ctx.sums);
 }
@@ -139,15 +139,13 @@ bool sde_heun_step(ReplicaContext<Real>& ctx, int64_t step) {
   const std::vector<double> b0 = drift(cfg, t, ctx.sums);
   const double noise_scale = 0.5 * (cfg.sigma(t) + cfg.sigma(t + dt)) * std::sqrt(dt);
   update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const Real* xi) {
-    const double* bc = b0.data() + c * p;
-    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + bc[q] * dt + noise_scale * xi[q]);
+    drift_move(p, b0.data() + c * p, dt, noise_scale, xi, x);
   });
   if (!all_finite(ctx.sums)) return false;
   std::vector<double> shift = drift(cfg, t + dt, ctx.sums);
   for (size_t j = 0; j < shift.size(); ++j) shift[j] = 0.5 * dt * (shift[j] - b0[j]);
   update_and_reduce(ctx, uint32_t(step), [&](int c, Real* x, const Real*) {
-    const double* sc = shift.data() + c * p;
-    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + sc[q]);
+    shift_move(p, shift.data() + c * p, x);
   });
   return all_finite(ctx.sums);
 }

@@ -84,4 +84,22 @@ LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, doubl
   }
 }
 
+// g(x, y) = e_y - softmax(x) of the cross-entropy signal without a head (p == K), with the
+// arithmetic of the CPU's tiled kernel (add_cross_entropy_tile in kernels.hpp): softmax in
+// Real with fastmath::exp_nonpositive, shifted by the maximum. signal() evaluates the same
+// g in double with libm; a backend that works one sample at a time (CUDA) calls this so
+// that its class sums agree with the CPU's to rounding. z: K scratch values.
+template <class Real>
+LESDE_HD void cross_entropy_signal_fast(int K, const Real* x, int y, Real* z, double* g) {
+  Real top = x[0];
+  for (int k = 1; k < K; ++k) top = top < x[k] ? x[k] : top;  // std::max(top, x[k])
+  Real total = 0;
+  for (int k = 0; k < K; ++k) {
+    z[k] = fastmath::exp_nonpositive(x[k] - top);
+    total += z[k];
+  }
+  const Real inv = Real(1) / total;
+  for (int k = 0; k < K; ++k) g[k] = (k == y ? 1.0 : 0.0) - double(z[k] * inv);
+}
+
 }  // namespace lesde

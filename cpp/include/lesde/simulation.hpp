@@ -17,6 +17,7 @@
 #include "metrics.hpp"
 #include "model.hpp"
 #include "rng.hpp"
+#include "sample.hpp"
 #include "state.hpp"
 
 namespace lesde {
@@ -129,6 +130,7 @@ class Simulation {
     const Blocks blocks(cfg_.n_samples());
     const Stream init(cfg_.seed, Purpose::Init, ctx.replica);
     const Stream labels(cfg_.seed, Purpose::Labels, ctx.replica);
+    const double* means = cfg_.init_means.empty() ? nullptr : cfg_.init_means.data();
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
     for (int64_t b = 0; b < blocks.count; ++b) {
       std::vector<double> z(kTile * p);
@@ -137,21 +139,8 @@ class Simulation {
         fill_normals(init, 0u, uint64_t(i0) * p, n * p, z.data());
         for (int64_t i = i0; i < i0 + n; ++i) {
           const int c = ctx.classes[i];
-          int y = c;
-          if (cfg_.label_noise > 0) {  // another class, uniformly, with probability p_err
-            const Philox4x32 r = labels.draw(0u, uint32_t(i), 0u);
-            if (uniform_open(r.v[0]) < cfg_.label_noise) {
-              const int other = int(uniform_index(r.v[1], r.v[2], uint64_t(K - 1)));
-              y = other < c ? other : other + 1;
-            }
-          }
-          ctx.labels[i] = y;
-          Real* x = ctx.X + i * p;
-          const double* zi = z.data() + (i - i0) * p;
-          for (int q = 0; q < p; ++q) {
-            const double mu = cfg_.init_means.empty() ? 0.0 : cfg_.init_means[c * p + q];
-            x[q] = Real(mu + cfg_.init_scale * zi[q]);
-          }
+          ctx.labels[i] = initial_label(labels, i, c, K, cfg_.label_noise);
+          initial_features(p, means, cfg_.init_scale, c, z.data() + (i - i0) * p, ctx.X + i * p);
           if (ctx.noise_var) ctx.noise_var[i] = 0.0;
         }
       }

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   lesde::bindings::register_rng(m);
   lesde::bindings::register_simulation(m);
   lesde::bindings::register_build_info(m);
+  lesde::bindings::register_cuda(m);
 }

@@ -8,4 +8,5 @@ void register_config(pybind11::module_& m);
 void register_rng(pybind11::module_& m);
 void register_simulation(pybind11::module_& m);
 void register_build_info(pybind11::module_& m);
+void register_cuda(pybind11::module_& m);
 }  // namespace lesde::bindings

@@ -1,11 +1,5 @@
-// Binds Simulation<float> and Simulation<double>. The caller passes NumPy arrays that
-// the C++ side writes into (no copies); the wrapper keeps them alive for the run.
-#include <pybind11/numpy.h>
-#include <pybind11/stl.h>
-
-#include <memory>
-#include <string>
-
+// Binds Simulation<float> and Simulation<double> (buffer checks: engine_binding.hpp).
+#include "engine_binding.hpp"
 #include "lesde/simulation.hpp"
 #include "register.hpp"
 
@@ -13,96 +7,10 @@ namespace py = pybind11;
 
 namespace lesde::bindings {
 
-namespace {
-
-// A pointer into `arr` after checking dtype, layout, writability and size.
-template <class T>
-T* buffer(py::array& arr, int64_t expected, const char* name) {
-  if (!py::isinstance<py::array_t<T>>(arr) || !arr.dtype().is(py::dtype::of<T>()))
-    throw py::type_error(std::string(name) + ": wrong dtype " + std::string(py::str(arr.dtype())));
-  if (!(arr.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": array must be C-contiguous");
-  if (!arr.writeable()) throw py::value_error(std::string(name) + ": array must be writeable");
-  if (arr.size() != expected)
-    throw py::value_error(std::string(name) + ": expected " + std::to_string(expected) +
-                          " elements, got " + std::to_string(arr.size()));
-  return static_cast<T*>(arr.mutable_data());
-}
-
-template <class Real>
-struct PySimulation {
-  py::array features, labels, classes, noise_var, class_means, label_means, sigma_w, scalars,
-      samples, status, fail_step;
-  std::unique_ptr<Simulation<Real>> sim;
-
-  PySimulation(const EngineConfig& cfg, py::array features_, py::array labels_,
-               py::array classes_, py::object noise_var_, py::array class_means_,
-               py::array label_means_, py::array sigma_w_, py::array scalars_,
-               py::array samples_, py::array status_, py::array fail_step_)
-      : features(features_), labels(labels_), classes(classes_), class_means(class_means_),
-        label_means(label_means_), sigma_w(sigma_w_), scalars(scalars_), samples(samples_),
-        status(status_), fail_step(fail_step_) {
-    cfg.check();
-    const int64_t R = cfg.replicas, N = cfg.n_samples(), K = cfg.K, p = cfg.p;
-    const int64_t T = int64_t(cfg.record_steps.size()), S = int64_t(cfg.record_samples.size());
-    StateView<Real> state;
-    state.features = buffer<Real>(features, R * N * p, "features");
-    state.labels = buffer<int32_t>(labels, R * N, "labels");
-    state.classes = buffer<int32_t>(classes, N, "classes");
-    for (int64_t i = 0, c = 0, seen = 0; i < N; ++i) {  // classes must be sorted and match sizes
-      while (i >= seen + cfg.class_sizes[c]) seen += cfg.class_sizes[c++];
-      if (state.classes[i] != c) throw py::value_error("classes must list each sample's class in order");
-    }
-    if (!noise_var_.is_none()) {
-      noise_var = noise_var_.cast<py::array>();
-      state.noise_var = buffer<double>(noise_var, R * N, "noise_var");
-    }
-    RecordView rec;
-    rec.class_means = buffer<double>(class_means, R * T * K * p, "class_means");
-    rec.label_means = buffer<double>(label_means, R * T * K * p, "label_means");
-    rec.sigma_w = buffer<double>(sigma_w, R * T * p * p, "sigma_w");
-    rec.scalars = buffer<double>(scalars, R * T * kNumScalars, "scalars");
-    rec.samples = buffer<double>(samples, R * T * S * p, "samples");
-    sim = std::make_unique<Simulation<Real>>(cfg, state, rec,
-                                             buffer<int32_t>(status, R, "status"),
-                                             buffer<int64_t>(fail_step, R, "fail_step"));
-  }
-};
-
-template <class Real>
-void bind_simulation(py::module_& m, const char* name) {
-  using W = PySimulation<Real>;
-  py::class_<W>(m, name)
-      .def(py::init<const EngineConfig&, py::array, py::array, py::array, py::object, py::array,
-                    py::array, py::array, py::array, py::array, py::array, py::array>(),
-           py::arg("config"), py::arg("features"), py::arg("labels"), py::arg("classes"),
-           py::arg("noise_var"), py::arg("class_means"), py::arg("label_means"),
-           py::arg("sigma_w"), py::arg("scalars"), py::arg("samples"), py::arg("status"),
-           py::arg("fail_step"))
-      // The GIL is released around the C++ work: it touches only the buffers this object
-      // holds references to, never a Python object.
-      .def("initialize", [](W& w) {
-        py::gil_scoped_release release;
-        w.sim->initialize();
-      })
-      .def("resume", [](W& w, int64_t step) {
-        py::gil_scoped_release release;
-        w.sim->resume(step);
-      }, py::arg("step"))
-      .def("advance", [](W& w, int64_t until) {
-        py::gil_scoped_release release;
-        return w.sim->advance(until);
-      }, py::arg("until"), "Advance every running replica to step min(until, n_steps).")
-      .def_property_readonly("step", [](const W& w) { return w.sim->step(); })
-      .def_property_readonly("n_steps", [](const W& w) { return w.sim->n_steps(); });
-}
-
-}  // namespace
-
 void register_simulation(py::module_& m) {
   m.attr("NUM_SCALARS") = int(kNumScalars);
-  bind_simulation<double>(m, "Simulation64");
-  bind_simulation<float>(m, "Simulation32");
+  bind_engine<Simulation<double>, double>(m, "Simulation64", "The CPU engine, float64 state.");
+  bind_engine<Simulation<float>, float>(m, "Simulation32", "The CPU engine, float32 state.");
 }
 
 }  // namespace lesde::bindings

@@ -1,0 +1,356 @@
+// The CUDA runtime side of the backend (device.hpp): memory, copies, launches. The kernels
+// and their tables are in kernels.cuh.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "device.hpp"
+#include "kernels.cuh"
+#include "runtime.cuh"
+
+// Every CUDA runtime call goes through this: an error becomes a std::runtime_error (a
+// Python RuntimeError) that names the call and CUDA's own message.
+#define CUDA_CHECK(call) ::lesde::cuda::detail::check((call), #call, __FILE__, __LINE__)
+
+namespace lesde::cuda {
+
+namespace detail {
+void check(cudaError_t err, const char* what, const char* file, int line) {
+  if (err == cudaSuccess) return;
+  std::ostringstream msg;
+  msg << "CUDA error " << cudaGetErrorName(err) << ": " << cudaGetErrorString(err) << " (in "
+      << what << " at " << file << ":" << line << ")";
+  (void)cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  throw std::runtime_error(msg.str());
+}
+
+// A device allocation that frees itself.
+template <class T>
+struct DeviceArray {
+  T* ptr = nullptr;
+  size_t count = 0;
+  DeviceArray() = default;
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() {
+    if (ptr) (void)cudaFree(ptr);  // never throws from a destructor
+  }
+  void allocate(size_t n) {
+    count = n;
+    if (n > 0) CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr), n * sizeof(T)));
+  }
+  size_t bytes() const { return count * sizeof(T); }
+};
+
+template <class T>
+void upload_vector(DeviceArray<T>& dst, const std::vector<T>& src, cudaStream_t stream) {
+  dst.allocate(src.size());
+  if (!src.empty())
+    CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.data(), src.size() * sizeof(T), cudaMemcpyHostToDevice,
+                               stream));
+}
+
+// Local memory the driver reserves for one kernel at full occupancy.
+template <class F>
+size_t local_reserve(F kernel, int device) {
+  cudaFuncAttributes attr{};
+  CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+  int sms = 0, threads = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&threads, cudaDevAttrMaxThreadsPerMultiProcessor, device));
+  return size_t(attr.localSizeBytes) * size_t(sms) * size_t(threads);
+}
+
+std::string gib(size_t bytes) {
+  std::ostringstream s;
+  s.precision(3);
+  s << double(bytes) / double(size_t(1) << 30) << " GiB";
+  return s.str();
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+// ---------------------------------------------------------------- device queries
+
+int device_count() noexcept {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+DeviceInfo device_info() {
+  DeviceInfo info;
+  CUDA_CHECK(cudaGetDevice(&info.index));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, info.index));
+  info.name = prop.name;
+  info.compute_major = prop.major;
+  info.compute_minor = prop.minor;
+  info.multiprocessors = prop.multiProcessorCount;
+  int clock_khz = 0;  // cudaDeviceProp::memoryClockRate is gone in CUDA 13: ask the attribute
+  CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, info.index));
+  CUDA_CHECK(
+      cudaDeviceGetAttribute(&info.bus_width_bits, cudaDevAttrGlobalMemoryBusWidth, info.index));
+  info.memory_clock_khz = clock_khz;
+  info.peak_bandwidth = 2.0 * clock_khz * 1e3 * (info.bus_width_bits / 8.0);
+  CUDA_CHECK(cudaMemGetInfo(&info.free_memory, &info.total_memory));
+  return info;
+}
+
+// ---------------------------------------------------------------- DeviceState
+
+template <class Real>
+struct DeviceState<Real>::Impl {
+  EngineConfig cfg;
+  int device = 0;
+  int64_t N = 0;
+  Tables tables;
+  cudaStream_t stream = nullptr;
+  DeviceArray<Real> X;
+  DeviceArray<int32_t> labels, classes, replicas;
+  DeviceArray<int32_t> seg_begin, seg_end, seg_clo, seg_chi, be_class, be_first, be_last;
+  DeviceArray<int64_t> seg_off;
+  DeviceArray<double> head, means, coef, seg_partial, block_partial;
+  std::vector<double> host_partial;
+  void* pinned = nullptr;  // the host features buffer, while page-locked by us
+
+  explicit Impl(const EngineConfig& c) : cfg(c), N(c.n_samples()), tables(c) {}
+  ~Impl() {
+    if (pinned) (void)cudaHostUnregister(pinned);
+    if (stream) (void)cudaStreamDestroy(stream);
+  }
+  void sync() const { CUDA_CHECK(cudaStreamSynchronize(stream)); }
+  void use_device() const { CUDA_CHECK(cudaSetDevice(device)); }
+};
+
+template <class Real>
+size_t DeviceState<Real>::bytes_needed(const EngineConfig& cfg) {
+  const Tables t(cfg);
+  const size_t R = size_t(cfg.replicas), N = size_t(cfg.n_samples());
+  const size_t K = size_t(cfg.K), p = size_t(cfg.p);
+  return R * N * p * sizeof(Real)                         // features
+         + R * N * sizeof(int32_t) + N * sizeof(int32_t)  // labels, classes
+         + t.table_bytes()                                // segment and block tables
+         + R * size_t(t.seg_entries + t.block_entries()) * p * sizeof(double)  // partials
+         + R * (K * p * sizeof(double) + sizeof(int32_t))  // coefficients, replica list
+         + 2 * K * p * sizeof(double);                     // head, initial means
+}
+
+template <class Real>
+DeviceState<Real>::DeviceState(const EngineConfig& cfg, const int32_t* classes) {
+  cfg.check();
+  if (cfg.process != Process::SDE)
+    throw std::invalid_argument("CUDA backend: only process 'sde' runs on the GPU");
+  if (cfg.K > kMaxDim || cfg.p > kMaxDim)
+    throw std::invalid_argument(
+        "CUDA backend: n_classes and dim must be <= " + std::to_string(kMaxDim) + " (got " +
+        std::to_string(cfg.K) + " and " + std::to_string(cfg.p) + "); use the CPU backend");
+  if (device_count() < 1) throw std::runtime_error("CUDA backend: no CUDA device is available");
+  impl_ = std::make_unique<Impl>(cfg);
+  Impl& m = *impl_;
+  CUDA_CHECK(cudaGetDevice(&m.device));
+
+  // Refuse a state that does not fit, before allocating anything.
+  const size_t local = std::max({local_reserve(sweep_kernel<Real, Move::None>, m.device),
+                                 local_reserve(sweep_kernel<Real, Move::Drift>, m.device),
+                                 local_reserve(sweep_kernel<Real, Move::Shift>, m.device),
+                                 local_reserve(init_kernel<Real>, m.device)});
+  const size_t margin = size_t(64) << 20;  // allocation granularity, the CUDA context's growth
+  const size_t needed = bytes_needed(cfg) + local + margin;
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (needed > free_bytes) {
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, m.device));
+    std::ostringstream msg;
+    msg << "CUDA backend: this run needs " << needed << " bytes (" << gib(needed)
+        << ") of device memory, but device " << m.device << " (" << prop.name << ") has only "
+        << free_bytes << " bytes (" << gib(free_bytes) << ") free of " << total_bytes
+        << "; use fewer samples or replicas, dtype float32, or the CPU backend";
+    throw std::runtime_error(msg.str());
+  }
+
+  CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  const int64_t R = cfg.replicas, K = cfg.K, p = cfg.p;
+  m.X.allocate(size_t(R * m.N * p));
+  m.labels.allocate(size_t(R * m.N));
+  m.classes.allocate(size_t(m.N));
+  CUDA_CHECK(
+      cudaMemcpyAsync(m.classes.ptr, classes, m.classes.bytes(), cudaMemcpyHostToDevice, m.stream));
+  const Tables& t = m.tables;
+  upload_vector(m.seg_begin, t.seg_begin, m.stream);
+  upload_vector(m.seg_end, t.seg_end, m.stream);
+  upload_vector(m.seg_clo, t.seg_clo, m.stream);
+  upload_vector(m.seg_chi, t.seg_chi, m.stream);
+  upload_vector(m.seg_off, t.seg_off, m.stream);
+  upload_vector(m.be_class, t.be_class, m.stream);
+  upload_vector(m.be_first, t.be_first, m.stream);
+  upload_vector(m.be_last, t.be_last, m.stream);
+  upload_vector(m.head, cfg.head, m.stream);
+  upload_vector(m.means, cfg.init_means, m.stream);
+  m.replicas.allocate(size_t(R));
+  m.coef.allocate(size_t(R * K * p));
+  m.seg_partial.allocate(size_t(R * t.seg_entries * p));
+  m.block_partial.allocate(size_t(R * t.block_entries() * p));
+  m.sync();  // the host vectors above may go away
+}
+
+template <class Real>
+DeviceState<Real>::~DeviceState() = default;
+
+template <class Real>
+void DeviceState<Real>::pin_host(Real* features) {
+  Impl& m = *impl_;
+  m.use_device();
+  if (m.pinned || m.X.bytes() == 0) return;
+  if (cudaHostRegister(features, m.X.bytes(), cudaHostRegisterDefault) == cudaSuccess)
+    m.pinned = features;
+  else
+    (void)cudaGetLastError();  // pageable copies work too, only slower
+}
+
+template <class Real>
+void DeviceState<Real>::upload(const Real* features, const int32_t* labels) {
+  Impl& m = *impl_;
+  m.use_device();
+  CUDA_CHECK(cudaMemcpyAsync(m.X.ptr, features, m.X.bytes(), cudaMemcpyHostToDevice, m.stream));
+  CUDA_CHECK(
+      cudaMemcpyAsync(m.labels.ptr, labels, m.labels.bytes(), cudaMemcpyHostToDevice, m.stream));
+  m.sync();
+}
+
+template <class Real>
+void DeviceState<Real>::download_features(Real* features) const {
+  const Impl& m = *impl_;
+  m.use_device();
+  CUDA_CHECK(cudaMemcpyAsync(features, m.X.ptr, m.X.bytes(), cudaMemcpyDeviceToHost, m.stream));
+  m.sync();
+}
+
+template <class Real>
+void DeviceState<Real>::download_labels(int32_t* labels) const {
+  const Impl& m = *impl_;
+  m.use_device();
+  CUDA_CHECK(
+      cudaMemcpyAsync(labels, m.labels.ptr, m.labels.bytes(), cudaMemcpyDeviceToHost, m.stream));
+  m.sync();
+}
+
+template <class Real>
+void DeviceState<Real>::draw_initial_state() {
+  Impl& m = *impl_;
+  m.use_device();
+  InitArgs<Real> a{};
+  a.X = m.X.ptr;
+  a.labels = m.labels.ptr;
+  a.classes = m.classes.ptr;
+  a.N = m.N;
+  a.total = int64_t(m.cfg.replicas) * m.N;
+  a.K = m.cfg.K;
+  a.p = m.cfg.p;
+  a.seed = m.cfg.seed;
+  a.label_noise = m.cfg.label_noise;
+  a.init_scale = m.cfg.init_scale;
+  a.means = m.means.ptr;  // nullptr when init_means is empty: zeros
+  const unsigned grid = std::min<unsigned>(grid_size(a.total), 1u << 20);  // grid-stride loop
+  launch(init_kernel<Real>, grid, kThreads, m.stream, a);
+  CUDA_CHECK(cudaGetLastError());
+  m.sync();
+}
+
+template <class Real>
+void DeviceState<Real>::sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
+                              const std::vector<double>& coef, double dt, double noise_scale,
+                              std::vector<double>& sums) {
+  Impl& m = *impl_;
+  const int K = m.cfg.K, p = m.cfg.p;
+  const int64_t n_slots = int64_t(replicas.size()), Kp = int64_t(K) * p;
+  if (n_slots == 0) return;
+  if (n_slots > m.cfg.replicas) throw std::invalid_argument("sweep: too many replicas listed");
+  for (int32_t r : replicas)
+    if (r < 0 || r >= m.cfg.replicas) throw std::invalid_argument("sweep: replica out of range");
+  if (move != Move::None && int64_t(coef.size()) != n_slots * Kp)
+    throw std::invalid_argument("sweep: coef must hold one K x p matrix per listed replica");
+  m.use_device();
+  const Tables& t = m.tables;
+  CUDA_CHECK(cudaMemcpyAsync(m.replicas.ptr, replicas.data(), n_slots * sizeof(int32_t),
+                             cudaMemcpyHostToDevice, m.stream));
+  if (move != Move::None)
+    CUDA_CHECK(cudaMemcpyAsync(m.coef.ptr, coef.data(), n_slots * Kp * sizeof(double),
+                               cudaMemcpyHostToDevice, m.stream));
+
+  SweepArgs<Real> a{};
+  a.X = m.X.ptr;
+  a.labels = m.labels.ptr;
+  a.classes = m.classes.ptr;
+  a.N = m.N;
+  a.K = K;
+  a.p = p;
+  a.spec = SignalSpec{m.cfg.signal, K, p, m.cfg.has_head() ? m.head.ptr : nullptr};
+  a.replicas = m.replicas.ptr;
+  a.n_slots = n_slots;
+  a.coef = m.coef.ptr;
+  a.dt = dt;
+  a.noise_scale = noise_scale;
+  a.noise_seed = m.cfg.noise_seed;
+  a.step = step;
+  a.n_seg = t.segments();
+  a.seg_begin = m.seg_begin.ptr;
+  a.seg_end = m.seg_end.ptr;
+  a.seg_clo = m.seg_clo.ptr;
+  a.seg_chi = m.seg_chi.ptr;
+  a.seg_off = m.seg_off.ptr;
+  a.seg_entries = t.seg_entries;
+  a.seg_partial = m.seg_partial.ptr;
+  const unsigned grid = grid_size(n_slots * t.segments() * 32);
+  switch (move) {
+    case Move::None:
+      launch(sweep_kernel<Real, Move::None>, grid, kThreads, m.stream, a);
+      break;
+    case Move::Drift:
+      launch(sweep_kernel<Real, Move::Drift>, grid, kThreads, m.stream, a);
+      break;
+    case Move::Shift:
+      launch(sweep_kernel<Real, Move::Shift>, grid, kThreads, m.stream, a);
+      break;
+  }
+  CUDA_CHECK(cudaGetLastError());
+
+  BlockArgs b{};
+  b.n_slots = n_slots;
+  b.entries = t.block_entries();
+  b.seg_entries = t.seg_entries;
+  b.p = p;
+  b.be_class = m.be_class.ptr;
+  b.be_first = m.be_first.ptr;
+  b.be_last = m.be_last.ptr;
+  b.seg_clo = m.seg_clo.ptr;
+  b.seg_off = m.seg_off.ptr;
+  b.seg_partial = m.seg_partial.ptr;
+  b.block_partial = m.block_partial.ptr;
+  launch(block_sums_kernel, grid_size(n_slots * b.entries * p), kThreads, m.stream, b);
+  CUDA_CHECK(cudaGetLastError());
+
+  const size_t n_partial = size_t(n_slots * b.entries * p);
+  m.host_partial.resize(n_partial);
+  CUDA_CHECK(cudaMemcpyAsync(m.host_partial.data(), m.block_partial.ptr, n_partial * sizeof(double),
+                             cudaMemcpyDeviceToHost, m.stream));
+  m.sync();
+
+  add_block_partials(t, K, p, n_slots, m.host_partial.data(), sums);
+}
+
+template class DeviceState<float>;
+template class DeviceState<double>;
+
+}  // namespace lesde::cuda

@@ -1,0 +1,49 @@
+// What happens to one sample: its initial state, and its move in an SDE step.
+// Written once: the CPU sweeps (simulation.hpp, integrators.hpp) and the CUDA kernels
+// (cpp/cuda) call these, so both backends evaluate the same expressions in the same order.
+#pragma once
+
+#include <cstdint>
+
+#include "rng.hpp"
+
+namespace lesde {
+
+// The training label y_i of sample i of true class c: with probability label_noise one of
+// the other K - 1 classes, uniformly (MODEL.md section 3), from the Labels stream.
+LESDE_HD int initial_label(const Stream& labels, int64_t i, int c, int K, double label_noise) {
+  int y = c;
+  if (label_noise > 0) {
+    const Philox4x32 r = labels.draw(0u, uint32_t(i), 0u);
+    if (uniform_open(r.v[0]) < label_noise) {
+      const int other = int(uniform_index(r.v[1], r.v[2], uint64_t(K - 1)));
+      y = other < c ? other : other + 1;
+    }
+  }
+  return y;
+}
+
+// x = mu_c + init_scale * z for one sample of class c (means: K x p, or nullptr for zeros).
+template <class Real>
+LESDE_HD void initial_features(int p, const double* means, double init_scale, int c,
+                               const double* z, Real* x) {
+  for (int q = 0; q < p; ++q) {
+    const double mu = means == nullptr ? 0.0 : means[c * p + q];
+    x[q] = Real(mu + init_scale * z[q]);
+  }
+}
+
+// Euler-Maruyama move (and Heun predictor): x <- x + b_c dt + noise_scale xi.
+template <class Real>
+LESDE_HD void drift_move(int p, const double* bc, double dt, double noise_scale, const Real* xi,
+                         Real* x) {
+  for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + bc[q] * dt + noise_scale * xi[q]);
+}
+
+// Heun corrector: x <- x + shift_c.
+template <class Real>
+LESDE_HD void shift_move(int p, const double* sc, Real* x) {
+  for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + sc[q]);
+}
+
+}  // namespace lesde

@@ -1,0 +1,252 @@
+"""The CUDA backend (docs/cuda.md) against the CPU engine.
+
+Runs only where ``lesde._core.cuda_device_count() > 0``: a build with the backend on a
+machine with an NVIDIA GPU, or the host emulator build (``-DLESDE_CUDA_EMULATOR=ON``,
+kernels on host threads), which is how it is tested on machines without a GPU.
+
+What must hold, and the tolerances asserted (one table per dtype, below):
+
+* exactly equal: the initial state (labels and features: same streams, same expression),
+  and the features whenever the drift is exactly zero (the noise alone: same normals);
+  two GPU runs of one config; a resumed GPU run and an uninterrupted one; process "sgd"
+  (delegated to the CPU engine);
+* equal to rounding otherwise. The per-sample arithmetic is the CPU's (device code built
+  with --fmad=false), but the class sums S are added in another order (a warp's shuffle
+  tree, not one sample after another), so they differ from the CPU's by a few ulps; the
+  drift E S / N inherits that, and each step adds ~1e-16 relative to the state. float64:
+  rtol 1e-12 (short runs, rounding stays ~1e-14). float32: the state is rounded to float
+  after every update, so a last-bit difference in the drift flips the rounding of a
+  value only rarely, by one float ulp (6e-8): rtol 1e-5.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+import pytest
+
+import lesde
+from lesde import _core
+from lesde.simulate import allocate, engine_config
+
+HAS_DEVICE = _core.cuda_device_count() > 0
+needs_device = pytest.mark.skipif(not HAS_DEVICE, reason="no CUDA device (or no CUDA build)")
+
+# dtype -> (rtol, atol relative to the largest magnitude compared)
+TOLERANCE = {"float64": (1e-12, 1e-12), "float32": (1e-5, 1e-5)}
+RECORDS = ("class_means", "label_means", "sigma_w", "scalars", "samples")
+
+
+def run(cfg: lesde.Config, backend: str, until: int | None = None, arrays=None, resume=None):
+    """Drives one engine over freshly allocated arrays (or ``arrays``); returns them."""
+    arrays = allocate(cfg) if arrays is None else arrays
+    bits = "64" if cfg.dtype == "float64" else "32"
+    cls = getattr(_core, ("CudaSimulation" if backend == "cuda" else "Simulation") + bits)
+    sim = cls(engine_config(cfg), **arrays)
+    if resume is None:
+        sim.initialize()
+    else:
+        sim.resume(resume)
+    sim.advance(cfg.n_steps if until is None else until)
+    return arrays
+
+
+def assert_close(gpu: np.ndarray, cpu: np.ndarray, dtype: str, what: str) -> None:
+    rtol, atol = TOLERANCE[dtype]
+    finite = cpu[np.isfinite(cpu)]
+    scale = float(np.abs(finite).max()) if finite.size else 1.0
+    np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=atol * max(scale, 1.0), err_msg=what)
+
+
+def assert_runs_agree(gpu: dict, cpu: dict, dtype: str) -> None:
+    np.testing.assert_array_equal(gpu["labels"], cpu["labels"])
+    np.testing.assert_array_equal(gpu["status"], cpu["status"])
+    np.testing.assert_array_equal(gpu["fail_step"], cpu["fail_step"])
+    assert_close(gpu["features"], cpu["features"], dtype, "features")
+    for name in RECORDS:
+        np.testing.assert_array_equal(np.isnan(gpu[name]), np.isnan(cpu[name]), err_msg=name)
+        assert_close(gpu[name], cpu[name], dtype, name)
+
+
+def small(**fields) -> lesde.Config:
+    base = dict(
+        n_classes=3,
+        n_per_class=700,
+        sigma=0.5,
+        alpha=2.0,
+        beta=0.5,
+        steps=12,
+        record_every=4,
+        threads=2,
+        seed=3,
+        record_samples=3,
+    )
+    if "class_sizes" in fields:
+        del base["n_per_class"]
+    base.update(fields)
+    return lesde.Config(**base)
+
+
+def test_cuda_device_count_never_raises():
+    n = _core.cuda_device_count()
+    assert isinstance(n, int) and n >= 0
+    if not lesde.build_info()["cuda_built"]:
+        assert n == 0 and not hasattr(_core, "CudaSimulation64")
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scheme", ["euler_maruyama", "heun"])
+@pytest.mark.parametrize("signal", ["cross_entropy", "linear", "projected"])
+def test_gpu_agrees_with_cpu(signal, scheme, dtype):
+    cfg = small(signal=signal, scheme=scheme, dtype=dtype, replicas=2, label_noise=0.1)
+    assert_runs_agree(run(cfg, "cuda"), run(cfg, "cpu"), dtype)
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gpu_agrees_with_cpu_with_a_head(dtype):
+    rng = np.random.default_rng(0)
+    cfg = small(
+        n_classes=4,
+        dim=6,
+        head=rng.normal(size=(4, 6)),
+        dtype=dtype,
+        scheme="heun",
+        init_means=rng.normal(size=(4, 6)),
+    )
+    assert_runs_agree(run(cfg, "cuda"), run(cfg, "cpu"), dtype)
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sizes", [(1, 37, 2, 3000, 5, 900), (31, 1, 63, 1, 2000, 33)])
+def test_class_boundaries_inside_segments_and_blocks(sizes, dtype):
+    # Tiny and uneven classes: warps whose samples span several classes, classes that
+    # start on the first or the last lane of a warp's row of 32 samples, blocks that start
+    # mid-class, classes of one sample; three replicas advance in lock step.
+    cfg = small(
+        n_classes=6,
+        class_sizes=sizes,
+        dtype=dtype,
+        replicas=3,
+        label_noise=0.3,
+        scheme="heun",
+        steps=6,
+        record_every=3,
+    )
+    assert_runs_agree(run(cfg, "cuda"), run(cfg, "cpu"), dtype)
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_initial_state_and_noise_are_bit_identical(dtype):
+    init = small(dtype=dtype, label_noise=0.2, init_means=np.eye(3), replicas=2)
+    gpu, cpu = run(init, "cuda", until=0), run(init, "cpu", until=0)
+    np.testing.assert_array_equal(gpu["labels"], cpu["labels"])
+    np.testing.assert_array_equal(gpu["features"], cpu["features"])
+    # alpha = beta = 0: the drift is exactly zero, so every step adds the same normals.
+    noise = small(dtype=dtype, alpha=0.0, beta=0.0, sigma=1.3)
+    np.testing.assert_array_equal(run(noise, "cuda")["features"], run(noise, "cpu")["features"])
+
+
+@needs_device
+def test_two_gpu_runs_are_identical():
+    cfg = small(replicas=2, scheme="heun", class_sizes=(5, 1500, 800))
+    a, b = run(cfg, "cuda"), run(cfg, "cuda")
+    for name in ("features", "labels", *RECORDS):
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@needs_device
+def test_resume_continues_the_same_run():
+    cfg = small(steps=12, record_every=4)
+    whole = run(cfg, "cuda")
+    arrays = run(cfg, "cuda", until=8)
+    run(cfg, "cuda", arrays=arrays, resume=8)
+    for name in ("features", *RECORDS):
+        np.testing.assert_array_equal(arrays[name], whole[name], err_msg=name)
+
+
+@needs_device
+def test_advance_in_chunks_equals_one_advance():
+    cfg = small(steps=12, record_every=4)
+    whole = run(cfg, "cuda")
+    arrays = allocate(cfg)
+    sim = _core.CudaSimulation64(engine_config(cfg), **arrays)
+    sim.initialize()
+    for until in (1, 2, 5, 8, 11, 12, 20):
+        assert sim.advance(until) == min(until, cfg.n_steps)
+        assert sim.step == min(until, cfg.n_steps)
+    for name in ("features", *RECORDS):
+        np.testing.assert_array_equal(arrays[name], whole[name], err_msg=name)
+
+
+@needs_device
+def test_nonfinite_replica_fails_at_the_same_step():
+    cfg = small(signal="linear", alpha=1e30, beta=0.0, dt=1.0, steps=30, record_every=5, replicas=2)
+    gpu, cpu = run(cfg, "cuda"), run(cfg, "cpu")
+    assert (cpu["status"] != 0).all()
+    np.testing.assert_array_equal(gpu["status"], cpu["status"])
+    np.testing.assert_array_equal(gpu["fail_step"], cpu["fail_step"])
+
+
+@needs_device
+def test_sgd_runs_on_the_cpu_engine():
+    cfg = small(process="sgd", batch_size=4, steps=20, dt=0.05)
+    gpu, cpu = run(cfg, "cuda"), run(cfg, "cpu")
+    for name in ("features", "labels", "noise_var", *RECORDS):
+        np.testing.assert_array_equal(gpu[name], cpu[name], err_msg=name)
+
+
+@needs_device
+def test_rejects_dimensions_beyond_the_kernels():
+    too_wide = small(n_classes=_core.CUDA_MAX_DIM + 1, n_per_class=2)
+    with pytest.raises(ValueError, match=str(_core.CUDA_MAX_DIM)):
+        _core.CudaSimulation64(engine_config(too_wide), **allocate(too_wide))
+
+
+@needs_device
+def test_checks_buffers_like_the_cpu_engine():
+    cfg = small(n_per_class=3)
+    good = allocate(cfg)
+    _core.CudaSimulation64(engine_config(cfg), **good)
+    with pytest.raises(ValueError, match="features"):
+        _core.CudaSimulation64(engine_config(cfg), **{**good, "features": good["features"][:, 1:]})
+    with pytest.raises(TypeError, match="labels"):
+        _core.CudaSimulation64(engine_config(cfg), **{**good, "labels": good["labels"] * 1.0})
+
+
+def _lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A writeable array of virtual memory only (pages appear when touched)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+    try:
+        buf = mmap.mmap(-1, nbytes, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError as err:
+        pytest.skip(f"cannot map {nbytes} bytes of virtual memory: {err}")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+@needs_device
+def test_refuses_a_state_larger_than_the_device():
+    free = _core.cuda_device_info()["free_memory"]
+    n, p = 1 << 20, 8
+    replicas = free // (n * p * 8) + 1  # the features alone exceed the free memory
+    cfg = lesde.Config(n_classes=p, n_per_class=n // p, steps=1, replicas=int(replicas))
+    arrays = allocate(lesde.Config(n_classes=p, n_per_class=n // p, steps=1))
+    R, T = int(replicas), len(cfg.record_steps)
+    arrays.update(  # the host side is never touched: the engine refuses before copying
+        features=_lazy_zeros((R, n, p), np.float64),
+        labels=_lazy_zeros((R, n), np.int32),
+        class_means=np.zeros((R, T, p, p)),
+        label_means=np.zeros((R, T, p, p)),
+        sigma_w=np.zeros((R, T, p, p)),
+        scalars=np.zeros((R, T, _core.NUM_SCALARS)),
+        samples=np.zeros((R, T, 0, p)),
+        status=np.zeros(R, np.int32),
+        fail_step=np.zeros(R, np.int64),
+    )
+    with pytest.raises(RuntimeError, match=r"needs \d+ bytes .* of device memory"):
+        _core.CudaSimulation64(engine_config(cfg), **arrays)
