@@ -132,6 +132,7 @@ LIKELY = {
     "noise_seed": INTS,
     "threads": INTS,
     "dtype": st.sampled_from(["float64", "float32", "float16"]),
+    "backend": st.sampled_from(["cpu", "auto", "cuda", "gpu"]),
     "record_every": INTS,
     "record_samples": st.integers(-1, 5) | st.lists(st.integers(-1, 60)),
 }

@@ -31,6 +31,7 @@ CASES = [
     (dict(process="ode"), ValueError, "process"),
     (dict(scheme="rk4"), ValueError, "scheme"),
     (dict(dtype="float16"), ValueError, "dtype"),
+    (dict(backend="gpu"), ValueError, "backend"),
     (dict(process="sgd", scheme="heun"), ValueError, "scheme"),
     (dict(t_end=1.0, steps=7, dt=0.1), ValueError, "t_end"),
     (dict(t_end=0.0), ValueError, "t_end"),
@@ -110,3 +111,14 @@ def test_engine_rejects_malformed_buffers():
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         _core.Simulation64(e, **{**good, "features": readonly})
+
+
+def test_cuda_backend_without_a_device_says_why():
+    from lesde import _core
+
+    if _core.cuda_device_count() > 0:
+        pytest.skip("a GPU is visible")
+    with pytest.raises(RuntimeError, match="backend='cuda' cannot run"):
+        lesde.simulate(n_classes=2, n_per_class=5, steps=1, backend="cuda", progress=False)
+    res = lesde.simulate(n_classes=2, n_per_class=5, steps=1, backend="auto", progress=False)
+    assert res.ok, "backend='auto' must fall back to the CPU"

@@ -17,7 +17,7 @@ build=${LESDE_ASAN_BUILD:-$root/build/asan}
 python=${PYTHON:-python3}
 
 "$python" -c 'import pybind11' 2>/dev/null || { echo "sanitize.sh: needs pybind11 (pip install pybind11)" >&2; exit 2; }
-cmake -S "$root" -B "$build" -G Ninja \
+cmake -S "$root" -B "$build" -G Ninja -DLESDE_CUDA=OFF \
   -DLESDE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPython_EXECUTABLE="$(command -v "$python")" \
   -Dpybind11_DIR="$("$python" -c 'import pybind11; print(pybind11.get_cmake_dir())')" >/dev/null

@@ -33,12 +33,13 @@ except ModuleNotFoundError:  # Python 3.10
 
 from .schedules import Constant, Schedule, as_schedule
 
-__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES"]
+__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES", "BACKENDS"]
 
 SIGNALS = ("linear", "projected", "cross_entropy")
 PROCESSES = ("sde", "sgd")
 SCHEMES = ("euler_maruyama", "heun")
 DTYPES = ("float64", "float32")
+BACKENDS = ("cpu", "cuda", "auto")
 DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 0.2
 DEFAULT_T_END = 10.0
 DEFAULT_N_PER_CLASS = 1000
@@ -159,6 +160,10 @@ class Config:
         OpenMP threads (default: all cores available to this process).
     dtype : {"float64", "float32"}
         Storage type of the features (sums are accumulated in float64).
+    backend : {"cpu", "cuda", "auto"}
+        Where the SDE runs: the OpenMP CPU engine, the optional CUDA engine (a build with
+        CUDA and a visible GPU), or CUDA when available and worthwhile, else CPU. Results
+        of the two agree to rounding (docs/cuda.md); each is deterministic on its own.
     record_every : int, optional
         Steps between records (default: about 100 records per run).
     record_samples : int or sequence of int, optional
@@ -195,6 +200,7 @@ class Config:
     noise_seed: int | None = None
     threads: int | None = None
     dtype: str = "float64"
+    backend: str = "cpu"
     record_every: int | None = None
     record_samples: int | tuple[int, ...] | None = field(default=None)
 
@@ -294,6 +300,7 @@ class Config:
         if self.threads is not None:
             put("threads", _int("threads", self.threads, minimum=1, maximum=4096))
         _choice("dtype", self.dtype, DTYPES)
+        _choice("backend", self.backend, BACKENDS)
         if self.record_every is not None:
             put("record_every", _int("record_every", self.record_every, minimum=1))
         if self.record_samples is not None:

@@ -253,6 +253,47 @@ def allocate(cfg: Config) -> dict[str, np.ndarray | None]:
     )
 
 
+AUTO_CUDA_MIN_SIZE = 10**6  # replicas * N * p below which "auto" stays on the CPU
+
+
+def _use_cuda(cfg: Config) -> bool:
+    """Whether ``cfg.backend`` selects the CUDA engine (raises if "cuda" cannot run)."""
+    if cfg.backend == "cpu":
+        return False
+    devices = _core.cuda_device_count()
+    if cfg.backend == "cuda":
+        if devices == 0:
+            why = (
+                "a GPU is not visible"
+                if _core.build_info()["cuda_built"]
+                else ("this lesde was built without CUDA (see docs/cuda.md)")
+            )
+            raise RuntimeError(f"backend='cuda' cannot run: {why}; use backend='cpu' or 'auto'")
+        return True
+    limit = getattr(_core, "CUDA_MAX_DIM", 0)
+    return (
+        devices > 0
+        and cfg.process == "sde"
+        and max(cfg.n_classes, cfg.p) <= limit
+        and cfg.replicas * cfg.n_samples * cfg.p >= AUTO_CUDA_MIN_SIZE
+    )
+
+
+def _make_engine(cfg: Config, arrays: dict[str, np.ndarray | None]):
+    """The engine for ``cfg``: CPU (OpenMP) or CUDA, float64 or float32."""
+    bits = "64" if cfg.dtype == "float64" else "32"
+    if _use_cuda(cfg):
+        try:
+            return getattr(_core, f"CudaSimulation{bits}")(engine_config(cfg), **arrays)
+        except RuntimeError as err:  # e.g. the state does not fit on the device
+            if cfg.backend == "cuda":
+                raise
+            warnings.warn(
+                f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
+            )
+    return getattr(_core, f"Simulation{bits}")(engine_config(cfg), **arrays)
+
+
 def run_engine(
     cfg: Config,
     arrays: dict[str, np.ndarray | None],
@@ -270,8 +311,7 @@ def run_engine(
     the state after ``resume_step`` steps (a record step), as :func:`lesde.resume` loads it.
     A ``zarr_writer`` gets the records complete after each chunk, and the Result at the end.
     """
-    engine_cls = _core.Simulation64 if cfg.dtype == "float64" else _core.Simulation32
-    sim = engine_cls(engine_config(cfg), **arrays)
+    sim = _make_engine(cfg, arrays)
     status = arrays["status"]
     interrupted = False
     bar = _Progress(cfg.n_steps, progress, first_step=resume_step or 0)
