@@ -162,6 +162,7 @@ def simulate(
     checkpoint_every: int | None = None,
     zarr_store: str | os.PathLike | None = None,
     zarr_features: bool = False,
+    comm: Any = None,
     **fields: Any,
 ) -> Result:
     """Integrate the LE-SDE (or the SGD imitation) and return what was recorded.
@@ -192,6 +193,9 @@ def simulate(
         existing store there is replaced.
     zarr_features : bool
         Write the final features ``(R, N, p)`` to the store too.
+    comm : mpi4py communicator, optional
+        Shard this one run by samples over the ranks of ``comm`` (:mod:`lesde.mpi`); the
+        result is bit-identical to a single-process run. Rank 0 gets the gathered features.
 
     Returns
     -------
@@ -214,6 +218,13 @@ def simulate(
     elif not isinstance(config, Config):
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
+    if comm is not None and comm.Get_size() > 1:
+        if checkpoint is not None or zarr_store is not None:
+            raise ValueError("checkpoint and zarr_store are not supported with comm (MPI)")
+        from .mpi import simulate_sharded
+
+        _check_memory(cfg)
+        return simulate_sharded(cfg, comm, progress=progress, on_nonfinite=on_nonfinite)
     writer = Checkpointer.create(checkpoint, cfg, checkpoint_every)
     _check_memory(cfg)
     store = ZarrWriter.create(zarr_store, cfg, zarr_features)
@@ -279,19 +290,25 @@ def _use_cuda(cfg: Config) -> bool:
     )
 
 
-def _make_engine(cfg: Config, arrays: dict[str, np.ndarray | None]):
-    """The engine for ``cfg``: CPU (OpenMP) or CUDA, float64 or float32."""
+def _make_engine(cfg: Config, arrays: dict[str, np.ndarray | None], engine_setup=None):
+    """The engine for ``cfg``: CPU (OpenMP) or CUDA, float64 or float32.
+
+    ``engine_setup(engine_config)`` may adjust the C++ config first (MPI sharding).
+    """
     bits = "64" if cfg.dtype == "float64" else "32"
+    ecfg = engine_config(cfg)
+    if engine_setup is not None:
+        engine_setup(ecfg)
     if _use_cuda(cfg):
         try:
-            return getattr(_core, f"CudaSimulation{bits}")(engine_config(cfg), **arrays)
+            return getattr(_core, f"CudaSimulation{bits}")(ecfg, **arrays)
         except RuntimeError as err:  # e.g. the state does not fit on the device
             if cfg.backend == "cuda":
                 raise
             warnings.warn(
                 f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
             )
-    return getattr(_core, f"Simulation{bits}")(engine_config(cfg), **arrays)
+    return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
 
 
 def run_engine(
@@ -304,6 +321,7 @@ def run_engine(
     resume_step: int | None = None,
     wall_before: float = 0.0,
     zarr_writer: ZarrWriter | None = None,
+    engine_setup=None,
 ) -> Result:
     """Drive the engine over ``arrays`` to the end and collect the Result.
 
@@ -311,7 +329,7 @@ def run_engine(
     the state after ``resume_step`` steps (a record step), as :func:`lesde.resume` loads it.
     A ``zarr_writer`` gets the records complete after each chunk, and the Result at the end.
     """
-    sim = _make_engine(cfg, arrays)
+    sim = _make_engine(cfg, arrays, engine_setup)
     status = arrays["status"]
     interrupted = False
     bar = _Progress(cfg.n_steps, progress, first_step=resume_step or 0)

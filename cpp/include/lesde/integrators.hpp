@@ -53,24 +53,25 @@ template <class Real, class Update>
 void update_and_reduce(ReplicaContext<Real>& ctx, uint32_t step, Update&& update) {
   const EngineConfig& cfg = *ctx.cfg;
   const int K = cfg.K, p = cfg.p;
-  const int64_t N = cfg.n_samples();
-  const Blocks blocks(N);
+  const Shard shard = cfg.shard();
+  const Blocks& blocks = shard.blocks;
+  const int64_t off = shard.offset();  // arrays are local: sample i sits at i - off
   const SignalSpec spec = SignalSpec::from(cfg);
   const Stream noise(cfg.noise_seed, Purpose::Noise, ctx.replica);
-  std::vector<double> partial(blocks.count * K * p, 0.0);
+  std::vector<double> partial((shard.last - shard.first) * K * p, 0.0);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
-  for (int64_t b = 0; b < blocks.count; ++b) {
+  for (int64_t b = shard.first; b < shard.last; ++b) {
     TileScratch<Real> tile(K, p);
     for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
-      const int64_t n = std::min(kTile, blocks.end(b) - i0);
-      Real* X = ctx.X + i0 * p;
+      const int64_t n = std::min(kTile, blocks.end(b) - i0), li = i0 - off;
+      Real* X = ctx.X + li * p;
       fill_normals(noise, step, uint64_t(i0) * p, n * p, tile.xi.data());
-      for (int64_t i = 0; i < n; ++i) update(ctx.classes[i0 + i], X + i * p, tile.xi.data() + i * p);
-      add_signal_tile(spec, X, ctx.labels + i0, ctx.classes + i0, n, tile.z.data(),
-                      tile.g.data(), partial.data() + b * K * p);
+      for (int64_t i = 0; i < n; ++i) update(ctx.classes[li + i], X + i * p, tile.xi.data() + i * p);
+      add_signal_tile(spec, X, ctx.labels + li, ctx.classes + li, n, tile.z.data(),
+                      tile.g.data(), partial.data() + (b - shard.first) * K * p);
     }
   }
-  sum_blocks(partial, blocks.count, int64_t(K) * p, ctx.sums.data());
+  combine_blocks(shard, cfg.exchange, partial, int64_t(K) * p, ctx.sums.data());
 }
 
 // Class sums of g at the current state (no move): starts the SDE, and resumes it.
@@ -78,19 +79,21 @@ template <class Real>
 void compute_sums(ReplicaContext<Real>& ctx) {
   const EngineConfig& cfg = *ctx.cfg;
   const int K = cfg.K, p = cfg.p;
-  const Blocks blocks(cfg.n_samples());
+  const Shard shard = cfg.shard();
+  const Blocks& blocks = shard.blocks;
+  const int64_t off = shard.offset();
   const SignalSpec spec = SignalSpec::from(cfg);
-  std::vector<double> partial(blocks.count * K * p, 0.0);
+  std::vector<double> partial((shard.last - shard.first) * K * p, 0.0);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
-  for (int64_t b = 0; b < blocks.count; ++b) {
+  for (int64_t b = shard.first; b < shard.last; ++b) {
     TileScratch<Real> tile(K, p);
     for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
-      const int64_t n = std::min(kTile, blocks.end(b) - i0);
-      add_signal_tile(spec, ctx.X + i0 * p, ctx.labels + i0, ctx.classes + i0, n,
-                      tile.z.data(), tile.g.data(), partial.data() + b * K * p);
+      const int64_t n = std::min(kTile, blocks.end(b) - i0), li = i0 - off;
+      add_signal_tile(spec, ctx.X + li * p, ctx.labels + li, ctx.classes + li, n,
+                      tile.z.data(), tile.g.data(), partial.data() + (b - shard.first) * K * p);
     }
   }
-  sum_blocks(partial, blocks.count, int64_t(K) * p, ctx.sums.data());
+  combine_blocks(shard, cfg.exchange, partial, int64_t(K) * p, ctx.sums.data());
 }
 
 // b = E(t) S / N, i.e. b_k = sum_k' pi_k' E[k, k'] Gbar_k'.

@@ -33,23 +33,25 @@ bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* label
                     const int32_t* classes, int threads, RecordOutput out) {
   const int K = cfg.K, p = cfg.p;
   const int64_t N = cfg.n_samples();
-  const Blocks blocks(N);
+  const Shard shard = cfg.shard();  // X, labels, classes are this rank's samples
+  const Blocks& blocks = shard.blocks;
+  const int64_t off = shard.offset(), nb = shard.last - shard.first;
   const SignalSpec spec = SignalSpec::from(cfg);
   const bool has_logits = cfg.has_head() || p == K;
   const double nan = std::numeric_limits<double>::quiet_NaN();
 
   // Pass 1: sums by true class and by label, label counts, loss, accuracies.
   const int64_t w1 = 2 * K * p + K + 3;  // [sum_c | sum_y | count_y | loss, acc, clean]
-  std::vector<double> part1(blocks.count * w1, 0.0);
+  std::vector<double> part1(nb * w1, 0.0);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = 0; b < blocks.count; ++b) {
-    double* acc = part1.data() + b * w1;
+  for (int64_t b = shard.first; b < shard.last; ++b) {
+    double* acc = part1.data() + (b - shard.first) * w1;
     double* sum_c = acc;
     double* sum_y = acc + K * p;
     double* count_y = acc + 2 * K * p;
     double* tail = count_y + K;
     std::vector<double> z(K);
-    for (int64_t i = blocks.begin(b); i < blocks.end(b); ++i) {
+    for (int64_t i = blocks.begin(b) - off; i < blocks.end(b) - off; ++i) {
       const Real* x = X + i * p;
       const int c = classes[i], y = labels[i];
       for (int q = 0; q < p; ++q) {
@@ -69,7 +71,7 @@ bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* label
     }
   }
   std::vector<double> tot1(w1);
-  sum_blocks(part1, blocks.count, w1, tot1.data());
+  combine_blocks(shard, cfg.exchange, part1, w1, tot1.data());
   const double* count_y = tot1.data() + 2 * K * p;
   for (int k = 0; k < K; ++k) {
     const double nc = double(cfg.class_sizes[k]);
@@ -89,11 +91,11 @@ bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* label
 
   // Pass 2: centred within-class scatter by label, NCC accuracy and NC4 agreement.
   const int64_t w2 = int64_t(p) * p + 2;
-  std::vector<double> part2(blocks.count * w2, 0.0);
+  std::vector<double> part2(nb * w2, 0.0);
   const double* mu = out.label_means;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = 0; b < blocks.count; ++b) {
-    const int64_t lo = blocks.begin(b), rows = blocks.end(b) - lo;
+  for (int64_t b = shard.first; b < shard.last; ++b) {
+    const int64_t lo = blocks.begin(b) - off, rows = blocks.end(b) - blocks.begin(b);
     Eigen::MatrixXd centred(rows, p);
     std::vector<double> z(K);
     double ncc_correct = 0.0, agree = 0.0;
@@ -120,13 +122,13 @@ bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* label
         agree += (nearest == top);
       }
     }
-    double* acc = part2.data() + b * w2;
+    double* acc = part2.data() + (b - shard.first) * w2;
     Eigen::Map<Eigen::MatrixXd>(acc, p, p).noalias() = centred.transpose() * centred;
     acc[p * p] = ncc_correct;
     acc[p * p + 1] = agree;
   }
   std::vector<double> tot2(w2);
-  sum_blocks(part2, blocks.count, w2, tot2.data());
+  combine_blocks(shard, cfg.exchange, part2, w2, tot2.data());
   for (int64_t j = 0; j < int64_t(p) * p; ++j) out.sigma_w[j] = tot2[j] / N;
   out.scalars[kNccAccuracy] = tot2[p * p] / N;
   out.scalars[kNc4] = has_logits ? tot2[p * p + 1] / N : nan;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "reduce.hpp"
 #include "schedule.hpp"
 
 namespace lesde {
@@ -43,12 +44,23 @@ struct EngineConfig {
   std::vector<int64_t> record_steps;     // increasing, first 0, last n_steps
   std::vector<int64_t> record_samples;   // sample indices whose trajectories are kept
 
+  // --- sharding one run over MPI ranks: this rank owns blocks [first_block, last_block)
+  int64_t first_block = 0, last_block = -1;  // -1: all blocks
+  Exchange exchange;                          // combines block partials across ranks
+
   int64_t n_samples() const {
     int64_t n = 0;
     for (auto s : class_sizes) n += s;
     return n;
   }
   bool has_head() const { return !head.empty(); }
+
+  Shard shard() const {
+    Shard s{Blocks(n_samples())};
+    s.first = first_block;
+    s.last = last_block < 0 ? s.blocks.count : last_block;
+    return s;
+  }
 
   void check() const {
     auto fail = [](const std::string& m) { throw std::invalid_argument(m); };
@@ -76,6 +88,11 @@ struct EngineConfig {
       if (record_steps[i] <= record_steps[i - 1]) fail("record_steps must increase");
     for (auto i : record_samples)
       if (i < 0 || i >= n_samples()) fail("record_samples out of range");
+    const Shard s = shard();
+    if (s.first < 0 || s.last > s.blocks.count || s.first >= s.last)
+      fail("the block range of a shard must be non-empty and within the run");
+    if (!s.whole() && (process == Process::SGD || !record_samples.empty()))
+      fail("a sharded run supports process sde without record_samples");
     alpha.check("alpha");
     beta.check("beta");
     sigma.check("sigma");

@@ -32,11 +32,14 @@ class Simulation {
     if (cfg_.process == Process::SGD && state_.noise_var == nullptr)
       throw std::invalid_argument("process sgd needs the noise_var buffer");
     const int R = cfg_.replicas;
-    const int64_t N = cfg_.n_samples();
+    const Shard shard = cfg_.shard();
+    const int64_t N = shard.local_samples();  // this process's samples (all, unless sharded)
     // Many small replicas: parallel over replicas; otherwise over samples.
-    replica_parallel_ = R > 1 && (cfg_.process == Process::SGD || N * cfg_.p < 200000);
+    // (A sharded run exchanges sums collectively, in one order: replicas one by one.)
+    replica_parallel_ = R > 1 && !cfg_.exchange &&
+                        (cfg_.process == Process::SGD || N * cfg_.p < 200000);
     // Never more threads than blocks: tiny runs stay serial instead of paying for a team.
-    const int inner = replica_parallel_ ? 1 : int(std::min<int64_t>(cfg_.threads, Blocks(N).count));
+    const int inner = replica_parallel_ ? 1 : int(std::min<int64_t>(cfg_.threads, shard.last - shard.first));
     for (int r = 0; r < R; ++r) {
       ReplicaContext<Real> ctx;
       ctx.cfg = &cfg_;
@@ -127,21 +130,24 @@ class Simulation {
 
   void draw_initial_state(ReplicaContext<Real>& ctx) {
     const int K = cfg_.K, p = cfg_.p;
-    const Blocks blocks(cfg_.n_samples());
+    const Shard shard = cfg_.shard();
+    const Blocks& blocks = shard.blocks;
+    const int64_t off = shard.offset();
     const Stream init(cfg_.seed, Purpose::Init, ctx.replica);
     const Stream labels(cfg_.seed, Purpose::Labels, ctx.replica);
     const double* means = cfg_.init_means.empty() ? nullptr : cfg_.init_means.data();
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
-    for (int64_t b = 0; b < blocks.count; ++b) {
+    for (int64_t b = shard.first; b < shard.last; ++b) {
       std::vector<double> z(kTile * p);
       for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
         const int64_t n = std::min(kTile, blocks.end(b) - i0);
         fill_normals(init, 0u, uint64_t(i0) * p, n * p, z.data());
-        for (int64_t i = i0; i < i0 + n; ++i) {
-          const int c = ctx.classes[i];
-          ctx.labels[i] = initial_label(labels, i, c, K, cfg_.label_noise);
-          initial_features(p, means, cfg_.init_scale, c, z.data() + (i - i0) * p, ctx.X + i * p);
-          if (ctx.noise_var) ctx.noise_var[i] = 0.0;
+        for (int64_t i = i0; i < i0 + n; ++i) {  // i global, li local
+          const int64_t li = i - off;
+          const int c = ctx.classes[li];
+          ctx.labels[li] = initial_label(labels, i, c, K, cfg_.label_noise);
+          initial_features(p, means, cfg_.init_scale, c, z.data() + (i - i0) * p, ctx.X + li * p);
+          if (ctx.noise_var) ctx.noise_var[li] = 0.0;
         }
       }
     }

@@ -53,15 +53,17 @@ struct PyEngine {
         fail_step(fail_step_) {
     namespace py = pybind11;
     cfg.check();
-    const int64_t R = cfg.replicas, N = cfg.n_samples(), K = cfg.K, p = cfg.p;
+    const Shard shard = cfg.shard();  // the samples this process holds (all, unless sharded)
+    const int64_t R = cfg.replicas, N = shard.local_samples(), K = cfg.K, p = cfg.p;
+    const int64_t off = shard.offset();
     const int64_t T = int64_t(cfg.record_steps.size()), S = int64_t(cfg.record_samples.size());
     StateView<Real> state;
     state.features = buffer<Real>(features, R * N * p, "features");
     state.labels = buffer<int32_t>(labels, R * N, "labels");
     state.classes = buffer<int32_t>(classes, N, "classes");
-    for (int64_t i = 0, c = 0, seen = 0; i < N; ++i) {  // classes must be sorted and match sizes
+    for (int64_t i = 0, c = 0, seen = 0; i < off + N; ++i) {  // sorted, matching the sizes
       while (i >= seen + cfg.class_sizes[c]) seen += cfg.class_sizes[c++];
-      if (state.classes[i] != c)
+      if (i >= off && state.classes[i - off] != c)
         throw py::value_error("classes must list each sample's class in order");
     }
     if (!noise_var_.is_none()) {

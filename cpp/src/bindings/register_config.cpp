@@ -1,4 +1,7 @@
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+
+#include <memory>
 
 #include "lesde/model.hpp"
 #include "register.hpp"
@@ -58,7 +61,38 @@ void register_config(py::module_& m) {
       .def_readwrite("threads", &EngineConfig::threads)
       .def_readwrite("record_steps", &EngineConfig::record_steps)
       .def_readwrite("record_samples", &EngineConfig::record_samples)
+      .def_readwrite("first_block", &EngineConfig::first_block)
+      .def_readwrite("last_block", &EngineConfig::last_block)
+      // exchange(local, global): a Python callable that fills `global` (all blocks' partial
+      // sums in block order) from this rank's `local` ones, e.g. with MPI Allgatherv. It
+      // is called with the GIL taken back, on NumPy views of the C++ buffers (no copy).
+      .def_property(
+          "exchange", [](const EngineConfig& c) { return bool(c.exchange); },
+          [](EngineConfig& c, py::object fn) {
+            if (fn.is_none()) {
+              c.exchange = nullptr;
+              return;
+            }
+            // Shared ownership of the callable; it is released with the GIL held.
+            auto holder = std::shared_ptr<py::object>(new py::object(fn), [](py::object* o) {
+              py::gil_scoped_acquire gil;
+              delete o;
+            });
+            c.exchange = [holder](const double* local, int64_t nl, double* global, int64_t ng) {
+              py::gil_scoped_acquire gil;
+              py::array_t<double> lv(nl, local, py::none());
+              py::array_t<double> gv(ng, global, py::none());
+              (*holder)(lv, gv);
+            };
+          })
       .def("check", &EngineConfig::check);
+  m.def(
+      "block_layout",
+      [](int64_t n_samples) {
+        const Blocks b(n_samples);
+        return py::make_tuple(b.count, b.size);
+      },
+      py::arg("n_samples"), "(count, size) of the fixed reduction blocks of a run of N samples.");
 }
 
 }  // namespace lesde::bindings
