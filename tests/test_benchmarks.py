@@ -11,28 +11,13 @@ import pytest
 import lesde
 import lesde.metrics
 from lesde import _core
-from lesde.simulate import engine_config
+from lesde.simulate import allocate, engine_config
 
 
 def _engine(cfg):
     """An initialised engine over freshly allocated arrays (what simulate does)."""
-    R, N, K, p, T = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p, len(cfg.record_steps)
-    dtype = np.float64 if cfg.dtype == "float64" else np.float32
-    arrays = dict(
-        features=np.empty((R, N, p), dtype),
-        labels=np.empty((R, N), np.int32),
-        classes=np.repeat(np.arange(K, dtype=np.int32), cfg.class_sizes_resolved),
-        noise_var=np.zeros((R, N)) if cfg.process == "sgd" else None,
-        class_means=np.full((R, T, K, p), np.nan),
-        label_means=np.full((R, T, K, p), np.nan),
-        sigma_w=np.full((R, T, p, p), np.nan),
-        scalars=np.full((R, T, _core.NUM_SCALARS), np.nan),
-        samples=np.zeros((R, T, 0, p)),
-        status=np.zeros(R, np.int32),
-        fail_step=np.full(R, -1, np.int64),
-    )
-    cls = _core.Simulation64 if dtype == np.float64 else _core.Simulation32
-    sim = cls(engine_config(cfg), **arrays)
+    cls = _core.Simulation64 if cfg.dtype == "float64" else _core.Simulation32
+    sim = cls(engine_config(cfg), **allocate(cfg))
     sim.initialize()
     return sim
 

@@ -72,7 +72,7 @@ class CudaSimulation {
   // `step` must be a record step.
   void resume(int64_t step) {
     if (cpu_) return cpu_->resume(step);
-    if (find_record(step) < 0) throw std::invalid_argument("resume step must be a record step");
+    if (cfg_.record_index(step) < 0) throw std::invalid_argument("resume step must be a record step");
     device_->upload(state_.features, state_.labels);
     start(running(), step);
     step_ = step;
@@ -87,14 +87,14 @@ class CudaSimulation {
       const std::vector<int32_t> live = running();
       if (live.empty()) break;
       one_step(live, m);
-      const int64_t idx = find_record(m + 1);
+      const int64_t idx = cfg_.record_index(m + 1);
       if (idx < 0) continue;
       const std::vector<int32_t> still = running();
       if (still.empty()) continue;
       device_->download_features(state_.features);
       host_current_ = true;
       for (int32_t r : still)
-        if (!record(r, m + 1, idx)) fail(r, m + 1);
+        if (!record(r, idx)) fail(r, m + 1);
     }
     if (!host_current_) device_->download_features(state_.features);
     host_current_ = true;
@@ -122,11 +122,6 @@ class CudaSimulation {
     return out;
   }
 
-  int64_t find_record(int64_t step) const {
-    const auto& rs = cfg_.record_steps;
-    const auto it = std::lower_bound(rs.begin(), rs.end(), step);
-    return (it != rs.end() && *it == step) ? int64_t(it - rs.begin()) : -1;
-  }
 
   void fail(int32_t r, int64_t step) {
     status_[r] = kNonFinite;
@@ -148,7 +143,7 @@ class CudaSimulation {
   void start(const std::vector<int32_t>& list, int64_t step) {
     sweep(cuda::Move::None, list, step, {}, 0.0, 0.0);
     for (int32_t r : list) {
-      if (step == 0 && !record(r, 0, 0)) fail(r, 0);
+      if (step == 0 && !record(r, 0)) fail(r, 0);
       if (!all_finite(sums_[r])) fail(r, step);
     }
   }
@@ -194,24 +189,10 @@ class CudaSimulation {
   }
 
   // Simulation::record (process sde) on the host copy of replica r.
-  bool record(int32_t r, int64_t step, int64_t idx) {
-    (void)step;
-    const int K = cfg_.K, p = cfg_.p;
+  bool record(int32_t r, int64_t idx) {
     const int64_t N = cfg_.n_samples();
-    const int64_t T = int64_t(cfg_.record_steps.size());
-    const int64_t slot = int64_t(r) * T + idx;
-    const Real* X = state_.features + int64_t(r) * N * p;
-    RecordOutput out{rec_.class_means + slot * K * p, rec_.label_means + slot * K * p,
-                     rec_.sigma_w + slot * p * p, rec_.scalars + slot * kNumScalars};
-    const bool ok = record_metrics(cfg_, X, state_.labels + int64_t(r) * N, state_.classes,
-                                   record_threads_, out);
-    const int64_t S = int64_t(cfg_.record_samples.size());
-    for (int64_t s = 0; s < S; ++s) {
-      const Real* x = X + cfg_.record_samples[s] * p;
-      double* dst = rec_.samples + (slot * S + s) * p;
-      for (int q = 0; q < p; ++q) dst[q] = double(x[q]);
-    }
-    return ok;
+    return record_replica(cfg_, rec_, r, idx, state_.features + int64_t(r) * N * cfg_.p,
+                          state_.labels + int64_t(r) * N, state_.classes, record_threads_);
   }
 };
 

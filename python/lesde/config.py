@@ -47,6 +47,14 @@ TARGET_RECORDS = 100
 MAX_SEED = 2**64 - 1
 
 
+def available_cores() -> int:
+    """Cores this process may run on (what ``threads=None`` uses)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def _int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -361,12 +369,7 @@ class Config:
 
     @property
     def effective_threads(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            return os.cpu_count() or 1
+        return available_cores() if self.threads is None else self.threads
 
     @property
     def recorded_sample_indices(self) -> np.ndarray:

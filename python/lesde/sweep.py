@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config
+from .config import Config, available_cores
 
 __all__ = [
     "SEPARABILITY_METHODS",
@@ -211,19 +211,12 @@ def _cell(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- execution plan
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _plan(n_points: int, base: Config, own_executor: bool, max_workers: int | None):
     """(workers, threads per run) so that workers x threads <= cores by default."""
     if max_workers is not None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}")
-    cores = _available_cores()
+    cores = available_cores()
     if base.threads is not None:
         threads = base.threads
         workers = max_workers if max_workers is not None else max(1, cores // threads)

@@ -135,4 +135,25 @@ bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* label
   return true;
 }
 
+// Writes record `idx` of `replica` from its state X (local samples, with their labels and
+// classes): the metrics above and the trajectories of record_samples. Shared by the CPU
+// and CUDA engines. Returns false when the state is not finite.
+template <class Real>
+bool record_replica(const EngineConfig& cfg, const RecordView& rec, int64_t replica,
+                    int64_t idx, const Real* X, const int32_t* labels, const int32_t* classes,
+                    int threads) {
+  const int K = cfg.K, p = cfg.p;
+  const int64_t slot = replica * int64_t(cfg.record_steps.size()) + idx;
+  RecordOutput out{rec.class_means + slot * K * p, rec.label_means + slot * K * p,
+                   rec.sigma_w + slot * p * p, rec.scalars + slot * kNumScalars};
+  const bool ok = record_metrics(cfg, X, labels, classes, threads, out);
+  const int64_t S = int64_t(cfg.record_samples.size());
+  for (int64_t s = 0; s < S; ++s) {
+    const Real* x = X + cfg.record_samples[s] * p;
+    double* dst = rec.samples + (slot * S + s) * p;
+    for (int q = 0; q < p; ++q) dst[q] = double(x[q]);
+  }
+  return ok;
+}
+
 }  // namespace lesde

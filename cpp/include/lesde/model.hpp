@@ -3,6 +3,7 @@
 // the checks that protect memory safety, so the core never trusts its caller blindly.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -54,6 +55,12 @@ struct EngineConfig {
     return n;
   }
   bool has_head() const { return !head.empty(); }
+
+  // Index of `step` among record_steps, or -1 when no record falls on it.
+  int64_t record_index(int64_t step) const {
+    const auto it = std::lower_bound(record_steps.begin(), record_steps.end(), step);
+    return (it != record_steps.end() && *it == step) ? int64_t(it - record_steps.begin()) : -1;
+  }
 
   Shard shard() const {
     Shard s{Blocks(n_samples())};

@@ -70,7 +70,7 @@ class Simulation {
   // Continues from features/labels already in the buffers, which hold the state after
   // `step` steps; `step` must be a record step (where SGD offsets are folded in).
   void resume(int64_t step) {
-    if (find_record(step) < 0) throw std::invalid_argument("resume step must be a record step");
+    if (cfg_.record_index(step) < 0) throw std::invalid_argument("resume step must be a record step");
     for_each_replica([&](ReplicaContext<Real>& ctx) {
       if (status_[ctx.replica] == kRunning) start(ctx, step);
     });
@@ -88,7 +88,7 @@ class Simulation {
           fail(ctx, m + 1);
           break;
         }
-        const int64_t idx = find_record(m + 1);
+        const int64_t idx = cfg_.record_index(m + 1);
         if (idx >= 0 && !record(ctx, m + 1, idx)) fail(ctx, m + 1);
       }
     });
@@ -117,11 +117,6 @@ class Simulation {
     }
   }
 
-  int64_t find_record(int64_t step) const {
-    const auto& rs = cfg_.record_steps;
-    const auto it = std::lower_bound(rs.begin(), rs.end(), step);
-    return (it != rs.end() && *it == step) ? int64_t(it - rs.begin()) : -1;
-  }
 
   void fail(ReplicaContext<Real>& ctx, int64_t step) {
     status_[ctx.replica] = kNonFinite;
@@ -177,19 +172,8 @@ class Simulation {
 
   bool record(ReplicaContext<Real>& ctx, int64_t step, int64_t idx) {
     if (cfg_.process == Process::SGD) sgd_materialize(ctx, step);
-    const int K = cfg_.K, p = cfg_.p;
-    const int64_t T = int64_t(cfg_.record_steps.size());
-    const int64_t slot = int64_t(ctx.replica) * T + idx;
-    RecordOutput out{rec_.class_means + slot * K * p, rec_.label_means + slot * K * p,
-                     rec_.sigma_w + slot * p * p, rec_.scalars + slot * kNumScalars};
-    const bool ok = record_metrics(cfg_, ctx.X, ctx.labels, ctx.classes, ctx.threads, out);
-    const int64_t S = int64_t(cfg_.record_samples.size());
-    for (int64_t s = 0; s < S; ++s) {
-      const Real* x = ctx.X + cfg_.record_samples[s] * p;
-      double* dst = rec_.samples + (slot * S + s) * p;
-      for (int q = 0; q < p; ++q) dst[q] = double(x[q]);
-    }
-    return ok;
+    return record_replica(cfg_, rec_, ctx.replica, idx, ctx.X, ctx.labels, ctx.classes,
+                          ctx.threads);
   }
 };
 
