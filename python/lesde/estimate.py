@@ -45,10 +45,11 @@ True
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["impact_integrals", "impact_rates", "replay", "replay_error"]
+__all__ = ["ImpactFit", "fit", "impact_integrals", "impact_rates", "replay", "replay_error"]
 
 _MODELS = ("I", "L")
 _UNIFORM_RTOL = 1e-6
@@ -408,3 +409,106 @@ def replay_error(result, class_mean_logits, times=None):
     diff = np.abs(replayed - genuine).reshape(len(genuine), -1).max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return diff / scale
+
+
+_REPLAY_SIGNAL = {"I": "linear", "L": "projected"}
+
+
+@dataclass(frozen=True, eq=False)
+class ImpactFit:
+    """Estimated impact integrals and rates of one trajectory (see :func:`fit`).
+
+    ``times`` (T,) are the record times used (from ``start`` on), ``class_means`` (T, K, p)
+    the genuine class means there, ``A_hat``/``B_hat`` the integrals from ``times[0]`` and
+    ``alpha_hat``/``beta_hat`` their smoothed derivatives. ``model`` is "I" or "L".
+    """
+
+    times: np.ndarray
+    class_means: np.ndarray
+    A_hat: np.ndarray
+    B_hat: np.ndarray
+    alpha_hat: np.ndarray
+    beta_hat: np.ndarray
+    model: str
+
+    @property
+    def signal(self) -> str:
+        """The signal whose LE-ODE the estimator inverts: "linear" (I) or "projected" (L)."""
+        return _REPLAY_SIGNAL[self.model]
+
+    def replay(self, **kwargs):
+        """:func:`replay` these rates from the genuine class means at ``times[0]``.
+
+        The signal defaults to the one the estimator assumes (:attr:`signal`); keywords go
+        to :func:`replay`. The replay's times start at 0: add ``times[0]`` to compare.
+        """
+        kwargs.setdefault("signal", self.signal)
+        return replay(self.times, self.alpha_hat, self.beta_hat, self.class_means[0], **kwargs)
+
+    def replay_error(self, replayed) -> np.ndarray:
+        """:func:`replay_error` of a replay against these genuine class means, per record."""
+        return replay_error(replayed, self.class_means)
+
+
+def fit(source, times=None, *, model="I", start=0, window=None, polyorder=2, replica=0):
+    """Estimate ``A(t), B(t)`` and ``alpha(t), beta(t)`` from a run or a trained network.
+
+    One call for :func:`impact_integrals` then :func:`impact_rates`. ``source`` is anything
+    with ``class_means`` (R, T, K, p) and ``times`` (T,): a :class:`lesde.Result` or a
+    :class:`lesde.nn.TrainingResult`; or a (T, K, p) array of class means, with ``times``.
+
+    Parameters
+    ----------
+    source : Result, TrainingResult or array_like (T, K, p)
+    times : array_like (T,), optional
+        Needed when ``source`` is an array; otherwise ``source.times``.
+    model : {"I", "L"}
+        Estimator (see :func:`impact_integrals`).
+    start : int
+        First record used: the reference time of the integrals (e.g. skip the first records
+        of a network whose class means are still near zero).
+    window, polyorder : int
+        Savitzky-Golay settings of :func:`impact_rates`.
+    replica : int
+        Which replica of a Result.
+
+    Returns
+    -------
+    ImpactFit
+
+    Examples
+    --------
+    >>> import lesde
+    >>> res = lesde.simulate(n_classes=3, n_per_class=1, signal="linear", alpha=2.0,
+    ...                      beta=0.5, sigma=0.0, init_scale=0.0, t_end=1.0,
+    ...                      init_means=[[1.0, 0.2, 0.1], [0.0, 1.0, 0.3], [0.2, 0.1, 1.2]],
+    ...                      scheme="heun", record_every=5, progress=False)
+    >>> est = fit(res, window=7)
+    >>> round(float(est.alpha_hat[5]), 3), round(float(est.beta_hat[5]), 3)
+    (2.0, 0.5)
+    """
+    if hasattr(source, "class_means") and hasattr(source, "times"):
+        if times is not None:
+            raise ValueError("times come from the result; pass times only with an array")
+        means = np.asarray(source.class_means)[replica]
+        times = np.asarray(source.times)
+    else:
+        means = np.asarray(source)
+        if times is None:
+            raise ValueError("fit needs times (T,) when source is an array of class means")
+    start = operator.index(start)
+    T = np.shape(means)[0]
+    if not 0 <= start < T - 2:
+        raise ValueError(f"start must lie in [0, {T - 3}] to leave 3 records; got {start}")
+    means, times = means[start:], _check_times(times, T)[start:]
+    A_hat, B_hat = impact_integrals(means, model=model, times=times)
+    alpha_hat, beta_hat = impact_rates(times, A_hat, B_hat, window=window, polyorder=polyorder)
+    return ImpactFit(
+        times=times,
+        class_means=np.asarray(means, dtype=np.float64),
+        A_hat=A_hat,
+        B_hat=B_hat,
+        alpha_hat=alpha_hat,
+        beta_hat=beta_hat,
+        model=model,
+    )
