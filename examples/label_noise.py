@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import lesde
 import numpy as np
+
+import lesde
 from lesde import plot
 from lesde.sweep import label_noise_sweep
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import lesde
 import numpy as np
+
+import lesde
 from lesde import plot
 
 NAMES = ("loss", "accuracy", "nc1", "etf_distance", "equinorm", "nc4")

@@ -24,6 +24,19 @@ CASES = {
     ),
 }
 OPTIONAL = {"estimate_and_replay": (["estimate_and_replay.png"], [])}
+# Examples that need an optional extra: skipped (with the reason) where it is not installed.
+NEEDS = {"real_network": "torch"}
+CASES["real_network"] = (
+    [
+        "real_network_training.png",
+        "real_network_impact.png",
+        "real_network_estimates.png",
+        "real_network_replay.png",
+        "real_network_ce_replay.png",
+        "real_network_label_noise.png",
+    ],
+    ["directly measured impact", "I estimator", "L estimator", "label corruption"],
+)
 
 
 def _env():
@@ -44,13 +57,15 @@ def test_example_quick(name, tmp_path):
     script = EXAMPLES / f"{name}.py"
     if name in OPTIONAL and not script.exists():
         pytest.skip(f"{script.name} is not written")
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     figures, phrases = {**CASES, **OPTIONAL}[name]
     proc = subprocess.run(
         [sys.executable, str(script), "--quick", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         env=_env(),
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for fig in figures:
