@@ -1,0 +1,34 @@
+"""Every example in a docstring runs and prints what it says (the API's promises to readers)."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import lesde
+
+# Modules that need an optional extra: skipped with the reason where it is not installed.
+NEEDS = {"lesde.nn": "torch", "lesde.plot": "matplotlib", "lesde.zarr_store": "zarr"}
+MODULES = sorted(
+    m.name
+    for m in pkgutil.iter_modules(lesde.__path__, "lesde.")
+    if not m.name.startswith("lesde._") and m.name != "lesde.__main__"
+)
+
+
+def test_modules_found():
+    assert {"lesde.nn", "lesde.data", "lesde.estimate", "lesde.metrics"} <= set(MODULES), MODULES
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name, monkeypatch):
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no docstring example at all"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} docstring examples of {name} failed (output above)"
+    )
