@@ -115,13 +115,9 @@ class LeNet(_tnn.Module):
         input_std=1.0,
     ):
         super().__init__()
-        for name, value, low in (
-            ("n_classes", n_classes, 2),
-            ("in_channels", in_channels, 1),
-            ("image_size", image_size, 16),
-        ):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ValueError(f"LeNet: {name} must be an integer >= {low}, got {value!r}")
+        _int_at_least("LeNet: n_classes", n_classes, 2)
+        _int_at_least("LeNet: in_channels", in_channels, 1)
+        _int_at_least("LeNet: image_size", image_size, 16)
         torch_dtype = _torch_dtype(dtype)
         side = ((image_size - 4) // 2 - 4) // 2  # two valid 5x5 convolutions, each pooled by 2
         with torch.random.fork_rng(devices=[]):
@@ -355,18 +351,12 @@ def impact_matrix(
     ((3, 3), (12, 30))
     """
     data = _check_data(data)
-    lr = _real("lr", lr)
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr}")
+    lr = _step_size(lr)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    for name, value in (
-        ("inputs_per_class", inputs_per_class),
-        ("targets_per_class", targets_per_class),
-        ("n_boot", n_boot),
-    ):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    _int_at_least("inputs_per_class", inputs_per_class)
+    _int_at_least("targets_per_class", targets_per_class)
+    _int_at_least("n_boot", n_boot)
     K = data.n_classes
     y = data.labels if labels is None else _check_train_labels(labels, data)
     rng = np.random.default_rng(seed)
@@ -573,11 +563,9 @@ class TrainingResult:
         >>> 0.0 <= res.final("accuracy") <= 1.0
         True
         """
-        if name not in self.metrics:
-            raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(self.metrics)}")
-        row = self.metrics[name][0]
-        finite = np.flatnonzero(np.isfinite(row))
-        return float(row[finite[-1]]) if finite.size else math.nan
+        from .result import final_values
+
+        return float(final_values(self.metrics, name)[0])
 
     def summary(self) -> dict[str, float]:
         """Each metric's final value, the time reached and the run's status."""
@@ -714,11 +702,19 @@ def _real(name, value) -> float:
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
 
 
-def _positive_int(name, value, allow_none=False):
+def _step_size(lr) -> float:
+    lr = _real("lr", lr)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
+    return lr
+
+
+def _int_at_least(name, value, low=1, allow_none=False):
     if value is None and allow_none:
         return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -810,14 +806,12 @@ def train_and_record(
             raise ValueError(
                 f"validation has {validation.n_classes} classes, data has {data.n_classes}"
             )
-    lr = _real("lr", lr)
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr}")
-    steps = _positive_int("steps", steps)
-    batch_size = _positive_int("batch_size", batch_size)
-    record_every = _positive_int("record_every", record_every, allow_none=True)
+    lr = _step_size(lr)
+    steps = _int_at_least("steps", steps)
+    batch_size = _int_at_least("batch_size", batch_size)
+    record_every = _int_at_least("record_every", record_every, allow_none=True)
     record_every = record_every or max(1, steps // 100)
-    impact_every = _positive_int("impact_every", impact_every, allow_none=True)
+    impact_every = _int_at_least("impact_every", impact_every, allow_none=True)
     if not 0.0 <= _real("label_noise", label_noise) <= 1.0:
         raise ValueError(f"label_noise must lie in [0, 1], got {label_noise}")
     if not (isinstance(record_logits, bool) or record_logits == "auto"):

@@ -663,7 +663,7 @@ def metrics_against(x, series, xlabel="p_err", fig=None, marks=None):
         if v.shape[0] > 1:
             with np.errstate(all="ignore"):
                 n_ok = np.sum(np.isfinite(v), axis=0)
-                sem = np.nanstd(v, axis=0, ddof=1) / np.sqrt(n_ok) if v.shape[0] > 1 else 0
+                sem = np.nanstd(v, axis=0, ddof=1) / np.sqrt(n_ok)
             ax.fill_between(x[order], (mean - sem)[order], (mean + sem)[order], alpha=0.25, lw=0)
             for row in v:
                 ax.plot(x, row, ".", color="C0", alpha=0.35, ms=3)

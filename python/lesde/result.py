@@ -68,6 +68,19 @@ def _finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nd
     return out
 
 
+def final_values(metrics: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,)."""
+    if name not in metrics:
+        raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(metrics)}")
+    values = metrics[name]
+    out = np.full(values.shape[0], np.nan)
+    for r, row in enumerate(values):
+        finite = np.flatnonzero(np.isfinite(row))
+        if finite.size:
+            out[r] = row[finite[-1]]
+    return out
+
+
 @dataclass(eq=False)
 class Result:
     """The records of a run (all replicas), its final state, and where it came from.
@@ -157,15 +170,7 @@ class Result:
         ...                progress=False).final("accuracy").shape
         (1,)
         """
-        if name not in self.metrics:
-            raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(self.metrics)}")
-        values = self.metrics[name]
-        out = np.full(values.shape[0], np.nan)
-        for r, row in enumerate(values):
-            finite = np.flatnonzero(np.isfinite(row))
-            if finite.size:
-                out[r] = row[finite[-1]]
-        return out
+        return final_values(self.metrics, name)
 
     def summary(self) -> dict[str, float]:
         """Mean over replicas of each metric's final value (and the run's status).
