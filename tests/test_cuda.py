@@ -1,8 +1,9 @@
 """The CUDA backend (docs/cuda.md) against the CPU engine.
 
-Runs only where ``lesde._core.cuda_device_count() > 0``: a build with the backend on a
-machine with an NVIDIA GPU, or the host emulator build (``-DLESDE_CUDA_EMULATOR=ON``,
-kernels on host threads), which is how it is tested on machines without a GPU.
+Every test runs on each CUDA-kind backend present (the ``device_backend`` fixture of
+conftest.py): the host emulator (the same kernels on host threads; built by default, so these
+tests run on every machine) and a real GPU where the build has the backend and a device is
+visible. CI requires the emulator (``LESDE_REQUIRE_BACKENDS``), so they never quietly skip.
 
 What must hold, and the tolerances asserted (one table per dtype, below):
 
@@ -30,8 +31,7 @@ import lesde
 from lesde import _core
 from lesde.simulate import allocate, engine_config
 
-HAS_DEVICE = _core.cuda_device_count() > 0
-needs_device = pytest.mark.skipif(not HAS_DEVICE, reason="no CUDA device (or no CUDA build)")
+from conftest import engine_class
 
 # dtype -> (rtol, atol relative to the largest magnitude compared)
 TOLERANCE = {"float64": (1e-12, 1e-12), "float32": (1e-5, 1e-5)}
@@ -41,9 +41,7 @@ RECORDS = ("class_means", "label_means", "sigma_w", "scalars", "samples")
 def run(cfg: lesde.Config, backend: str, until: int | None = None, arrays=None, resume=None):
     """Drives one engine over freshly allocated arrays (or ``arrays``); returns them."""
     arrays = allocate(cfg) if arrays is None else arrays
-    bits = "64" if cfg.dtype == "float64" else "32"
-    cls = getattr(_core, ("CudaSimulation" if backend == "cuda" else "Simulation") + bits)
-    sim = cls(engine_config(cfg), **arrays)
+    sim = engine_class(backend, cfg.dtype)(engine_config(cfg), **arrays)
     if resume is None:
         sim.initialize()
     else:
@@ -93,20 +91,19 @@ def test_cuda_device_count_never_raises():
     assert isinstance(n, int) and n >= 0
     if not lesde.build_info()["cuda_built"]:
         assert n == 0 and not hasattr(_core, "CudaSimulation64")
+    assert hasattr(_core, "CudaEmulatorSimulation64") == lesde.build_info()["cuda_emulator"]
 
 
-@needs_device
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("scheme", ["euler_maruyama", "heun"])
 @pytest.mark.parametrize("signal", ["cross_entropy", "linear", "projected"])
-def test_gpu_agrees_with_cpu(signal, scheme, dtype):
+def test_gpu_agrees_with_cpu(signal, scheme, dtype, device_backend):
     cfg = small(signal=signal, scheme=scheme, dtype=dtype, replicas=2, label_noise=0.1)
-    assert_runs_agree(run(cfg, "cuda"), run(cfg, "cpu"), dtype)
+    assert_runs_agree(run(cfg, device_backend), run(cfg, "cpu"), dtype)
 
 
-@needs_device
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_gpu_agrees_with_cpu_with_a_head(dtype):
+def test_gpu_agrees_with_cpu_with_a_head(dtype, device_backend):
     rng = np.random.default_rng(0)
     cfg = small(
         n_classes=4,
@@ -116,13 +113,12 @@ def test_gpu_agrees_with_cpu_with_a_head(dtype):
         scheme="heun",
         init_means=rng.normal(size=(4, 6)),
     )
-    assert_runs_agree(run(cfg, "cuda"), run(cfg, "cpu"), dtype)
+    assert_runs_agree(run(cfg, device_backend), run(cfg, "cpu"), dtype)
 
 
-@needs_device
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("sizes", [(1, 37, 2, 3000, 5, 900), (31, 1, 63, 1, 2000, 33)])
-def test_class_boundaries_inside_segments_and_blocks(sizes, dtype):
+def test_class_boundaries_inside_segments_and_blocks(sizes, dtype, device_backend):
     # Tiny and uneven classes: warps whose samples span several classes, classes that
     # start on the first or the last lane of a warp's row of 32 samples, blocks that start
     # mid-class, classes of one sample; three replicas advance in lock step.
@@ -136,45 +132,43 @@ def test_class_boundaries_inside_segments_and_blocks(sizes, dtype):
         steps=6,
         record_every=3,
     )
-    assert_runs_agree(run(cfg, "cuda"), run(cfg, "cpu"), dtype)
+    assert_runs_agree(run(cfg, device_backend), run(cfg, "cpu"), dtype)
 
 
-@needs_device
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_initial_state_and_noise_are_bit_identical(dtype):
+def test_initial_state_and_noise_are_bit_identical(dtype, device_backend):
     init = small(dtype=dtype, label_noise=0.2, init_means=np.eye(3), replicas=2)
-    gpu, cpu = run(init, "cuda", until=0), run(init, "cpu", until=0)
+    gpu, cpu = run(init, device_backend, until=0), run(init, "cpu", until=0)
     np.testing.assert_array_equal(gpu["labels"], cpu["labels"])
     np.testing.assert_array_equal(gpu["features"], cpu["features"])
     # alpha = beta = 0: the drift is exactly zero, so every step adds the same normals.
     noise = small(dtype=dtype, alpha=0.0, beta=0.0, sigma=1.3)
-    np.testing.assert_array_equal(run(noise, "cuda")["features"], run(noise, "cpu")["features"])
+    np.testing.assert_array_equal(
+        run(noise, device_backend)["features"], run(noise, "cpu")["features"]
+    )
 
 
-@needs_device
-def test_two_gpu_runs_are_identical():
+def test_two_gpu_runs_are_identical(device_backend):
     cfg = small(replicas=2, scheme="heun", class_sizes=(5, 1500, 800))
-    a, b = run(cfg, "cuda"), run(cfg, "cuda")
+    a, b = run(cfg, device_backend), run(cfg, device_backend)
     for name in ("features", "labels", *RECORDS):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-@needs_device
-def test_resume_continues_the_same_run():
+def test_resume_continues_the_same_run(device_backend):
     cfg = small(steps=12, record_every=4)
-    whole = run(cfg, "cuda")
-    arrays = run(cfg, "cuda", until=8)
-    run(cfg, "cuda", arrays=arrays, resume=8)
+    whole = run(cfg, device_backend)
+    arrays = run(cfg, device_backend, until=8)
+    run(cfg, device_backend, arrays=arrays, resume=8)
     for name in ("features", *RECORDS):
         np.testing.assert_array_equal(arrays[name], whole[name], err_msg=name)
 
 
-@needs_device
-def test_advance_in_chunks_equals_one_advance():
+def test_advance_in_chunks_equals_one_advance(device_backend):
     cfg = small(steps=12, record_every=4)
-    whole = run(cfg, "cuda")
+    whole = run(cfg, device_backend)
     arrays = allocate(cfg)
-    sim = _core.CudaSimulation64(engine_config(cfg), **arrays)
+    sim = engine_class(device_backend, "float64")(engine_config(cfg), **arrays)
     sim.initialize()
     for until in (1, 2, 5, 8, 11, 12, 20):
         assert sim.advance(until) == min(until, cfg.n_steps)
@@ -183,39 +177,39 @@ def test_advance_in_chunks_equals_one_advance():
         np.testing.assert_array_equal(arrays[name], whole[name], err_msg=name)
 
 
-@needs_device
-def test_nonfinite_replica_fails_at_the_same_step():
+def test_nonfinite_replica_fails_at_the_same_step(device_backend):
     cfg = small(signal="linear", alpha=1e30, beta=0.0, dt=1.0, steps=30, record_every=5, replicas=2)
-    gpu, cpu = run(cfg, "cuda"), run(cfg, "cpu")
+    gpu, cpu = run(cfg, device_backend), run(cfg, "cpu")
     assert (cpu["status"] != 0).all()
     np.testing.assert_array_equal(gpu["status"], cpu["status"])
     np.testing.assert_array_equal(gpu["fail_step"], cpu["fail_step"])
 
 
-@needs_device
-def test_sgd_runs_on_the_cpu_engine():
+def test_sgd_runs_on_the_cpu_engine(device_backend):
     cfg = small(process="sgd", batch_size=4, steps=20, dt=0.05)
-    gpu, cpu = run(cfg, "cuda"), run(cfg, "cpu")
+    gpu, cpu = run(cfg, device_backend), run(cfg, "cpu")
     for name in ("features", "labels", "noise_var", *RECORDS):
         np.testing.assert_array_equal(gpu[name], cpu[name], err_msg=name)
 
 
-@needs_device
-def test_rejects_dimensions_beyond_the_kernels():
+def test_rejects_dimensions_beyond_the_kernels(device_backend):
     too_wide = small(n_classes=_core.CUDA_MAX_DIM + 1, n_per_class=2)
     with pytest.raises(ValueError, match=str(_core.CUDA_MAX_DIM)):
-        _core.CudaSimulation64(engine_config(too_wide), **allocate(too_wide))
+        engine_class(device_backend, "float64")(engine_config(too_wide), **allocate(too_wide))
 
 
-@needs_device
-def test_checks_buffers_like_the_cpu_engine():
+def test_checks_buffers_like_the_cpu_engine(device_backend):
     cfg = small(n_per_class=3)
     good = allocate(cfg)
-    _core.CudaSimulation64(engine_config(cfg), **good)
+    engine_class(device_backend, "float64")(engine_config(cfg), **good)
     with pytest.raises(ValueError, match="features"):
-        _core.CudaSimulation64(engine_config(cfg), **{**good, "features": good["features"][:, 1:]})
+        engine_class(device_backend, "float64")(
+            engine_config(cfg), **{**good, "features": good["features"][:, 1:]}
+        )
     with pytest.raises(TypeError, match="labels"):
-        _core.CudaSimulation64(engine_config(cfg), **{**good, "labels": good["labels"] * 1.0})
+        engine_class(device_backend, "float64")(
+            engine_config(cfg), **{**good, "labels": good["labels"] * 1.0}
+        )
 
 
 def _lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -229,11 +223,12 @@ def _lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
-@needs_device
-def test_refuses_a_state_larger_than_the_device():
-    free = _core.cuda_device_info()["free_memory"]
+def test_refuses_a_state_larger_than_the_device(device_backend):
+    info = getattr(_core, f"{device_backend}_device_info")()
     n, p = 1 << 20, 8
-    replicas = free // (n * p * 8) + 1  # the features alone exceed the free memory
+    # The features alone exceed the whole device (not just what is free now: free memory
+    # can grow between this query and the engine's, as earlier tests' buffers are released).
+    replicas = info["total_memory"] // (n * p * 8) + 1
     cfg = lesde.Config(n_classes=p, n_per_class=n // p, steps=1, replicas=int(replicas))
     arrays = allocate(lesde.Config(n_classes=p, n_per_class=n // p, steps=1))
     R, T = int(replicas), len(cfg.record_steps)
@@ -249,4 +244,4 @@ def test_refuses_a_state_larger_than_the_device():
         fail_step=np.zeros(R, np.int64),
     )
     with pytest.raises(RuntimeError, match=r"needs \d+ bytes .* of device memory"):
-        _core.CudaSimulation64(engine_config(cfg), **arrays)
+        engine_class(device_backend, "float64")(engine_config(cfg), **arrays)

@@ -1,5 +1,7 @@
 // The CUDA runtime side of the backend (device.hpp): memory, copies, launches. The kernels
-// and their tables are in kernels.cuh.
+// and their tables are in kernels.cuh. Compiled twice: by nvcc for the GPU, and by the host
+// compiler for the emulator (emulator.cpp); runtime.cuh says which, and every name below
+// lives in that platform's namespace.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,11 +17,10 @@
 
 // Every CUDA runtime call goes through this: an error becomes a std::runtime_error (a
 // Python RuntimeError) that names the call and CUDA's own message.
-#define CUDA_CHECK(call) ::lesde::cuda::detail::check((call), #call, __FILE__, __LINE__)
+#define CUDA_CHECK(call) check((call), #call, __FILE__, __LINE__)
 
-namespace lesde::cuda {
+namespace lesde::cuda::LESDE_CUDA_PLATFORM {
 
-namespace detail {
 void check(cudaError_t err, const char* what, const char* file, int line) {
   if (err == cudaSuccess) return;
   std::ostringstream msg;
@@ -73,13 +74,9 @@ std::string gib(size_t bytes) {
   return s.str();
 }
 
-}  // namespace detail
-
-using namespace detail;
-
 // ---------------------------------------------------------------- device queries
 
-int device_count() noexcept {
+int count_devices() noexcept {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -88,7 +85,7 @@ int device_count() noexcept {
   return n;
 }
 
-DeviceInfo device_info() {
+DeviceInfo current_device_info() {
   DeviceInfo info;
   CUDA_CHECK(cudaGetDevice(&info.index));
   cudaDeviceProp prop{};
@@ -110,7 +107,7 @@ DeviceInfo device_info() {
 // ---------------------------------------------------------------- DeviceState
 
 template <class Real>
-struct DeviceState<Real>::Impl {
+struct Impl {
   EngineConfig cfg;
   int device = 0;
   int64_t N = 0;
@@ -133,8 +130,29 @@ struct DeviceState<Real>::Impl {
   void use_device() const { CUDA_CHECK(cudaSetDevice(device)); }
 };
 
+// The platform's DeviceState: the buffers of Impl, and the launches.
 template <class Real>
-size_t DeviceState<Real>::bytes_needed(const EngineConfig& cfg) {
+class PlatformState final : public DeviceState<Real> {
+ public:
+  PlatformState(const EngineConfig& cfg, const int32_t* classes);
+  ~PlatformState() override;
+  static size_t bytes_needed(const EngineConfig& cfg);
+
+  void pin_host(Real* features) override;
+  void upload(const Real* features, const int32_t* labels) override;
+  void download_features(Real* features) const override;
+  void download_labels(int32_t* labels) const override;
+  void draw_initial_state() override;
+  void sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
+             const std::vector<double>& coef, double dt, double noise_scale,
+             std::vector<double>& sums) override;
+
+ private:
+  std::unique_ptr<Impl<Real>> impl_;
+};
+
+template <class Real>
+size_t PlatformState<Real>::bytes_needed(const EngineConfig& cfg) {
   const Tables t(cfg);
   const size_t R = size_t(cfg.replicas), N = size_t(cfg.n_samples());
   const size_t K = size_t(cfg.K), p = size_t(cfg.p);
@@ -147,7 +165,7 @@ size_t DeviceState<Real>::bytes_needed(const EngineConfig& cfg) {
 }
 
 template <class Real>
-DeviceState<Real>::DeviceState(const EngineConfig& cfg, const int32_t* classes) {
+PlatformState<Real>::PlatformState(const EngineConfig& cfg, const int32_t* classes) {
   cfg.check();
   if (cfg.process != Process::SDE)
     throw std::invalid_argument("CUDA backend: only process 'sde' runs on the GPU");
@@ -155,9 +173,9 @@ DeviceState<Real>::DeviceState(const EngineConfig& cfg, const int32_t* classes) 
     throw std::invalid_argument(
         "CUDA backend: n_classes and dim must be <= " + std::to_string(kMaxDim) + " (got " +
         std::to_string(cfg.K) + " and " + std::to_string(cfg.p) + "); use the CPU backend");
-  if (device_count() < 1) throw std::runtime_error("CUDA backend: no CUDA device is available");
-  impl_ = std::make_unique<Impl>(cfg);
-  Impl& m = *impl_;
+  if (count_devices() < 1) throw std::runtime_error("CUDA backend: no CUDA device is available");
+  impl_ = std::make_unique<Impl<Real>>(cfg);
+  Impl<Real>& m = *impl_;
   CUDA_CHECK(cudaGetDevice(&m.device));
 
   // Refuse a state that does not fit, before allocating anything.
@@ -206,11 +224,11 @@ DeviceState<Real>::DeviceState(const EngineConfig& cfg, const int32_t* classes) 
 }
 
 template <class Real>
-DeviceState<Real>::~DeviceState() = default;
+PlatformState<Real>::~PlatformState() = default;
 
 template <class Real>
-void DeviceState<Real>::pin_host(Real* features) {
-  Impl& m = *impl_;
+void PlatformState<Real>::pin_host(Real* features) {
+  Impl<Real>& m = *impl_;
   m.use_device();
   if (m.pinned || m.X.bytes() == 0) return;
   if (cudaHostRegister(features, m.X.bytes(), cudaHostRegisterDefault) == cudaSuccess)
@@ -220,8 +238,8 @@ void DeviceState<Real>::pin_host(Real* features) {
 }
 
 template <class Real>
-void DeviceState<Real>::upload(const Real* features, const int32_t* labels) {
-  Impl& m = *impl_;
+void PlatformState<Real>::upload(const Real* features, const int32_t* labels) {
+  Impl<Real>& m = *impl_;
   m.use_device();
   CUDA_CHECK(cudaMemcpyAsync(m.X.ptr, features, m.X.bytes(), cudaMemcpyHostToDevice, m.stream));
   CUDA_CHECK(
@@ -230,16 +248,16 @@ void DeviceState<Real>::upload(const Real* features, const int32_t* labels) {
 }
 
 template <class Real>
-void DeviceState<Real>::download_features(Real* features) const {
-  const Impl& m = *impl_;
+void PlatformState<Real>::download_features(Real* features) const {
+  const Impl<Real>& m = *impl_;
   m.use_device();
   CUDA_CHECK(cudaMemcpyAsync(features, m.X.ptr, m.X.bytes(), cudaMemcpyDeviceToHost, m.stream));
   m.sync();
 }
 
 template <class Real>
-void DeviceState<Real>::download_labels(int32_t* labels) const {
-  const Impl& m = *impl_;
+void PlatformState<Real>::download_labels(int32_t* labels) const {
+  const Impl<Real>& m = *impl_;
   m.use_device();
   CUDA_CHECK(
       cudaMemcpyAsync(labels, m.labels.ptr, m.labels.bytes(), cudaMemcpyDeviceToHost, m.stream));
@@ -247,8 +265,8 @@ void DeviceState<Real>::download_labels(int32_t* labels) const {
 }
 
 template <class Real>
-void DeviceState<Real>::draw_initial_state() {
-  Impl& m = *impl_;
+void PlatformState<Real>::draw_initial_state() {
+  Impl<Real>& m = *impl_;
   m.use_device();
   InitArgs<Real> a{};
   a.X = m.X.ptr;
@@ -269,10 +287,10 @@ void DeviceState<Real>::draw_initial_state() {
 }
 
 template <class Real>
-void DeviceState<Real>::sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
+void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
                               const std::vector<double>& coef, double dt, double noise_scale,
                               std::vector<double>& sums) {
-  Impl& m = *impl_;
+  Impl<Real>& m = *impl_;
   const int K = m.cfg.K, p = m.cfg.p;
   const int64_t n_slots = int64_t(replicas.size()), Kp = int64_t(K) * p;
   if (n_slots == 0) return;
@@ -350,7 +368,34 @@ void DeviceState<Real>::sweep(Move move, const std::vector<int32_t>& replicas, u
   add_block_partials(t, K, p, n_slots, m.host_partial.data(), sums);
 }
 
-template class DeviceState<float>;
-template class DeviceState<double>;
+}  // namespace lesde::cuda::LESDE_CUDA_PLATFORM
+
+// ---------------------------------------------------------------- this platform's entry points
+
+namespace lesde::cuda {
+
+using LESDE_CUDA_PLATFORM::kPlatform;
+
+template <>
+int device_count<kPlatform>() noexcept {
+  return LESDE_CUDA_PLATFORM::count_devices();
+}
+
+template <>
+DeviceInfo device_info<kPlatform>() {
+  return LESDE_CUDA_PLATFORM::current_device_info();
+}
+
+template <>
+std::unique_ptr<DeviceState<float>> make_device_state<kPlatform, float>(const EngineConfig& cfg,
+                                                                         const int32_t* classes) {
+  return std::make_unique<LESDE_CUDA_PLATFORM::PlatformState<float>>(cfg, classes);
+}
+
+template <>
+std::unique_ptr<DeviceState<double>> make_device_state<kPlatform, double>(
+    const EngineConfig& cfg, const int32_t* classes) {
+  return std::make_unique<LESDE_CUDA_PLATFORM::PlatformState<double>>(cfg, classes);
+}
 
 }  // namespace lesde::cuda

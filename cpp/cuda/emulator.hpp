@@ -1,11 +1,12 @@
-// A host emulator of the little of CUDA that device.cu and kernels.cuh use: built with
-// -DLESDE_CUDA_EMULATOR=ON (CMake), it turns the CUDA backend into plain C++ so that it can
-// be tested where there is no GPU (tests/test_cuda.py runs against it). Not for users.
+// A host emulator of the little of CUDA that device.cu and kernels.cuh use: with it, the
+// CUDA backend compiles as plain C++ (emulator.cpp, CMake LESDE_CUDA_EMULATOR) and is tested
+// where there is no GPU: the tests run every backend present (tests/conftest.py). Everything
+// here lives in lesde::cuda::emulated, beside the nvcc keywords defined as macros. Not for users.
 //
 // Kernels run for real: every CTA, one warp after another, the warp's 32 lanes as
 // coroutines, with __shfl_down_sync exchanging values between them. A warp whose lanes do
 // not all reach the same shuffle (a bug on a GPU too) is reported and aborts. One launch at
-// a time per process: the emulator is not thread-safe. Device memory is host memory filled
+// a time per process (a lock): the emulated warp and built-in variables are shared. Device memory is host memory filled
 // with 0xFF bytes (NaN for floating point), so a kernel that reads what nobody wrote shows
 // it. The emulated device has LESDE_CUDA_EMULATOR_MEMORY bytes (default 2 GiB) free.
 #pragma once
@@ -17,8 +18,11 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include "device.hpp"  // Platform
 
 // ---- what nvcc would provide
 #define __global__
@@ -27,12 +31,14 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 
-struct lesde_emulator_dim3 {
+namespace lesde::cuda::emulated {
+
+constexpr Platform kPlatform = Platform::Emulator;
+
+struct dim3 {
   unsigned x = 0, y = 0, z = 0;
 };
-inline lesde_emulator_dim3 threadIdx, blockIdx, gridDim, blockDim;
-
-namespace lesde::cuda::emulator {
+inline dim3 threadIdx, blockIdx, gridDim, blockDim;
 
 // The 32 lanes of the warp being run, as coroutines (ucontext) on the calling thread: the
 // scheduler resumes each lane in turn until it reaches a shuffle or ends, so a shuffle is a
@@ -91,10 +97,7 @@ struct Warp {
   }
 };
 
-}  // namespace lesde::cuda::emulator
-
 inline double __shfl_down_sync(unsigned mask, double v, int delta) {
-  using lesde::cuda::emulator::Warp;
   if (mask != 0xffffffffu) {
     std::fprintf(stderr, "lesde CUDA emulator: only full-warp shuffles are emulated\n");
     std::abort();
@@ -164,7 +167,6 @@ cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, F) {
   *attr = cudaFuncAttributes{};
   return cudaSuccess;
 }
-namespace lesde::cuda::emulator {
 // Device allocations (start -> bytes): copies are checked against them, so a copy in the
 // wrong direction or past the end of an allocation aborts as it would fault on a GPU.
 inline std::map<const char*, size_t>& allocations() {
@@ -178,23 +180,21 @@ inline bool on_device(const void* ptr, size_t bytes) {
   --it;
   return p >= it->first && p + bytes <= it->first + it->second;
 }
-}  // namespace lesde::cuda::emulator
 
 inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   *ptr = std::malloc(bytes);
   if (*ptr == nullptr) return cudaErrorMemoryAllocation;
   std::memset(*ptr, 0xFF, bytes);  // NaN: what nobody wrote must not be read
-  lesde::cuda::emulator::allocations()[static_cast<const char*>(*ptr)] = bytes;
+  allocations()[static_cast<const char*>(*ptr)] = bytes;
   return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* ptr) {
-  lesde::cuda::emulator::allocations().erase(static_cast<const char*>(ptr));
+  allocations().erase(static_cast<const char*>(ptr));
   std::free(ptr);
   return cudaSuccess;
 }
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                                    cudaStream_t) {
-  using lesde::cuda::emulator::on_device;
   const bool ok = kind == cudaMemcpyHostToDevice ? on_device(dst, bytes) && !on_device(src, 1)
                                                  : on_device(src, bytes) && !on_device(dst, 1);
   if (!ok) {
@@ -217,18 +217,18 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 
-namespace lesde::cuda::detail {
-
 // kernel<<<grid, block>>>(args): every warp of every CTA in turn, its lanes as coroutines.
+// One launch at a time in the process (the warp and the built-in variables are shared).
 template <class Args>
 void launch(void (*kernel)(Args), unsigned grid, unsigned block, cudaStream_t, const Args& args) {
+  static std::mutex one_at_a_time;
+  const std::lock_guard<std::mutex> lock(one_at_a_time);
   gridDim = {grid, 1, 1};
   blockDim = {block, 1, 1};
   for (unsigned b = 0; b < grid; ++b) {
     blockIdx = {b, 0, 0};
-    for (unsigned w = 0; w < block / 32; ++w)
-      emulator::Warp::get().run(w * 32, [&] { kernel(args); });
+    for (unsigned w = 0; w < block / 32; ++w) Warp::get().run(w * 32, [&] { kernel(args); });
   }
 }
 
-}  // namespace lesde::cuda::detail
+}  // namespace lesde::cuda::emulated

@@ -1,13 +1,14 @@
 // The kernels of the CUDA backend and the tables they read. Kept apart from the CUDA
 // runtime calls (device.cu) so that the same code also compiles for the host, a thread per
-// lane, in the emulator (emulator.cpp) that checks it against the CPU engine on machines
-// without a GPU.
+// lane, in the emulator (emulator.hpp) that checks it on machines without a GPU. Everything
+// here lives in the platform's own namespace (runtime.cuh), so the GPU and the emulator
+// builds link into one module without sharing a symbol.
 //
 // The per-sample physics is not written here: the kernels call the LESDE_HD functions of
-// cpp/include/lesde (normals_at, initial_label, initial_features, drift_move, shift_move,
-// signal, cross_entropy_signal_fast), the same ones the CPU sweeps use, with the same
-// global indices, so the GPU draws the same random numbers and moves every sample by the
-// same expression. device.cu is compiled with --fmad=false: nothing is contracted.
+// cpp/include/lesde (normals_at, initial_label, initial_features, move_sample, signal), the
+// same ones the CPU sweeps use, with the same global indices, so the GPU draws the same
+// random numbers and moves every sample by the same expression. device.cu is compiled with
+// --fmad=false: nothing is contracted.
 //
 // Class sums. The samples are cut into the fixed blocks of reduce.hpp, and each block into
 // segments of kSegment consecutive samples, one warp each (a segment never straddles a
@@ -30,9 +31,9 @@
 #include "lesde/rng.hpp"
 #include "lesde/sample.hpp"
 #include "lesde/signals.hpp"
-#include "runtime.cuh"  // with LESDE_CUDA_EMULATOR: what nvcc would define
+#include "runtime.cuh"  // the platform: the CUDA runtime, or the emulator's
 
-namespace lesde::cuda::detail {
+namespace lesde::cuda::LESDE_CUDA_PLATFORM {
 
 constexpr int kThreads = 256;                      // threads per CTA of every kernel
 constexpr int kWarps = kThreads / 32;              // warps (segments) per CTA of the sweep
@@ -134,23 +135,13 @@ __device__ void move_and_signal(const SweepArgs<Real>& a, Real* X, const int32_t
   const int p = a.p;
   Real* xi_global = X + i * p;
   for (int q = 0; q < p; ++q) x[q] = xi_global[q];
-  if constexpr (kMove == Move::Drift) {
-    normals_at(noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);  // normals i*p .. i*p+p-1
-    drift_move(p, coef + c * p, a.dt, a.noise_scale, tmp, x);
-  } else if constexpr (kMove == Move::Shift) {
-    shift_move(p, coef + c * p, x);
-  }
   if constexpr (kMove != Move::None) {
+    if constexpr (kMove == Move::Drift)
+      normals_at(noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);  // normals i*p .. i*p+p-1
+    move_sample(kMove, p, coef + c * p, a.dt, a.noise_scale, tmp, x);
     for (int q = 0; q < p; ++q) xi_global[q] = x[q];
   }
-  const int y = labels[i];
-  if (a.spec.kind == Signal::Linear) {  // as add_signal_tile
-    for (int q = 0; q < p; ++q) g[q] = double(x[q]);
-  } else if (a.spec.kind == Signal::CrossEntropy && a.spec.head == nullptr) {
-    cross_entropy_signal_fast(a.K, x, y, tmp, g);  // as add_cross_entropy_tile
-  } else {
-    signal(a.spec, x, y, g, scratch);
-  }
+  signal(a.spec, x, labels[i], g, tmp, scratch);
 }
 
 // One warp per (listed replica, segment): move the segment's samples and write its partial
@@ -287,4 +278,4 @@ inline void add_block_partials(const Tables& t, int K, int p, int64_t n_slots,
   }
 }
 
-}  // namespace lesde::cuda::detail
+}  // namespace lesde::cuda::LESDE_CUDA_PLATFORM

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "fastmath.hpp"
 #include "rng.hpp"
@@ -65,33 +66,24 @@ LESDE_CLONES void fill_normals(const Stream& s, uint32_t step, uint64_t first, i
 }
 
 // Adds g(x_i, y_i) = e_y - softmax(x_i) of the cross-entropy signal without a head
-// (p == K) to the class sums, for n <= kTile consecutive samples. The tile is transposed
-// (z[k * kTile + i]) so that every loop runs over samples and vectorises fully; samples
-// are class-sorted, so a tile holds one or two runs of equal class.
+// (p == K) to the class sums, for n <= kTile consecutive samples: signal() of a whole tile,
+// with the softmax of shifted_exp_rows laid out so that every loop runs over samples and
+// vectorises. Samples are class-sorted, so a tile holds one or two runs of equal class.
 template <class Real>
 LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* labels,
-                                         const int32_t* classes, int64_t n, Real* z,
+                                         const int32_t* classes, int64_t n, Real* e,
                                          double* sums) {
   alignas(64) Real top[kTile], inv[kTile];
-  for (int64_t i = 0; i < n; ++i) top[i] = X[i * K];
-  for (int k = 1; k < K; ++k)
-    for (int64_t i = 0; i < n; ++i) top[i] = std::max(top[i], X[i * K + k]);
-  for (int k = 0; k < K; ++k) {  // shifted by the row maximum: exp never overflows
-    Real* zk = z + k * kTile;
-    for (int64_t i = 0; i < n; ++i) zk[i] = fastmath::exp_nonpositive(X[i * K + k] - top[i]);
-  }
-  for (int64_t i = 0; i < n; ++i) inv[i] = 0;
-  for (int k = 0; k < K; ++k)
-    for (int64_t i = 0; i < n; ++i) inv[i] += z[k * kTile + i];
+  shifted_exp_rows<kTile>(K, int(n), X, K, e, top, inv);
   for (int64_t i = 0; i < n; ++i) inv[i] = Real(1) / inv[i];
   for (int64_t lo = 0; lo < n;) {  // one run of samples of the same class
     int64_t hi = lo + 1;
     while (hi < n && classes[hi] == classes[lo]) ++hi;
     double* s = sums + int64_t(classes[lo]) * K;
     for (int k = 0; k < K; ++k) {
-      const Real* zk = z + k * kTile;
+      const Real* ek = e + k * kTile;
       double acc = 0.0;
-      for (int64_t i = lo; i < hi; ++i) acc += double(zk[i] * inv[i]);
+      for (int64_t i = lo; i < hi; ++i) acc += double(ek[i] * inv[i]);
       s[k] -= acc;
     }
     for (int64_t i = lo; i < hi; ++i) s[labels[i]] += 1.0;
@@ -99,17 +91,25 @@ LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* la
   }
 }
 
-// Adds g(x_i, y_i) for n consecutive samples to the class sums (K x p).
+// Scratch space of one thread for one tile of samples.
+template <class Real>
+struct TileScratch {
+  std::vector<Real> xi, z;
+  std::vector<double> g, zd;
+  TileScratch(int K, int p) : xi(kTile * p), z(kTile * std::max(K, p)), g(p), zd(K) {}
+};
+
+// Adds g(x_i, y_i) of n <= kTile consecutive samples to the class sums (K x p): signal() per
+// sample, except where a whole tile at once is faster (the same numbers either way).
 template <class Real>
 void add_signal_tile(const SignalSpec& spec, const Real* X, const int32_t* labels,
-                     const int32_t* classes, int64_t n, Real* z_scratch, double* g_scratch,
-                     double* sums) {
+                     const int32_t* classes, int64_t n, TileScratch<Real>& tile, double* sums) {
   const int p = spec.p;
   if (spec.kind == Signal::CrossEntropy && spec.head == nullptr) {
-    add_cross_entropy_tile(spec.K, X, labels, classes, n, z_scratch, sums);
+    add_cross_entropy_tile(spec.K, X, labels, classes, n, tile.z.data(), sums);
     return;
   }
-  if (spec.kind == Signal::Linear) {
+  if (spec.kind == Signal::Linear) {  // g = x: no need for a copy
     for (int64_t i = 0; i < n; ++i) {
       double* s = sums + int64_t(classes[i]) * p;
       const Real* x = X + i * p;
@@ -117,12 +117,10 @@ void add_signal_tile(const SignalSpec& spec, const Real* X, const int32_t* label
     }
     return;
   }
-  double* g = g_scratch;
-  double* scratch = g_scratch + p;
   for (int64_t i = 0; i < n; ++i) {
-    signal(spec, X + i * p, labels[i], g, scratch);
+    signal(spec, X + i * p, labels[i], tile.g.data(), tile.z.data(), tile.zd.data());
     double* s = sums + int64_t(classes[i]) * p;
-    for (int q = 0; q < p; ++q) s[q] += g[q];
+    for (int q = 0; q < p; ++q) s[q] += tile.g[q];
   }
 }
 

@@ -64,7 +64,9 @@ bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* label
         int best = 0;
         for (int k = 1; k < K; ++k) best = z[k] > z[best] ? k : best;
         const double zy = z[y];
-        tail[0] += softmax_inplace(K, z.data()) - zy;  // -log softmax(z)_y
+        double top, total;  // -log softmax(z)_y = log-sum-exp(z) - z_y
+        shifted_exp_rows<1>(K, 1, z.data(), K, z.data(), &top, &total);
+        tail[0] += top + std::log(total) - zy;
         tail[1] += (best == y);
         tail[2] += (best == c);
       }

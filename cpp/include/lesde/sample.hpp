@@ -1,6 +1,6 @@
-// What happens to one sample: its initial state, and its move in an SDE step.
-// Written once: the CPU sweeps (simulation.hpp, integrators.hpp) and the CUDA kernels
-// (cpp/cuda) call these, so both backends evaluate the same expressions in the same order.
+// What happens to one sample: its initial state, and its move in a sweep.
+// Written once: the CPU sweeps (cpu_backend.hpp) and the CUDA kernels (cpp/cuda) call these,
+// so both backends evaluate the same expressions in the same order.
 #pragma once
 
 #include <cstdint>
@@ -33,17 +33,23 @@ LESDE_HD void initial_features(int p, const double* means, double init_scale, in
   }
 }
 
-// Euler-Maruyama move (and Heun predictor): x <- x + b_c dt + noise_scale xi.
-template <class Real>
-LESDE_HD void drift_move(int p, const double* bc, double dt, double noise_scale, const Real* xi,
-                         Real* x) {
-  for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + bc[q] * dt + noise_scale * xi[q]);
-}
+// What a sweep does to each sample before its signal joins the class sums.
+enum class Move : int {
+  None = 0,   // nothing: the class sums of the current state
+  Drift = 1,  // x <- x + coef_c dt + noise_scale xi (Euler-Maruyama, Heun predictor)
+  Shift = 2,  // x <- x + coef_c (Heun corrector)
+};
 
-// Heun corrector: x <- x + shift_c.
-template <class Real>
-LESDE_HD void shift_move(int p, const double* sc, Real* x) {
-  for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + sc[q]);
+// Moves one sample of class c: coef_c is its class's row of the sweep's K x p coefficients,
+// xi its p standard normals of this step (read only by Move::Drift).
+template <class Real, class Noise>
+LESDE_HD void move_sample(Move move, int p, const double* coef_c, double dt, double noise_scale,
+                          const Noise* xi, Real* x) {
+  if (move == Move::Drift) {
+    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q] * dt + noise_scale * xi[q]);
+  } else if (move == Move::Shift) {
+    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q]);
+  }
 }
 
 }  // namespace lesde

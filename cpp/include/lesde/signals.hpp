@@ -1,11 +1,14 @@
-// The backprop signal g(x, y) of MODEL.md section 1, and the logits it is built on.
-// Written once for one sample; the CPU loops (and any other backend) call these.
+// The backprop signal g(x, y) of MODEL.md section 1, and the logits and softmax it is built on.
+//
+// Written once, for one sample (or a tile of samples for the softmax), as LESDE_HD functions:
+// the CPU sweeps, the SGD step, the metrics and the CUDA kernels all call these. A new signal
+// is one enum value (model.hpp) and one case in signal() below.
 #pragma once
 
 #include <cmath>
 
+#include "fastmath.hpp"
 #include "model.hpp"
-#include "rng.hpp"  // LESDE_HD
 
 namespace lesde {
 
@@ -35,30 +38,36 @@ LESDE_HD void logits(const SignalSpec& s, const Real* x, double* z) {
   }
 }
 
-// Turns z into softmax(z) in place and returns log-sum-exp(z) (shifted by the max,
-// so large logits never overflow).
-LESDE_HD double softmax_inplace(int K, double* z) {
-  double zmax = z[0];
-  for (int k = 1; k < K; ++k) zmax = z[k] > zmax ? z[k] : zmax;
-  double total = 0.0;
-  for (int k = 0; k < K; ++k) {
-    z[k] = std::exp(z[k] - zmax);
-    total += z[k];
-  }
-  const double inv = 1.0 / total;
-  for (int k = 0; k < K; ++k) z[k] *= inv;
-  return zmax + std::log(total);
+// The softmax, the one definition every caller uses. For n <= W rows of K logits (row i at
+// X + i * ldx), writes the shifted exponentials e[k * W + i] = exp(x_ik - top_i), with
+// top_i = max_k x_ik (so exp never overflows), and their sums total[i]; softmax(x_i)_k is
+// e[k * W + i] / total[i] and log-sum-exp(x_i) is top_i + log(total[i]).
+//
+// The loops run over rows, so with W = kTile (the CPU tiles) they vectorise across samples;
+// with W = 1 (one sample: a GPU thread, the SGD step, the metrics) it is a plain loop over k.
+// Every caller evaluates the same expressions in Real, so the CPU and the GPU agree bit for bit.
+template <int W, class Real>
+LESDE_HD void shifted_exp_rows(int K, int n, const Real* X, int ldx, Real* e, Real* top,
+                               Real* total) {
+  for (int i = 0; i < n; ++i) top[i] = X[i * ldx];
+  for (int k = 1; k < K; ++k)
+    for (int i = 0; i < n; ++i) top[i] = top[i] < X[i * ldx + k] ? X[i * ldx + k] : top[i];
+  for (int k = 0; k < K; ++k)
+    for (int i = 0; i < n; ++i) e[k * W + i] = fastmath::exp_nonpositive(X[i * ldx + k] - top[i]);
+  for (int i = 0; i < n; ++i) total[i] = Real(0);
+  for (int k = 0; k < K; ++k)
+    for (int i = 0; i < n; ++i) total[i] += e[k * W + i];
 }
 
-// g = g(x, y) (length p). scratch holds K doubles.
+// g = g(x, y) (length p). z: K scratch values of type Real, and K more of type double.
 template <class Real>
-LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, double* scratch) {
+LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, Real* z, double* zd) {
   switch (s.kind) {
-    case Signal::Linear:
+    case Signal::Linear:  // g = x
       for (int q = 0; q < s.p; ++q) g[q] = double(x[q]);
       return;
     case Signal::Projected: {
-      // P_y x = v_y (v_y . x) / |v_y|^2 with v_y = e_y - 1/K, |v_y|^2 = (K-1)/K.
+      // g = P_y x = v_y (v_y . x) / |v_y|^2 with v_y = e_y - 1/K, |v_y|^2 = (K-1)/K.
       double mean = 0.0;
       for (int q = 0; q < s.p; ++q) mean += double(x[q]);
       mean /= s.K;
@@ -67,39 +76,27 @@ LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, doubl
       return;
     }
     case Signal::CrossEntropy: {
-      logits(s, x, scratch);
-      softmax_inplace(s.K, scratch);
-      for (int k = 0; k < s.K; ++k) scratch[k] = (k == y ? 1.0 : 0.0) - scratch[k];
-      if (s.head == nullptr) {
-        for (int q = 0; q < s.p; ++q) g[q] = scratch[q];
-      } else {  // g = H^T (e_y - softmax(H x))
-        for (int q = 0; q < s.p; ++q) g[q] = 0.0;
-        for (int k = 0; k < s.K; ++k) {
-          const double* h = s.head + k * s.p;
-          for (int q = 0; q < s.p; ++q) g[q] += scratch[k] * h[q];
-        }
+      if (s.head == nullptr) {  // g = e_y - softmax(x), in Real as the CPU tiles compute it
+        Real top, total;
+        shifted_exp_rows<1>(s.K, 1, x, s.K, z, &top, &total);
+        const Real inv = Real(1) / total;
+        for (int k = 0; k < s.K; ++k) g[k] = (k == y ? 1.0 : 0.0) - double(z[k] * inv);
+        return;
+      }
+      // g = H^T (e_y - softmax(H x)); the logits (hence their softmax) in double.
+      logits(s, x, zd);
+      double top, total;
+      shifted_exp_rows<1>(s.K, 1, zd, s.K, zd, &top, &total);
+      const double inv = 1.0 / total;
+      for (int q = 0; q < s.p; ++q) g[q] = 0.0;
+      for (int k = 0; k < s.K; ++k) {
+        const double w = (k == y ? 1.0 : 0.0) - zd[k] * inv;
+        const double* h = s.head + k * s.p;
+        for (int q = 0; q < s.p; ++q) g[q] += w * h[q];
       }
       return;
     }
   }
-}
-
-// g(x, y) = e_y - softmax(x) of the cross-entropy signal without a head (p == K), with the
-// arithmetic of the CPU's tiled kernel (add_cross_entropy_tile in kernels.hpp): softmax in
-// Real with fastmath::exp_nonpositive, shifted by the maximum. signal() evaluates the same
-// g in double with libm; a backend that works one sample at a time (CUDA) calls this so
-// that its class sums agree with the CPU's to rounding. z: K scratch values.
-template <class Real>
-LESDE_HD void cross_entropy_signal_fast(int K, const Real* x, int y, Real* z, double* g) {
-  Real top = x[0];
-  for (int k = 1; k < K; ++k) top = top < x[k] ? x[k] : top;  // std::max(top, x[k])
-  Real total = 0;
-  for (int k = 0; k < K; ++k) {
-    z[k] = fastmath::exp_nonpositive(x[k] - top);
-    total += z[k];
-  }
-  const Real inv = Real(1) / total;
-  for (int k = 0; k < K; ++k) g[k] = (k == y ? 1.0 : 0.0) - double(z[k] * inv);
 }
 
 }  // namespace lesde

@@ -1,57 +1,47 @@
-// A run: initialisation, stepping in chunks, recording, and per-replica status.
+// A run: initialisation, stepping in chunks, recording, and per-replica status. One driver
+// for every backend (Engine<Real, Backend>); the backend only runs sweeps over the samples.
 //
 // The Python layer owns every array (StateView, RecordView) and drives the run with
-// advance(until) in chunks, so it can show progress, honour Ctrl-C and checkpoint
-// between chunks. Replicas are independent: with many small replicas they run in
-// parallel (one thread each), otherwise one after another with parallel sample loops.
-// Either way each number depends only on (seed, indices), never on the layout.
+// advance(until) in chunks, so it can show progress, honour Ctrl-C and checkpoint between
+// chunks. Replicas are independent: the CPU backend advances them one at a time (in parallel
+// when they are many and small), a GPU backend all together in lock step. Either way each
+// number depends only on (seed, indices), never on the layout.
+//
+// One SDE step (integrators.hpp): the host computes each replica's drift b = E(t) S / N from
+// the class sums S of the previous sweep, the backend sweeps (moves every sample, returns the
+// new class sums), and the host checks them; Heun adds a corrector sweep. One record: the
+// backend brings the state to the host (a no-op on the CPU) and record_replica (metrics.hpp)
+// writes the record.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <stdexcept>
 #include <vector>
 
+#include "cpu_backend.hpp"
 #include "integrators.hpp"
 #include "metrics.hpp"
 #include "model.hpp"
-#include "rng.hpp"
-#include "sample.hpp"
 #include "state.hpp"
 
 namespace lesde {
 
-template <class Real>
-class Simulation {
+template <class Real, class Backend>
+class Engine {
  public:
-  Simulation(EngineConfig cfg, StateView<Real> state, RecordView records, int32_t* status,
-             int64_t* fail_step)
-      : cfg_(std::move(cfg)), state_(state), rec_(records), status_(status), fail_step_(fail_step) {
-    cfg_.check();
+  Engine(EngineConfig cfg, StateView<Real> state, RecordView records, int32_t* status,
+         int64_t* fail_step)
+      : cfg_(checked(std::move(cfg))),
+        state_(state),
+        rec_(records),
+        status_(status),
+        fail_step_(fail_step),
+        backend_(cfg_, state_) {
     if (cfg_.process == Process::SGD && state_.noise_var == nullptr)
       throw std::invalid_argument("process sgd needs the noise_var buffer");
-    const int R = cfg_.replicas;
-    const Shard shard = cfg_.shard();
-    const int64_t N = shard.local_samples();  // this process's samples (all, unless sharded)
-    // Many small replicas: parallel over replicas; otherwise over samples.
-    // (A sharded run exchanges sums collectively, in one order: replicas one by one.)
-    replica_parallel_ = R > 1 && !cfg_.exchange &&
-                        (cfg_.process == Process::SGD || N * cfg_.p < 200000);
-    // Never more threads than blocks: tiny runs stay serial instead of paying for a team.
-    const int inner = replica_parallel_ ? 1 : int(std::min<int64_t>(cfg_.threads, shard.last - shard.first));
-    for (int r = 0; r < R; ++r) {
-      ReplicaContext<Real> ctx;
-      ctx.cfg = &cfg_;
-      ctx.X = state_.features + int64_t(r) * N * cfg_.p;
-      ctx.labels = state_.labels + int64_t(r) * N;
-      ctx.classes = state_.classes;
-      ctx.noise_var = state_.noise_var ? state_.noise_var + int64_t(r) * N : nullptr;
-      ctx.replica = uint32_t(r);
-      ctx.threads = inner;
-      ctx.sums.assign(size_t(cfg_.K) * cfg_.p, 0.0);
-      replicas_.push_back(std::move(ctx));
-    }
+    sums_.assign(size_t(cfg_.replicas), std::vector<double>(size_t(cfg_.K) * cfg_.p, 0.0));
+    applied_var_.assign(size_t(cfg_.replicas), 0.0);
   }
 
   const EngineConfig& config() const { return cfg_; }
@@ -60,10 +50,11 @@ class Simulation {
 
   // Draws labels and features at t = 0 and records step 0.
   void initialize() {
-    for_each_replica([&](ReplicaContext<Real>& ctx) {
-      draw_initial_state(ctx);
-      start(ctx, 0);
+    for_each_group(all_replicas(), [&](const std::vector<int32_t>& group) {
+      backend_.draw_initial_state(group);
+      start(group, 0);
     });
+    backend_.to_host();
     step_ = 0;
   }
 
@@ -71,9 +62,9 @@ class Simulation {
   // `step` steps; `step` must be a record step (where SGD offsets are folded in).
   void resume(int64_t step) {
     if (cfg_.record_index(step) < 0) throw std::invalid_argument("resume step must be a record step");
-    for_each_replica([&](ReplicaContext<Real>& ctx) {
-      if (status_[ctx.replica] == kRunning) start(ctx, step);
-    });
+    backend_.from_host();
+    for_each_group(running(all_replicas()),
+                   [&](const std::vector<int32_t>& group) { start(group, step); });
     step_ = step;
   }
 
@@ -82,16 +73,16 @@ class Simulation {
     until = std::min(until, cfg_.n_steps);
     if (until <= step_) return step_;
     const int64_t from = step_;
-    for_each_replica([&](ReplicaContext<Real>& ctx) {
-      for (int64_t m = from; m < until && status_[ctx.replica] == kRunning; ++m) {
-        if (!one_step(ctx, m)) {
-          fail(ctx, m + 1);
-          break;
-        }
+    for_each_group(running(all_replicas()), [&](const std::vector<int32_t>& group) {
+      for (int64_t m = from; m < until; ++m) {
+        const std::vector<int32_t> live = running(group);
+        if (live.empty()) break;
+        one_step(live, m);
         const int64_t idx = cfg_.record_index(m + 1);
-        if (idx >= 0 && !record(ctx, m + 1, idx)) fail(ctx, m + 1);
+        if (idx >= 0) record(running(live), m + 1, idx);
       }
     });
+    backend_.to_host();
     step_ = until;
     return step_;
   }
@@ -102,79 +93,137 @@ class Simulation {
   RecordView rec_;
   int32_t* status_;
   int64_t* fail_step_;
-  std::vector<ReplicaContext<Real>> replicas_;
-  bool replica_parallel_ = false;
+  Backend backend_;
+  std::vector<std::vector<double>> sums_;  // per replica, K x p: SDE class sums of g; SGD offsets
+  std::vector<double> applied_var_;        // per replica: SGD noise variance added so far
   int64_t step_ = 0;
 
+  static EngineConfig checked(EngineConfig cfg) {
+    cfg.check();
+    return cfg;
+  }
+
+  std::vector<int32_t> all_replicas() const {
+    std::vector<int32_t> all(size_t(cfg_.replicas));
+    for (int32_t r = 0; r < cfg_.replicas; ++r) all[r] = r;
+    return all;
+  }
+
+  std::vector<int32_t> running(const std::vector<int32_t>& list) const {
+    std::vector<int32_t> out;
+    for (int32_t r : list)
+      if (status_[r] == kRunning) out.push_back(r);
+    return out;
+  }
+
+  // Runs f on groups of replicas that advance together: all of them on a lock-step backend;
+  // otherwise one replica per group, in parallel when the backend says so.
   template <class F>
-  void for_each_replica(F&& f) {
-    const int R = cfg_.replicas;
-    if (replica_parallel_) {
+  void for_each_group(const std::vector<int32_t>& list, F&& f) {
+    if constexpr (Backend::kLockStep) {
+      if (!list.empty()) f(list);
+      return;
+    }
+    const int64_t n = int64_t(list.size());
+    if (backend_.replica_parallel()) {
 #pragma omp parallel for num_threads(cfg_.threads) schedule(dynamic, 1)
-      for (int r = 0; r < R; ++r) f(replicas_[r]);
+      for (int64_t j = 0; j < n; ++j) f(std::vector<int32_t>{list[j]});
     } else {
-      for (int r = 0; r < R; ++r) f(replicas_[r]);
+      for (int64_t j = 0; j < n; ++j) f(std::vector<int32_t>{list[j]});
     }
   }
 
-
-  void fail(ReplicaContext<Real>& ctx, int64_t step) {
-    status_[ctx.replica] = kNonFinite;
-    fail_step_[ctx.replica] = step;
+  void fail(int32_t r, int64_t step) {
+    status_[r] = kNonFinite;
+    fail_step_[r] = step;
   }
 
-  void draw_initial_state(ReplicaContext<Real>& ctx) {
-    const int K = cfg_.K, p = cfg_.p;
-    const Shard shard = cfg_.shard();
-    const Blocks& blocks = shard.blocks;
-    const int64_t off = shard.offset();
-    const Stream init(cfg_.seed, Purpose::Init, ctx.replica);
-    const Stream labels(cfg_.seed, Purpose::Labels, ctx.replica);
-    const double* means = cfg_.init_means.empty() ? nullptr : cfg_.init_means.data();
-#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (ctx.threads > 1)
-    for (int64_t b = shard.first; b < shard.last; ++b) {
-      std::vector<double> z(kTile * p);
-      for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
-        const int64_t n = std::min(kTile, blocks.end(b) - i0);
-        fill_normals(init, 0u, uint64_t(i0) * p, n * p, z.data());
-        for (int64_t i = i0; i < i0 + n; ++i) {  // i global, li local
-          const int64_t li = i - off;
-          const int c = ctx.classes[li];
-          ctx.labels[li] = initial_label(labels, i, c, K, cfg_.label_noise);
-          initial_features(p, means, cfg_.init_scale, c, z.data() + (i - i0) * p, ctx.X + li * p);
-          if (ctx.noise_var) ctx.noise_var[li] = 0.0;
-        }
-      }
-    }
+  std::vector<std::vector<double>*> sums_of(const std::vector<int32_t>& list) {
+    std::vector<std::vector<double>*> out;
+    for (int32_t r : list) out.push_back(&sums_[r]);
+    return out;
   }
 
-  // Sets up a replica's running sums for a state at `step` and records it.
-  void start(ReplicaContext<Real>& ctx, int64_t step) {
+  // The backend sweeps the listed replicas; those whose new class sums are not finite fail
+  // at step `fail_at`.
+  void sweep(const Sweep& s, const std::vector<int32_t>& list, int64_t fail_at) {
+    backend_.sweep(s, list, sums_of(list));
+    for (int32_t r : list)
+      if (!all_finite(sums_[r])) fail(r, fail_at);
+  }
+
+  HostReplica<Real> host(int32_t r) {
+    const int64_t N = cfg_.shard().local_samples();
+    return HostReplica<Real>{state_.features + int64_t(r) * N * cfg_.p,
+                             state_.labels + int64_t(r) * N,
+                             state_.classes,
+                             state_.noise_var ? state_.noise_var + int64_t(r) * N : nullptr,
+                             uint32_t(r),
+                             backend_.sample_threads(),
+                             &sums_[r],
+                             &applied_var_[r]};
+  }
+
+  // Sets up the listed replicas' running sums for a state at `step`, and records step 0.
+  void start(const std::vector<int32_t>& list, int64_t step) {
     if (cfg_.process == Process::SDE) {
-      compute_sums(ctx);
+      Sweep none;  // Move::None: the class sums of the current state
+      none.step = uint32_t(step);
+      backend_.sweep(none, list, sums_of(list));
     } else {
-      std::fill(ctx.sums.begin(), ctx.sums.end(), 0.0);
-      ctx.applied_var = 0.0;  // the noise variance of steps 0 .. step-1, summed in order
-      for (int64_t m = 0; m < step; ++m) {
-        const double s = cfg_.sigma(m * cfg_.dt);
-        ctx.applied_var += s * s * cfg_.dt;
+      for (int32_t r : list) {
+        std::fill(sums_[r].begin(), sums_[r].end(), 0.0);
+        applied_var_[r] = sgd_variance_until(cfg_, step);
       }
     }
-    if (step == 0 && !record(ctx, 0, 0)) fail(ctx, 0);
-    if (cfg_.process == Process::SDE && !all_finite(ctx.sums)) fail(ctx, step);
+    if (step == 0) record(list, 0, 0);
+    if (cfg_.process == Process::SDE)
+      for (int32_t r : list)
+        if (!all_finite(sums_[r])) fail(r, step);
   }
 
-  bool one_step(ReplicaContext<Real>& ctx, int64_t m) {
-    if (cfg_.process == Process::SGD) return sgd_step(ctx, m);
-    if (cfg_.scheme == Scheme::Heun) return sde_heun_step(ctx, m);
-    return sde_euler_step(ctx, m);
+  void one_step(const std::vector<int32_t>& list, int64_t m) {
+    if (cfg_.process == Process::SGD) {
+      for (int32_t r : list) {
+        HostReplica<Real> h = host(r);
+        if (!sgd_step(cfg_, h, m)) fail(r, m + 1);
+      }
+      return;
+    }
+    std::vector<const std::vector<double>*> before;
+    for (int32_t r : list) before.push_back(&sums_[r]);
+    const Sweep predictor = drift_sweep(cfg_, m, before);
+    sweep(predictor, list, m + 1);
+    if (cfg_.scheme != Scheme::Heun) return;
+    Sweep corrector;
+    corrector.move = Move::Shift;
+    corrector.step = uint32_t(m);
+    std::vector<int32_t> moved;
+    const size_t Kp = size_t(cfg_.K) * cfg_.p;
+    for (size_t j = 0; j < list.size(); ++j) {
+      const int32_t r = list[j];
+      if (status_[r] != kRunning) continue;
+      const std::vector<double> shift = heun_shift(cfg_, m, predictor.coef.data() + j * Kp, sums_[r]);
+      corrector.coef.insert(corrector.coef.end(), shift.begin(), shift.end());
+      moved.push_back(r);
+    }
+    if (!moved.empty()) sweep(corrector, moved, m + 1);
   }
 
-  bool record(ReplicaContext<Real>& ctx, int64_t step, int64_t idx) {
-    if (cfg_.process == Process::SGD) sgd_materialize(ctx, step);
-    return record_replica(cfg_, rec_, ctx.replica, idx, ctx.X, ctx.labels, ctx.classes,
-                          ctx.threads);
+  // Writes record `idx` (at `step`) of the listed replicas; a non-finite state fails them.
+  void record(const std::vector<int32_t>& list, int64_t step, int64_t idx) {
+    if (list.empty()) return;
+    backend_.to_host();
+    for (int32_t r : list) {
+      HostReplica<Real> h = host(r);
+      if (cfg_.process == Process::SGD) sgd_materialize(cfg_, h, step);
+      if (!record_replica(cfg_, rec_, r, idx, h.X, h.labels, h.classes, h.threads)) fail(r, step);
+    }
   }
 };
+
+// The CPU engine (bound as Simulation64 / Simulation32).
+template <class Real>
+using Simulation = Engine<Real, CpuBackend<Real>>;
 
 }  // namespace lesde

@@ -76,6 +76,11 @@ void register_build_info(py::module_& m) {
 #else
     info["cuda_built"] = false;
 #endif
+#ifdef LESDE_WITH_CUDA_EMULATOR
+    info["cuda_emulator"] = true;  // the CUDA kernels on host threads, for the tests
+#else
+    info["cuda_emulator"] = false;
+#endif
 #ifdef LESDE_BUILD_TYPE
     info["build_type"] = LESDE_BUILD_TYPE;
 #endif

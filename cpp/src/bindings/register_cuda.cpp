@@ -1,11 +1,13 @@
-// The optional CUDA backend (cpp/cuda, docs/cuda.md). Built with LESDE_WITH_CUDA it binds
-// CudaSimulation64/32 (the Simulation64/32 signature) and the device queries; otherwise
-// only cuda_device_count(), which is 0. Importing never needs a GPU or a CUDA driver: the
-// runtime is linked statically and loads the driver at the first device call.
+// The CUDA backend (cpp/cuda, docs/cuda.md), for each platform built in:
+// - LESDE_WITH_CUDA: a real GPU. CudaSimulation64/32 (the Simulation64/32 signature) and the
+//   device queries. Importing never needs a GPU or a CUDA driver: the runtime is linked
+//   statically and loads the driver at the first device call.
+// - LESDE_WITH_CUDA_EMULATOR: the same kernels on host threads (test-only, slow):
+//   CudaEmulatorSimulation64/32, so the backend is tested on machines without a GPU.
 #include "register.hpp"
 
-#ifdef LESDE_WITH_CUDA
-#include "cuda_simulation.hpp"
+#if defined(LESDE_WITH_CUDA) || defined(LESDE_WITH_CUDA_EMULATOR)
+#include "cuda_backend.hpp"
 #include "engine_binding.hpp"
 #endif
 
@@ -13,15 +15,17 @@ namespace py = pybind11;
 
 namespace lesde::bindings {
 
-void register_cuda(py::module_& m) {
-#ifdef LESDE_WITH_CUDA
+#if defined(LESDE_WITH_CUDA) || defined(LESDE_WITH_CUDA_EMULATOR)
+template <cuda::Platform P>
+static void bind_platform(py::module_& m, const std::string& prefix, const char* what) {
   m.def(
-      "cuda_device_count", [] { return cuda::device_count(); },
-      "Number of usable CUDA devices (0 without a driver or a device). Never raises.");
+      (prefix + "_device_count").c_str(), [] { return cuda::device_count<P>(); },
+      (std::string("Number of usable devices of the ") + what + " (0 without one). Never raises.")
+          .c_str());
   m.def(
-      "cuda_device_info",
+      (prefix + "_device_info").c_str(),
       [] {
-        const cuda::DeviceInfo d = cuda::device_info();
+        const cuda::DeviceInfo d = cuda::device_info<P>();
         py::dict info;
         info["index"] = d.index;
         info["name"] = d.name;
@@ -35,16 +39,32 @@ void register_cuda(py::module_& m) {
         info["peak_bandwidth"] = d.peak_bandwidth;
         return info;
       },
-      "The current CUDA device: name, memory (bytes), peak memory bandwidth (bytes/s).");
-  m.attr("CUDA_MAX_DIM") = cuda::kMaxDim;
-  bind_engine<CudaSimulation<double>, double>(
+      "The current device: name, memory (bytes), peak memory bandwidth (bytes/s).");
+}
+#endif
+
+void register_cuda(py::module_& m) {
+  m.attr("CUDA_MAX_DIM") = 64;
+#ifdef LESDE_WITH_CUDA
+  static_assert(cuda::kMaxDim == 64, "CUDA_MAX_DIM above");
+  bind_platform<cuda::Platform::Gpu>(m, "cuda", "CUDA backend (GPUs)");
+  bind_engine<CudaSimulation<double, cuda::Platform::Gpu>, double>(
       m, "CudaSimulation64", "The engine with its SDE sweeps on the GPU, float64 state.");
-  bind_engine<CudaSimulation<float>, float>(
+  bind_engine<CudaSimulation<float, cuda::Platform::Gpu>, float>(
       m, "CudaSimulation32", "The engine with its SDE sweeps on the GPU, float32 state.");
 #else
   m.def(
       "cuda_device_count", [] { return 0; },
       "Number of usable CUDA devices: always 0 (this build has no CUDA backend).");
+#endif
+#ifdef LESDE_WITH_CUDA_EMULATOR
+  bind_platform<cuda::Platform::Emulator>(m, "cuda_emulator", "CUDA emulator (host threads)");
+  bind_engine<CudaSimulation<double, cuda::Platform::Emulator>, double>(
+      m, "CudaEmulatorSimulation64",
+      "Test-only: the CUDA backend's kernels emulated on the host, float64 state (slow).");
+  bind_engine<CudaSimulation<float, cuda::Platform::Emulator>, float>(
+      m, "CudaEmulatorSimulation32",
+      "Test-only: the CUDA backend's kernels emulated on the host, float32 state (slow).");
 #endif
 }
 
