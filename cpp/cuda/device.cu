@@ -320,6 +320,7 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   a.coef = m.coef.ptr;
   a.dt = dt;
   a.noise_scale = noise_scale;
+  a.noise = m.cfg.noise;
   a.noise_seed = m.cfg.noise_seed;
   a.step = step;
   a.n_seg = t.segments();

@@ -113,6 +113,7 @@ struct SweepArgs {
   int64_t n_slots;
   const double* coef;  // n_slots x K x p
   double dt, noise_scale;
+  NoiseKind noise;  // the law of the increments (rng.hpp)
   uint64_t noise_seed;
   uint32_t step;
   int64_t n_seg;
@@ -136,9 +137,10 @@ __device__ void move_and_signal(const SweepArgs<Real>& a, Real* X, const int32_t
   Real* xi_global = X + i * p;
   for (int q = 0; q < p; ++q) x[q] = xi_global[q];
   if constexpr (kMove != Move::None) {
-    if constexpr (kMove == Move::Drift)
-      normals_at(noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);  // normals i*p .. i*p+p-1
-    move_sample(kMove, p, coef + c * p, a.dt, a.noise_scale, tmp, x);
+    // Increments i*p .. i*p+p-1 of the step, none where the noise scale is zero (as the CPU).
+    const bool draws = kMove == Move::Drift && a.noise_scale != 0.0;
+    if (draws) increments_at(a.noise, noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);
+    move_sample(kMove, p, coef + c * p, a.dt, a.noise_scale, draws ? tmp : nullptr, x);
     for (int q = 0; q < p; ++q) xi_global[q] = x[q];
   }
   signal(a.spec, x, labels[i], g, tmp, scratch);
@@ -157,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) sweep_kernel(const SweepArgs<Real> a
   Real* X = a.X + int64_t(r) * a.N * p;
   const int32_t* labels = a.labels + int64_t(r) * a.N;
   const double* coef = a.coef + slot * K * p;
-  const Stream noise(a.noise_seed, Purpose::Noise, uint32_t(r));
+  const Stream noise(a.noise_seed, noise_purpose(a.noise), uint32_t(r));
   const int64_t begin = a.seg_begin[s], end = a.seg_end[s];
   const int clo = a.seg_clo[s], chi = a.seg_chi[s];
   double* out = a.seg_partial + (slot * a.seg_entries + a.seg_off[s]) * p;

@@ -111,8 +111,9 @@ class CpuBackend {
     const Blocks& blocks = shard.blocks;
     const int64_t off = shard.offset();
     const SignalSpec spec = SignalSpec::from(cfg_);
-    const Stream noise(cfg_.noise_seed, Purpose::Noise, r);
-    const bool draws = sweep.move == Move::Drift;
+    const Stream noise(cfg_.noise_seed, noise_purpose(cfg_.noise), r);
+    // No noise is drawn where its scale is zero (sigma(t) = 0: the LE-ODE, fitted replays).
+    const bool draws = sweep.move == Move::Drift && sweep.noise_scale != 0.0;
     Real* X = features(r);
     const int32_t* y = labels(r);
     const int32_t* classes = state_.classes;
@@ -123,11 +124,12 @@ class CpuBackend {
       for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
         const int64_t n = std::min(kTile, blocks.end(b) - i0), li = i0 - off;
         Real* Xt = X + li * p;
-        if (draws) fill_normals(noise, sweep.step, uint64_t(i0) * p, n * p, tile.xi.data());
+        if (draws)
+          fill_increments(cfg_.noise, noise, sweep.step, uint64_t(i0) * p, n * p, tile.xi.data());
         if (sweep.move != Move::None)
           for (int64_t i = 0; i < n; ++i)
             move_sample(sweep.move, p, coef + int64_t(classes[li + i]) * p, sweep.dt,
-                        sweep.noise_scale, tile.xi.data() + i * p, Xt + i * p);
+                        sweep.noise_scale, draws ? tile.xi.data() + i * p : nullptr, Xt + i * p);
         add_signal_tile(spec, Xt, y + li, classes + li, n, tile,
                         partial.data() + (b - shard.first) * K * p);
       }

@@ -71,22 +71,20 @@ LESDE_HD T log(T u) {
               T(I(1) << Tr::mantissa) - T(Tr::exponent_bias);
   const T f = (m - T(1)) / (m + T(1));  // |f| <= 0.1716
   const T s = f * f;
+  // 2 atanh(f) = 2 f sum s^k / (2k + 3) (k >= 0), to s^10 (double) or s^3 (float), by
+  // Estrin's scheme: pairs of terms, then powers s^2, s^4, s^8, so the dependency chains are
+  // a few operations long instead of one Horner step per term (the loops calling this are
+  // latency bound).
   T poly;
-  if constexpr (sizeof(T) == 8) {  // 2 atanh(f) = 2 f sum s^k / (2k + 1), to s^11
-    poly = T(1.0 / 23);
-    poly = poly * s + T(1.0 / 21);
-    poly = poly * s + T(1.0 / 19);
-    poly = poly * s + T(1.0 / 17);
-    poly = poly * s + T(1.0 / 15);
-    poly = poly * s + T(1.0 / 13);
-    poly = poly * s + T(1.0 / 11);
-    poly = poly * s + T(1.0 / 9);
+  if constexpr (sizeof(T) == 8) {
+    const T s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
+    const T p01 = T(1.0 / 3) + T(1.0 / 5) * s, p23 = T(1.0 / 7) + T(1.0 / 9) * s;
+    const T p45 = T(1.0 / 11) + T(1.0 / 13) * s, p67 = T(1.0 / 15) + T(1.0 / 17) * s;
+    const T p89 = T(1.0 / 19) + T(1.0 / 21) * s, p10 = T(1.0 / 23);
+    poly = ((p01 + p23 * s2) + (p45 + p67 * s2) * s4) + (p89 + p10 * s2) * s8;
   } else {
-    poly = T(1.0 / 9);
+    poly = (T(1.0 / 3) + T(1.0 / 5) * s) + (T(1.0 / 7) + T(1.0 / 9) * s) * (s * s);
   }
-  poly = poly * s + T(1.0 / 7);
-  poly = poly * s + T(1.0 / 5);
-  poly = poly * s + T(1.0 / 3);
   const T log_m = T(2) * f + T(2) * f * s * poly;
   return e * Tr::ln2_hi + (e * Tr::ln2_lo + log_m);
 }
@@ -101,29 +99,28 @@ LESDE_HD void sincos_2pi(T u, T& s, T& c) {
   const I k = bits<I>(shifted);  // low bits hold round(4u)
   const T r = (T(4) * u - (shifted - Tr::round_magic)) * T(kHalfPi);
   const T r2 = r * r;
-  T ps, pc;  // Taylor series of sin and cos on [-pi/4, pi/4], Horner in r^2
+  // Taylor series of sin and cos on [-pi/4, pi/4] in r^2, by Estrin's scheme (see log):
+  // sin r = r + r r^2 ps, cos r = 1 + r^2 pc, terms to 1/17! and 1/16! (double).
+  T ps, pc;
   if constexpr (sizeof(T) == 8) {
-    ps = T(1.0 / 355687428096000.0);              // 1/17!
-    ps = ps * r2 - T(1.0 / 1307674368000.0);      // 1/15!
-    ps = ps * r2 + T(1.0 / 6227020800.0);         // 1/13!
-    ps = ps * r2 - T(1.0 / 39916800.0);           // 1/11!
-    ps = ps * r2 + T(1.0 / 362880.0);             // 1/9!
-    pc = T(1.0 / 20922789888000.0);               // 1/16!
-    pc = pc * r2 - T(1.0 / 87178291200.0);        // 1/14!
-    pc = pc * r2 + T(1.0 / 479001600.0);          // 1/12!
-    pc = pc * r2 - T(1.0 / 3628800.0);            // 1/10!
-    pc = pc * r2 + T(1.0 / 40320.0);              // 1/8!
+    const T r4 = r2 * r2, r8 = r4 * r4;
+    const T s01 = T(-1.0 / 6.0) + T(1.0 / 120.0) * r2;
+    const T s23 = T(-1.0 / 5040.0) + T(1.0 / 362880.0) * r2;
+    const T s45 = T(-1.0 / 39916800.0) + T(1.0 / 6227020800.0) * r2;
+    const T s67 = T(-1.0 / 1307674368000.0) + T(1.0 / 355687428096000.0) * r2;
+    ps = (s01 + s23 * r4) + (s45 + s67 * r4) * r8;
+    const T c01 = T(-0.5) + T(1.0 / 24.0) * r2;
+    const T c23 = T(-1.0 / 720.0) + T(1.0 / 40320.0) * r2;
+    const T c45 = T(-1.0 / 3628800.0) + T(1.0 / 479001600.0) * r2;
+    const T c67 = T(-1.0 / 87178291200.0) + T(1.0 / 20922789888000.0) * r2;
+    pc = (c01 + c23 * r4) + (c45 + c67 * r4) * r8;
   } else {
-    ps = T(1.0 / 362880.0);
-    pc = T(-1.0 / 3628800.0) * r2 + T(1.0 / 40320.0);
+    const T r4 = r2 * r2;
+    ps = (T(-1.0 / 6.0) + T(1.0 / 120.0) * r2) + (T(-1.0 / 5040.0) + T(1.0 / 362880.0) * r2) * r4;
+    pc = (T(-0.5) + T(1.0 / 24.0) * r2) + (T(-1.0 / 720.0) + T(1.0 / 40320.0) * r2) * r4 +
+         T(-1.0 / 3628800.0) * (r4 * r4);
   }
-  ps = ps * r2 - T(1.0 / 5040.0);
-  ps = ps * r2 + T(1.0 / 120.0);
-  ps = ps * r2 - T(1.0 / 6.0);
   const T sin_r = r + r * r2 * ps;
-  pc = pc * r2 - T(1.0 / 720.0);
-  pc = pc * r2 + T(1.0 / 24.0);
-  pc = pc * r2 - T(0.5);
   const T cos_r = T(1) + r2 * pc;
   const I q = k & I(3);
   const T a = (q & I(1)) ? cos_r : sin_r;
@@ -143,25 +140,20 @@ LESDE_HD T exp_nonpositive(T x) {
   const T k = shifted - Tr::round_magic;
   const I k_bits = bits<I>(shifted) - bits<I>(T(Tr::round_magic));  // k as an integer
   const T r = (x - k * Tr::ln2_hi) - k * Tr::ln2_lo;  // |r| <= ln2 / 2
+  // exp(r) = sum r^k / k!, to 1/13! (double) or 1/8! (float), by Estrin's scheme (see log).
   T p;
+  const T r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+  const T e01 = T(1) + r, e23 = T(0.5) + T(1.0 / 6.0) * r;
+  const T e45 = T(1.0 / 24.0) + T(1.0 / 120.0) * r, e67 = T(1.0 / 720.0) + T(1.0 / 5040.0) * r;
+  const T low = (e01 + e23 * r2) + (e45 + e67 * r2) * r4;
   if constexpr (sizeof(T) == 8) {
-    p = T(1.0 / 6227020800.0);                        // 1/13!
-    p = p * r + T(1.0 / 479001600.0);
-    p = p * r + T(1.0 / 39916800.0);
-    p = p * r + T(1.0 / 3628800.0);
-    p = p * r + T(1.0 / 362880.0);
-    p = p * r + T(1.0 / 40320.0);
+    const T e89 = T(1.0 / 40320.0) + T(1.0 / 362880.0) * r;
+    const T e1011 = T(1.0 / 3628800.0) + T(1.0 / 39916800.0) * r;
+    const T e1213 = T(1.0 / 479001600.0) + T(1.0 / 6227020800.0) * r;
+    p = low + ((e89 + e1011 * r2) + e1213 * r4) * r8;
   } else {
-    p = T(1.0 / 40320.0);
+    p = low + T(1.0 / 40320.0) * r8;
   }
-  p = p * r + T(1.0 / 5040.0);
-  p = p * r + T(1.0 / 720.0);
-  p = p * r + T(1.0 / 120.0);
-  p = p * r + T(1.0 / 24.0);
-  p = p * r + T(1.0 / 6.0);
-  p = p * r + T(0.5);
-  p = p * r + T(1);
-  p = p * r + T(1);
   const T scale = bits<T>((k_bits + Tr::exponent_bias) << Tr::mantissa);  // 2^k
   return tiny ? T(0) : p * scale;
 }

@@ -1,9 +1,7 @@
 // The per-sample work of a step, done a tile of consecutive samples at a time so that
 // the transcendental functions run in vectorised loops (structure of arrays) instead of
-// one libm call per number. Semantics are those of rng.hpp and signals.hpp; only the
-// loop shape differs. On x86-64 with GCC, the two heavy kernels are compiled twice
-// (AVX2 and baseline) and the CPU picks at load time, so portable wheels still
-// run at full speed on modern machines.
+// one call per number. Semantics are those of signals.hpp; only the loop shape differs.
+// The heavy kernel is compiled twice on x86-64 with GCC (AVX2 and baseline, LESDE_CLONES).
 #pragma once
 
 #include <algorithm>
@@ -13,57 +11,12 @@
 
 #include "fastmath.hpp"
 #include "rng.hpp"
+#include "rng_fill.hpp"  // LESDE_CLONES
 #include "signals.hpp"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__) && \
-    !defined(LESDE_NO_CLONES)
-#define LESDE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define LESDE_CLONES
-#endif
 
 namespace lesde {
 
 constexpr int64_t kTile = 128;  // samples per tile: a tile's state and scratch stay in L1/L2
-
-// out[0 .. count) = normals number first .. first + count - 1 (see normals_at).
-template <class T>
-LESDE_CLONES void fill_normals(const Stream& s, uint32_t step, uint64_t first, int64_t count,
-                               T* out) {
-  constexpr int kBlocks = 64;
-  alignas(64) uint32_t w0[kBlocks], w1[kBlocks], w2[kBlocks], w3[kBlocks];
-  alignas(64) T z[4 * kBlocks];
-  uint64_t block = first >> 2;
-  int64_t skip = int64_t(first & 3), done = 0;
-  while (done < count) {
-    const int64_t need = count - done + skip;
-    const int nb = int(std::min<int64_t>(kBlocks, (need + 3) / 4));
-    for (int l = 0; l < nb; ++l) {  // Philox, one block per lane
-      const uint64_t b = block + uint64_t(l);
-      const uint32_t ctr[4] = {uint32_t(b), uint32_t(b >> 32), step, s.tag};
-      const Philox4x32 r = philox4x32_10(ctr, s.key);
-      w0[l] = r.v[0], w1[l] = r.v[1], w2[l] = r.v[2], w3[l] = r.v[3];
-    }
-    for (int l = 0; l < nb; ++l) {  // Box-Muller, as normals4
-      const T u0 = uniform<T>(w0[l]), u1 = uniform<T>(w1[l]);
-      const T u2 = uniform<T>(w2[l]), u3 = uniform<T>(w3[l]);
-      const T r0 = std::sqrt(T(-2) * fastmath::log(u0));
-      const T r1 = std::sqrt(T(-2) * fastmath::log(u2));
-      T s0, c0, s1, c1;
-      fastmath::sincos_2pi(u1, s0, c0);
-      fastmath::sincos_2pi(u3, s1, c1);
-      z[4 * l] = r0 * c0;
-      z[4 * l + 1] = r0 * s0;
-      z[4 * l + 2] = r1 * c1;
-      z[4 * l + 3] = r1 * s1;
-    }
-    const int64_t take = std::min<int64_t>(4 * nb - skip, count - done);
-    std::copy(z + skip, z + skip + take, out + done);
-    done += take;
-    skip = 0;
-    block += uint64_t(nb);
-  }
-}
 
 // Adds g(x_i, y_i) = e_y - softmax(x_i) of the cross-entropy signal without a head
 // (p == K) to the class sums, for n <= kTile consecutive samples: signal() of a whole tile,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "reduce.hpp"
+#include "rng.hpp"  // NoiseKind
 #include "schedule.hpp"
 
 namespace lesde {
@@ -29,6 +30,7 @@ struct EngineConfig {
   std::vector<double> impact;
   Schedule alpha = Schedule::constant(1.0), beta = Schedule::constant(0.2);
   Schedule sigma = Schedule::constant(0.0);
+  NoiseKind noise = NoiseKind::Gaussian;  // the law of the SDE's increments
   double label_noise = 0.0;
   double init_scale = 1.0;
   std::vector<double> init_means;    // K x p, empty: zeros
@@ -88,7 +90,9 @@ struct EngineConfig {
     if (batch_size < 1) fail("batch_size must be >= 1");
     if (replicas < 1 || replicas >= (1 << 24)) fail("replicas must be in [1, 2^24)");
     if (threads < 1) fail("threads must be >= 1");
-    if (!(label_noise >= 0 && label_noise < 1)) fail("label_noise must be in [0, 1)");
+    if (!(label_noise >= 0 && label_noise <= 1)) fail("label_noise must be in [0, 1]");
+    if (process == Process::SGD && noise != NoiseKind::Gaussian)
+      fail("process 'sgd' draws Gaussian sample noise; noise must be 'gaussian'");
     if (record_steps.empty() || record_steps.front() != 0 || record_steps.back() != n_steps)
       fail("record_steps must start at 0 and end at n_steps");
     for (size_t i = 1; i < record_steps.size(); ++i)

@@ -16,10 +16,32 @@ namespace lesde {
 
 // Version of the mapping (seed, indices) -> numbers. Bump it whenever that mapping
 // changes, so saved results say which stream produced them.
-constexpr int kRandomStreamVersion = 1;
+// 2: Box-Muller's polynomials evaluated by Estrin's scheme (last-bit changes); the
+//    two-point and three-point noise streams.
+constexpr int kRandomStreamVersion = 2;
 
 // What a random draw is for. Part of the counter, so streams never overlap.
-enum class Purpose : uint32_t { Init = 1, Noise = 2, Labels = 3, Batch = 4 };
+enum class Purpose : uint32_t {
+  Init = 1,
+  Noise = 2,  // the Gaussian increments of the SDE (and of SGD's sample noise)
+  Labels = 3,
+  Batch = 4,
+  NoiseTwoPoint = 5,
+  NoiseThreePoint = 6,
+};
+
+// The law of the SDE's Brownian increments, dW = sqrt(dt) xi (Config.noise).
+enum class NoiseKind : int {
+  Gaussian = 0,    // xi ~ N(0, 1): exact, strong order 1
+  TwoPoint = 1,    // xi = +-1, each with probability 1/2: one random bit; weak order 1
+  ThreePoint = 2,  // xi = +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3: moments to the 5th; weak order 2
+};
+
+LESDE_HD Purpose noise_purpose(NoiseKind kind) {
+  return kind == NoiseKind::TwoPoint     ? Purpose::NoiseTwoPoint
+         : kind == NoiseKind::ThreePoint ? Purpose::NoiseThreePoint
+                                         : Purpose::Noise;
+}
 
 struct Philox4x32 {
   uint32_t v[4];
@@ -100,7 +122,7 @@ LESDE_HD void normals4(const Philox4x32& r, T z[4]) {
 // Normals number first .. first + count - 1 of a stream at one step: normal n is entry
 // n % 4 of the Box-Muller block n / 4, whose counter is (n / 4 low, n / 4 high, step).
 // Sample i with p coordinates owns normals i*p .. i*p + p - 1, so the numbers depend on
-// global indices only. (The CPU sweep uses the vectorised fill_normals of kernels.hpp,
+// global indices only. (The CPU sweeps use the vectorised fill_increments of rng_fill.hpp,
 // which evaluates the same expressions.)
 template <class T>
 LESDE_HD void normals_at(const Stream& s, uint32_t step, uint64_t first, int64_t count, T* out) {
@@ -116,6 +138,44 @@ LESDE_HD void normals_at(const Stream& s, uint32_t step, uint64_t first, int64_t
 LESDE_HD uint64_t uniform_index(uint32_t hi, uint32_t lo, uint64_t n) {
   const uint64_t r = (uint64_t(hi) << 32) | lo;
   return uint64_t((static_cast<unsigned __int128>(r) * n) >> 64);
+}
+
+// The weak noises, one increment from its random bits. Two-point: increment n is bit n % 32
+// of word (n / 32) % 4 of block n / 128 (one Philox block serves 128 increments).
+// Three-point: word n % 4 of block n / 4; (word * 6) >> 32 picks one of six equally likely
+// outcomes (to 2^-32): +sqrt(3), -sqrt(3), or 0 for the other four.
+template <class T>
+LESDE_HD T two_point(uint32_t word, uint64_t n) {
+  return ((word >> (n & 31)) & 1u) ? T(1) : T(-1);
+}
+template <class T>
+LESDE_HD T three_point(uint32_t word) {
+  constexpr double kSqrt3 = 1.73205080756887729353;
+  const uint32_t outcome = uint32_t((uint64_t(word) * 6u) >> 32);
+  return outcome == 0 ? T(kSqrt3) : outcome == 1 ? T(-kSqrt3) : T(0);
+}
+
+// Increments number first .. first + count - 1 of a noise stream at one step (Gaussian:
+// normals_at). One sample's p increments are consecutive, so they share a block or two.
+template <class T>
+LESDE_HD void increments_at(NoiseKind kind, const Stream& s, uint32_t step, uint64_t first,
+                            int64_t count, T* out) {
+  if (kind == NoiseKind::Gaussian) {
+    normals_at(s, step, first, count, out);
+    return;
+  }
+  const int shift = kind == NoiseKind::TwoPoint ? 7 : 2;  // increments per block: 128 or 4
+  uint64_t held = ~uint64_t(0);
+  Philox4x32 r{{0, 0, 0, 0}};
+  for (int64_t j = 0; j < count; ++j) {
+    const uint64_t n = first + uint64_t(j), block = n >> shift;
+    if (block != held) {
+      r = s.draw(uint32_t(block), uint32_t(block >> 32), step);
+      held = block;
+    }
+    out[j] = kind == NoiseKind::TwoPoint ? two_point<T>(r.v[(n >> 5) & 3], n)
+                                         : three_point<T>(r.v[n & 3]);
+  }
 }
 
 }  // namespace lesde

@@ -41,12 +41,15 @@ enum class Move : int {
 };
 
 // Moves one sample of class c: coef_c is its class's row of the sweep's K x p coefficients,
-// xi its p standard normals of this step (read only by Move::Drift).
+// xi its p noise increments of this step (read only by Move::Drift; nullptr where the noise
+// scale is zero: then none were drawn).
 template <class Real, class Noise>
 LESDE_HD void move_sample(Move move, int p, const double* coef_c, double dt, double noise_scale,
                           const Noise* xi, Real* x) {
-  if (move == Move::Drift) {
+  if (move == Move::Drift && xi != nullptr) {
     for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q] * dt + noise_scale * xi[q]);
+  } else if (move == Move::Drift) {
+    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q] * dt);
   } else if (move == Move::Shift) {
     for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q]);
   }

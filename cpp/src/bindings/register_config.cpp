@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "lesde/integrators.hpp"
 #include "lesde/model.hpp"
 #include "register.hpp"
 
@@ -21,6 +22,10 @@ void register_config(py::module_& m) {
       .value("projected", Signal::Projected)
       .value("cross_entropy", Signal::CrossEntropy);
   py::enum_<Process>(m, "Process").value("sde", Process::SDE).value("sgd", Process::SGD);
+  py::enum_<NoiseKind>(m, "NoiseKind")
+      .value("gaussian", NoiseKind::Gaussian)
+      .value("two_point", NoiseKind::TwoPoint)
+      .value("three_point", NoiseKind::ThreePoint);
   py::enum_<Scheme>(m, "Scheme")
       .value("euler_maruyama", Scheme::EulerMaruyama)
       .value("heun", Scheme::Heun);
@@ -47,6 +52,7 @@ void register_config(py::module_& m) {
       .def_readwrite("alpha", &EngineConfig::alpha)
       .def_readwrite("beta", &EngineConfig::beta)
       .def_readwrite("sigma", &EngineConfig::sigma)
+      .def_readwrite("noise", &EngineConfig::noise)
       .def_readwrite("label_noise", &EngineConfig::label_noise)
       .def_readwrite("init_scale", &EngineConfig::init_scale)
       .def_readwrite("init_means", &EngineConfig::init_means)
@@ -86,6 +92,22 @@ void register_config(py::module_& m) {
             };
           })
       .def("check", &EngineConfig::check);
+  m.def(
+      "schemes",
+      [] {
+        py::list out;
+        for (const SchemeInfo& s : kSchemes) {
+          py::dict d;
+          d["name"] = s.name;
+          d["sweeps"] = s.sweeps;
+          d["ode_order"] = s.ode_order;
+          d["strong_order"] = s.strong_order;
+          d["weak_order"] = s.weak_order;
+          out.append(d);
+        }
+        return out;
+      },
+      "Each SDE scheme and its declared orders (integrators.hpp kSchemes): the tests check them.");
   m.def(
       "block_layout",
       [](int64_t n_samples) {
