@@ -356,11 +356,19 @@ class NearestCentre:
         self.sqn = np.einsum("ij,ij->i", self.mu, self.mu)
 
     def scores(self, Xc):
-        """``|x - mu_k|^2 - |x|^2`` (shifted coordinates), shape (n, K_present)."""
+        """``|x - mu_k|^2 - |x|^2`` (shifted coordinates), shape (n, K_present).
+
+        >>> NearestCentre(np.array([[-1.0], [1.0]])).scores(np.array([[0.5]]))
+        array([[2., 0.]])
+        """
         return self.sqn - 2.0 * ((Xc - self.shift) @ self.mu.T)
 
     def predict(self, Xc):
-        """The class id of the nearest centre of every row (ties: the lowest id)."""
+        """The class id of the nearest centre of every row (ties: the lowest id).
+
+        >>> NearestCentre(np.array([[-1.0], [1.0]])).predict(np.array([[0.0], [0.5]]))
+        array([0, 1])
+        """
         return self.ids[np.argmin(self.scores(Xc), axis=1)]
 
 

@@ -271,37 +271,6 @@ def _submit_options(executor) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in given}
 
 
-# MERGE: use storage.atomic_write_text
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``: readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _remove_partial_files(folder: Path, names: set[str]) -> None:
-    """Delete the temporary files that killed writers of these point files left behind.
-
-    Called once every task of the sweep has finished, so none of them is still writing.
-    """
-    for entry in os.listdir(folder):
-        if entry.startswith(".") and entry.endswith(".tmp"):
-            target = entry[1:].rsplit(".", 2)[0]  # .<name>.<random>.tmp -> <name>
-            if target in names:
-                try:
-                    os.unlink(folder / entry)
-                except FileNotFoundError:  # pragma: no cover - removed meanwhile
-                    pass
-
-
 def sweep(
     base: Config,
     grid: Mapping[str, Any],
@@ -535,6 +504,37 @@ def _write_files(folder: Path, paths: list, result: SweepResult) -> None:
     _remove_partial_files(folder / "points", {p.name for p in paths})
     _atomic_write_text(folder / "table.csv", result.table.to_csv(index=False))
     _atomic_write_text(folder / "summary.csv", result.summary().to_csv())
+
+
+# MERGE: use storage.atomic_write_text
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``: readers see the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_partial_files(folder: Path, names: set[str]) -> None:
+    """Delete the temporary files that killed writers of these point files left behind.
+
+    Called once every task of the sweep has finished, so none of them is still writing.
+    """
+    for entry in os.listdir(folder):
+        if entry.startswith(".") and entry.endswith(".tmp"):
+            target = entry[1:].rsplit(".", 2)[0]  # .<name>.<random>.tmp -> <name>
+            if target in names:
+                try:
+                    os.unlink(folder / entry)
+                except FileNotFoundError:  # pragma: no cover - removed meanwhile
+                    pass
 
 
 def phase_diagram(

@@ -81,7 +81,11 @@ class SweepResult:
 
     @property
     def metric_columns(self) -> list[str]:
-        """The numeric outcome columns that :meth:`summary` describes."""
+        """The numeric outcome columns that :meth:`summary` describes.
+
+        >>> _example().metric_columns
+        ['loss']
+        """
         import pandas as pd
 
         skip = set(_ID_COLUMNS) | set(self.grid)
@@ -94,7 +98,11 @@ class SweepResult:
         ]
 
     def points(self):
-        """One row per point: its grid values (index: ``point``)."""
+        """One row per point: its grid values (index: ``point``).
+
+        >>> _example().points().to_dict()
+        {'alpha': {0: 1.0}}
+        """
         cols = ["point", *self.grid]
         return self.table[cols].drop_duplicates("point").set_index("point")
 
@@ -109,6 +117,12 @@ class SweepResult:
         Returns
         -------
         pandas.DataFrame indexed by ``point``, with the grid columns first.
+
+        Examples
+        --------
+        >>> s = _example().summary()  # two replicas, one of them failed
+        >>> s[["replicas", "replicas_ok", "loss_mean", "loss_count"]].values.tolist()
+        [[2.0, 1.0, 0.5, 1.0]]
         """
         import pandas as pd
 
@@ -144,7 +158,14 @@ class SweepResult:
         return pd.concat(parts, axis=1)
 
     def to_csv(self, path, **kwargs) -> None:
-        """Write the table as CSV (``kwargs`` go to :meth:`pandas.DataFrame.to_csv`)."""
+        """Write the table as CSV (``kwargs`` go to :meth:`pandas.DataFrame.to_csv`).
+
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "table.csv")
+        >>> _example().to_csv(path)
+        >>> open(path).readline().strip()
+        'point,replica,alpha,status,loss'
+        """
         self.table.to_csv(path, index=False, **kwargs)
 
     def to_parquet(self, path, **kwargs) -> None:
@@ -154,3 +175,19 @@ class SweepResult:
                 "SweepResult.to_parquet needs a Parquet engine: pip install pyarrow (or use to_csv)"
             )
         self.table.to_parquet(path, index=False, **kwargs)
+
+
+def _example() -> SweepResult:
+    """A two-row sweep table for the examples above (one point, one failed replica)."""
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "point": [0, 0],
+            "replica": [0, 1],
+            "alpha": [1.0, 1.0],
+            "status": ["ok", "nonfinite"],
+            "loss": [0.5, float("nan")],
+        }
+    )
+    return SweepResult(table, None, {"alpha": [1.0]})
