@@ -155,22 +155,7 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     if annotate is None:
         annotate = grid.size <= 100
     if annotate:
-        lo, hi = (0.0, 1.0) if fraction else (np.nanmin(grid), np.nanmax(grid))
-        for i, b in enumerate(betas):
-            for j, a in enumerate(alphas):
-                v = grid[i, j]
-                if not np.isfinite(v):
-                    continue
-                light = (v - lo) / (hi - lo or 1.0) > 0.6
-                ax.text(
-                    a,
-                    b,
-                    f"{v:.2g}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="black" if light else "white",
-                )
+        _annotate_cells(ax, alphas, betas, grid, (0.0, 1.0) if fraction else None)
     lo = min(_edges(alphas)[0], _edges(betas)[0])
     hi = max(_edges(alphas)[-1], _edges(betas)[-1])
     line = np.linspace(lo, hi, 2)
@@ -187,6 +172,26 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     )
     ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
     return ax
+
+
+def _annotate_cells(ax, alphas, betas, grid, value_range=None) -> None:
+    """Write each finite cell's value on the heatmap, dark on light cells and vice versa."""
+    lo, hi = value_range if value_range is not None else (np.nanmin(grid), np.nanmax(grid))
+    for i, b in enumerate(betas):
+        for j, a in enumerate(alphas):
+            v = grid[i, j]
+            if not np.isfinite(v):
+                continue
+            light = (v - lo) / (hi - lo or 1.0) > 0.6
+            ax.text(
+                a,
+                b,
+                f"{v:.2g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if light else "white",
+            )
 
 
 def _fmt(value) -> str:
@@ -288,6 +293,18 @@ def label_noise(sweep_result, metrics=("clean_accuracy", "accuracy"), ax=None, w
 
 
 # ---------------------------------------------------------------------------- single runs
+def _median_band(values: np.ndarray, quantiles) -> tuple[np.ndarray, ...]:
+    """Median and quantiles over replicas (rows) at each record; NaN where none is finite."""
+    T = values.shape[1]
+    med, lo, hi = np.full(T, np.nan), np.full(T, np.nan), np.full(T, np.nan)
+    ok = np.any(np.isfinite(values), axis=0)
+    if ok.any():
+        with np.errstate(all="ignore"):
+            med[ok] = np.nanmedian(values[:, ok], axis=0)
+            lo[ok], hi[ok] = np.nanquantile(values[:, ok], quantiles, axis=0)
+    return med, lo, hi
+
+
 def metric_over_time(
     result, names=("loss", "accuracy", "nc1", "etf_distance"), fig=None, quantiles=(0.1, 0.9)
 ):
@@ -326,15 +343,8 @@ def metric_over_time(
         for i, (label, res) in enumerate(runs.items()):
             values = np.asarray(res.metrics[name], dtype=float)
             t = res.times
-            with np.errstate(all="ignore"):
-                finite = np.where(np.isfinite(values), values, np.nan)
-                ok = np.any(np.isfinite(finite), axis=0)
-                med = np.full(t.shape, np.nan)
-                lo = np.full(t.shape, np.nan)
-                hi = np.full(t.shape, np.nan)
-                if ok.any():
-                    med[ok] = np.nanmedian(finite[:, ok], axis=0)
-                    lo[ok], hi[ok] = np.nanquantile(finite[:, ok], quantiles, axis=0)
+            finite = np.where(np.isfinite(values), values, np.nan)
+            med, lo, hi = _median_band(finite, quantiles)
             color = f"C{i}"
             ax.plot(t, med, color=color, lw=1.8, label=label if label is not None else "median")
             if values.shape[0] > 1:
