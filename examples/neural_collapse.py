@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     fig.suptitle("K = 4", x=0.02, y=0.98, ha="left", fontsize=11)
     print(f"wrote {plot.save(fig, out / 'neural_collapse_metrics.png')}")
 
-    plt = plot._plt()
+    plt = plot.pyplot()
     fig = plt.figure(figsize=(12.0, 5.5))
     for i, (signal, res) in enumerate(runs[3].items()):
         ax = fig.add_subplot(1, 2, i + 1, projection="3d")

@@ -69,7 +69,7 @@ def main(argv=None) -> None:
             f"alpha <= beta: {below:.3f}"
         )
 
-    plt = plot._plt()
+    plt = plot.pyplot()
     fig, axes = plt.subplots(1, len(horizons) + 1, figsize=(5.6 * (len(horizons) + 1), 4.6))
     for ax, t in zip(axes, horizons, strict=False):
         plot.phase_diagram(result, ax=ax, where={"t_end": t})

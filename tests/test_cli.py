@@ -4,7 +4,7 @@ subprocess, in a temporary folder.
 - every subcommand has complete --help; info / validate / run (--set, --dry-run, --json)
 - configuration errors exit 1 with one "lesde: error:" line and no traceback
 - a numerical failure exits 2 and still saves the partial result
-- run --out, then plot; a tiny sweep; the quick demo (with and without matplotlib)
+- run --out, then plot; a tiny sweep; the quick demo (its tables and figures)
 
 The subprocesses import the same lesde as this test process (source tree or installed).
 """
@@ -27,8 +27,6 @@ import tomllib
 import lesde
 
 PKG_PARENT = str(Path(lesde.__file__).resolve().parents[1])
-HAS_MPL = importlib.util.find_spec("matplotlib") is not None
-HAS_PANDAS = importlib.util.find_spec("pandas") is not None
 COMMANDS = ("demo", "run", "sweep", "plot", "bench", "resume", "validate", "info")
 # Small and single-threaded: fast on a shared 2-core machine.
 SMALL = ["--set", "n_per_class=30", "--set", "t_end=0.5", "--set", "threads=1"]
@@ -318,7 +316,6 @@ def test_run_saves_result_and_json_summary_matches_file(tmp_path):
     assert (tmp_path / "run.npz").exists()
 
 
-@pytest.mark.skipif(not HAS_MPL, reason="plotting needs matplotlib")
 def test_run_then_plot(tmp_path):
     assert lesde_cli("run", *SMALL, "--out", "r.npz", "--quiet", cwd=tmp_path).returncode == 0
     proc = lesde_cli("plot", "r.npz", "--out", "figs", cwd=tmp_path)
@@ -334,7 +331,6 @@ def test_plot_of_a_missing_or_foreign_file_is_a_clean_error(tmp_path):
     assert_clean_error(lesde_cli("plot", "junk.npz", cwd=tmp_path))
 
 
-@pytest.mark.skipif(not HAS_PANDAS, reason="sweeps need pandas")
 def test_sweep_tiny_grid(tmp_path):
     (tmp_path / "sweep.toml").write_text(
         'n_classes = 3\nn_per_class = 20\nsignal = "linear"\nt_end = 0.5\n'
@@ -391,25 +387,28 @@ def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     ce_up, ce_down = report["cross_entropy"]
     assert ce_up["alpha"] > ce_up["beta"] and ce_up["loss"] < ce_up["loss_t0"]
     assert ce_down["alpha"] < ce_down["beta"] and ce_down["loss"] > ce_down["loss_t0"]
-    if HAS_MPL:
-        assert {Path(f).name for f in report["figures"]} >= {
-            "phase_diagram.png",
-            "metric_over_time.png",
-        }
-        for f in report["figures"]:
-            assert (tmp_path / f).read_bytes()[:4] == b"\x89PNG"
+    # pandas and matplotlib are core dependencies: the table and both figures always come.
+    assert {Path(f).name for f in report["figures"]} == {
+        "phase_diagram.png",
+        "metric_over_time.png",
+    }
+    for f in report["figures"]:
+        assert (tmp_path / f).read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "d" / "phase_diagram.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 3 * 3 * 10  # points x replicas
 
 
-def test_demo_quick_without_matplotlib_says_how_to_get_figures(tmp_path):
+def test_demo_with_a_broken_matplotlib_fails_at_once(tmp_path):
+    """matplotlib is a core dependency, so the demo has no figure-less mode: a broken
+    install is a clean error (exit 1, one line naming matplotlib) before any simulation."""
     proc = lesde_cli(
         "demo",
         "--quick",
         "--out",
         "d",
         cwd=tmp_path,
-        pre="import sys; sys.modules['matplotlib'] = None  # as if not installed",
+        pre="import sys; sys.modules['matplotlib'] = None  # import matplotlib now fails",
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "P(sep NCC)" in proc.stdout
-    assert "figures were skipped" in proc.stdout and "lesde[plot]" in proc.stdout
-    assert not list((tmp_path / "d").glob("*.png"))
+    assert "matplotlib" in assert_clean_error(proc)
+    assert proc.stdout == ""
+    assert not (tmp_path / "d").exists(), "nothing is run or written"

@@ -9,16 +9,20 @@ import pytest
 import lesde
 
 # Modules that need an optional extra: skipped with the reason where it is not installed.
-NEEDS = {"lesde.nn": "torch", "lesde.plot": "matplotlib", "lesde.zarr_store": "zarr"}
+# (matplotlib and pandas are core dependencies: lesde.plot is never skipped.)
+NEEDS = {"lesde.nn": "torch", "lesde.zarr_store": "zarr"}
+# Every module of the package, subpackages such as lesde.cli included.
 MODULES = sorted(
     m.name
-    for m in pkgutil.iter_modules(lesde.__path__, "lesde.")
-    if not m.name.startswith("lesde._") and m.name != "lesde.__main__"
+    for m in pkgutil.walk_packages(lesde.__path__, "lesde.")
+    if not any(part.startswith("_") for part in m.name.split(".")[1:])  # _core, __main__
 )
 
 
 def test_modules_found():
-    assert {"lesde.nn", "lesde.data", "lesde.estimate", "lesde.metrics"} <= set(MODULES), MODULES
+    expected = {"lesde.nn", "lesde.data", "lesde.estimate", "lesde.metrics", "lesde.plot"}
+    expected |= {"lesde.cli", "lesde.cli.common", "lesde.cli.run", "lesde.cli.sweep"}
+    assert expected <= set(MODULES), MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)

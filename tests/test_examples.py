@@ -9,9 +9,6 @@ import pytest
 
 import lesde
 
-pytest.importorskip("matplotlib")
-pytest.importorskip("pandas")
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

@@ -20,7 +20,7 @@ from scipy.optimize import linprog
 from scipy.special import logsumexp
 from scipy.stats import ortho_group
 
-from lesde import metrics
+from lesde import metrics, separability
 from lesde.metrics import (
     PAPYAN_ALIASES,
     SeparabilityResult,
@@ -494,7 +494,7 @@ class TestSeparable:
         if expected:
             assert r.margin > 0, f"separable but non-positive witness margin: {r}"
         # the constraint-generation path (tiny starting set), called directly
-        ok, decided, _, _, _, msg = metrics._lp_separable(X, y, seed=0, start=2)
+        ok, decided, _, _, _, msg = separability._lp_separable(X, y, seed=0, start=2)
         assert ok == expected and decided, f"constraint generation: {msg}"
 
     def test_argmax_reading(self):

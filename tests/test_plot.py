@@ -1,10 +1,9 @@
 """Figures: each function returns its Figure/Axes with the artists it promises (Agg)."""
 
+import matplotlib as mpl
 import numpy as np
 import pytest
 
-mpl = pytest.importorskip("matplotlib")
-pytest.importorskip("pandas")
 mpl.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 

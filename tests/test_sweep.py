@@ -6,6 +6,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lesde
@@ -17,8 +18,6 @@ from lesde.sweep import (
     point_seed,
     sweep,
 )
-
-pd = pytest.importorskip("pandas")
 
 # Small and fast: 3 classes x 30 samples, two records per run (start and end), so the
 # per-record post-processing stays cheap.

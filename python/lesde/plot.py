@@ -2,7 +2,10 @@
 
 Every function draws into the ``ax`` (or ``fig``) it is given, or into a new one, and
 returns it; none calls ``plt.show()``. Without a display (Linux, no ``DISPLAY``) the Agg
-backend is selected. :func:`save` writes PNG or PDF by the file's extension.
+backend is selected (:func:`pyplot`). :func:`save` writes PNG, PDF or SVG by the file's
+extension. The figures of alpha/beta estimates, replays and real networks
+(:func:`impact_estimates`, :func:`replay_comparison`, :func:`impact_over_training`,
+:func:`metrics_against`) are defined in :mod:`lesde.plot_fits` and re-exported here.
 
 Examples
 --------
@@ -16,13 +19,15 @@ Examples
 from __future__ import annotations
 
 import difflib
-import os
-import sys
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+# Re-exported: the figures of alpha/beta estimates and real networks live in plot_fits.
+from .plot_fits import impact_estimates, impact_over_training, metrics_against, replay_comparison
+from .plot_style import metric_label, pyplot
 
 __all__ = [
     "class_means_3d",
@@ -33,57 +38,20 @@ __all__ = [
     "metrics_against",
     "phase_diagram",
     "projection_over_time",
+    "pyplot",
     "replay_comparison",
     "save",
 ]
 
 # Metrics drawn on a log scale (when all their values are positive).
 LOG_METRICS = ("loss", "nc1", "etf_distance", "equinorm", "equiangularity", "coherence")
-LABELS = {
-    "loss": "loss",
-    "accuracy": "accuracy (training labels)",
-    "clean_accuracy": "clean accuracy (true classes)",
-    "ncc_accuracy": "NCC accuracy",
-    "nc1": "NC1  tr(Σ_W Σ_B⁺)/K",
-    "nc4": "NC4  (NCC = argmax)",
-    "equinorm": "equinorm (CV of |M_k|)",
-    "equiangularity": "equiangularity (std cos)",
-    "etf_distance": "distance to simplex ETF",
-    "val_loss": "validation loss",
-    "val_accuracy": "validation accuracy",
-    "loss_tail_exponent": "loss tail exponent r (loss ~ t^-r)",
-    "separable_ncc": "fraction separable (NCC certificate)",
-    "separable_argmax": "fraction with argmax = label",
-    "separable_lp": "fraction separable (exact LP)",
-}
-
-
-def _plt():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(
-            "lesde.plot needs matplotlib; install the extra: pip install 'lesde[plot]'"
-        ) from None
-    headless = sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    )
-    if headless and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _axes(ax, **subplot_kw):
     if ax is not None:
         return ax
-    fig = _plt().figure(figsize=(5.5, 4.5))
+    fig = pyplot().figure(figsize=(5.5, 4.5))
     return fig.add_subplot(1, 1, 1, **subplot_kw)
-
-
-def _label(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " "))
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
@@ -143,6 +111,14 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     ``annotate`` writes the value in every cell (default: when there are at most 100).
     ``where`` fixes the other swept fields, e.g. ``where={"t_end": 10.0}``.
     Returns the Axes.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> base = lesde.Config(n_classes=3, n_per_class=10, signal="linear", t_end=0.2)
+    >>> res = lesde.phase_diagram(base, [0.5, 2.0], [0.5, 2.0], progress=False)
+    >>> phase_diagram(res).get_xlabel()
+    'α (intra-class impact)'
     """
     for name in ("alpha", "beta"):
         if name not in sweep_result.grid:
@@ -173,26 +149,13 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
         **kw,
     )
     cbar = fig.colorbar(mesh, ax=ax)
-    cbar.set_label(f"mean over replicas: {_label(metric)}" if not fraction else _label(metric))
+    cbar.set_label(
+        f"mean over replicas: {metric_label(metric)}" if not fraction else metric_label(metric)
+    )
     if annotate is None:
         annotate = grid.size <= 100
     if annotate:
-        lo, hi = (0.0, 1.0) if fraction else (np.nanmin(grid), np.nanmax(grid))
-        for i, b in enumerate(betas):
-            for j, a in enumerate(alphas):
-                v = grid[i, j]
-                if not np.isfinite(v):
-                    continue
-                light = (v - lo) / (hi - lo or 1.0) > 0.6
-                ax.text(
-                    a,
-                    b,
-                    f"{v:.2g}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="black" if light else "white",
-                )
+        _annotate_cells(ax, alphas, betas, grid, (0.0, 1.0) if fraction else None)
     lo = min(_edges(alphas)[0], _edges(betas)[0])
     hi = max(_edges(alphas)[-1], _edges(betas)[-1])
     line = np.linspace(lo, hi, 2)
@@ -209,6 +172,26 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     )
     ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
     return ax
+
+
+def _annotate_cells(ax, alphas, betas, grid, value_range=None) -> None:
+    """Write each finite cell's value on the heatmap, dark on light cells and vice versa."""
+    lo, hi = value_range if value_range is not None else (np.nanmin(grid), np.nanmax(grid))
+    for i, b in enumerate(betas):
+        for j, a in enumerate(alphas):
+            v = grid[i, j]
+            if not np.isfinite(v):
+                continue
+            light = (v - lo) / (hi - lo or 1.0) > 0.6
+            ax.text(
+                a,
+                b,
+                f"{v:.2g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if light else "white",
+            )
 
 
 def _fmt(value) -> str:
@@ -248,6 +231,14 @@ def label_noise(sweep_result, metrics=("clean_accuracy", "accuracy"), ax=None, w
     Marks p_err = (K-1)/K, where theory puts the transition of the clean accuracy
     (MODEL.md section 3), and the chance level 1/K. ``where`` fixes the other swept
     fields. Returns the Axes.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> base = lesde.Config(n_classes=3, n_per_class=10, alpha=2.0, t_end=0.2)
+    >>> res = lesde.label_noise_sweep(base, [0.0, 0.5], progress=False)
+    >>> label_noise(res).get_xlabel()
+    'label corruption p_err'
     """
     if "label_noise" not in sweep_result.grid:
         raise ValueError(
@@ -262,7 +253,7 @@ def label_noise(sweep_result, metrics=("clean_accuracy", "accuracy"), ax=None, w
     ax = _axes(ax)
     x = summary["label_noise"].to_numpy(dtype=float)
     for name in metrics:
-        (line,) = ax.plot(x, summary[f"{name}_mean"], marker="o", ms=4, label=_label(name))
+        (line,) = ax.plot(x, summary[f"{name}_mean"], marker="o", ms=4, label=metric_label(name))
         ax.fill_between(
             x,
             summary[f"{name}_q05"],
@@ -302,6 +293,18 @@ def label_noise(sweep_result, metrics=("clean_accuracy", "accuracy"), ax=None, w
 
 
 # ---------------------------------------------------------------------------- single runs
+def _median_band(values: np.ndarray, quantiles) -> tuple[np.ndarray, ...]:
+    """Median and quantiles over replicas (rows) at each record; NaN where none is finite."""
+    T = values.shape[1]
+    med, lo, hi = np.full(T, np.nan), np.full(T, np.nan), np.full(T, np.nan)
+    ok = np.any(np.isfinite(values), axis=0)
+    if ok.any():
+        with np.errstate(all="ignore"):
+            med[ok] = np.nanmedian(values[:, ok], axis=0)
+            lo[ok], hi[ok] = np.nanquantile(values[:, ok], quantiles, axis=0)
+    return med, lo, hi
+
+
 def metric_over_time(
     result, names=("loss", "accuracy", "nc1", "etf_distance"), fig=None, quantiles=(0.1, 0.9)
 ):
@@ -310,8 +313,16 @@ def metric_over_time(
     ``result`` is a :class:`~lesde.Result` or a dict ``label -> Result`` (drawn in
     different colours, for comparisons). Loss, NC1 and the NC2 metrics use a log scale when
     all their values are positive. Returns the Figure.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> runs = {b: lesde.simulate(n_classes=3, n_per_class=10, beta=b, t_end=0.2,
+    ...                           progress=False) for b in (0.2, 2.0)}
+    >>> len(metric_over_time(runs, names=("loss", "nc1", "accuracy")).axes)
+    3
     """
-    plt = _plt()
+    plt = pyplot()
     runs = dict(result) if isinstance(result, Mapping) else {None: result}
     if isinstance(names, str):
         names = (names,)
@@ -332,15 +343,8 @@ def metric_over_time(
         for i, (label, res) in enumerate(runs.items()):
             values = np.asarray(res.metrics[name], dtype=float)
             t = res.times
-            with np.errstate(all="ignore"):
-                finite = np.where(np.isfinite(values), values, np.nan)
-                ok = np.any(np.isfinite(finite), axis=0)
-                med = np.full(t.shape, np.nan)
-                lo = np.full(t.shape, np.nan)
-                hi = np.full(t.shape, np.nan)
-                if ok.any():
-                    med[ok] = np.nanmedian(finite[:, ok], axis=0)
-                    lo[ok], hi[ok] = np.nanquantile(finite[:, ok], quantiles, axis=0)
+            finite = np.where(np.isfinite(values), values, np.nan)
+            med, lo, hi = _median_band(finite, quantiles)
             color = f"C{i}"
             ax.plot(t, med, color=color, lw=1.8, label=label if label is not None else "median")
             if values.shape[0] > 1:
@@ -348,7 +352,7 @@ def metric_over_time(
             positive &= bool(np.all(finite[np.isfinite(finite)] > 0))
         if name in LOG_METRICS and positive:
             ax.set_yscale("log")
-        ax.set_title(_label(name), fontsize=10)
+        ax.set_title(metric_label(name), fontsize=10)
         ax.set_xlabel("time t")
         ax.grid(alpha=0.3)
     for ax in axes[len(names) :]:
@@ -392,8 +396,15 @@ def class_means_3d(result, replica: int = 0, ax=None, view=(20.0, 30.0)):
     it is the common mode (all logits up together), which does not change any decision.
     ``view`` is the camera's (elevation, azimuth) in degrees (None keeps the Axes' own).
     Returns the (3-D) Axes. Raises ValueError unless the features are 3-dimensional.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> res = lesde.simulate(n_classes=3, n_per_class=10, t_end=0.2, progress=False)
+    >>> class_means_3d(res).name
+    '3d'
     """
-    plt = _plt()
+    plt = pyplot()
     means = np.asarray(result.class_means)
     p = means.shape[-1]
     if p != 3:
@@ -445,6 +456,14 @@ def projection_over_time(result, direction=None, ax=None, replica: int = 0):
     classes 1 and 0. Needs sample trajectories: run with ``record_samples`` set (for
     example ``record_samples=200``). One colour per true class; the class-mean projections
     are drawn as lines. Returns the Axes.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> res = lesde.simulate(n_classes=3, n_per_class=10, t_end=0.2, record_samples=6,
+    ...                      progress=False)
+    >>> projection_over_time(res).get_xlabel()
+    'time t'
     """
     traj = np.asarray(result.sample_trajectories)
     if traj.ndim != 4 or traj.shape[2] == 0:
@@ -492,197 +511,19 @@ def projection_over_time(result, direction=None, ax=None, replica: int = 0):
     return ax
 
 
-def impact_estimates(times, A_hat, B_hat, alpha_hat=None, beta_hat=None, fig=None, truth=None):
-    """Estimated impact integrals A(t), B(t) and, when given, rates alpha(t), beta(t).
-
-    ``truth`` is an optional dict with any of ``"A"``, ``"B"``, ``"alpha"``, ``"beta"``
-    (arrays on ``times`` or constants), drawn dashed for comparison. Returns the Figure.
-    """
-    plt = _plt()
-    t = np.asarray(times, dtype=float)
-    truth = dict(truth or {})
-    rates = alpha_hat is not None or beta_hat is not None
-    if fig is None:
-        fig = plt.figure(figsize=(10.0 if rates else 5.5, 4.0))
-    axes = fig.subplots(1, 2 if rates else 1, squeeze=False).ravel()
-
-    def draw(ax, series):
-        for i, (name, values, key) in enumerate(series):
-            if values is None:
-                continue
-            (line,) = ax.plot(
-                t,
-                np.asarray(values, dtype=float),
-                color=f"C{i}",
-                lw=1.8,
-                label=f"{name} (estimate)",
-            )
-            if key in truth:
-                ref = np.broadcast_to(np.asarray(truth[key], dtype=float), t.shape)
-                ax.plot(t, ref, color=line.get_color(), ls="--", lw=1.2, label=f"{name} (true)")
-        ax.set_xlabel("time t")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-
-    draw(axes[0], [("A(t) = ∫α", A_hat, "A"), ("B(t) = ∫β", B_hat, "B")])
-    axes[0].set_title("impact integrals", fontsize=10)
-    if rates:
-        draw(axes[1], [("α(t)", alpha_hat, "alpha"), ("β(t)", beta_hat, "beta")])
-        axes[1].set_title("impact rates (smoothed derivatives)", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def replay_comparison(times, genuine, replayed, fig=None):
-    """Genuine class-mean trajectories against replays of estimated rates (paper, Fig. 5).
-
-    One panel per class k, showing the p coordinates of ``m_k(t)`` (one colour each): the
-    genuine ones as thick solid lines, each replay thin, one line style per replay.
-
-    Parameters
-    ----------
-    times : (T,) array
-        Times of the genuine records.
-    genuine : (T, K, p) array
-    replayed : dict label -> (times, (T', K, p) array) or label -> Result
-        A :class:`lesde.Result` from :func:`lesde.estimate.replay` starts at time 0 and is
-        shifted to ``times[0]``.
-
-    Returns the Figure.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = np.linspace(0, 1, 5); m = np.ones((5, 3, 3)) * t[:, None, None]
-    >>> len(replay_comparison(t, m, {"copy": (t, m)}).axes)
-    3
-    """
-    plt = _plt()
-    t = np.asarray(times, dtype=float)
-    g = np.asarray(genuine, dtype=float)
-    if g.ndim != 3 or g.shape[0] != t.size:
-        raise ValueError(f"genuine must have shape (T={t.size}, K, p); got {g.shape}")
-    K, p = g.shape[1:]
-    if fig is None:
-        fig = plt.figure(figsize=(3.6 * K, 3.3))
-    axes = fig.subplots(1, K, squeeze=False).ravel()
-    styles = ["--", ":", "-."]
-    for k, ax in enumerate(axes):
-        for j in range(p):
-            ax.plot(t, g[:, k, j], color=f"C{j}", lw=2.4, alpha=0.45)
-        for i, rep in enumerate(replayed.values()):
-            if hasattr(rep, "class_means"):
-                rt, rm = np.asarray(rep.times) + t[0], np.asarray(rep.class_means[0])
-            else:
-                rt, rm = (np.asarray(a, dtype=float) for a in rep)
-            for j in range(p):
-                ax.plot(rt, rm[:, k, j], color=f"C{j}", ls=styles[i % 3], lw=1.2)
-        ax.set_title(f"class {k}: mean logits m_{k}(t)", fontsize=10)
-        ax.set_xlabel("time t = step × lr")
-        ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=f"C{j}", lw=2) for j in range(p)]
-    names = [f"logit {j} (genuine)" for j in range(p)]
-    for i, label in enumerate(replayed):
-        handles.append(plt.Line2D([], [], color="k", ls=styles[i % 3], lw=1.1))
-        names.append(str(label))
-    axes[0].legend(handles, names, fontsize=7, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def impact_over_training(track, fig=None):
-    """Directly measured alpha_hat, beta_hat (with confidence bands) and their ratio over time.
-
-    ``track`` is a :class:`lesde.nn.ImpactTrack` (``TrainingResult.impact``). Returns the
-    Figure: left alpha_hat and beta_hat, right alpha_hat / beta_hat with the line 1 (local
-    elasticity above it).
-    """
-    plt = _plt()
-    if track is None or len(track.times) == 0:
-        raise ValueError("no impact measurements: train with train_and_record(impact_every=...)")
-    t = np.asarray(track.times, dtype=float)
-    if fig is None:
-        fig = plt.figure(figsize=(10.0, 3.8))
-    ax1, ax2 = fig.subplots(1, 2)
-    lvl = f"{100 * track.confidence:g}% CI"
-    for i, (name, mid, ci) in enumerate(
-        (
-            ("α̂ (same class)", track.alpha_hat, track.alpha_ci),
-            ("β̂ (other classes)", track.beta_hat, track.beta_ci),
-        )
-    ):
-        ax1.plot(t, mid, "o-", color=f"C{i}", ms=3, label=name)
-        ax1.fill_between(t, ci[:, 0], ci[:, 1], color=f"C{i}", alpha=0.25, lw=0)
-    ax1.axhline(0.0, color="k", lw=0.6)
-    ax1.set_title(f"measured impact (one SGD step), {lvl}", fontsize=10)
-    ax1.legend(fontsize=8)
-    ax2.plot(t, track.ratio, "o-", color="C2", ms=3, label="α̂ / β̂")
-    ax2.fill_between(t, track.ratio_ci[:, 0], track.ratio_ci[:, 1], color="C2", alpha=0.25, lw=0)
-    ax2.axhline(1.0, color="k", ls="--", lw=1.0, label="α = β")
-    ax2.set_title("local elasticity ratio", fontsize=10)
-    ax2.legend(fontsize=8)
-    for ax in (ax1, ax2):
-        ax.set_xlabel("time t = step × lr")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def metrics_against(x, series, xlabel="p_err", fig=None, marks=None):
-    """Metrics against a parameter, one panel each (e.g. the paper's Fig. 4 against p_err).
-
-    ``series`` maps a name to values: shape (n,) for one run per ``x``, or (runs, n) for
-    several seeds (drawn as mean with a ±1 standard-error band and the single runs as dots).
-    ``marks`` maps a label to an x value drawn as a vertical line (e.g. the theory's
-    transition). Returns the Figure.
-
-    Examples
-    --------
-    >>> fig = metrics_against([0.0, 0.5], {"val_accuracy": [0.9, 0.6]}, marks={"2/3": 2 / 3})
-    >>> len(fig.axes)
-    1
-    """
-    plt = _plt()
-    x = np.asarray(x, dtype=float)
-    order = np.argsort(x)
-    n = len(series)
-    ncols = min(n, 3)
-    nrows = -(-n // ncols)
-    if fig is None:
-        fig = plt.figure(figsize=(3.8 * ncols, 3.1 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    for ax, (name, values) in zip(axes, series.items(), strict=False):
-        v = np.atleast_2d(np.asarray(values, dtype=float))
-        if v.shape[1] != x.size:
-            raise ValueError(f"{name} has {v.shape[1]} values per run for {x.size} x values")
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(v, axis=0)
-        ax.plot(x[order], mean[order], "o-", color="C0", ms=4)
-        if v.shape[0] > 1:
-            with np.errstate(all="ignore"):
-                n_ok = np.sum(np.isfinite(v), axis=0)
-                sem = np.nanstd(v, axis=0, ddof=1) / np.sqrt(n_ok)
-            ax.fill_between(x[order], (mean - sem)[order], (mean + sem)[order], alpha=0.25, lw=0)
-            for row in v:
-                ax.plot(x, row, ".", color="C0", alpha=0.35, ms=3)
-        for i, (label, where) in enumerate((marks or {}).items()):
-            ax.axvline(where, color=f"C{i + 1}", ls="--", lw=1.0, label=label)
-        if marks:
-            ax.legend(fontsize=8)
-        ax.set_title(_label(name), fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 # ---------------------------------------------------------------------------- files
 def save(fig, path) -> Path:
     """Write a Figure (or the Figure of an Axes) to ``path``: PNG, PDF or SVG by extension.
 
     Parent folders are created; the bounding box is tight. Returns the path.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> fig = pyplot().figure()
+    >>> path = save(fig, os.path.join(tempfile.mkdtemp(), "figs", "empty.svg"))
+    >>> path.name, path.exists()
+    ('empty.svg', True)
     """
     figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
     if figure is None or not hasattr(figure, "savefig"):

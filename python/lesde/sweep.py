@@ -20,18 +20,12 @@ readings of separability (MODEL.md section 3):
 Separability columns hold 1.0 (yes), 0.0 (no) or NaN (not computed), so that their mean
 over replicas is the fraction of separable replicas.
 
-Grid grammar (explicit; strings are never evaluated)::
-
-    {"alpha": [0.5, 1.0, 2.0],                       # a list (or tuple, or 1-D array)
-     "beta": {"start": 0.0, "stop": 2.0, "num": 5},  # numpy.linspace(start, stop, num)
-     "sigma": {"start": 0.1, "stop": 10, "num": 3, "scale": "log"},  # numpy.geomspace
-     "signal": {"values": ["linear", "projected"]}}   # same as a list
-
-Points are numbered in the order of :func:`itertools.product` over the grid's keys in
-insertion order: the *last* key varies fastest. Point ``i`` runs with the seed
-``point_seed(base.seed, i)``, whatever executor or worker runs it, so a sweep gives the same
-table on one thread, many threads, a process pool or a cluster. (A ``noise_seed`` set on
-the base config is kept at every point: all points then share their Brownian increments.)
+The points, their order and their seeds follow :mod:`lesde.grid` (the grid grammar:
+lists, ``{"start", "stop", "num"[, "scale"]}`` or ``{"values": [...]}``; the last key varies
+fastest; point ``i`` runs with the seed ``point_seed(base.seed, i)`` whatever runs it, so a
+sweep gives the same table on one thread, a process pool or a cluster). The table is a
+:class:`~lesde.sweep_result.SweepResult`. :func:`expand_grid`, :func:`point_seed`,
+:func:`config_hash` and :class:`SweepResult` are re-exported here.
 
 Beyond one machine (docs/distributed.md): ``executor=client.get_executor()`` of a
 dask.distributed Client, or ``mpi4py.futures.MPIPoolExecutor()``, runs one coarse task per
@@ -55,10 +49,7 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import hashlib
-import importlib.util
 import itertools
 import math
 import os
@@ -73,6 +64,8 @@ from typing import Any
 import numpy as np
 
 from .config import Config, available_cores
+from .grid import config_hash, expand_grid, point_seed, table_cell
+from .sweep_result import SweepResult
 
 __all__ = [
     "SEPARABILITY_METHODS",
@@ -86,128 +79,8 @@ __all__ = [
 ]
 
 SEPARABILITY_METHODS = ("ncc", "argmax", "lp")
-STATS = ("mean", "sem", "median", "q05", "q95", "count")
 # Tries of a task that raises on a Dask executor (a worker that dies is handled by Dask).
 DASK_RETRIES = 2
-
-# Fields a grid may not name, and why.
-_NOT_SWEEPABLE = {
-    "seed": "each point's seed is derived from base.seed and the point index",
-    "noise_seed": "set it on the base config (shared by all points) or leave it to the seed",
-    "replicas": "pass replicas=... to the sweep",
-    "threads": "the sweep sets threads from the cores available and the number of workers",
-}
-# Table columns that are identifiers or settings, not outcomes (excluded from summary()).
-_ID_COLUMNS = ("point", "replica", "seed", "noise_seed", "status", "message", "t_end", "t_fail")
-
-
-def _pandas():
-    try:
-        import pandas as pd
-    except ImportError:
-        raise ImportError(
-            "lesde sweeps build pandas DataFrames; install the extra: pip install 'lesde[sweep]'"
-        ) from None
-    return pd
-
-
-def point_seed(seed: int, index: int) -> int:
-    """The seed of grid point ``index`` of a sweep whose base config has ``seed``.
-
-    It depends on these two numbers only (never on the worker that runs the point).
-
-    Examples
-    --------
-    >>> point_seed(0, 3) == point_seed(0, 3) != point_seed(0, 4)
-    True
-    """
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint64)
-    return int(state[0])
-
-
-# ---------------------------------------------------------------------------- grid grammar
-def _plain_value(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _grid_values(name: str, spec: Any) -> list:
-    where = f"grid[{name!r}]"
-    if isinstance(spec, Mapping):
-        keys = set(spec)
-        if keys == {"values"}:
-            return _grid_values(name, spec["values"])
-        if {"start", "stop", "num"} <= keys <= {"start", "stop", "num", "scale"}:
-            start, stop = spec["start"], spec["stop"]
-            for key, v in (("start", start), ("stop", stop)):
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                    raise TypeError(f"{where}: {key} must be a number, got {v!r}")
-                if not math.isfinite(float(v)):
-                    raise ValueError(f"{where}: {key} must be finite, got {v!r}")
-            num = spec["num"]
-            if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-                raise ValueError(f"{where}: num must be an integer >= 1, got {num!r}")
-            scale = spec.get("scale", "linear")
-            if scale == "linear":
-                values = np.linspace(float(start), float(stop), int(num))
-            elif scale == "log":
-                if float(start) <= 0 or float(stop) <= 0:
-                    raise ValueError(f"{where}: scale 'log' needs start > 0 and stop > 0")
-                values = np.geomspace(float(start), float(stop), int(num))
-            else:
-                raise ValueError(f"{where}: scale must be 'linear' or 'log', got {scale!r}")
-            return [float(v) for v in values]
-        raise ValueError(
-            f"{where}: a dict must have the keys {{'start', 'stop', 'num'}} (and optionally "
-            f"'scale': 'linear' or 'log'), or the single key 'values'; got {sorted(keys)}"
-        )
-    if isinstance(spec, (str, bytes)) or not hasattr(spec, "__iter__"):
-        raise TypeError(
-            f"{where} must be a list of values or a dict ({{'start', 'stop', 'num'}} or "
-            f"{{'values': [...]}}); for a single value write [{spec!r}]"
-        )
-    values = [_plain_value(v) for v in spec]
-    if not values:
-        raise ValueError(f"{where} is empty: give at least one value")
-    return values
-
-
-def expand_grid(grid: Mapping[str, Any]) -> dict[str, list]:
-    """Check a grid and expand every entry to its list of values.
-
-    Raises ValueError for an unknown Config field (with a did-you-mean hint) or a field
-    that a sweep sets itself (seed, noise_seed, replicas, threads).
-
-    Examples
-    --------
-    >>> expand_grid({"alpha": {"start": 0.0, "stop": 1.0, "num": 3}, "signal": ["linear"]})
-    {'alpha': [0.0, 0.5, 1.0], 'signal': ['linear']}
-    >>> expand_grid({"alhpa": [1.0]})
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown Config field 'alhpa' in the grid; did you mean 'alpha'?
-    """
-    if not isinstance(grid, Mapping):
-        raise TypeError(f"grid must be a dict of Config field name -> values, got {grid!r}")
-    if not grid:
-        raise ValueError("grid is empty: name at least one Config field to vary")
-    fields = [f.name for f in dataclasses.fields(Config)]
-    out = {}
-    for name, spec in grid.items():
-        if name not in fields:
-            hint = difflib.get_close_matches(str(name), fields, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; fields: {', '.join(fields)}"
-            raise ValueError(f"unknown Config field {name!r} in the grid{extra}")
-        if name in _NOT_SWEEPABLE:
-            raise ValueError(f"{name!r} cannot be swept: {_NOT_SWEEPABLE[name]}")
-        out[name] = _grid_values(name, spec)
-    return out
-
-
-def _cell(value: Any) -> Any:
-    """A grid value as a table cell: numbers and strings as they are, anything else as text."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 # ---------------------------------------------------------------------------- execution plan
@@ -234,29 +107,6 @@ def _plan(n_points: int, base: Config, own_executor: bool, max_workers: int | No
 
 
 # ---------------------------------------------------------------------------- one point
-def config_hash(cfg: Config) -> str:
-    """The SHA-256 (hex) of a point's resolved config: the name of its file in a sweep folder.
-
-    It hashes the TOML text of the resolved config (every default filled in, fields in
-    their declaration order, ``threads`` set to 1): every field that decides the result
-    (seed and replicas included) counts, the thread count does not (results do not depend
-    on it, and its default depends on the machine), and two spellings of one run
-    (``t_end`` or ``steps``, ``n_per_class`` or ``class_sizes``) hash alike. The text is the
-    same in every process on every machine, so is the hash.
-
-    Examples
-    --------
-    >>> a = Config(n_classes=2, alpha=2.0, seed=5)
-    >>> config_hash(a) == config_hash(a.replace(threads=4)) != config_hash(a.replace(seed=6))
-    True
-    >>> len(config_hash(a))
-    64
-    """
-    resolved = Config.from_dict(cfg.replace(threads=1).to_dict(resolved=True))
-    text = resolved.to_toml()
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _load_point(path: str | os.PathLike, cfg: Config):
     """The saved Result of ``cfg`` at ``path``, or None when missing, damaged or not this run.
 
@@ -265,7 +115,7 @@ def _load_point(path: str | os.PathLike, cfg: Config):
     lesde version with this build's random stream, so that the rows rebuilt from it equal
     a fresh run's.
     """
-    from . import __version__, _core
+    from . import __version__, build_info
     from .result import load
 
     if not os.path.exists(path):
@@ -280,7 +130,7 @@ def _load_point(path: str | os.PathLike, cfg: Config):
         res.interrupted
         or config_hash(res.config) != config_hash(cfg)
         or res.features.shape[1] != cfg.n_samples
-        or res.meta.get("random_stream_version") != int(_core.RANDOM_STREAM_VERSION)
+        or res.meta.get("random_stream_version") != build_info()["random_stream_version"]
         or res.meta.get("lesde_version") != __version__
     ):
         return None
@@ -374,117 +224,6 @@ def _error_rows(replicas: int, err: BaseException) -> list[dict[str, Any]]:
     return [{"status": "error", "message": message, "t_fail": math.nan}] * replicas
 
 
-# ---------------------------------------------------------------------------- the result
-class SweepResult:
-    """The outcome of :func:`sweep`: one table row per (point, replica).
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        Columns ``point``, ``replica``, the grid fields, ``seed``, ``noise_seed``,
-        ``status`` ("ok", "nonfinite" or "error"), ``message``, ``t_end`` (the run's
-        horizon; a swept ``t_end`` column holds the requested value), ``t_fail`` (time of
-        a non-finite failure, else NaN), the final value of every recorded metric,
-        ``loss_tail_exponent`` and the ``separable_*`` columns. Rows are sorted by point,
-        then replica. Metrics of a replica whose status is not "ok" are NaN.
-    base : Config
-        The base configuration.
-    grid : dict
-        Field name -> the list of values swept.
-    meta : dict
-        ``workers``, ``threads`` (per run), ``wall_seconds``, ``separability``.
-    """
-
-    def __init__(self, table, base: Config, grid: dict[str, list], meta: dict | None = None):
-        self.table = table
-        self.base = base
-        self.grid = grid
-        self.meta = dict(meta or {})
-
-    def __repr__(self) -> str:
-        t = self.table
-        status = t["status"].value_counts().to_dict() if len(t) else {}
-        grid = ", ".join(f"{k}: {len(v)}" for k, v in self.grid.items())
-        return (
-            f"SweepResult(points={t['point'].nunique() if len(t) else 0}, rows={len(t)}, "
-            f"grid={{{grid}}}, status={status})"
-        )
-
-    @property
-    def metric_columns(self) -> list[str]:
-        """The numeric outcome columns that :meth:`summary` describes."""
-        pd = _pandas()
-        skip = set(_ID_COLUMNS) | set(self.grid)
-        return [
-            c
-            for c in self.table.columns
-            if c not in skip
-            and pd.api.types.is_numeric_dtype(self.table[c])
-            and not pd.api.types.is_bool_dtype(self.table[c])
-        ]
-
-    def points(self):
-        """One row per point: its grid values (index: ``point``)."""
-        cols = ["point", *self.grid]
-        return self.table[cols].drop_duplicates("point").set_index("point")
-
-    def summary(self, metrics=None):
-        """Statistics over replicas, one row per point.
-
-        For every numeric metric ``m`` (or those named in ``metrics``): ``m_mean``,
-        ``m_sem`` (standard error, ``std(ddof=1) / sqrt(count)``), ``m_median``, ``m_q05``,
-        ``m_q95`` (5% and 95% quantiles) and ``m_count`` (finite values: NaN rows from
-        failed replicas are left out). Also ``replicas`` and ``replicas_ok`` per point.
-
-        Returns
-        -------
-        pandas.DataFrame indexed by ``point``, with the grid columns first.
-        """
-        pd = _pandas()
-        names = self.metric_columns if metrics is None else list(metrics)
-        unknown = [m for m in names if m not in self.table.columns]
-        if unknown:
-            hint = difflib.get_close_matches(unknown[0], self.metric_columns, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise KeyError(f"no metric column {unknown[0]!r} in the sweep table{extra}")
-        t = self.table
-        g = t.groupby("point", sort=True)
-        parts = [self.points()]
-        counts = pd.DataFrame(
-            {"replicas": g.size(), "replicas_ok": g["status"].agg(lambda s: int((s == "ok").sum()))}
-        )
-        parts.append(counts)
-        if "t_end" in t.columns and "t_end" not in self.grid:
-            parts.append(g[["t_end"]].first())
-        if names:
-            values = t[["point", *names]].astype({m: float for m in names})
-            gv = values.groupby("point", sort=True)
-            count = gv.count()
-            stats = {
-                "mean": gv.mean(),
-                "sem": gv.std(ddof=1) / np.sqrt(count.where(count > 0)),
-                "median": gv.median(),
-                "q05": gv.quantile(0.05),
-                "q95": gv.quantile(0.95),
-                "count": count,
-            }
-            cols = {f"{m}_{s}": stats[s][m] for m in names for s in STATS}
-            parts.append(pd.DataFrame(cols))
-        return pd.concat(parts, axis=1)
-
-    def to_csv(self, path, **kwargs) -> None:
-        """Write the table as CSV (``kwargs`` go to :meth:`pandas.DataFrame.to_csv`)."""
-        self.table.to_csv(path, index=False, **kwargs)
-
-    def to_parquet(self, path, **kwargs) -> None:
-        """Write the table as Parquet (needs pyarrow or fastparquet)."""
-        if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
-            raise ImportError(
-                "SweepResult.to_parquet needs a Parquet engine: pip install pyarrow (or use to_csv)"
-            )
-        self.table.to_parquet(path, index=False, **kwargs)
-
-
 # ---------------------------------------------------------------------------- the sweep
 def _check_separability(separability) -> tuple[str, ...]:
     if isinstance(separability, str):
@@ -532,36 +271,6 @@ def _submit_options(executor) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in given}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``: readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _remove_partial_files(folder: Path, names: set[str]) -> None:
-    """Delete the temporary files that killed writers of these point files left behind.
-
-    Called once every task of the sweep has finished, so none of them is still writing.
-    """
-    for entry in os.listdir(folder):
-        if entry.startswith(".") and entry.endswith(".tmp"):
-            target = entry[1:].rsplit(".", 2)[0]  # .<name>.<random>.tmp -> <name>
-            if target in names:
-                try:
-                    os.unlink(folder / entry)
-                except FileNotFoundError:  # pragma: no cover - removed meanwhile
-                    pass
-
-
 def sweep(
     base: Config,
     grid: Mapping[str, Any],
@@ -581,8 +290,8 @@ def sweep(
         Fields not in the grid come from here.
     grid : dict
         Config field name -> list of values, ``{"start", "stop", "num"}`` (linspace;
-        ``"scale": "log"`` for geomspace) or ``{"values": [...]}``. See the module docstring
-        for the order of the points.
+        ``"scale": "log"`` for geomspace) or ``{"values": [...]}``. See :mod:`lesde.grid`
+        for the order of the points and their seeds.
     replicas : int, optional
         Replicas per point (default ``base.replicas``).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
@@ -625,22 +334,67 @@ def sweep(
     becomes non-finite, is kept in the table with status "error" or "nonfinite" and a
     message, and the sweep goes on (a point that raised has no file, so a later call with
     the same ``out_dir`` runs it again).
+
+    Examples
+    --------
+    >>> import lesde
+    >>> base = lesde.Config(n_classes=2, n_per_class=10, signal="linear", t_end=0.2)
+    >>> res = sweep(base, {"sigma": [0.0, 1.0]}, replicas=3, progress=False)
+    >>> res.table.shape[0], res.meta["separability"]
+    (6, ('ncc', 'argmax'))
     """
     if not isinstance(base, Config):
         raise TypeError(f"base must be a lesde.Config, got {type(base).__name__}")
-    pd = _pandas()
     executor = _as_executor(executor)
     values = expand_grid(grid)
     methods = _check_separability(separability)
+    _check_lp_max_samples(lp_max_samples)
+    R = base.replicas if replicas is None else replicas
+    combos = list(itertools.product(*values.values()))
+    workers, threads = _plan(len(combos), base, executor is None, max_workers)
+    configs = _point_configs(base, values, combos, R, threads)
+
+    started = time.perf_counter()
+    folder, paths = _point_files(out_dir, configs)
+    outcomes = _load_finished(configs, paths, methods, lp_max_samples)
+    reused = len(outcomes)
+    tasks = {
+        index: (cfg.to_dict(), methods, lp_max_samples, None if path is None else str(path))
+        for index, (cfg, path) in enumerate(zip(configs, paths, strict=True))
+        if index not in outcomes
+    }
+    outcomes.update(_run_missing(tasks, R, executor, workers, len(configs), progress))
+    table = _assemble_table(configs, values, combos, outcomes)
+
+    meta = {
+        "workers": workers,
+        "threads": threads,
+        "wall_seconds": time.perf_counter() - started,
+        "separability": methods,
+    }
+    if folder is not None:
+        meta.update(
+            out_dir=str(folder),
+            point_files=[str(p) for p in paths],
+            points_reused=reused,
+            points_run=len(tasks),
+        )
+    result = SweepResult(table, base, values, meta)
+    if folder is not None:
+        _write_files(folder, paths, result)
+    return result
+
+
+def _check_lp_max_samples(lp_max_samples) -> None:
     if isinstance(lp_max_samples, bool) or not isinstance(lp_max_samples, int):
         raise TypeError(f"lp_max_samples must be an integer, got {lp_max_samples!r}")
     if lp_max_samples < 2:
         raise ValueError(f"lp_max_samples must be >= 2, got {lp_max_samples}")
-    R = base.replicas if replicas is None else replicas
-    combos = list(itertools.product(*values.values()))
-    workers, threads = _plan(len(combos), base, executor is None, max_workers)
 
-    configs: list[Config] = []
+
+def _point_configs(base: Config, values: dict, combos: list, R: int, threads: int) -> list:
+    """Step 1: the Config of every point, all built (and validated) before anything runs."""
+    configs = []
     for index, combo in enumerate(combos):
         changes = dict(zip(values, combo, strict=True))
         try:
@@ -651,70 +405,87 @@ def sweep(
             where = ", ".join(f"{k}={v!r}" for k, v in changes.items())
             raise type(err)(f"grid point {index} ({where}): {err}") from None
         configs.append(cfg)
+    return configs
 
-    started = time.perf_counter()
-    outcomes: dict[int, list[dict[str, Any]]] = {}
-    paths: list[Path | None] = [None] * len(configs)
-    if out_dir is not None:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
-        (out / "points").mkdir(parents=True, exist_ok=True)
-        paths = [out / "points" / f"{config_hash(cfg)}.npz" for cfg in configs]
-        for index, cfg in enumerate(configs):  # resume: rebuild rows of finished points
-            res = _load_point(paths[index], cfg)
-            if res is not None:
-                outcomes[index] = _result_rows(cfg, res, methods, lp_max_samples)
-    reused = len(outcomes)
 
+def _point_files(out_dir, configs: list) -> tuple[Path | None, list]:
+    """Step 2: the sweep's folder and each point's result file (None without ``out_dir``)."""
+    if out_dir is None:
+        return None, [None] * len(configs)
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out_dir {str(folder)!r} exists and is not a folder")
+    (folder / "points").mkdir(parents=True, exist_ok=True)
+    return folder, [folder / "points" / f"{config_hash(cfg)}.npz" for cfg in configs]
+
+
+def _load_finished(configs: list, paths: list, methods, lp_max_samples: int) -> dict:
+    """Step 3: the rows of every point whose result file is already there (a resumed sweep)."""
+    outcomes = {}
+    for index, (cfg, path) in enumerate(zip(configs, paths, strict=True)):
+        res = None if path is None else _load_point(path, cfg)
+        if res is not None:
+            outcomes[index] = _result_rows(cfg, res, methods, lp_max_samples)
+    return outcomes
+
+
+def _run_missing(tasks: dict, replicas: int, executor, workers, total: int, progress) -> dict:
+    """Step 4: run ``tasks`` (point index -> arguments of :func:`_run_point`); their rows.
+
+    On our own thread pool unless an executor is given. Rows stream back as points finish;
+    a task the executor could not run becomes error rows. An interrupt or failure cancels
+    everything still queued, here or on a cluster.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(
-        total=len(configs),
-        initial=reused,
+        total=total,
+        initial=total - len(tasks),
         unit="point",
         desc="lesde sweep",
         disable=None if progress is None else not progress,
     )
-    todo = [index for index in range(len(configs)) if index not in outcomes]
     own = executor is None
     pool = None
-    if todo:
+    if tasks:
         pool = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lesde-sweep")
             if own
             else executor
         )
     options = _submit_options(pool)
+    outcomes: dict[int, list[dict[str, Any]]] = {}
     futures: dict = {}
     clean_exit = False
     try:
-        for index in todo:
-            path = None if paths[index] is None else str(paths[index])
-            args = (configs[index].to_dict(), methods, lp_max_samples)
-            if path is not None:
-                args += (path,)
+        for index, args in tasks.items():
             futures[pool.submit(_run_point, *args, **options)] = index
-        for future in as_completed(futures):  # rows stream back as points finish
+        for future in as_completed(futures):
             index = futures.pop(future)
             try:
                 outcomes[index] = future.result()
             except Exception as err:  # e.g. the executor could not run or pickle the task
-                outcomes[index] = _error_rows(configs[index].replicas, err)
+                outcomes[index] = _error_rows(replicas, err)
             bar.update(1)
         clean_exit = True
     finally:
         bar.close()
-        if not clean_exit:  # interrupted or failed: do not leave work queued anywhere
+        if not clean_exit:
             for future in futures:
                 future.cancel()
         if own and pool is not None:
             pool.shutdown(wait=clean_exit, cancel_futures=True)
+    return outcomes
+
+
+def _assemble_table(configs: list, values: dict, combos: list, outcomes: dict):
+    """Step 5: one row per (point, replica), identifiers first, then the outcomes."""
+    import pandas as pd
 
     rows = []
     for index, cfg in enumerate(configs):
         head = {"point": index}
-        head.update({k: _cell(v) for k, v in zip(values, combos[index], strict=True)})
+        head.update({k: table_cell(v) for k, v in zip(values, combos[index], strict=True)})
         head.update(seed=cfg.seed, noise_seed=cfg.effective_noise_seed)
         for r, outcome in enumerate(outcomes[index]):
             row = {**head, "replica": r, **outcome}
@@ -725,26 +496,45 @@ def sweep(
     first = ["point", "replica", *values, "seed", "noise_seed", "status", "message", "t_end"]
     first = [c for c in dict.fromkeys(first) if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]
-    table = table.astype({"seed": np.uint64, "noise_seed": np.uint64})
-    meta = {
-        "workers": workers,
-        "threads": threads,
-        "wall_seconds": time.perf_counter() - started,
-        "separability": methods,
-    }
-    if out_dir is not None:
-        meta.update(
-            out_dir=str(out),
-            point_files=[str(p) for p in paths],
-            points_reused=reused,
-            points_run=len(todo),
-        )
-    result = SweepResult(table, base, values, meta)
-    if out_dir is not None:
-        _remove_partial_files(out / "points", {p.name for p in paths})
-        _atomic_write_text(out / "table.csv", table.to_csv(index=False))
-        _atomic_write_text(out / "summary.csv", result.summary().to_csv())
-    return result
+    return table.astype({"seed": np.uint64, "noise_seed": np.uint64})
+
+
+def _write_files(folder: Path, paths: list, result: SweepResult) -> None:
+    """Step 6: ``table.csv`` and ``summary.csv``, once every task has finished."""
+    _remove_partial_files(folder / "points", {p.name for p in paths})
+    _atomic_write_text(folder / "table.csv", result.table.to_csv(index=False))
+    _atomic_write_text(folder / "summary.csv", result.summary().to_csv())
+
+
+# MERGE: use storage.atomic_write_text
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``: readers see the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_partial_files(folder: Path, names: set[str]) -> None:
+    """Delete the temporary files that killed writers of these point files left behind.
+
+    Called once every task of the sweep has finished, so none of them is still writing.
+    """
+    for entry in os.listdir(folder):
+        if entry.startswith(".") and entry.endswith(".tmp"):
+            target = entry[1:].rsplit(".", 2)[0]  # .<name>.<random>.tmp -> <name>
+            if target in names:
+                try:
+                    os.unlink(folder / entry)
+                except FileNotFoundError:  # pragma: no cover - removed meanwhile
+                    pass
 
 
 def phase_diagram(
@@ -772,5 +562,13 @@ def label_noise_sweep(base: Config, p_errs, replicas: int | None = None, **kwarg
 
     With the cross-entropy signal and alpha > beta the clean accuracy falls below chance
     (1/K) past p_err = (K-1)/K (MODEL.md section 3). ``kwargs`` go to :func:`sweep`.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> base = lesde.Config(n_classes=3, n_per_class=10, alpha=2.0, t_end=0.2)
+    >>> res = label_noise_sweep(base, [0.0, 0.5], replicas=2, progress=False)
+    >>> res.summary()["label_noise"].tolist()
+    [0.0, 0.5]
     """
     return sweep(base, {"label_noise": p_errs}, replicas=replicas, **kwargs)

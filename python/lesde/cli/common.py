@@ -1,0 +1,417 @@
+"""What every ``lesde`` subcommand shares: exit codes, errors, the parser's look, output
+helpers (JSON, tables, figures) and the configuration sources (TOML file, ``--set``).
+
+Examples
+--------
+>>> print(table([["loss", 0.25], ["nc1", 1.5e-07]], ["metric", "value"]))
+metric      value
+------  ---------
+loss         0.25
+nc1     1.500e-07
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_NUMERIC",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROG",
+    "HelpFormatter",
+    "Out",
+    "Parser",
+    "UsageError",
+    "add_command",
+    "add_output_options",
+    "add_set_option",
+    "config_fields_epilog",
+    "load_config",
+    "parse_set",
+    "plain",
+    "plot_module",
+    "print_json",
+    "progress_flag",
+    "save_figure",
+    "table",
+]
+
+PROG = "lesde"
+EXIT_OK, EXIT_USAGE, EXIT_NUMERIC, EXIT_INTERRUPTED = 0, 1, 2, 130
+DISTRIBUTED_HINT = "pip install 'lesde[distributed]'"
+ZARR_HINT = "pip install 'lesde[zarr]'"
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the input files: exit 1 with a one-line message.
+
+    >>> str(UsageError("config file 'x.toml' not found"))
+    "config file 'x.toml' not found"
+    """
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit with 1 (2 is kept for numerical failures).
+
+    >>> Parser(prog="lesde").parse_args([])
+    Namespace()
+    """
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults; wrap prose paragraphs, keep indented blocks (examples) as written.
+
+    >>> p = Parser(prog="x", formatter_class=HelpFormatter)
+    >>> _ = p.add_argument("--out", default="run.npz", help="where to save")
+    >>> "(default: run.npz)" in p.format_help()
+    True
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False):  # "(default: None)" says nothing
+            return action.help or ""
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for para in text.split("\n\n"):
+            lines = para.splitlines()
+            if any(line.startswith("  ") for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(
+                    textwrap.fill(
+                        " ".join(para.split()),
+                        width,
+                        initial_indent=indent,
+                        subsequent_indent=indent,
+                    )
+                )
+        return "\n\n".join(paragraphs)
+
+
+# ---------------------------------------------------------------------------- the parser
+SET_HELP = (
+    "override a Config field, KEY=VALUE with VALUE a TOML value (alpha=0.5, "
+    'signal=linear, class_sizes=[10,20], \'alpha={kind="power_law",a0=1,tau=2,'
+    "gamma=0.5}', alpha.tau=3); repeatable; wins over the file"
+)
+
+
+def add_command(commands, name, func, help, description=None, epilog=None):
+    """Add subcommand ``name``, run by ``func(args) -> exit code``; return its parser.
+
+    >>> commands = Parser(prog="lesde").add_subparsers(parser_class=Parser)
+    >>> p = add_command(commands, "hello", lambda args: 0, "say hello")
+    >>> p.parse_args([]).func(None)
+    0
+    """
+    p = commands.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=epilog,
+        formatter_class=HelpFormatter,
+    )
+    p.set_defaults(func=func)
+    return p
+
+
+def add_output_options(p, quiet=True) -> None:
+    """``--json`` (and ``--quiet`` unless ``quiet=False``) on the subcommand parser ``p``.
+
+    >>> p = Parser(prog="x")
+    >>> add_output_options(p)
+    >>> p.parse_args(["--json"])
+    Namespace(json=True, quiet=False)
+    """
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a machine-readable JSON summary on stdout (nothing else)",
+    )
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_set_option(p) -> None:
+    """The repeatable ``--set KEY=VALUE`` Config override on the subcommand parser ``p``.
+
+    >>> p = Parser(prog="x")
+    >>> add_set_option(p)
+    >>> p.parse_args(["--set", "alpha=1", "--set", "beta=2"]).set
+    ['alpha=1', 'beta=2']
+    """
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
+
+
+def config_fields_epilog() -> str:
+    """The help text that lists every Config field with its default.
+
+    >>> print(config_fields_epilog().splitlines()[0])
+    Config fields (set any with --set KEY=VALUE; docs/api.md explains them):
+    """
+    from ..config import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_N_PER_CLASS, DEFAULT_T_END, Config
+
+    derived = {
+        "n_per_class": f"{DEFAULT_N_PER_CLASS} (or class_sizes)",
+        "class_sizes": "n_per_class for every class",
+        "dim": "n_classes",
+        "alpha": f"{DEFAULT_ALPHA}",
+        "beta": f"{DEFAULT_BETA}",
+        "impact": "alpha on the diagonal, beta off it",
+        "init_means": "zeros",
+        "head": "none: the features are the logits",
+        "t_end": f"{DEFAULT_T_END} (or steps * dt)",
+        "steps": "round(t_end / dt)",
+        "noise_seed": "seed",
+        "threads": "all cores available",
+        "record_every": "n_steps // 100 (about 100 records)",
+        "record_samples": "none",
+    }
+    lines = ["Config fields (set any with --set KEY=VALUE; docs/api.md explains them):"]
+    for f in dataclasses.fields(Config):
+        default = derived.get(f.name, repr(f.default))
+        lines.append(f"  {f.name:<15} {default}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- output
+def plain(value: Any) -> Any:
+    """JSON-friendly builtins; NaN and infinities become None (strict JSON).
+
+    >>> plain({"loss": np.float64(0.5), "nc1": float("nan"), "shape": np.array([2, 3])})
+    {'loss': 0.5, 'nc1': None, 'shape': [2, 3]}
+    """
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as one strict JSON document (see :func:`plain`).
+
+    >>> print_json({"ok": True, "loss": float("inf")})
+    {
+      "ok": true,
+      "loss": null
+    }
+    """
+    print(json.dumps(plain(data), indent=2, allow_nan=False))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain fixed-width table (first column left-aligned, the others right-aligned).
+
+    >>> print(table([["a", 1.0], ["bb", float("nan")]], ["name", "x"]))
+    name    x
+    ----  ---
+    a       1
+    bb    nan
+    """
+    cells = [list(header)] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
+    lines = []
+    for i, row in enumerate(cells):
+        pairs = enumerate(zip(row, widths, strict=True))
+        parts = [c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in pairs]
+        lines.append("  ".join(parts).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class Out:
+    """Where human-readable lines go: stdout, or stderr when --json owns stdout.
+
+    >>> Out()("printed on stdout")
+    printed on stdout
+    >>> Out(json_mode=True)("this goes to stderr")
+    """
+
+    def __init__(self, json_mode: bool = False):
+        self.stream = sys.stderr if json_mode else sys.stdout
+
+    def __call__(self, text: str = "") -> None:
+        print(text, file=self.stream)
+
+
+def progress_flag(args) -> bool | None:
+    """--quiet: no bars; otherwise lesde's default (bars for slow runs), on terminals only.
+
+    >>> progress_flag(argparse.Namespace(quiet=True))
+    False
+    """
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return False
+    return None
+
+
+def plot_module():
+    """lesde.plot with the non-interactive Agg backend (the CLI only writes files).
+
+    >>> plot_module().__name__
+    'lesde.plot'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .. import plot
+
+    return plot
+
+
+def save_figure(plot, obj, path: Path) -> str:
+    """Save the Figure of ``obj`` (a Figure or an Axes) to ``path``, close it; the path.
+
+    >>> import os, tempfile
+    >>> plot = plot_module()
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty.png")
+    >>> save_figure(plot, plot.pyplot().figure(), path) == path
+    True
+    """
+    import matplotlib.figure
+    import matplotlib.pyplot as plt
+
+    fig = obj
+    if not isinstance(obj, matplotlib.figure.Figure):
+        fig = getattr(obj, "figure", None) or getattr(obj, "get_figure", lambda: None)()
+        if fig is None:
+            raise TypeError(f"cannot find the figure of {type(obj).__name__}")
+    plot.save(fig, path)
+    plt.close(fig)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------- configuration
+def _parse_value(text: str) -> Any:
+    """A --set value: a TOML value if it parses as one, else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    """Turn ``["alpha=0.5", "alpha.tau=2"]`` into a (nested) dict of overrides.
+
+    Examples
+    --------
+    >>> parse_set(["alpha=0.5", "signal=linear", "class_sizes=[10, 20]"])
+    {'alpha': 0.5, 'signal': 'linear', 'class_sizes': [10, 20]}
+    >>> parse_set(['beta={kind="exponential", a0=1, tau=2}', "beta.tau=3.0"])
+    {'beta': {'kind': 'exponential', 'a0': 1, 'tau': 3.0}}
+    """
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UsageError(f"--set {key}: {part!r} is not a table")
+            node = child
+        node[leaf] = _parse_value(text.strip())
+    return out
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides win; a nested dict override is merged into a dict value (schedules)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"config file {str(p)!r} not found")
+    if p.is_dir():
+        raise UsageError(f"{str(p)!r} is a directory, not a TOML config file")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{p}: invalid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read {p}: {err}") from None
+
+
+def load_config(
+    path: str | os.PathLike | None, sets: Sequence[str] | None = None, allow_grid: bool = False
+):
+    """The Config from defaults < TOML file < ``--set`` overrides, and the ``[grid]`` table.
+
+    Returns ``(config, grid)``; ``grid`` is None when the file has no ``[grid]`` table.
+
+    Examples
+    --------
+    >>> cfg, grid = load_config(None, ["n_classes=4", "signal=linear"])
+    >>> cfg.n_classes, cfg.signal, grid
+    (4, 'linear', None)
+    """
+    from ..config import Config
+
+    data = _read_toml(path) if path is not None else {}
+    data = _merge(data, parse_set(sets))
+    grid = data.pop("grid", None)
+    if grid is not None and not allow_grid:
+        raise UsageError(
+            "this config has a [grid] table: run it with `lesde sweep`, or remove the table"
+        )
+    if grid is not None and not isinstance(grid, dict):
+        raise UsageError("grid must be a table: [grid] with one line per swept field")
+    where = f"{path}: " if path is not None else ""
+    try:
+        cfg = Config.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{where}{err}") from None
+    return cfg, grid

@@ -1,0 +1,471 @@
+"""``lesde sweep`` (a grid of configurations) and ``lesde demo`` (the phase transition).
+
+Both run through :func:`lesde.sweep.sweep`, so the demo's phase diagram is the library's.
+
+Examples
+--------
+>>> from lesde.cli import build_parser
+>>> build_parser().parse_args(["demo", "--quick"]).out
+'lesde-demo'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import (
+    DISTRIBUTED_HINT,
+    EXIT_OK,
+    PROG,
+    Out,
+    UsageError,
+    add_command,
+    add_output_options,
+    add_set_option,
+    load_config,
+    plot_module,
+    print_json,
+    progress_flag,
+    save_figure,
+    table,
+)
+
+__all__ = ["add_demo", "add_sweep", "cmd_demo", "cmd_sweep", "demo_setup"]
+
+# Summary columns printed by `lesde sweep` (all of them go to summary.csv).
+SWEEP_SHOWN = (
+    "separable_ncc",
+    "separable_argmax",
+    "loss",
+    "accuracy",
+    "clean_accuracy",
+    "ncc_accuracy",
+    "nc1",
+)
+
+
+# ---------------------------------------------------------------------------- sweep
+def add_sweep(commands) -> None:
+    """Register ``lesde sweep`` on the subcommands ``commands``.
+
+    >>> from lesde.cli import build_parser
+    >>> args = build_parser().parse_args(["sweep", "grid.toml", "--workers", "2"])
+    >>> args.func is cmd_sweep, args.config, args.workers, args.out
+    (True, 'grid.toml', 2, 'lesde-sweep')
+    """
+    p = add_command(
+        commands,
+        "sweep",
+        cmd_sweep,
+        "run a grid of configurations (table.csv, summary.csv)",
+        description="Run the base config of CONFIG.toml at every point of its [grid] table "
+        '(values: lists, or {start, stop, num[, scale="log"]} inline tables). '
+        "Each point's result is saved as DIR/points/<config hash>.npz; running "
+        "the same command again skips the points already there, so an "
+        "interrupted sweep resumes. Writes table.csv (one row per point and "
+        "replica; also table.parquet when pyarrow is installed) and summary.csv "
+        "(statistics per point). With --scheduler the points run on a Dask "
+        "cluster (docs/distributed.md); DIR must then be on a file system that "
+        "the workers see too.",
+        epilog='Example CONFIG.toml:\n  n_classes = 3\n  signal = "linear"\n'
+        "  t_end = 20.0\n\n  [grid]\n  alpha = [0.2, 0.6, 1.0]\n"
+        "  beta = {start = 0.2, stop = 1.0, num = 3}\n\n"
+        "  lesde sweep examples/configs/phase_diagram.toml --out sweep-out\n"
+        "  lesde sweep examples/configs/phase_diagram.toml --out /shared/sweep "
+        "--scheduler tcp://head:8786",
+    )
+    p.add_argument("config", metavar="CONFIG.toml", help="TOML file: base fields plus [grid]")
+    add_set_option(p)
+    p.add_argument("--out", default="lesde-sweep", metavar="DIR", help="output folder")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        metavar="R",
+        help="replicas per grid point (default: the config's replicas)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="W",
+        help="concurrent runs (default: one per core; threads per run = cores // W)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the points on the Dask cluster whose scheduler is at ADDRESS "
+        "(e.g. tcp://head:8786); needs dask.distributed",
+    )
+    add_output_options(p)
+
+
+def cmd_sweep(args) -> int:
+    """Run the ``[grid]`` of a config file; write the tables (and figures) to ``--out``.
+
+    >>> from lesde.cli import main
+    >>> main(["sweep", "no-such.toml"])  # the message goes to stderr
+    1
+    """
+    base, grid = load_config(args.config, args.set, allow_grid=True)
+    if not grid:
+        raise UsageError(
+            f"{args.config}: a sweep needs a [grid] table of fields to vary, e.g. a line "
+            "'[grid]' followed by 'alpha = [0.5, 1.0, 2.0]' (see lesde sweep --help)"
+        )
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError(
+            "--workers is for local sweeps; with --scheduler the cluster's workers run the "
+            "points (set the threads of each run with --set threads=T)"
+        )
+    outdir = Path(args.out)
+    res = _run_sweep(args, base, grid, outdir)
+    files = _sweep_files(res, outdir)
+    if args.json:
+        _print_sweep_json(args, res, outdir, files)
+    else:
+        _print_sweep(Out(), res, outdir, files)
+    _warn_failed_replicas(res, files[0])
+    return EXIT_OK
+
+
+def _run_sweep(args, base, grid, outdir: Path):
+    """lesde.sweep.sweep on local threads, or on the Dask cluster of ``--scheduler``."""
+    from ..sweep import sweep
+
+    client = _dask_client(args.scheduler) if args.scheduler is not None else None
+    try:
+        executor = client.get_executor() if client is not None else None
+        return sweep(
+            base,
+            grid,
+            replicas=args.replicas,
+            max_workers=args.workers,
+            executor=executor,
+            progress=progress_flag(args),
+            out_dir=outdir,
+        )
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{args.config}: {err}") from None
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _dask_client(address: str):
+    """A dask.distributed Client connected to the scheduler at ``address``."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError(f"--scheduler needs dask.distributed: {DISTRIBUTED_HINT}") from None
+    try:
+        # waits up to dask's distributed.comm.timeouts.connect (30 s unless configured)
+        return Client(address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise UsageError(f"cannot connect to the Dask scheduler at {address}: {err}") from None
+
+
+def _sweep_files(res, outdir: Path) -> list[Path]:
+    """The files of the sweep: the tables sweep() wrote, Parquet and the figure added here."""
+    import importlib.util
+
+    files = [outdir / "table.csv", outdir / "summary.csv"]
+    if importlib.util.find_spec("pyarrow") is not None:
+        files.append(outdir / "table.parquet")
+        res.to_parquet(files[-1])
+    return files + _sweep_figures(res, outdir)
+
+
+def _sweep_figures(res, outdir: Path) -> list[Path]:
+    """phase_diagram.png / label_noise.png when the grid is exactly that."""
+    keys = set(res.grid)
+    if keys not in ({"alpha", "beta"}, {"label_noise"}):
+        return []
+    if not (res.table["status"] == "ok").any():  # nothing to draw (every run failed)
+        return []
+    plot = plot_module()
+    if keys == {"label_noise"}:
+        return [Path(save_figure(plot, plot.label_noise(res), outdir / "label_noise.png"))]
+    return [Path(save_figure(plot, plot.phase_diagram(res), outdir / "phase_diagram.png"))]
+
+
+def _print_sweep_json(args, res, outdir: Path, files: list[Path]) -> None:
+    bad = res.table[res.table["status"] != "ok"]
+    print_json(
+        {
+            "out": str(outdir),
+            "files": [str(f) for f in files],
+            "grid": res.grid,
+            "rows": len(res.table),
+            "failed_replicas": len(bad),
+            "points_run": res.meta["points_run"],
+            "points_reused": res.meta["points_reused"],
+            "scheduler": args.scheduler,
+            "wall_seconds": res.meta.get("wall_seconds"),
+            "summary": json.loads(res.summary().reset_index().to_json(orient="records")),
+        }
+    )
+
+
+def _print_sweep(out: Out, res, outdir: Path, files: list[Path]) -> None:
+    import pandas as pd
+
+    summary = res.summary()
+    cols = [*res.grid, "replicas_ok"]
+    cols += [f"{m}_mean" for m in SWEEP_SHOWN if f"{m}_mean" in summary.columns]
+    compact = summary[[c for c in cols if c in summary.columns]]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        out(compact.to_string(float_format=lambda v: f"{v:.4g}"))
+    reused = res.meta["points_reused"]
+    if reused:
+        out(
+            f"resumed: {reused} point(s) read back from {outdir / 'points'}, "
+            f"{res.meta['points_run']} run"
+        )
+    out(
+        f"{len(res.table)} rows ({res.table['point'].nunique()} points) in "
+        f"{res.meta.get('wall_seconds', math.nan):.1f} s; wrote " + ", ".join(str(f) for f in files)
+    )
+
+
+def _warn_failed_replicas(res, table_file: Path) -> None:
+    """On stderr: how many replicas did not finish ok, and the first error's message."""
+    bad = res.table[res.table["status"] != "ok"]
+    if not len(bad):
+        return
+    print(
+        f"{PROG}: warning: {len(bad)} replica(s) did not finish ok "
+        f"({', '.join(sorted(set(bad['status'])))}); see the status and message "
+        f"columns of {table_file}",
+        file=sys.stderr,
+    )
+    errors = bad[bad["status"] == "error"]
+    if len(errors):  # e.g. a cluster whose scheduler or workers cannot import lesde
+        first = str(errors["message"].iloc[0]).splitlines()[0][:300]
+        print(f"{PROG}: first error (point {errors['point'].iloc[0]}): {first}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- demo
+def add_demo(commands) -> None:
+    """Register ``lesde demo`` on the subcommands ``commands``.
+
+    >>> from lesde.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--quick", "--out", "d"])
+    >>> args.func is cmd_demo, args.quick, args.out
+    (True, True, 'd')
+    """
+    p = add_command(
+        commands,
+        "demo",
+        cmd_demo,
+        "reproduce the phase transition at alpha = beta in seconds",
+        description="Run the built-in demo: a linear-signal alpha x beta grid around the "
+        "diagonal (K = 3, class means started on a simplex) and two "
+        "cross-entropy runs (alpha > beta and alpha < beta). Prints P(separable) "
+        "and final losses; writes two figures and a CSV table.",
+        epilog="Example:\n  lesde demo --quick --out demo-out",
+    )
+    p.add_argument("--out", default="lesde-demo", metavar="DIR", help="folder for the figures")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a 3 x 3 grid with fewer samples and replicas (a few seconds)",
+    )
+    add_output_options(p)
+
+
+def demo_setup(quick: bool) -> dict[str, Any]:
+    """The demo's configurations: a linear-signal alpha x beta grid and two CE runs.
+
+    The class means start on a simplex (``init_means = 3 (I - 11^T/K)``), so on the diagonal
+    alpha = beta the contrasts stay put while the noise spreads the clouds: separability is
+    lost; above it (alpha > beta) the contrasts grow like exp((alpha - beta) t / K) and the
+    clouds become separable. At a finite horizon the boundary is smeared over
+    alpha - beta of about 0.2 (t_end = 20).
+
+    Examples
+    --------
+    >>> setup = demo_setup(quick=True)
+    >>> setup["alphas"], setup["replicas"], setup["linear"].signal
+    ([0.4, 0.6, 0.8], 10, 'linear')
+    """
+    from ..config import Config
+
+    K = 3
+    means = 3.0 * (np.eye(K) - 1.0 / K)
+    values = [0.4, 0.6, 0.8] if quick else [0.2, 0.4, 0.6, 0.8, 1.0]
+    # Runs this small are fastest on one thread each; the sweep runs points in parallel.
+    linear = Config(
+        n_classes=K,
+        n_per_class=50 if quick else 100,
+        signal="linear",
+        sigma=0.5,
+        init_means=means,
+        dt=0.05,
+        t_end=20.0,
+        record_every=40,
+        seed=2021,
+        threads=1,
+    )
+    ce = Config(
+        n_classes=K,
+        n_per_class=50 if quick else 100,
+        signal="cross_entropy",
+        sigma=0.2,
+        dt=0.05,
+        t_end=20.0,
+        replicas=4 if quick else 10,
+        seed=2021,
+        threads=1,
+    )
+    return {
+        "linear": linear,
+        "alphas": values,
+        "betas": values,
+        "replicas": 10 if quick else 20,
+        "cross_entropy": [ce.replace(alpha=4.0, beta=0.8), ce.replace(alpha=0.8, beta=4.0)],
+    }
+
+
+def cmd_demo(args) -> int:
+    """Run the demo: the phase diagram, two cross-entropy runs, their tables and figures.
+
+    >>> import tempfile
+    >>> from lesde.cli import main
+    >>> main(["demo", "--quick", "--quiet", "--out", tempfile.mkdtemp()])  # doctest: +SKIP
+    0
+    """
+    from ..simulate import simulate
+    from ..sweep import phase_diagram
+
+    plot = plot_module()  # before any work: figures are part of the demo's output
+    out = Out(args.json)
+    started = time.perf_counter()
+    setup = demo_setup(args.quick)
+    base, alphas, betas, R = setup["linear"], setup["alphas"], setup["betas"], setup["replicas"]
+    outdir = Path(args.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if not args.quiet:
+        print(
+            f"lesde demo: linear signal, K = {base.n_classes}, {len(alphas)} x {len(betas)} "
+            f"alpha x beta grid, {R} replicas of N = {base.n_samples} samples each, "
+            f"t_end = {base.n_steps * base.dt:g} ...",
+            file=sys.stderr,
+        )
+    sweep_res = phase_diagram(base, alphas, betas, replicas=R, progress=progress_flag(args))
+    sweep_res.to_csv(outdir / "phase_diagram.csv")
+    grid_rows = _phase_rows(sweep_res)
+    ce_results = [simulate(cfg, progress=progress_flag(args)) for cfg in setup["cross_entropy"]]
+    ce_rows = [_cross_entropy_row(res) for res in ce_results]
+    runs = {
+        f"alpha={r['alpha']:g}, beta={r['beta']:g}": res
+        for r, res in zip(ce_rows, ce_results, strict=True)
+    }
+    figures = [
+        save_figure(
+            plot,
+            plot.phase_diagram(sweep_res, metric="separable_ncc"),
+            outdir / "phase_diagram.png",
+        ),
+        save_figure(plot, plot.metric_over_time(runs), outdir / "metric_over_time.png"),
+    ]
+    seconds = time.perf_counter() - started
+    if args.json:
+        print_json(
+            {
+                "quick": args.quick,
+                "out": str(outdir),
+                "phase_diagram": grid_rows,
+                "cross_entropy": ce_rows,
+                "figures": figures,
+                "wall_seconds": seconds,
+            }
+        )
+    else:
+        _print_demo(out, base, grid_rows, ce_rows, figures, seconds)
+    return EXIT_OK
+
+
+def _phase_rows(res) -> list[dict[str, Any]]:
+    """One plain dict per grid point of the phase-diagram sweep (means over replicas)."""
+    rows = []
+    for _, r in res.summary().iterrows():
+        rows.append(
+            {
+                "alpha": float(r["alpha"]),
+                "beta": float(r["beta"]),
+                "replicas_ok": int(r["replicas_ok"]),
+                "separable_ncc": float(r["separable_ncc_mean"]),
+                "separable_argmax": float(r["separable_argmax_mean"]),
+                "loss": float(r["loss_mean"]),
+                "ncc_accuracy": float(r["ncc_accuracy_mean"]),
+            }
+        )
+    return rows
+
+
+def _cross_entropy_row(res) -> dict[str, Any]:
+    """The final metrics of one cross-entropy run, and its loss at t = 0."""
+    s = res.summary()
+    return {
+        "alpha": float(res.config.alpha),
+        "beta": float(res.config.beta),
+        "t_end": s["t_end"],
+        "loss": s["loss"],
+        "accuracy": s["accuracy"],
+        "ncc_accuracy": s["ncc_accuracy"],
+        "nc1": s["nc1"],
+        "etf_distance": s.get("etf_distance", math.nan),
+        "loss_t0": float(np.nanmean(res.metrics["loss"][:, 0])),
+    }
+
+
+def _print_demo(out: Out, base, grid_rows, ce_rows, figures, seconds: float) -> None:
+    out(
+        "Phase transition, linear signal (docs/model.md, section 3): P(separable) over "
+        "replicas at "
+        f"t = {base.n_steps * base.dt:g}"
+    )
+    header = [
+        "alpha",
+        "beta",
+        "alpha-beta",
+        "P(sep NCC)",
+        "P(argmax=y)",
+        "NCC acc",
+        "final loss",
+        "ok",
+    ]
+    keys = ("separable_ncc", "separable_argmax", "ncc_accuracy", "loss", "replicas_ok")
+    rows = [
+        [r["alpha"], r["beta"], r["alpha"] - r["beta"]] + [r[k] for k in keys] for r in grid_rows
+    ]
+    out(table(rows, header))
+    above = [r["separable_ncc"] for r in grid_rows if r["alpha"] > r["beta"]]
+    on_below = [r["separable_ncc"] for r in grid_rows if r["alpha"] <= r["beta"]]
+    out(
+        f"mean P(separable by NCC): alpha > beta {np.nanmean(above):.2f}, "
+        f"alpha <= beta {np.nanmean(on_below):.2f}"
+    )
+    out(
+        "(P(argmax=y) and the loss read the linear model's features as logits; nothing in "
+        "the linear signal drives them toward the labels, so only separability matters here.)"
+    )
+    out()
+    out("Cross-entropy signal: the loss falls when alpha > beta and grows when alpha < beta")
+    header = ["alpha", "beta", "t", "loss(0)", "loss(t)", "accuracy", "NCC acc", "NC1", "ETF dist"]
+    keys = ("alpha", "beta", "t_end", "loss_t0", "loss", "accuracy", "ncc_accuracy")
+    keys += ("nc1", "etf_distance")
+    out(table([[r[k] for k in keys] for r in ce_rows], header))
+    out()
+    for f in figures:
+        out(f"wrote {f}")
+    out(f"done in {seconds:.1f} s")
