@@ -16,6 +16,7 @@
 
 #include "device.hpp"
 #include "lesde/integrators.hpp"
+#include "lesde/metrics.hpp"
 #include "lesde/model.hpp"
 #include "lesde/reduce.hpp"
 #include "lesde/simulation.hpp"
@@ -52,12 +53,39 @@ class CudaBackend {
   }
 
   void sweep(const Sweep& s, const std::vector<int32_t>& replicas,
-             const std::vector<std::vector<double>*>& sums) {
+             const std::vector<std::vector<double>*>& sums,
+             const std::vector<std::vector<double>*>& first) {
     device_->sweep(s.move, replicas, s.step, s.coef, s.dt, s.noise_scale, out_);
     const size_t Kp = size_t(cfg_.K) * cfg_.p;
     for (size_t j = 0; j < replicas.size(); ++j)
       std::copy(out_.begin() + j * Kp, out_.begin() + (j + 1) * Kp, sums[j]->begin());
     if (s.move != Move::None) host_current_ = false;
+    if (!s.record) return;
+    to_host();
+    for (size_t j = 0; j < replicas.size(); ++j) {
+      first[j]->assign(size_t(RecordLayout(cfg_).first_width()), 0.0);
+      host_first_moments(cfg_, features(replicas[j]), labels(replicas[j]), state_.classes,
+                         host_threads_, first[j]->data());
+    }
+  }
+
+  void second_moments(const std::vector<int32_t>& replicas, const std::vector<double>& means,
+                      const std::vector<double>& counts,
+                      const std::vector<std::vector<double>*>& second) {
+    to_host();
+    const size_t Kp = size_t(cfg_.K) * cfg_.p;
+    for (size_t j = 0; j < replicas.size(); ++j) {
+      second[j]->assign(size_t(RecordLayout(cfg_).second_width()), 0.0);
+      host_second_moments(cfg_, features(replicas[j]), labels(replicas[j]), means.data() + j * Kp,
+                          counts.data() + j * cfg_.K, host_threads_, second[j]->data());
+    }
+  }
+
+  void copy_samples(int32_t r, const std::vector<int64_t>& samples, double* out) {
+    to_host();
+    const Real* X = features(r);
+    for (size_t s = 0; s < samples.size(); ++s)
+      for (int q = 0; q < cfg_.p; ++q) out[s * cfg_.p + q] = double(X[samples[s] * cfg_.p + q]);
   }
 
  private:
@@ -67,6 +95,9 @@ class CudaBackend {
   std::vector<double> out_;
   bool host_current_ = true;
   int host_threads_ = 1;
+
+  Real* features(int32_t r) const { return state_.features + int64_t(r) * cfg_.n_samples() * cfg_.p; }
+  int32_t* labels(int32_t r) const { return state_.labels + int64_t(r) * cfg_.n_samples(); }
 };
 
 // The engine bound as CudaSimulation64/32 (and CudaEmulatorSimulation64/32): the SDE on the

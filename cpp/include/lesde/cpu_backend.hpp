@@ -9,10 +9,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "integrators.hpp"
 #include "kernels.hpp"
+#include "metrics.hpp"
 #include "model.hpp"
 #include "reduce.hpp"
 #include "rng.hpp"
@@ -54,12 +56,36 @@ class CpuBackend {
   }
 
   // Runs `sweep` over the listed replicas and writes each one's class sums of g(x, y) at the
-  // new state into *sums[j] (K x p).
+  // new state into *sums[j] (K x p), and with sweep.record its record's pass-1 totals into
+  // *first[j] (metrics.hpp).
   void sweep(const Sweep& sweep, const std::vector<int32_t>& replicas,
-             const std::vector<std::vector<double>*>& sums) {
+             const std::vector<std::vector<double>*>& sums,
+             const std::vector<std::vector<double>*>& first) {
     const size_t Kp = size_t(cfg_.K) * cfg_.p;
     for (size_t j = 0; j < replicas.size(); ++j)
-      sweep_replica(sweep, uint32_t(replicas[j]), sweep.coef.data() + j * Kp, *sums[j]);
+      sweep_replica(sweep, uint32_t(replicas[j]), sweep.coef.data() + j * Kp, *sums[j],
+                    sweep.record ? first[j] : nullptr);
+  }
+
+  // A record's pass 2 (metrics.hpp) for the listed replicas: means (K x p) and counts (K) of
+  // their labels, one after another in list order; *second[j] gets the totals.
+  void second_moments(const std::vector<int32_t>& replicas, const std::vector<double>& means,
+                      const std::vector<double>& counts,
+                      const std::vector<std::vector<double>*>& second) {
+    const size_t Kp = size_t(cfg_.K) * cfg_.p;
+    for (size_t j = 0; j < replicas.size(); ++j) {
+      const uint32_t r = uint32_t(replicas[j]);
+      second[j]->assign(size_t(RecordLayout(cfg_).second_width()), 0.0);
+      host_second_moments(cfg_, features(r), labels(r), means.data() + j * Kp,
+                          counts.data() + j * cfg_.K, sample_threads_, second[j]->data());
+    }
+  }
+
+  // The trajectories' rows: features of the listed samples (global indices) of replica r.
+  void copy_samples(int32_t r, const std::vector<int64_t>& samples, double* out) const {
+    const Real* X = features(uint32_t(r));
+    for (size_t s = 0; s < samples.size(); ++s)
+      for (int q = 0; q < cfg_.p; ++q) out[s * cfg_.p + q] = double(X[samples[s] * cfg_.p + q]);
   }
 
  private:
@@ -104,8 +130,8 @@ class CpuBackend {
     }
   }
 
-  void sweep_replica(const Sweep& sweep, uint32_t r, const double* coef,
-                     std::vector<double>& sums) {
+  void sweep_replica(const Sweep& sweep, uint32_t r, const double* coef, std::vector<double>& sums,
+                     std::vector<double>* first) {
     const int K = cfg_.K, p = cfg_.p;
     const Shard shard = cfg_.shard();
     const Blocks& blocks = shard.blocks;
@@ -117,10 +143,14 @@ class CpuBackend {
     Real* X = features(r);
     const int32_t* y = labels(r);
     const int32_t* classes = state_.classes;
-    std::vector<double> partial((shard.last - shard.first) * K * p, 0.0);
+    const int64_t blocks_here = shard.last - shard.first;
+    const int64_t rec_width = first ? RecordLayout(cfg_).first_width() : 0;
+    std::vector<double> partial(blocks_here * K * p, 0.0), rec_partial(blocks_here * rec_width, 0.0);
 #pragma omp parallel for num_threads(sample_threads_) schedule(static) if (sample_threads_ > 1)
     for (int64_t b = shard.first; b < shard.last; ++b) {
       TileScratch<Real> tile(K, p);
+      std::unique_ptr<RecordScratch> rec;
+      if (first) rec = std::make_unique<RecordScratch>(K, p);
       for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
         const int64_t n = std::min(kTile, blocks.end(b) - i0), li = i0 - off;
         Real* Xt = X + li * p;
@@ -130,11 +160,18 @@ class CpuBackend {
           for (int64_t i = 0; i < n; ++i)
             move_sample(sweep.move, p, coef + int64_t(classes[li + i]) * p, sweep.dt,
                         sweep.noise_scale, draws ? tile.xi.data() + i * p : nullptr, Xt + i * p);
-        add_signal_tile(spec, Xt, y + li, classes + li, n, tile,
-                        partial.data() + (b - shard.first) * K * p);
+        const double* lse = add_signal_tile(spec, Xt, y + li, classes + li, n, tile,
+                                            partial.data() + (b - shard.first) * K * p);
+        if (first)  // the tile is in cache: its record costs no memory traffic
+          add_first_moments_tile(spec, Xt, y + li, classes + li, n, lse, *rec,
+                                 rec_partial.data() + (b - shard.first) * rec_width);
       }
     }
     combine_blocks(shard, cfg_.exchange, partial, int64_t(K) * p, sums.data());
+    if (first) {
+      first->assign(size_t(rec_width), 0.0);
+      combine_blocks(shard, cfg_.exchange, rec_partial, rec_width, first->data());
+    }
   }
 };
 

@@ -9,8 +9,14 @@
 #include <cstring>
 
 
+// The per-sample functions every backend calls: host and device code under nvcc. On the
+// host they are always inlined into their callers, so the loops calling them vectorise and
+// are compiled for the callers' instruction set (the CPU's tile functions are compiled for
+// AVX2 and for the baseline: LESDE_CLONES).
 #if defined(__CUDACC__)
 #define LESDE_HD __host__ __device__ inline
+#elif defined(__GNUC__)
+#define LESDE_HD inline __attribute__((always_inline))
 #else
 #define LESDE_HD inline
 #endif

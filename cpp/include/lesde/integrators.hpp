@@ -50,9 +50,10 @@ inline constexpr SchemeInfo kSchemes[] = {
 // move_sample), with one K x p coefficient matrix per listed replica, in list order.
 struct Sweep {
   Move move = Move::None;
-  uint32_t step = 0;  // the step whose normals Move::Drift draws (the Noise stream's counter)
+  uint32_t step = 0;  // the step whose increments Move::Drift draws (the noise stream's counter)
   double dt = 0.0, noise_scale = 0.0;
   std::vector<double> coef;
+  bool record = false;  // the new state is recorded: also add up its first moments (metrics.hpp)
 };
 
 // b = E(t) S / N, i.e. b_k = sum_k' pi_k' E[k, k'] Gbar_k' (K x p).

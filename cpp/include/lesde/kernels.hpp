@@ -22,12 +22,15 @@ constexpr int64_t kTile = 128;  // samples per tile: a tile's state and scratch 
 // (p == K) to the class sums, for n <= kTile consecutive samples: signal() of a whole tile,
 // with the softmax of shifted_exp_rows laid out so that every loop runs over samples and
 // vectorises. Samples are class-sorted, so a tile holds one or two runs of equal class.
+// lse, if not nullptr, gets each sample's log-sum-exp (a record's loss needs it).
 template <class Real>
 LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* labels,
                                          const int32_t* classes, int64_t n, Real* e,
-                                         double* sums) {
+                                         double* sums, double* lse) {
   alignas(64) Real top[kTile], inv[kTile];
-  shifted_exp_rows<kTile>(K, int(n), X, K, e, top, inv);
+  shifted_exp_rows<kTile>(K, int(n), X, K, 1, e, top, inv);
+  if (lse != nullptr)
+    for (int64_t i = 0; i < n; ++i) lse[i] = double(top[i] + fastmath::log(inv[i]));
   for (int64_t i = 0; i < n; ++i) inv[i] = Real(1) / inv[i];
   for (int64_t lo = 0; lo < n;) {  // one run of samples of the same class
     int64_t hi = lo + 1;
@@ -48,19 +51,24 @@ LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* la
 template <class Real>
 struct TileScratch {
   std::vector<Real> xi, z;
-  std::vector<double> g, zd;
-  TileScratch(int K, int p) : xi(kTile * p), z(kTile * std::max(K, p)), g(p), zd(K) {}
+  std::vector<double> g, zd, lse;
+  TileScratch(int K, int p) : xi(kTile * p), z(kTile * std::max(K, p)), g(p), zd(K), lse(kTile) {}
 };
 
 // Adds g(x_i, y_i) of n <= kTile consecutive samples to the class sums (K x p): signal() per
 // sample, except where a whole tile at once is faster (the same numbers either way).
+// Returns each sample's log-sum-exp of its logits (in tile.lse) where it computed them in
+// double on the way (the cross-entropy signal of a float64 state), else nullptr.
 template <class Real>
-void add_signal_tile(const SignalSpec& spec, const Real* X, const int32_t* labels,
-                     const int32_t* classes, int64_t n, TileScratch<Real>& tile, double* sums) {
+const double* add_signal_tile(const SignalSpec& spec, const Real* X, const int32_t* labels,
+                              const int32_t* classes, int64_t n, TileScratch<Real>& tile,
+                              double* sums) {
   const int p = spec.p;
   if (spec.kind == Signal::CrossEntropy && spec.head == nullptr) {
-    add_cross_entropy_tile(spec.K, X, labels, classes, n, tile.z.data(), sums);
-    return;
+    constexpr bool exact = sizeof(Real) == sizeof(double);
+    add_cross_entropy_tile(spec.K, X, labels, classes, n, tile.z.data(), sums,
+                           exact ? tile.lse.data() : nullptr);
+    return exact ? tile.lse.data() : nullptr;
   }
   if (spec.kind == Signal::Linear) {  // g = x: no need for a copy
     for (int64_t i = 0; i < n; ++i) {
@@ -68,13 +76,14 @@ void add_signal_tile(const SignalSpec& spec, const Real* X, const int32_t* label
       const Real* x = X + i * p;
       for (int q = 0; q < p; ++q) s[q] += double(x[q]);
     }
-    return;
+    return nullptr;
   }
   for (int64_t i = 0; i < n; ++i) {
     signal(spec, X + i * p, labels[i], tile.g.data(), tile.z.data(), tile.zd.data());
     double* s = sums + int64_t(classes[i]) * p;
     for (int q = 0; q < p; ++q) s[q] += tile.g[q];
   }
+  return nullptr;
 }
 
 }  // namespace lesde

@@ -1,18 +1,27 @@
 // Streamed metrics at record steps (MODEL.md section 4), without storing trajectories.
 //
-// Two passes over one replica's state: the first gathers class sums, loss and
-// accuracies; the second, with the class means known, the centred within-class scatter
-// (never E[xx^T] - mm^T, which cancels catastrophically) and the nearest-class-centre
-// decisions. Both use the fixed blocks of reduce.hpp, so they are deterministic.
+// A record is two passes over a replica's samples, over the fixed blocks of reduce.hpp (so
+// the totals do not depend on threads):
+// 1. the first moments: sums by true class and by label, label counts, loss, accuracies.
+//    They need only the sample itself, so a backend accumulates them inside the sweep that
+//    makes the recorded state (Sweep::record): no extra pass over memory.
+// 2. with the label means known: the centred within-class scatter (never E[xx^T] - mm^T,
+//    which cancels catastrophically), the nearest-class-centre decisions and NC4, in one
+//    read-only pass.
+// The tile functions below do both for kTile samples at a time, with the loops over samples
+// innermost so they vectorise. finish_first/finish_second turn the totals into a record.
 // NC1 and NC2 need only the small K x p / p x p results and are finished in Python
-// (lesde.metrics), with the same code that serves user arrays.
+// (lesde.neural_collapse), with the same code that serves user arrays.
 #pragma once
 
-#include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
+#include "fastmath.hpp"
+#include "kernels.hpp"  // kTile
 #include "model.hpp"
 #include "reduce.hpp"
 #include "signals.hpp"
@@ -20,6 +29,7 @@
 
 namespace lesde {
 
+// One record's entries in the caller's arrays (state.hpp RecordView).
 struct RecordOutput {
   double* class_means;  // K x p
   double* label_means;  // K x p
@@ -27,135 +37,326 @@ struct RecordOutput {
   double* scalars;      // kNumScalars
 };
 
-// Returns false when the state holds a NaN or an infinity.
-template <class Real>
-bool record_metrics(const EngineConfig& cfg, const Real* X, const int32_t* labels,
-                    const int32_t* classes, int threads, RecordOutput out) {
-  const int K = cfg.K, p = cfg.p;
-  const int64_t N = cfg.n_samples();
-  const Shard shard = cfg.shard();  // X, labels, classes are this rank's samples
-  const Blocks& blocks = shard.blocks;
-  const int64_t off = shard.offset(), nb = shard.last - shard.first;
-  const SignalSpec spec = SignalSpec::from(cfg);
-  const bool has_logits = cfg.has_head() || p == K;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
+// Where each total sits in a pass's accumulator.
+struct RecordLayout {
+  int K, p;
+  RecordLayout(int K_, int p_) : K(K_), p(p_) {}
+  explicit RecordLayout(const EngineConfig& cfg) : K(cfg.K), p(cfg.p) {}
+  // pass 1: [sum by class c (K x p) | sum by label y (K x p) | count by label (K) |
+  //          loss, correct, clean correct]
+  int64_t sum_c() const { return 0; }
+  int64_t sum_y() const { return int64_t(K) * p; }
+  int64_t count_y() const { return 2 * int64_t(K) * p; }
+  int64_t tail() const { return 2 * int64_t(K) * p + K; }
+  int64_t first_width() const { return tail() + 3; }
+  // pass 2: [scatter (p x p) | nearest-centre correct | nearest centre == argmax logits]
+  int64_t second_width() const { return int64_t(p) * p + 2; }
+};
 
-  // Pass 1: sums by true class and by label, label counts, loss, accuracies.
-  const int64_t w1 = 2 * K * p + K + 3;  // [sum_c | sum_y | count_y | loss, acc, clean]
-  std::vector<double> part1(nb * w1, 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = shard.first; b < shard.last; ++b) {
-    double* acc = part1.data() + (b - shard.first) * w1;
-    double* sum_c = acc;
-    double* sum_y = acc + K * p;
-    double* count_y = acc + 2 * K * p;
-    double* tail = count_y + K;
-    std::vector<double> z(K);
-    for (int64_t i = blocks.begin(b) - off; i < blocks.end(b) - off; ++i) {
-      const Real* x = X + i * p;
-      const int c = classes[i], y = labels[i];
-      for (int q = 0; q < p; ++q) {
-        sum_c[c * p + q] += double(x[q]);
-        sum_y[y * p + q] += double(x[q]);
-      }
-      count_y[y] += 1.0;
-      if (has_logits) {
-        logits(spec, x, z.data());
-        int best = 0;
-        for (int k = 1; k < K; ++k) best = z[k] > z[best] ? k : best;
-        const double zy = z[y];
-        double top, total;  // -log softmax(z)_y = log-sum-exp(z) - z_y
-        shifted_exp_rows<1>(K, 1, z.data(), K, z.data(), &top, &total);
-        tail[0] += top + std::log(total) - zy;
-        tail[1] += (best == y);
-        tail[2] += (best == c);
-      }
+// Whether a model has logits to score (MODEL.md section 4): a head, or features that are
+// logits (p == K).
+inline bool has_logits(const SignalSpec& spec) { return spec.head != nullptr || spec.p == spec.K; }
+
+// Scratch of one thread for one tile of samples; "t" arrays are transposed (structure of
+// arrays: entry q of sample i at [q * kTile + i]), so the loops over samples vectorise.
+// Class indices are kept as doubles (best, nearest), so the select loops over samples run
+// in one vector width.
+struct RecordScratch {
+  std::vector<double> buffer;
+  double *xt, *zt, *ct, *e, *top, *total, *lse, *best_z, *best, *d2, *best_d, *nearest;
+  RecordScratch(int K, int p) : buffer(kTile * (3 * size_t(p) + 2 * size_t(K) + 9)) {
+    double* next = buffer.data();
+    auto take = [&next](size_t count) { double* at = next; next += count * kTile; return at; };
+    xt = take(p), ct = take(p), zt = take(K), e = take(K);
+    top = take(1), total = take(1), lse = take(1), best_z = take(1), best = take(1);
+    d2 = take(1), best_d = take(1), nearest = take(1);
+  }
+  RecordScratch(const RecordScratch&) = delete;
+  RecordScratch& operator=(const RecordScratch&) = delete;
+};
+
+// Helpers of the tile functions below, inlined into them so that they are compiled for the
+// same instruction set (the tile functions are LESDE_CLONES). Their arrays are distinct
+// (__restrict), so the compiler vectorises without run-time overlap checks.
+#if defined(__GNUC__)
+#define LESDE_INLINE inline __attribute__((always_inline))
+#else
+#define LESDE_INLINE inline
+#endif
+
+// For each sample of a tile, the first index of the largest of K values (values k of sample
+// i at v[k * kTile + i]): arg[i], and the value, top[i]. Ties: the first (the argmax of
+// logits). Loops of this kind run over whole tiles (kTile, a constant: fully vectorised, no
+// remainder); lanes past a short last tile hold finite leftovers and are never added up.
+LESDE_INLINE void first_max(int K, const double* __restrict v, double* __restrict top,
+                            double* __restrict arg) {
+  for (int64_t i = 0; i < kTile; ++i) arg[i] = 0.0, top[i] = v[i];
+  for (int k = 1; k < K; ++k) {
+    const double* __restrict vk = v + k * kTile;
+    for (int64_t i = 0; i < kTile; ++i) {
+      // Written as arithmetic, not as "if above, store": compilers turn that into masked
+      // stores, which are microcoded and slow on some CPUs (2-5x on this loop on Zen 3).
+      const double x = vk[i], t = top[i], a = arg[i];
+      const double above = x > t ? 1.0 : 0.0;
+      top[i] = std::max(t, x);  // t < x ? x : t: the first of equal values stays
+      arg[i] = a + above * (double(k) - a);
     }
   }
-  std::vector<double> tot1(w1);
-  combine_blocks(shard, cfg.exchange, part1, w1, tot1.data());
-  const double* count_y = tot1.data() + 2 * K * p;
+}
+
+// The tile's logits, transposed (K x n), and each sample's first maximum logit (s.best: the
+// argmax). Without a head (p == K) the logits are the features: xt itself, which the caller
+// filled; with a head, z = H x summed over q in order as logits() does.
+LESDE_INLINE const double* logits_and_argmax(const SignalSpec& spec, RecordScratch& s) {
+  const int K = spec.K, p = spec.p;
+  const double* zt = s.xt;
+  if (spec.head != nullptr) {
+    for (int k = 0; k < K; ++k) {
+      double* __restrict zk = s.zt + k * kTile;
+      for (int64_t i = 0; i < kTile; ++i) zk[i] = 0.0;
+      for (int q = 0; q < p; ++q) {
+        const double h = spec.head[k * p + q];
+        const double* __restrict xq = s.xt + q * kTile;
+        for (int64_t i = 0; i < kTile; ++i) zk[i] += h * xq[i];
+      }
+    }
+    zt = s.zt;
+  }
+  first_max(K, zt, s.best_z, s.best);
+  return zt;
+}
+
+// xt = the tile's features, transposed.
+template <class Real>
+LESDE_INLINE void transpose_features(int p, const Real* __restrict X, int64_t n,
+                                     double* __restrict xt) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int q = 0; q < p; ++q) xt[q * kTile + i] = double(X[i * p + q]);
+}
+
+// sum_i x[i] y[i] (dot8) and sum_i x[i] (sum8) over n values, in eight interleaved partial
+// sums added in a fixed order: they vectorise, and every instruction set adds the same
+// numbers in the same order.
+LESDE_INLINE double add_lanes(const double lane[8]) {
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+LESDE_INLINE double dot8(const double* __restrict x, const double* __restrict y, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += x[i + j] * y[i + j];
+  double sum = add_lanes(lane);
+  for (; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+LESDE_INLINE double sum8(const double* __restrict x, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += x[i + j];
+  double sum = add_lanes(lane);
+  for (; i < n; ++i) sum += x[i];
+  return sum;
+}
+
+// Pass 1 for n <= kTile consecutive samples: adds their first moments to acc. lse: each
+// sample's log-sum-exp of its logits where the caller already has it (the cross-entropy
+// sweep of a float64 state computes exactly these numbers), else nullptr.
+template <class Real>
+LESDE_CLONES void add_first_moments_tile(const SignalSpec& spec, const Real* X,
+                                         const int32_t* labels, const int32_t* classes,
+                                         int64_t n, const double* lse, RecordScratch& s,
+                                         double* acc) {
+  const int K = spec.K, p = spec.p;
+  const RecordLayout at{K, p};
+  transpose_features(p, X, n, s.xt);
+  // Sums by class, over each run of one class (samples are class-sorted: one run or two per
+  // tile); by label the same numbers where the run's labels are its class (no label noise),
+  // else sample by sample.
+  for (int64_t lo = 0; lo < n;) {
+    int64_t hi = lo + 1;
+    bool clean = labels[lo] == classes[lo];
+    while (hi < n && classes[hi] == classes[lo]) clean = clean && labels[hi] == classes[hi], ++hi;
+    const int c = classes[lo];
+    for (int q = 0; q < p; ++q) {
+      const double sum = sum8(s.xt + q * kTile + lo, hi - lo);
+      acc[at.sum_c() + c * p + q] += sum;
+      if (clean) acc[at.sum_y() + c * p + q] += sum;
+    }
+    if (clean) {
+      acc[at.count_y() + c] += double(hi - lo);
+    } else {
+      for (int64_t i = lo; i < hi; ++i) {
+        double* sy = acc + at.sum_y() + int64_t(labels[i]) * p;
+        for (int q = 0; q < p; ++q) sy[q] += s.xt[q * kTile + i];
+        acc[at.count_y() + labels[i]] += 1.0;
+      }
+    }
+    lo = hi;
+  }
+  if (!has_logits(spec)) return;
+  const double* zt = logits_and_argmax(spec, s);
+  if (lse == nullptr) {  // -log softmax(z)_y = log-sum-exp(z) - z_y, the softmax of signals.hpp
+    shifted_exp_rows<kTile>(K, int(n), zt, 1, kTile, s.e, s.top, s.total);
+    for (int64_t i = 0; i < n; ++i) s.lse[i] = s.top[i] + fastmath::log(s.total[i]);
+    lse = s.lse;
+  }
+  for (int64_t i = 0; i < n; ++i) s.e[i] = lse[i] - zt[labels[i] * kTile + i];  // -log softmax_y
+  int64_t correct = 0, clean_correct = 0;  // integers: exact in any order
+  for (int64_t i = 0; i < n; ++i) {
+    correct += (s.best[i] == double(labels[i]));
+    clean_correct += (s.best[i] == double(classes[i]));
+  }
+  double* tail = acc + at.tail();
+  tail[0] += sum8(s.e, n);
+  tail[1] += double(correct);
+  tail[2] += double(clean_correct);
+}
+
+// Pass 2 for n <= kTile consecutive samples: adds their centred scatter, nearest-centre
+// hits and NC4 agreements to acc. means: label means (K x p); count: label counts (K).
+template <class Real>
+LESDE_CLONES void add_second_moments_tile(const SignalSpec& spec, const Real* X, const int32_t* labels,
+                             int64_t n, const double* means, const double* count,
+                             RecordScratch& s, double* acc) {
+  const int K = spec.K, p = spec.p;
+  transpose_features(p, X, n, s.xt);
+  // Scatter of x - mu_y: its lower triangle by dot products over the tile, mirrored.
+  for (int64_t lo = 0; lo < n;) {  // runs of one label: subtract one mean, vectorised
+    int64_t hi = lo + 1;
+    while (hi < n && labels[hi] == labels[lo]) ++hi;
+    for (int q = 0; q < p; ++q) {
+      const double mu = means[labels[lo] * p + q];
+      const double* __restrict xq = s.xt + q * kTile;
+      double* __restrict cq = s.ct + q * kTile;
+      for (int64_t i = lo; i < hi; ++i) cq[i] = xq[i] - mu;
+    }
+    lo = hi;
+  }
+  for (int a = 0; a < p; ++a)
+    for (int b = 0; b <= a; ++b) {
+      const double v = dot8(s.ct + a * kTile, s.ct + b * kTile, n);
+      acc[a * p + b] += v;
+      if (b != a) acc[b * p + a] += v;
+    }
+  // Nearest label mean (Euclidean; ties: the first; labels with no sample skipped).
+  double* __restrict d2 = s.d2;
+  double* __restrict best_d = s.best_d;
+  double* __restrict nearest = s.nearest;
+  for (int64_t i = 0; i < kTile; ++i) best_d[i] = std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < kTile; ++i) nearest[i] = -1.0;
+  for (int k = 0; k < K; ++k) {
+    if (count[k] == 0) continue;
+    for (int64_t i = 0; i < kTile; ++i) d2[i] = 0.0;
+    for (int q = 0; q < p; ++q) {
+      const double mu = means[k * p + q];
+      const double* __restrict xq = s.xt + q * kTile;
+      for (int64_t i = 0; i < kTile; ++i) {
+        const double d = xq[i] - mu;
+        d2[i] += d * d;
+      }
+    }
+    for (int64_t i = 0; i < kTile; ++i) {  // arithmetic selects, as in first_max
+      const double d = d2[i], best = best_d[i], arg = nearest[i];
+      const double closer = d < best ? 1.0 : 0.0;
+      best_d[i] = std::min(best, d);  // d < best ? d : best: the first of equal ones stays
+      nearest[i] = arg + closer * (double(k) - arg);
+    }
+  }
+  // Counts in integers: exact in any order, so the compiler may vectorise the sums.
+  int64_t hits = 0, agree = 0;
+  for (int64_t i = 0; i < n; ++i) hits += (s.nearest[i] == double(labels[i]));
+  double* tail = acc + int64_t(p) * p;
+  tail[0] += double(hits);
+  if (!has_logits(spec)) return;
+  logits_and_argmax(spec, s);
+  for (int64_t i = 0; i < n; ++i) agree += (s.nearest[i] == s.best[i]);
+  tail[1] += double(agree);
+}
+
+// Both passes over a replica's samples on the host, parallel over the fixed blocks (a backend
+// whose sweeps do not accumulate pass 1 themselves calls the first; the CPU's second pass is
+// the second). X, labels, classes: this process's samples (all, unless sharded).
+template <class Real>
+void host_first_moments(const EngineConfig& cfg, const Real* X, const int32_t* labels,
+                        const int32_t* classes, int threads, double* tot) {
+  const SignalSpec spec = SignalSpec::from(cfg);
+  const Shard shard = cfg.shard();
+  const int64_t width = RecordLayout(cfg).first_width(), off = shard.offset();
+  std::vector<double> partial((shard.last - shard.first) * width, 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t b = shard.first; b < shard.last; ++b) {
+    RecordScratch scratch(cfg.K, cfg.p);
+    double* acc = partial.data() + (b - shard.first) * width;
+    for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile) {
+      const int64_t n = std::min(kTile, shard.blocks.end(b) - i0), li = i0 - off;
+      add_first_moments_tile(spec, X + li * cfg.p, labels + li, classes + li, n, nullptr, scratch,
+                             acc);
+    }
+  }
+  combine_blocks(shard, cfg.exchange, partial, width, tot);
+}
+
+template <class Real>
+void host_second_moments(const EngineConfig& cfg, const Real* X, const int32_t* labels,
+                         const double* means, const double* count, int threads, double* tot) {
+  const SignalSpec spec = SignalSpec::from(cfg);
+  const Shard shard = cfg.shard();
+  const int64_t width = RecordLayout(cfg).second_width(), off = shard.offset();
+  std::vector<double> partial((shard.last - shard.first) * width, 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t b = shard.first; b < shard.last; ++b) {
+    RecordScratch scratch(cfg.K, cfg.p);
+    double* acc = partial.data() + (b - shard.first) * width;
+    for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile) {
+      const int64_t n = std::min(kTile, shard.blocks.end(b) - i0), li = i0 - off;
+      add_second_moments_tile(spec, X + li * cfg.p, labels + li, n, means, count, scratch, acc);
+    }
+  }
+  combine_blocks(shard, cfg.exchange, partial, width, tot);
+}
+
+// Record entries from the pass-1 totals: class and label means, loss, accuracies. Returns
+// false when the state holds a NaN or an infinity.
+inline bool finish_first(const EngineConfig& cfg, const double* tot, RecordOutput out) {
+  const RecordLayout at(cfg);
+  const int K = cfg.K, p = cfg.p;
+  const double N = double(cfg.n_samples()), nan = std::numeric_limits<double>::quiet_NaN();
+  const bool scored = has_logits(SignalSpec::from(cfg));
+  const double* count_y = tot + at.count_y();
   for (int k = 0; k < K; ++k) {
     const double nc = double(cfg.class_sizes[k]);
     for (int q = 0; q < p; ++q) {
-      out.class_means[k * p + q] = tot1[k * p + q] / nc;
+      out.class_means[k * p + q] = tot[at.sum_c() + k * p + q] / nc;
       out.label_means[k * p + q] =
-          count_y[k] > 0 ? tot1[K * p + k * p + q] / count_y[k] : nan;
+          count_y[k] > 0 ? tot[at.sum_y() + k * p + q] / count_y[k] : nan;
     }
   }
-  const double* tail = count_y + K;
-  out.scalars[kLoss] = has_logits ? tail[0] / N : nan;
-  out.scalars[kAccuracy] = has_logits ? tail[1] / N : nan;
-  out.scalars[kCleanAccuracy] = has_logits ? tail[2] / N : nan;
+  const double* tail = tot + at.tail();
+  out.scalars[kLoss] = scored ? tail[0] / N : nan;
+  out.scalars[kAccuracy] = scored ? tail[1] / N : nan;
+  out.scalars[kCleanAccuracy] = scored ? tail[2] / N : nan;
   bool finite = std::isfinite(tail[0]);
-  for (int j = 0; j < K * p; ++j) finite = finite && std::isfinite(tot1[j]);
-  if (!finite) return false;
-
-  // Pass 2: centred within-class scatter by label, NCC accuracy and NC4 agreement.
-  const int64_t w2 = int64_t(p) * p + 2;
-  std::vector<double> part2(nb * w2, 0.0);
-  const double* mu = out.label_means;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = shard.first; b < shard.last; ++b) {
-    const int64_t lo = blocks.begin(b) - off, rows = blocks.end(b) - blocks.begin(b);
-    Eigen::MatrixXd centred(rows, p);
-    std::vector<double> z(K);
-    double ncc_correct = 0.0, agree = 0.0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const Real* x = X + (lo + r) * p;
-      const int y = labels[lo + r];
-      for (int q = 0; q < p; ++q) centred(r, q) = double(x[q]) - mu[y * p + q];
-      int nearest = -1;
-      double best = std::numeric_limits<double>::infinity();
-      for (int k = 0; k < K; ++k) {
-        if (count_y[k] == 0) continue;
-        double d2 = 0.0;
-        for (int q = 0; q < p; ++q) {
-          const double d = double(x[q]) - mu[k * p + q];
-          d2 += d * d;
-        }
-        if (d2 < best) best = d2, nearest = k;
-      }
-      ncc_correct += (nearest == y);
-      if (has_logits) {
-        logits(spec, x, z.data());
-        int top = 0;
-        for (int k = 1; k < K; ++k) top = z[k] > z[top] ? k : top;
-        agree += (nearest == top);
-      }
-    }
-    double* acc = part2.data() + (b - shard.first) * w2;
-    Eigen::Map<Eigen::MatrixXd>(acc, p, p).noalias() = centred.transpose() * centred;
-    acc[p * p] = ncc_correct;
-    acc[p * p + 1] = agree;
-  }
-  std::vector<double> tot2(w2);
-  combine_blocks(shard, cfg.exchange, part2, w2, tot2.data());
-  for (int64_t j = 0; j < int64_t(p) * p; ++j) out.sigma_w[j] = tot2[j] / N;
-  out.scalars[kNccAccuracy] = tot2[p * p] / N;
-  out.scalars[kNc4] = has_logits ? tot2[p * p + 1] / N : nan;
-  return true;
+  for (int j = 0; j < K * p; ++j) finite = finite && std::isfinite(tot[at.sum_c() + j]);
+  return finite;
 }
 
-// Writes record `idx` of `replica` from its state X (local samples, with their labels and
-// classes): the metrics above and the trajectories of record_samples. Shared by the CPU
-// and CUDA engines. Returns false when the state is not finite.
-template <class Real>
-bool record_replica(const EngineConfig& cfg, const RecordView& rec, int64_t replica,
-                    int64_t idx, const Real* X, const int32_t* labels, const int32_t* classes,
-                    int threads) {
+// Record entries from the pass-2 totals: Sigma_W, NCC accuracy, NC4.
+inline void finish_second(const EngineConfig& cfg, const double* tot, RecordOutput out) {
+  const int p = cfg.p;
+  const double N = double(cfg.n_samples()), nan = std::numeric_limits<double>::quiet_NaN();
+  for (int64_t j = 0; j < int64_t(p) * p; ++j) out.sigma_w[j] = tot[j] / N;
+  out.scalars[kNccAccuracy] = tot[p * p] / N;
+  out.scalars[kNc4] = has_logits(SignalSpec::from(cfg)) ? tot[p * p + 1] / N : nan;
+}
+
+// Where record `idx` of `replica` goes in the caller's record arrays.
+inline RecordOutput record_slot(const EngineConfig& cfg, const RecordView& rec, int64_t replica,
+                                int64_t idx) {
   const int K = cfg.K, p = cfg.p;
   const int64_t slot = replica * int64_t(cfg.record_steps.size()) + idx;
-  RecordOutput out{rec.class_means + slot * K * p, rec.label_means + slot * K * p,
-                   rec.sigma_w + slot * p * p, rec.scalars + slot * kNumScalars};
-  const bool ok = record_metrics(cfg, X, labels, classes, threads, out);
-  const int64_t S = int64_t(cfg.record_samples.size());
-  for (int64_t s = 0; s < S; ++s) {
-    const Real* x = X + cfg.record_samples[s] * p;
-    double* dst = rec.samples + (slot * S + s) * p;
-    for (int q = 0; q < p; ++q) dst[q] = double(x[q]);
-  }
-  return ok;
+  return RecordOutput{rec.class_means + slot * K * p, rec.label_means + slot * K * p,
+                      rec.sigma_w + slot * p * p, rec.scalars + slot * kNumScalars};
 }
 
 }  // namespace lesde

@@ -38,22 +38,27 @@ LESDE_HD void logits(const SignalSpec& s, const Real* x, double* z) {
   }
 }
 
-// The softmax, the one definition every caller uses. For n <= W rows of K logits (row i at
-// X + i * ldx), writes the shifted exponentials e[k * W + i] = exp(x_ik - top_i), with
-// top_i = max_k x_ik (so exp never overflows), and their sums total[i]; softmax(x_i)_k is
-// e[k * W + i] / total[i] and log-sum-exp(x_i) is top_i + log(total[i]).
+// The softmax, the one definition every caller uses. For n <= W rows of K logits (logit k
+// of row i at X[i * row_stride + k * col_stride]), writes the shifted exponentials
+// e[k * W + i] = exp(x_ik - top_i), with top_i = max_k x_ik (so exp never overflows), and
+// their sums total[i]; softmax(x_i)_k is e[k * W + i] / total[i] and log-sum-exp(x_i) is
+// top_i + log(total[i]).
 //
 // The loops run over rows, so with W = kTile (the CPU tiles) they vectorise across samples;
-// with W = 1 (one sample: a GPU thread, the SGD step, the metrics) it is a plain loop over k.
-// Every caller evaluates the same expressions in Real, so the CPU and the GPU agree bit for bit.
+// with W = 1 (one sample: a GPU thread, the SGD step) it is a plain loop over k. Every caller
+// evaluates the same expressions in Real, so the CPU and the GPU agree bit for bit.
 template <int W, class Real>
-LESDE_HD void shifted_exp_rows(int K, int n, const Real* X, int ldx, Real* e, Real* top,
-                               Real* total) {
-  for (int i = 0; i < n; ++i) top[i] = X[i * ldx];
+LESDE_HD void shifted_exp_rows(int K, int n, const Real* X, int64_t row_stride,
+                               int64_t col_stride, Real* e, Real* top, Real* total) {
+  for (int i = 0; i < n; ++i) top[i] = X[i * row_stride];
   for (int k = 1; k < K; ++k)
-    for (int i = 0; i < n; ++i) top[i] = top[i] < X[i * ldx + k] ? X[i * ldx + k] : top[i];
+    for (int i = 0; i < n; ++i) {
+      const Real x = X[i * row_stride + k * col_stride];
+      top[i] = top[i] < x ? x : top[i];
+    }
   for (int k = 0; k < K; ++k)
-    for (int i = 0; i < n; ++i) e[k * W + i] = fastmath::exp_nonpositive(X[i * ldx + k] - top[i]);
+    for (int i = 0; i < n; ++i)
+      e[k * W + i] = fastmath::exp_nonpositive(X[i * row_stride + k * col_stride] - top[i]);
   for (int i = 0; i < n; ++i) total[i] = Real(0);
   for (int k = 0; k < K; ++k)
     for (int i = 0; i < n; ++i) total[i] += e[k * W + i];
@@ -78,7 +83,7 @@ LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, Real*
     case Signal::CrossEntropy: {
       if (s.head == nullptr) {  // g = e_y - softmax(x), in Real as the CPU tiles compute it
         Real top, total;
-        shifted_exp_rows<1>(s.K, 1, x, s.K, z, &top, &total);
+        shifted_exp_rows<1>(s.K, 1, x, s.K, 1, z, &top, &total);
         const Real inv = Real(1) / total;
         for (int k = 0; k < s.K; ++k) g[k] = (k == y ? 1.0 : 0.0) - double(z[k] * inv);
         return;
@@ -86,7 +91,7 @@ LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, Real*
       // g = H^T (e_y - softmax(H x)); the logits (hence their softmax) in double.
       logits(s, x, zd);
       double top, total;
-      shifted_exp_rows<1>(s.K, 1, zd, s.K, zd, &top, &total);
+      shifted_exp_rows<1>(s.K, 1, zd, s.K, 1, zd, &top, &total);
       const double inv = 1.0 / total;
       for (int q = 0; q < s.p; ++q) g[q] = 0.0;
       for (int k = 0; k < s.K; ++k) {

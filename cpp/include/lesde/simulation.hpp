@@ -10,8 +10,8 @@
 // One SDE step (integrators.hpp): the host computes each replica's drift b = E(t) S / N from
 // the class sums S of the previous sweep, the backend sweeps (moves every sample, returns the
 // new class sums), and the host checks them; Heun adds a corrector sweep. One record: the
-// backend brings the state to the host (a no-op on the CPU) and record_replica (metrics.hpp)
-// writes the record.
+// last sweep of the step also adds up the record's first moments, the backend makes a second
+// pass with the label means known, and finish_first/finish_second (metrics.hpp) write it.
 #pragma once
 
 #include <algorithm>
@@ -41,6 +41,7 @@ class Engine {
     if (cfg_.process == Process::SGD && state_.noise_var == nullptr)
       throw std::invalid_argument("process sgd needs the noise_var buffer");
     sums_.assign(size_t(cfg_.replicas), std::vector<double>(size_t(cfg_.K) * cfg_.p, 0.0));
+    first_.resize(size_t(cfg_.replicas));
     applied_var_.assign(size_t(cfg_.replicas), 0.0);
   }
 
@@ -95,7 +96,8 @@ class Engine {
   int64_t* fail_step_;
   Backend backend_;
   std::vector<std::vector<double>> sums_;  // per replica, K x p: SDE class sums of g; SGD offsets
-  std::vector<double> applied_var_;        // per replica: SGD noise variance added so far
+  std::vector<std::vector<double>> first_;  // per replica: the pass-1 totals of the next record
+  std::vector<double> applied_var_;         // per replica: SGD noise variance added so far
   int64_t step_ = 0;
 
   static EngineConfig checked(EngineConfig cfg) {
@@ -138,16 +140,17 @@ class Engine {
     fail_step_[r] = step;
   }
 
-  std::vector<std::vector<double>*> sums_of(const std::vector<int32_t>& list) {
+  static std::vector<std::vector<double>*> rows(std::vector<std::vector<double>>& per_replica,
+                                                 const std::vector<int32_t>& list) {
     std::vector<std::vector<double>*> out;
-    for (int32_t r : list) out.push_back(&sums_[r]);
+    for (int32_t r : list) out.push_back(&per_replica[r]);
     return out;
   }
 
   // The backend sweeps the listed replicas; those whose new class sums are not finite fail
   // at step `fail_at`.
   void sweep(const Sweep& s, const std::vector<int32_t>& list, int64_t fail_at) {
-    backend_.sweep(s, list, sums_of(list));
+    backend_.sweep(s, list, rows(sums_, list), rows(first_, list));
     for (int32_t r : list)
       if (!all_finite(sums_[r])) fail(r, fail_at);
   }
@@ -169,7 +172,8 @@ class Engine {
     if (cfg_.process == Process::SDE) {
       Sweep none;  // Move::None: the class sums of the current state
       none.step = uint32_t(step);
-      backend_.sweep(none, list, sums_of(list));
+      none.record = step == 0;
+      backend_.sweep(none, list, rows(sums_, list), rows(first_, list));
     } else {
       for (int32_t r : list) {
         std::fill(sums_[r].begin(), sums_[r].end(), 0.0);
@@ -192,12 +196,15 @@ class Engine {
     }
     std::vector<const std::vector<double>*> before;
     for (int32_t r : list) before.push_back(&sums_[r]);
-    const Sweep predictor = drift_sweep(cfg_, m, before);
+    const bool recorded = cfg_.record_index(m + 1) >= 0;  // the step's last sweep adds its moments
+    Sweep predictor = drift_sweep(cfg_, m, before);
+    predictor.record = recorded && cfg_.scheme != Scheme::Heun;
     sweep(predictor, list, m + 1);
     if (cfg_.scheme != Scheme::Heun) return;
     Sweep corrector;
     corrector.move = Move::Shift;
     corrector.step = uint32_t(m);
+    corrector.record = recorded;
     std::vector<int32_t> moved;
     const size_t Kp = size_t(cfg_.K) * cfg_.p;
     for (size_t j = 0; j < list.size(); ++j) {
@@ -210,14 +217,47 @@ class Engine {
     if (!moved.empty()) sweep(corrector, moved, m + 1);
   }
 
-  // Writes record `idx` (at `step`) of the listed replicas; a non-finite state fails them.
+  // Writes record `idx` (at `step`) of the listed replicas from the pass-1 totals their last
+  // sweep made and a pass 2 over their samples; a non-finite state fails them.
   void record(const std::vector<int32_t>& list, int64_t step, int64_t idx) {
     if (list.empty()) return;
-    backend_.to_host();
+    if (cfg_.process == Process::SGD) {  // fold the offsets in, then a sweep that only records
+      Sweep none;
+      none.step = uint32_t(step);
+      none.record = true;
+      std::vector<std::vector<double>> unused(1, std::vector<double>(size_t(cfg_.K) * cfg_.p));
+      for (int32_t r : list) {
+        HostReplica<Real> h = host(r);
+        sgd_materialize(cfg_, h, step);
+        backend_.sweep(none, {r}, {&unused[0]}, {&first_[r]});
+      }
+    }
+    const int K = cfg_.K, p = cfg_.p;
+    const RecordLayout at(cfg_);
+    std::vector<int32_t> finite;
+    std::vector<double> means, counts;
     for (int32_t r : list) {
-      HostReplica<Real> h = host(r);
-      if (cfg_.process == Process::SGD) sgd_materialize(cfg_, h, step);
-      if (!record_replica(cfg_, rec_, r, idx, h.X, h.labels, h.classes, h.threads)) fail(r, step);
+      const RecordOutput out = record_slot(cfg_, rec_, r, idx);
+      if (!finish_first(cfg_, first_[r].data(), out)) {
+        fail(r, step);
+        continue;
+      }
+      finite.push_back(r);
+      means.insert(means.end(), out.label_means, out.label_means + K * p);
+      counts.insert(counts.end(), first_[r].begin() + at.count_y(),
+                    first_[r].begin() + at.count_y() + K);
+    }
+    std::vector<std::vector<double>> second(finite.size());
+    std::vector<std::vector<double>*> second_rows;
+    for (auto& v : second) second_rows.push_back(&v);
+    backend_.second_moments(finite, means, counts, second_rows);
+    for (size_t j = 0; j < finite.size(); ++j)
+      finish_second(cfg_, second[j].data(), record_slot(cfg_, rec_, finite[j], idx));
+    const int64_t S = int64_t(cfg_.record_samples.size());
+    if (S == 0) return;
+    for (int32_t r : list) {  // the trajectories, also of a state that just failed
+      const int64_t slot = int64_t(r) * int64_t(cfg_.record_steps.size()) + idx;
+      backend_.copy_samples(r, cfg_.record_samples, rec_.samples + slot * S * p);
     }
   }
 };
