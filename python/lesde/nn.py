@@ -36,7 +36,6 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -583,7 +582,7 @@ class TrainingResult:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an ``.npz`` file atomically (read back with :func:`load_training`)."""
-        from .result import _atomic_savez
+        from .storage import atomic_savez
 
         payload = {
             name: np.asarray(getattr(self, name))
@@ -607,7 +606,7 @@ class TrainingResult:
             "meta": self.meta,
         }
         payload["header"] = np.array(json.dumps(header))
-        _atomic_savez(Path(path), payload)
+        atomic_savez(path, payload)
 
 
 def load_training(path: str | os.PathLike) -> TrainingResult:

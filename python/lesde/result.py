@@ -1,5 +1,8 @@
 """What a run returns, and how it is saved and loaded (``.npz``, never pickle).
 
+The file layout is that of :mod:`lesde.storage`: a JSON header with a kind and a format
+version, arrays checked before they are read.
+
 Examples
 --------
 >>> import lesde, tempfile, os
@@ -12,23 +15,35 @@ True
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _core, storage
 from .config import Config
+from .metrics import nc1_from_moments, nc2_from_means
+from .version import __version__
 
-__all__ = ["Result", "load", "SCALAR_METRICS", "FORMAT_VERSION", "status_names"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SCALAR_METRICS",
+    "Result",
+    "final_values",
+    "finish_metrics",
+    "load",
+    "provenance",
+    "status_names",
+]
 
 # Order of the scalars the engine records (cpp/include/lesde/state.hpp: enum Scalar).
 SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
 STATUS = {0: "ok", 1: "nonfinite"}
+#: Version of the result file layout; a file of another version is refused.
 FORMAT_VERSION = 1
+KIND = "lesde-result"
+METRIC_PREFIX = "metric__"
 _ARRAYS = (
     "times",
     "class_means",
@@ -45,13 +60,30 @@ _ARRAYS = (
 
 
 def status_names(codes: np.ndarray) -> np.ndarray:
+    """The engine's status codes as names ("ok", "nonfinite").
+
+    Examples
+    --------
+    >>> status_names(np.array([0, 1])).tolist()
+    ['ok', 'nonfinite']
+    """
     return np.array([STATUS.get(int(c), f"unknown({int(c)})") for c in codes])
 
 
-def _finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.ndarray) -> dict:
-    """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments."""
-    from .metrics import nc1_from_moments, nc2_from_means
+def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.ndarray) -> dict:
+    """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments.
 
+    ``scalars`` (R, T, NUM_SCALARS), ``sigma_w`` (R, T, p, p) and ``label_means``
+    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T).
+
+    Examples
+    --------
+    >>> R, T, K = 1, 2, 3
+    >>> out = finish_metrics(np.zeros((R, T, len(SCALAR_METRICS))), np.ones((R, T, K, K)),
+    ...                      np.eye(K)[None, None].repeat(T, axis=1))
+    >>> out["loss"].shape, out["nc1"].shape
+    ((1, 2), (1, 2))
+    """
     R, T = scalars.shape[:2]
     out = {name: np.ascontiguousarray(scalars[..., j]) for j, name in enumerate(SCALAR_METRICS)}
     out["nc1"] = np.full((R, T), np.nan)
@@ -69,7 +101,13 @@ def _finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nd
 
 
 def final_values(metrics: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,)."""
+    """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,).
+
+    Examples
+    --------
+    >>> final_values({"loss": np.array([[1.0, 0.5, np.nan]])}, "loss")
+    array([0.5])
+    """
     if name not in metrics:
         raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(metrics)}")
     values = metrics[name]
@@ -139,7 +177,7 @@ class Result:
             class_means=cut(arrays["class_means"]),
             label_means=cut(arrays["label_means"]),
             sigma_w=cut(arrays["sigma_w"]),
-            metrics=_finish_metrics(
+            metrics=finish_metrics(
                 cut(arrays["scalars"]), cut(arrays["sigma_w"]), cut(arrays["label_means"])
             ),
             features=arrays["features"],
@@ -151,7 +189,7 @@ class Result:
             fail_step=arrays["fail_step"],
             steps_done=int(steps_done),
             interrupted=interrupted,
-            meta=_provenance(cfg, wall_seconds),
+            meta=provenance(cfg, wall_seconds),
         )
 
     # ------------------------------------------------------------------ conveniences
@@ -205,64 +243,32 @@ class Result:
         It carries the resolved config, the package version, build flags, seeds and the
         random-stream version. Read it back with :func:`lesde.load`.
         """
-        path = Path(path)
-        payload: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {}
         for name in _ARRAYS:
             if name == "features" and not include_features:
                 continue
             value = getattr(self, name)
-            payload[name] = value.astype(str) if name == "status" else np.asarray(value)
-        for name, values in self.metrics.items():
-            payload[f"metric__{name}"] = values
+            arrays[name] = value.astype(str) if name == "status" else np.asarray(value)
+        arrays.update(_metric_arrays(self.metrics))
         header = {
+            "kind": KIND,
             "format_version": FORMAT_VERSION,
             "config_toml": self.config.to_toml(),
             "steps_done": self.steps_done,
             "interrupted": self.interrupted,
             "meta": self.meta,
         }
-        payload["header"] = np.array(json.dumps(header))
-        _atomic_savez(path, payload)
+        storage.write_npz(path, arrays, header)
 
 
-def _atomic_savez(path: Path, payload: dict[str, np.ndarray]) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new, whole one.
+def provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
+    """What a record says about where it came from: versions, build, seeds, wall time.
 
-    A temporary file in the same directory is written, flushed and fsynced, renamed over
-    ``path`` (atomic on POSIX), and the directory is fsynced so the rename survives a
-    power cut.
+    Examples
+    --------
+    >>> sorted(provenance(Config(n_classes=2), 0.0))[:3]
+    ['build_info', 'lesde_version', 'noise_seed']
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
-    from . import __version__, _core
-
     return {
         "lesde_version": __version__,
         "build_info": _core.build_info(),
@@ -277,7 +283,8 @@ def _provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
 def load(path: str | os.PathLike) -> Result:
     """Read a result written by :meth:`Result.save` (never unpickles anything).
 
-    Every member is read (so the zip CRC-32 of each is checked) and every array is checked
+    The file is checked before its arrays are read (:func:`lesde.storage.read_npz`), every
+    member is read (so the zip CRC-32 of each is checked) and every array is checked
     against the config: a truncated, damaged or incomplete file raises :class:`ValueError`
     naming what is wrong, never a half-filled Result.
 
@@ -289,32 +296,19 @@ def load(path: str | os.PathLike) -> Result:
     >>> lesde.load(p).config.n_classes
     2
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no result file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            stored = {name: data[name] for name in data.files}
-    except MemoryError:
-        raise
-    except Exception as err:  # BadZipFile (truncated, bad CRC), EOFError, bad .npy header
-        raise ValueError(
-            f"{path}: not a readable lesde result file, damaged or truncated "
-            f"({type(err).__name__}: {err})"
-        ) from None
-    if "header" not in stored:
-        raise ValueError(f"{path}: not a lesde result file (no header)")
-    try:
-        header = json.loads(str(stored.pop("header")[()]))
-        if not isinstance(header, dict):
-            raise TypeError("the header is not a JSON object")
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: damaged result file (unreadable header: {err})") from None
-    version = header.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: result format version {version} cannot be read by this lesde "
-            f"(reads version {FORMAT_VERSION})"
-        )
+    required = [name for name in _ARRAYS if name != "features"]
+    required += [METRIC_PREFIX + m for m in (*SCALAR_METRICS, "nc1")]
+    contents = storage.read_npz(
+        path,
+        what="lesde result file",
+        kind=KIND,
+        format_version=FORMAT_VERSION,
+        required=required,
+        optional=["features"],
+        prefixes=[METRIC_PREFIX],
+        allow_missing_kind=True,  # result files written before the kind tag have none
+    )
+    header = contents.header
     try:
         cfg = Config.from_toml(header["config_toml"])
         steps_done, interrupted = header["steps_done"], header["interrupted"]
@@ -323,9 +317,8 @@ def load(path: str | os.PathLike) -> Result:
             raise TypeError("steps_done must be an int and interrupted a bool")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid result header ({type(err).__name__}: {err})") from None
-    arrays = {name: stored[name] for name in _ARRAYS if name in stored}
-    metrics = {k[len("metric__") :]: v for k, v in stored.items() if k.startswith("metric__")}
-    _check_loaded(path, cfg, arrays, metrics)
+    arrays, metrics = _split_metrics(contents.arrays)
+    _check_result_arrays(path, cfg, arrays, metrics)
     if "features" not in arrays:
         arrays["features"] = np.empty((cfg.replicas, 0, cfg.p))
     return Result(
@@ -339,49 +332,68 @@ def load(path: str | os.PathLike) -> Result:
     )
 
 
-def _check_loaded(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
-    """Every array present, numeric where it should be, and shaped as the config says."""
-    missing = [n for n in _ARRAYS if n not in arrays and n != "features"]
-    missing += [f"metric__{m}" for m in (*SCALAR_METRICS, "nc1") if m not in metrics]
-    if missing:
-        raise ValueError(f"{path}: incomplete result file, missing {', '.join(missing)}")
+# ----------------------------------------------------------------------------- array checks
+def _metric_arrays(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {METRIC_PREFIX + name: values for name, values in metrics.items()}
+
+
+def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """(arrays, metrics): the ``metric__<name>`` members become ``metrics[name]``."""
+    arrays = {k: v for k, v in stored.items() if not k.startswith(METRIC_PREFIX)}
+    metrics = {
+        k.removeprefix(METRIC_PREFIX): v for k, v in stored.items() if k.startswith(METRIC_PREFIX)
+    }
+    return arrays, metrics
+
+
+# dtype kinds an array may have: floating point, integer, text.
+FLOAT, INTEGER, TEXT = "f", "iu", "U"
+
+
+def _check_arrays(path: Any, found: dict[str, np.ndarray], expected: dict[str, tuple]) -> None:
+    """Every array in ``found`` of the dtype kind and shape that ``expected[name]`` gives."""
+    for name, value in found.items():
+        kinds, shape = expected[name]
+        if value.dtype.kind not in kinds:
+            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
+        if value.shape != shape:
+            raise ValueError(
+                f"{path}: array {name!r} has shape {value.shape}, expected "
+                f"{shape} for its config; the file is damaged"
+            )
+
+
+def _length(path: Any, array: np.ndarray, name: str, ndim: int, axis: int = 0) -> int:
+    """``array.shape[axis]``, once ``array`` has ``ndim`` dimensions (the size the other
+    arrays of a file are checked against)."""
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{path}: array {name!r} must be {ndim}-D, got shape {array.shape}; the file is damaged"
+        )
+    return array.shape[axis]
+
+
+def _check_result_arrays(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    T, S = (
-        arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1,
-        len(arrays["sample_indices"]),
-    )
+    T = arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1
     if not 0 <= T <= len(cfg.record_steps):
         raise ValueError(
             f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
             f"records; got shape {arrays['times'].shape}"
         )
-    shapes = {
-        "times": (T,),
-        "class_means": (R, T, K, p),
-        "label_means": (R, T, K, p),
-        "sigma_w": (R, T, p, p),
-        "features": (R, N, p),
-        "classes": (N,),
-        "labels": (R, N),
-        "sample_indices": (S,),
-        "sample_trajectories": (R, T, S, p),
-        "status": (R,),
-        "fail_step": (R,),
+    S = _length(path, arrays["sample_indices"], "sample_indices", 1)
+    expected = {
+        "times": (FLOAT, (T,)),
+        "class_means": (FLOAT, (R, T, K, p)),
+        "label_means": (FLOAT, (R, T, K, p)),
+        "sigma_w": (FLOAT, (R, T, p, p)),
+        "features": (FLOAT, (R, N, p)),
+        "classes": (INTEGER, (N,)),
+        "labels": (INTEGER, (R, N)),
+        "sample_indices": (INTEGER, (S,)),
+        "sample_trajectories": (FLOAT, (R, T, S, p)),
+        "status": (TEXT, (R,)),
+        "fail_step": (INTEGER, (R,)),
     }
-    shapes.update({f"metric__{m}": (R, T) for m in metrics})
-    found = {**arrays, **{f"metric__{m}": v for m, v in metrics.items()}}
-    for name, value in found.items():
-        kind = (
-            "U"
-            if name == "status"
-            else "iu"
-            if name in ("classes", "labels", "sample_indices", "fail_step")
-            else "f"
-        )
-        if value.dtype.kind not in kind:
-            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
-        if value.shape != shapes[name]:
-            raise ValueError(
-                f"{path}: array {name!r} has shape {value.shape}, expected "
-                f"{shapes[name]} for its config; the file is damaged"
-            )
+    expected.update({METRIC_PREFIX + m: (FLOAT, (R, T)) for m in metrics})
+    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
