@@ -28,7 +28,7 @@ import pytest
 
 import lesde
 from lesde import _core
-from lesde.simulate import allocate, engine_config
+from lesde.engine import allocate, engine_config
 
 HAS_DEVICE = _core.cuda_device_count() > 0
 needs_device = pytest.mark.skipif(not HAS_DEVICE, reason="no CUDA device (or no CUDA build)")

@@ -87,6 +87,7 @@ CHOICE_ARGUMENTS = {
     "signal": lambda v: lesde.Config(signal=v),
     "backend": lambda v: lesde.Config(backend=v),
     "model": lambda v: impact_integrals(np.ones((3, 2, 2)), model=v),
+    "on_nonfinite": lambda v: lesde.simulate(n_classes=2, n_per_class=2, on_nonfinite=v),
 }
 
 
@@ -135,6 +136,11 @@ def test_choice_mistakes_are_classified_alike(field):
     assert "must be one of" in message, message
 
 
+def test_a_misspelt_choice_gets_a_suggestion():
+    with pytest.raises(ValueError, match="did you mean 'warn'"):
+        lesde.simulate(n_classes=2, n_per_class=2, on_nonfinite="wrn")
+
+
 def test_unknown_field_has_a_hint():
     with pytest.raises(TypeError):
         lesde.Config(alhpa=1.0)
@@ -159,7 +165,7 @@ def test_too_large_run_is_refused_before_allocating():
 
 def test_engine_rejects_malformed_buffers():
     from lesde import _core
-    from lesde.simulate import engine_config
+    from lesde.engine import engine_config
 
     cfg = lesde.Config(n_classes=2, n_per_class=3, steps=2)
     e = engine_config(cfg)

@@ -50,6 +50,7 @@ import numpy as np
 
 from . import _core, storage, validate
 from .config import Config
+from .engine import allocate, check_memory, check_on_nonfinite, run_engine
 from .version import __version__
 
 __all__ = [
@@ -102,7 +103,7 @@ def write_checkpoint(
     Examples
     --------
     >>> import lesde, tempfile, os
-    >>> from lesde.simulate import allocate, run_engine
+    >>> from lesde.engine import allocate, run_engine
     >>> cfg = lesde.Config(n_classes=2, n_per_class=5, steps=4, record_every=2)
     >>> arrays = allocate(cfg)
     >>> _ = run_engine(cfg, arrays, progress=False, on_nonfinite="raise")
@@ -150,8 +151,6 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     config, and every array's dtype and shape against the config, the step (a record
     step), status codes and labels.
     """
-    from .simulate import _check_memory, allocate
-
     contents = storage.read_npz(
         path,
         what="lesde checkpoint",
@@ -187,7 +186,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise ValueError(f"dtype {header.get('dtype')!r} disagrees with the config")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid checkpoint header ({err})") from None
-    _check_memory(cfg)  # before the record grid or any array is built
+    check_memory(cfg)  # before the record grid or any array is built
     idx = _record_index(cfg, step) if isinstance(step, int) and not isinstance(step, bool) else -1
     if idx < 0:
         raise ValueError(f"{path}: step {step!r} is not a record step of its config")
@@ -221,7 +220,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 class Checkpointer:
     """Decides when the run loop writes a checkpoint, and writes it.
 
-    The loop asks :meth:`limit` to cut a chunk short at the record step where the next
+    It is the :class:`lesde.engine.Checkpointing` that :func:`lesde.engine.run_engine`
+    takes: the loop asks :meth:`limit` to cut a chunk short at the record step where the next
     checkpoint is due, and calls :meth:`maybe_write` after each chunk and
     :meth:`write_final` at the end.
     """
@@ -302,10 +302,7 @@ def resume(
         The file is damaged, truncated, not a checkpoint, or of an incompatible format or
         random-stream version.
     """
-    # Imported here: simulate imports this module for Checkpointer.
-    from .simulate import _check_on_nonfinite, run_engine
-
-    _check_on_nonfinite(on_nonfinite)
+    check_on_nonfinite(on_nonfinite)
     ckpt = read_checkpoint(path)
     writer = Checkpointer.create(path, ckpt.config, checkpoint_every, start_step=ckpt.step)
     return run_engine(

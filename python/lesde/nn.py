@@ -796,7 +796,7 @@ def train_and_record(
     >>> res.metrics["val_accuracy"].shape, float(res.times[-1])
     ((1, 4), 0.6)
     """
-    from .simulate import _Progress
+    from .engine import Progress
 
     data = _check_data(data)
     if validation is not None:
@@ -870,7 +870,7 @@ def train_and_record(
     rng = np.random.default_rng([seed, 2])
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    bar = _Progress(steps, progress)
+    bar = Progress(steps, progress)
     status, fail_step, interrupted, done, next_record = "ok", -1, False, 0, 0
     start = time.perf_counter()
     was_training = model.training
