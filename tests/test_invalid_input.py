@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import lesde
+from lesde.data import cifar10, corrupt_labels, geometric_shapes
 from lesde.estimate import impact_integrals, impact_rates
 
 CASES = [
@@ -76,17 +77,22 @@ def test_label_noise_may_be_one():
 INTEGER_ARGUMENTS = {
     "n_classes": lambda v: lesde.Config(n_classes=v),
     "replicas": lambda v: lesde.Config(replicas=v),
+    "n_per_class": lambda v: geometric_shapes(v, size=8),
+    "n_classes ": lambda v: corrupt_labels([0, 1], 0.5, v),  # corrupt_labels' own n_classes
     "polyorder": lambda v: impact_rates([0.0, 1.0, 2.0], [0, 1, 2], [0, 1, 2], polyorder=v),
 }
 REAL_ARGUMENTS = {
     "dt": lambda v: lesde.Config(dt=v),
     "label_noise": lambda v: lesde.Config(label_noise=v),
     "power_law.tau": lambda v: lesde.PowerLaw(a0=1.0, tau=v, gamma=1.0),
+    "blur": lambda v: geometric_shapes(1, size=8, blur=v),
+    "p_err": lambda v: corrupt_labels([0, 1], v, 2),
 }
 CHOICE_ARGUMENTS = {
     "signal": lambda v: lesde.Config(signal=v),
     "backend": lambda v: lesde.Config(backend=v),
     "model": lambda v: impact_integrals(np.ones((3, 2, 2)), model=v),
+    "split": lambda v: cifar10("/nonexistent", split=v),
     "on_nonfinite": lambda v: lesde.simulate(n_classes=2, n_per_class=2, on_nonfinite=v),
 }
 
@@ -137,6 +143,8 @@ def test_choice_mistakes_are_classified_alike(field):
 
 
 def test_a_misspelt_choice_gets_a_suggestion():
+    with pytest.raises(ValueError, match="did you mean 'test'"):
+        cifar10("/nonexistent", split="tset")
     with pytest.raises(ValueError, match="did you mean 'warn'"):
         lesde.simulate(n_classes=2, n_per_class=2, on_nonfinite="wrn")
 
