@@ -9,7 +9,13 @@ import pytest
 import lesde
 
 # Modules that need an optional extra: skipped with the reason where it is not installed.
-NEEDS = {"lesde.nn": "torch", "lesde.plot": "matplotlib", "lesde.zarr_store": "zarr"}
+NEEDS = {
+    "lesde.network": "torch",
+    "lesde.nn": "torch",
+    "lesde.plot": "matplotlib",
+    "lesde.training": "torch",
+    "lesde.zarr_store": "zarr",
+}
 MODULES = sorted(
     m.name
     for m in pkgutil.iter_modules(lesde.__path__, "lesde.")

@@ -1,7 +1,12 @@
-"""What a run returns, and how it is saved and loaded (``.npz``, never pickle).
+"""What runs return, and how they are saved and loaded (``.npz``, never pickle).
 
-The file layout is that of :mod:`lesde.storage`: a JSON header with a kind and a format
-version, arrays checked before they are read.
+Two record types share one file layout (:mod:`lesde.storage`: a JSON header with a kind
+and a format version, arrays checked before they are read) and one set of array checks:
+
+- :class:`Result`, what :func:`lesde.simulate` returns; :func:`load` reads it back;
+- :class:`TrainingResult`, what :func:`lesde.nn.train_and_record` returns for a real
+  network, laid out like a Result with one replica; :func:`load_training` reads it back,
+  without PyTorch.
 
 Examples
 --------
@@ -29,10 +34,14 @@ from .version import __version__
 __all__ = [
     "FORMAT_VERSION",
     "SCALAR_METRICS",
+    "TRAINING_FORMAT_VERSION",
+    "ImpactTrack",
     "Result",
+    "TrainingResult",
     "final_values",
     "finish_metrics",
     "load",
+    "load_training",
     "provenance",
     "status_names",
 ]
@@ -332,7 +341,7 @@ def load(path: str | os.PathLike) -> Result:
     )
 
 
-# ----------------------------------------------------------------------------- array checks
+# ----------------------------------------------------------------------------- shared by both
 def _metric_arrays(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {METRIC_PREFIX + name: values for name, values in metrics.items()}
 
@@ -396,4 +405,266 @@ def _check_result_arrays(path: Any, cfg: Config, arrays: dict, metrics: dict) ->
         "fail_step": (INTEGER, (R,)),
     }
     expected.update({METRIC_PREFIX + m: (FLOAT, (R, T)) for m in metrics})
+    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
+
+
+# ----------------------------------------------------------------------------- trained networks
+#: Version of the training record layout; a file of another version is refused.
+TRAINING_FORMAT_VERSION = 1
+TRAINING_KIND = "lesde.nn.TrainingResult"
+IMPACT_PREFIX = "impact__"
+_TRAINING_ARRAYS = ("times", "steps", "class_means", "label_means", "features", "classes")
+_TRAINING_ARRAYS += ("labels", "status", "fail_step")
+
+
+@dataclass(eq=False)
+class ImpactTrack:
+    """Impact matrices measured during training (``train_and_record(impact_every=...)``).
+
+    Arrays are indexed by measurement: ``times`` (S,), ``steps`` (S,), ``matrices``
+    (S, K, K), ``alpha_hat``/``beta_hat``/``ratio`` (S,) and their intervals (S, 2),
+    ``difference_ci`` (S, 2) the intervals of ``alpha_hat - beta_hat``, ``dropped_inputs``
+    (S,) the stepped inputs left out for a saturated softmax (reported here, not warned).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace  # stands in for a lesde.nn.ImpactMatrix
+    >>> measured = SimpleNamespace(
+    ...     matrix=np.eye(2), alpha_hat=1.0, beta_hat=0.0, ratio=np.inf, alpha_ci=(0.9, 1.1),
+    ...     beta_ci=(-0.1, 0.1), ratio_ci=(9.0, np.inf), difference_ci=(0.8, 1.2),
+    ...     dropped_inputs=0, confidence=0.95)
+    >>> track = ImpactTrack.collect([0, 10], 0.1, [measured, measured])
+    >>> track.times.tolist(), track.matrices.shape, track.alpha_ci.shape
+    ([0.0, 1.0], (2, 2, 2), (2, 2))
+    """
+
+    times: np.ndarray
+    steps: np.ndarray
+    matrices: np.ndarray
+    alpha_hat: np.ndarray
+    beta_hat: np.ndarray
+    ratio: np.ndarray
+    alpha_ci: np.ndarray
+    beta_ci: np.ndarray
+    ratio_ci: np.ndarray
+    difference_ci: np.ndarray
+    dropped_inputs: np.ndarray
+    confidence: float
+
+    FIELDS = ("times", "steps", "matrices", "alpha_hat", "beta_hat", "ratio")
+    FIELDS += ("alpha_ci", "beta_ci", "ratio_ci", "difference_ci", "dropped_inputs")
+
+    @classmethod
+    def collect(cls, steps, lr, measured: list) -> ImpactTrack:
+        """The track of ``measured`` :class:`lesde.nn.ImpactMatrix` objects, taken at
+        SGD ``steps`` of size ``lr``."""
+        steps = np.asarray(steps, dtype=np.int64)
+        return cls(
+            times=steps * lr,
+            steps=steps,
+            matrices=np.array([m.matrix for m in measured]),
+            alpha_hat=np.array([m.alpha_hat for m in measured]),
+            beta_hat=np.array([m.beta_hat for m in measured]),
+            ratio=np.array([m.ratio for m in measured]),
+            alpha_ci=np.array([m.alpha_ci for m in measured]).reshape(-1, 2),
+            beta_ci=np.array([m.beta_ci for m in measured]).reshape(-1, 2),
+            ratio_ci=np.array([m.ratio_ci for m in measured]).reshape(-1, 2),
+            difference_ci=np.array([m.difference_ci for m in measured]).reshape(-1, 2),
+            dropped_inputs=np.array([m.dropped_inputs for m in measured], dtype=np.int64),
+            confidence=measured[0].confidence if measured else 0.95,
+        )
+
+
+@dataclass(eq=False)
+class TrainingResult:
+    """What :func:`lesde.nn.train_and_record` returns: the records of one network's training.
+
+    Laid out like :class:`Result` with one replica, so the estimators
+    (:func:`lesde.estimate.impact_integrals` takes ``res.class_means[0]``, or use
+    :func:`lesde.estimate.fit`) and plots (:func:`lesde.plot.metric_over_time`,
+    :func:`lesde.plot.class_means_3d`) accept it directly. Saved and loaded
+    (:func:`load_training`) without PyTorch.
+
+    Attributes
+    ----------
+    times : (T,) record times ``t = step * lr``; steps : (T,) SGD steps
+    class_means : (1, T, K, K) mean logits by true class
+    label_means : (1, T, K, K) mean logits by training label
+    metrics : dict name -> (1, T) array: loss, accuracy (against the training labels),
+        clean_accuracy (against the true classes), ncc_accuracy, nc1, nc4, equinorm,
+        equiangularity, etf_distance, coherence, and val_loss, val_accuracy with
+        validation data
+    features : (1, N, K) logits of the training samples at the last record
+    classes : (N,) true classes; labels : (1, N) training labels (corrupted if asked)
+    logits : (T, N, K) all recorded logits, or None (class means only, for large sets)
+    impact : ImpactTrack or None
+    status : (1,) "ok" or "nonfinite"; fail_step : (1,) step of failure or -1
+    steps_done, interrupted, meta (settings, versions, wall time)
+
+    Examples
+    --------
+    >>> T, N, K = 2, 4, 2
+    >>> res = TrainingResult(
+    ...     times=np.array([0.0, 0.1]), steps=np.array([0, 10]),
+    ...     class_means=np.zeros((1, T, K, K)), label_means=np.zeros((1, T, K, K)),
+    ...     metrics={"loss": np.array([[0.7, 0.5]])}, features=np.zeros((1, N, K)),
+    ...     classes=np.array([0, 0, 1, 1]), labels=np.array([[0, 0, 1, 1]]), logits=None,
+    ...     impact=None, status=np.array(["ok"]), fail_step=np.array([-1]), steps_done=10)
+    >>> res.final("loss"), res.ok
+    (0.5, True)
+    """
+
+    times: np.ndarray
+    steps: np.ndarray
+    class_means: np.ndarray
+    label_means: np.ndarray
+    metrics: dict[str, np.ndarray]
+    features: np.ndarray
+    classes: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray | None
+    impact: ImpactTrack | None
+    status: np.ndarray
+    fail_step: np.ndarray
+    steps_done: int
+    interrupted: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when training finished with finite values and was not interrupted."""
+        return not self.interrupted and bool(np.all(self.status == "ok"))
+
+    @property
+    def title(self) -> str:
+        """One line naming the run, used by :mod:`lesde.plot`."""
+        m = self.meta
+        return (
+            f"{m.get('model', 'network')}, SGD lr = {m.get('lr', float('nan')):g}, "
+            f"batch {m.get('batch_size', '?')}, p_err = {m.get('label_noise', 0):g}"
+        )
+
+    def final(self, name: str) -> float:
+        """The last finite record of metric ``name``."""
+        return float(final_values(self.metrics, name)[0])
+
+    def summary(self) -> dict[str, float]:
+        """Each metric's final value, the time reached and the run's status."""
+        out: dict[str, Any] = {name: self.final(name) for name in self.metrics}
+        out["t_end"] = float(self.times[-1]) if self.times.size else 0.0
+        out["status"] = str(self.status[0])
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingResult(records={self.times.size}, steps={self.steps_done}, "
+            f"t={self.times[-1] if self.times.size else 0:g}, status={self.status[0]!r}, "
+            f"logits={'recorded' if self.logits is not None else 'class means only'})"
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an ``.npz`` file atomically (read back with :func:`load_training`)."""
+        arrays = {name: np.asarray(getattr(self, name)) for name in _TRAINING_ARRAYS}
+        arrays["status"] = self.status.astype(str)
+        if self.logits is not None:
+            arrays["logits"] = self.logits
+        arrays.update(_metric_arrays(self.metrics))
+        if self.impact is not None:
+            for name in ImpactTrack.FIELDS:
+                arrays[IMPACT_PREFIX + name] = getattr(self.impact, name)
+        header = {
+            "kind": TRAINING_KIND,
+            "format_version": TRAINING_FORMAT_VERSION,
+            "steps_done": self.steps_done,
+            "interrupted": self.interrupted,
+            "impact_confidence": self.impact.confidence if self.impact is not None else None,
+            "meta": self.meta,
+        }
+        storage.write_npz(path, arrays, header)
+
+
+def load_training(path: str | os.PathLike) -> TrainingResult:
+    """Read a :class:`TrainingResult` written by :meth:`TrainingResult.save` (no pickle,
+    no PyTorch); checked like :func:`load`.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> res = TrainingResult(
+    ...     times=np.zeros(1), steps=np.zeros(1, dtype=np.int64),
+    ...     class_means=np.zeros((1, 1, 2, 2)), label_means=np.zeros((1, 1, 2, 2)),
+    ...     metrics={}, features=np.zeros((1, 3, 2)), classes=np.array([0, 1, 1]),
+    ...     labels=np.array([[0, 1, 1]]), logits=None, impact=None,
+    ...     status=np.array(["ok"]), fail_step=np.array([-1]), steps_done=0)
+    >>> p = os.path.join(tempfile.mkdtemp(), "train.npz")
+    >>> res.save(p)
+    >>> load_training(p).class_means.shape
+    (1, 1, 2, 2)
+    """
+    contents = storage.read_npz(
+        path,
+        what="lesde training result",
+        kind=TRAINING_KIND,
+        format_version=TRAINING_FORMAT_VERSION,
+        required=_TRAINING_ARRAYS,
+        optional=["logits"],
+        prefixes=[METRIC_PREFIX, IMPACT_PREFIX],
+    )
+    header = contents.header
+    arrays, metrics = _split_metrics(contents.arrays)
+    impact_arrays = {k: v for k, v in arrays.items() if k.startswith(IMPACT_PREFIX)}
+    missing = [IMPACT_PREFIX + n for n in ImpactTrack.FIELDS if IMPACT_PREFIX + n not in arrays]
+    if impact_arrays and missing:
+        raise ValueError(f"{path}: incomplete lesde training result, missing {', '.join(missing)}")
+    _check_training_arrays(path, arrays, metrics)
+    try:
+        steps_done, interrupted = header["steps_done"], header["interrupted"]
+        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
+            raise TypeError("steps_done must be an int and interrupted a bool")
+        impact = None
+        if impact_arrays:
+            impact = ImpactTrack(
+                **{n: arrays[IMPACT_PREFIX + n] for n in ImpactTrack.FIELDS},
+                confidence=float(header["impact_confidence"]),
+            )
+    except (KeyError, TypeError, ValueError) as err:
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: invalid training result header ({why})") from None
+    return TrainingResult(
+        **{name: arrays[name] for name in _TRAINING_ARRAYS if name != "status"},
+        status=arrays["status"].astype(str),
+        metrics=metrics,
+        logits=arrays.get("logits"),
+        impact=impact,
+        steps_done=steps_done,
+        interrupted=interrupted,
+        meta=header.get("meta", {}),
+    )
+
+
+def _check_training_arrays(path: Any, arrays: dict, metrics: dict) -> None:
+    T = _length(path, arrays["times"], "times", 1)
+    N = _length(path, arrays["classes"], "classes", 1)
+    K = _length(path, arrays["class_means"], "class_means", 4, axis=2)
+    expected = {
+        "times": (FLOAT, (T,)),
+        "steps": (INTEGER, (T,)),
+        "class_means": (FLOAT, (1, T, K, K)),
+        "label_means": (FLOAT, (1, T, K, K)),
+        "features": (FLOAT, (1, N, K)),
+        "classes": (INTEGER, (N,)),
+        "labels": (INTEGER, (1, N)),
+        "status": (TEXT, (1,)),
+        "fail_step": (INTEGER, (1,)),
+        "logits": (FLOAT, (T, N, K)),
+    }
+    expected.update({METRIC_PREFIX + m: (FLOAT, (1, T)) for m in metrics})
+    if IMPACT_PREFIX + "times" in arrays:
+        S = _length(path, arrays[IMPACT_PREFIX + "times"], IMPACT_PREFIX + "times", 1)
+        impact = {"times": (FLOAT, (S,)), "steps": (INTEGER, (S,))}
+        impact["matrices"] = (FLOAT, (S, K, K))
+        impact.update({n: (FLOAT, (S,)) for n in ("alpha_hat", "beta_hat", "ratio")})
+        impact.update({n: (FLOAT, (S, 2)) for n in ImpactTrack.FIELDS if n.endswith("_ci")})
+        impact["dropped_inputs"] = (INTEGER, (S,))
+        expected.update({IMPACT_PREFIX + n: kind_shape for n, kind_shape in impact.items()})
     _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
