@@ -34,7 +34,7 @@ except ModuleNotFoundError:  # Python 3.10
 from .schedules import Constant, Schedule, as_schedule
 from .validate import choice, integer, probability, real, real_array
 
-__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES", "BACKENDS"]
+__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES", "BACKENDS", "toml_value"]
 
 SIGNALS = ("linear", "projected", "cross_entropy")
 PROCESSES = ("sde", "sgd")
@@ -423,9 +423,9 @@ class Config:
         for key, value in self.to_dict(resolved=resolved).items():
             if isinstance(value, dict):
                 tables.append(f"\n[{key}]")
-                tables += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+                tables += [f"{k} = {toml_value(v)}" for k, v in value.items()]
             else:
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
         text = "\n".join(lines + tables) + "\n"
         if path is not None:
             Path(path).write_text(text)
@@ -459,7 +459,14 @@ class Config:
         return hash(self.to_toml())
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One value (bool, int, float, str or a list of them) as TOML text.
+
+    Examples
+    --------
+    >>> toml_value([1, 0.5, "sde", True])
+    '[1, 0.5, "sde", true]'
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -469,5 +476,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+# lesde.cli imports the old private name; it goes once the CLI imports toml_value.
+_toml_value = toml_value
