@@ -132,7 +132,7 @@ import numpy as np
 
 import lesde
 from lesde import _core
-from lesde.simulate import allocate, engine_config
+from lesde.engine import allocate, engine_config
 
 N = int(float(os.environ.get("LESDE_BENCH_N", "1e7")))
 skip_cpu = os.environ.get("LESDE_BENCH_SKIP_CPU") == "1"

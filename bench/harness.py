@@ -78,7 +78,7 @@ class LesdeStepper:
 
         import lesde
         from lesde import _core
-        from lesde.simulate import allocate, engine_config
+        from lesde.engine import allocate, engine_config
 
         K, p = problem.E.shape[0], problem.X0.shape[1]
         self.cfg = lesde.Config(

@@ -11,7 +11,7 @@ import pytest
 import lesde
 import lesde.metrics
 from lesde import _core
-from lesde.simulate import allocate, engine_config
+from lesde.engine import allocate, engine_config
 
 
 def _engine(cfg):

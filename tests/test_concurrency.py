@@ -13,7 +13,7 @@ import numpy as np
 
 import lesde
 from lesde import _core
-from lesde.simulate import allocate, engine_config
+from lesde.engine import allocate, engine_config
 
 BASE = dict(
     n_classes=3,

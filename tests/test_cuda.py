@@ -29,7 +29,7 @@ import pytest
 
 import lesde
 from lesde import _core
-from lesde.simulate import allocate, engine_config
+from lesde.engine import allocate, engine_config
 
 from conftest import engine_class
 

@@ -266,7 +266,8 @@ def test_shapes_blur_softens_edges():
         (dict(n_per_class=2.5), TypeError, "n_per_class"),
         (dict(n_per_class=True), TypeError, "n_per_class"),
         (dict(size=7), ValueError, "size"),
-        (dict(size=32.0), TypeError, "size"),
+        # lesde.validate: 32.0 is the integer 32 (as in lesde.Config); 32.5 is no integer.
+        (dict(size=32.5), TypeError, "size"),
         (dict(angles=(10.0, 0.0)), ValueError, "angles"),
         (dict(angles=(0.0, 10.0, 20.0)), TypeError, "angles"),
         (dict(angles=5.0), TypeError, "angles"),
@@ -478,7 +479,7 @@ def test_corrupt_does_not_mutate():
         (([0, 1], float("nan"), 2), ValueError, "p_err"),
         (([0, 1], "0.5", 2), TypeError, "p_err"),
         (([0, 1], 0.5, 1), ValueError, "n_classes"),
-        (([0, 1], 0.5, 2.0), TypeError, "n_classes"),
+        (([0, 1], 0.5, 2.5), TypeError, "n_classes"),  # 2.0 is the integer 2 (lesde.validate)
         (([0, 2], 0.5, 2), ValueError, "labels"),
         (([0.0, 1.0], 0.5, 2), TypeError, "labels"),
         (([[0, 1]], 0.5, 2), ValueError, "labels"),

@@ -10,7 +10,12 @@ import lesde
 
 # Modules that need an optional extra: skipped with the reason where it is not installed.
 # (matplotlib and pandas are core dependencies: lesde.plot is never skipped.)
-NEEDS = {"lesde.nn": "torch", "lesde.zarr_store": "zarr"}
+NEEDS = {
+    "lesde.network": "torch",
+    "lesde.nn": "torch",
+    "lesde.training": "torch",
+    "lesde.zarr_store": "zarr",
+}
 # Every module of the package, subpackages such as lesde.cli included.
 MODULES = sorted(
     m.name

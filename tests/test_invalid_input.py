@@ -1,9 +1,19 @@
-"""Invalid input: a clear ValueError/TypeError that names the field, never a crash."""
+"""Invalid input: a clear ValueError/TypeError that names the field, never a crash.
+
+One rule for every entry point (lesde.validate): a value of the wrong type (a bool, a
+string or None where a number is expected, 2.5 where an integer is expected) is a
+TypeError; a value of the right type out of range, not finite, or not among the choices is
+a ValueError.
+"""
+
+import math
 
 import numpy as np
 import pytest
 
 import lesde
+from lesde.data import cifar10, corrupt_labels, geometric_shapes
+from lesde.estimate import impact_integrals, impact_rates
 
 CASES = [
     (dict(n_classes=1), ValueError, "n_classes"),
@@ -18,7 +28,7 @@ CASES = [
     (dict(dim=5), ValueError, "head"),  # cross_entropy, p != K, no head
     (dict(dim=5, signal="projected"), ValueError, "projected"),
     (dict(head=np.ones((2, 3))), ValueError, "head"),
-    (dict(label_noise=1.0), ValueError, "label_noise"),
+    (dict(label_noise=1.5), ValueError, "label_noise"),  # 1.0 is allowed: see below
     (dict(label_noise=-0.1), ValueError, "label_noise"),
     (dict(dt=0.0), ValueError, "dt"),
     (dict(dt=-1e-3), ValueError, "dt"),
@@ -55,6 +65,90 @@ def test_invalid_config_raises_a_clear_error(fields, error, word):
     assert word in str(info.value), f"message {str(info.value)!r} does not name {word!r}"
 
 
+def test_label_noise_may_be_one():
+    # p_err = 1 (every label moved to another class) is a probability like any other; the
+    # Config, lesde.data.corrupt_labels and lesde.nn.train_and_record all allow [0, 1].
+    assert lesde.Config(label_noise=1.0).label_noise == 1.0
+    assert lesde.Config(label_noise=1).label_noise == 1.0
+
+
+# Entry points that take an integer, a real number or one of a few names, each called with
+# one value: the same mistake must give the same exception everywhere.
+INTEGER_ARGUMENTS = {
+    "n_classes": lambda v: lesde.Config(n_classes=v),
+    "replicas": lambda v: lesde.Config(replicas=v),
+    "n_per_class": lambda v: geometric_shapes(v, size=8),
+    "n_classes ": lambda v: corrupt_labels([0, 1], 0.5, v),  # corrupt_labels' own n_classes
+    "polyorder": lambda v: impact_rates([0.0, 1.0, 2.0], [0, 1, 2], [0, 1, 2], polyorder=v),
+}
+REAL_ARGUMENTS = {
+    "dt": lambda v: lesde.Config(dt=v),
+    "label_noise": lambda v: lesde.Config(label_noise=v),
+    "power_law.tau": lambda v: lesde.PowerLaw(a0=1.0, tau=v, gamma=1.0),
+    "blur": lambda v: geometric_shapes(1, size=8, blur=v),
+    "p_err": lambda v: corrupt_labels([0, 1], v, 2),
+}
+CHOICE_ARGUMENTS = {
+    "signal": lambda v: lesde.Config(signal=v),
+    "backend": lambda v: lesde.Config(backend=v),
+    "model": lambda v: impact_integrals(np.ones((3, 2, 2)), model=v),
+    "split": lambda v: cifar10("/nonexistent", split=v),
+    "on_nonfinite": lambda v: lesde.simulate(n_classes=2, n_per_class=2, on_nonfinite=v),
+}
+
+
+@pytest.mark.parametrize("field", INTEGER_ARGUMENTS)
+@pytest.mark.parametrize(
+    "value, error",
+    [(2.5, TypeError), (True, TypeError), ("3", TypeError), (None, TypeError), (-1, ValueError)],
+)
+def test_integer_mistakes_are_classified_alike(field, value, error):
+    with pytest.raises(error) as info:
+        INTEGER_ARGUMENTS[field](value)
+    assert field.strip() in str(info.value), f"message {str(info.value)!r} does not name {field}"
+
+
+@pytest.mark.parametrize("field", INTEGER_ARGUMENTS)
+def test_a_whole_float_is_accepted_as_an_integer(field):
+    INTEGER_ARGUMENTS[field](3.0)  # e.g. 1e4 from TOML or a NumPy grid
+
+
+@pytest.mark.parametrize("field", REAL_ARGUMENTS)
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ("0.1", TypeError),
+        (True, TypeError),
+        (None, TypeError),
+        (1 + 0j, TypeError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (-1.0, ValueError),
+    ],
+)
+def test_real_number_mistakes_are_classified_alike(field, value, error):
+    with pytest.raises(error) as info:
+        REAL_ARGUMENTS[field](value)
+    assert field in str(info.value), f"message {str(info.value)!r} does not name {field}"
+
+
+@pytest.mark.parametrize("field", CHOICE_ARGUMENTS)
+def test_choice_mistakes_are_classified_alike(field):
+    with pytest.raises(TypeError, match=field):
+        CHOICE_ARGUMENTS[field](3)
+    with pytest.raises(ValueError, match=field) as info:
+        CHOICE_ARGUMENTS[field]("nonsense")
+    message = str(info.value)
+    assert "must be one of" in message, message
+
+
+def test_a_misspelt_choice_gets_a_suggestion():
+    with pytest.raises(ValueError, match="did you mean 'test'"):
+        cifar10("/nonexistent", split="tset")
+    with pytest.raises(ValueError, match="did you mean 'warn'"):
+        lesde.simulate(n_classes=2, n_per_class=2, on_nonfinite="wrn")
+
+
 def test_unknown_field_has_a_hint():
     with pytest.raises(TypeError):
         lesde.Config(alhpa=1.0)
@@ -79,7 +173,7 @@ def test_too_large_run_is_refused_before_allocating():
 
 def test_engine_rejects_malformed_buffers():
     from lesde import _core
-    from lesde.simulate import engine_config
+    from lesde.engine import engine_config
 
     cfg = lesde.Config(n_classes=2, n_per_class=3, steps=2)
     e = engine_config(cfg)

@@ -75,12 +75,12 @@ def test_two_ranks_give_the_single_process_result(case, tmp_path):
 
 
 def test_sharding_rejects_what_it_does_not_support():
-    from lesde.mpi import _check, shard_blocks
+    from lesde.mpi import check_shardable, shard_blocks
 
     with pytest.raises(ValueError, match="sde"):
-        _check(lesde.Config(process="sgd"))
+        check_shardable(lesde.Config(process="sgd"))
     with pytest.raises(ValueError, match="record_samples"):
-        _check(lesde.Config(record_samples=3))
+        check_shardable(lesde.Config(record_samples=3))
     with pytest.raises(ValueError, match="one block per rank"):
         shard_blocks(3000, 0, 4)
     assert shard_blocks(9000, 1, 2) == (2, 5, 3600, 9000)

@@ -34,6 +34,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -743,6 +747,45 @@ def test_save_load_round_trip(run, tmp_path):
     assert_results_equal(res, load_training(str(path)))
 
 
+def test_saved_training_loads_without_torch(run, tmp_path):
+    # The record type lives in lesde.result, so reading a training record needs no PyTorch.
+    res = run[2]
+    path = tmp_path / "train.npz"
+    res.save(path)
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # as if not installed: importing it raises\n"
+        "from lesde.result import load_training\n"
+        f"res = load_training({str(path)!r})\n"
+        "print(list(res.class_means.shape), list(res.impact.matrices.shape))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(lesde.__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    expected = f"{list(res.class_means.shape)} {list(res.impact.matrices.shape)}"
+    assert out.stdout.strip() == expected, out.stdout
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda f: f.pop("impact__ratio"), "missing impact__ratio"),
+        (lambda f: f.__setitem__("class_means", f["class_means"][:, :-1]), "damaged"),
+        (lambda f: f.__setitem__("steps", f["steps"].astype(float)), "damaged"),
+        (lambda f: f.__setitem__("times", f["times"][None]), "times"),
+        (lambda f: f.__setitem__("extra", np.zeros(2)), "unexpected arrays"),
+    ],
+)
+def test_load_refuses_damaged_training_records(run, tmp_path, change, words):
+    run[2].save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz", allow_pickle=False) as data:
+        files = {name: data[name] for name in data.files}
+    change(files)
+    np.savez(tmp_path / "bad.npz", **files)
+    with pytest.raises(ValueError, match=words):
+        load_training(tmp_path / "bad.npz")
+
+
 def test_save_load_without_logits_or_impact(shapes, tmp_path):
     res = train_and_record(
         InterruptOnCall(linear_model(), n=4),
@@ -761,7 +804,8 @@ def test_save_load_without_logits_or_impact(shapes, tmp_path):
 def test_load_refuses_other_files(tmp_path):
     sim = lesde.simulate(n_classes=3, n_per_class=2, t_end=0.1, progress=False)
     sim.save(tmp_path / "sim.npz")
-    with pytest.raises(ValueError, match="not a lesde.nn training result"):
+    # One reader (lesde.storage) for every lesde file: it names what the file is instead.
+    with pytest.raises(ValueError, match="not a lesde training result .it is a result file"):
         load_training(tmp_path / "sim.npz")
     np.savez(tmp_path / "random.npz", a=np.arange(3), b=np.ones((2, 2)))
     with pytest.raises(ValueError, match="not a readable lesde training result"):
@@ -790,7 +834,10 @@ def two_class_data():
         (dict(lr=float("nan")), ValueError, "lr"),
         (dict(lr=float("inf")), ValueError, "lr"),
         (dict(steps=0), ValueError, "steps"),
-        (dict(steps=2.5), ValueError, "steps"),
+        # lesde.validate: a number with a fraction where an integer is expected is a
+        # TypeError everywhere (it was a ValueError here, a TypeError in lesde.Config).
+        (dict(steps=2.5), TypeError, "steps"),
+        (dict(lr="0.1"), TypeError, "lr"),  # a string is not a number (was float("0.1"))
         (dict(batch_size=0), ValueError, "batch_size"),
         (dict(record_every=0), ValueError, "record_every"),
         (dict(impact_every=0), ValueError, "impact_every"),
@@ -815,21 +862,27 @@ def test_train_invalid_arguments(shapes, change, exc, words):
 
 
 @pytest.mark.parametrize(
-    "change, words",
+    "change, exc, words",
     [
-        (dict(image_size=8), "image_size"),
-        (dict(n_classes=1), "n_classes"),
-        (dict(in_channels=0), "in_channels"),
-        (dict(image_size=16.0), "image_size"),
-        (dict(input_std=0.0), "input_std"),
-        (dict(input_std=[1.0, -1.0], in_channels=2), "input_std"),
-        (dict(input_mean=float("nan")), "input_mean"),
-        (dict(dtype="float16"), "dtype"),
+        (dict(image_size=8), ValueError, "image_size"),
+        (dict(n_classes=1), ValueError, "n_classes"),
+        (dict(in_channels=0), ValueError, "in_channels"),
+        # lesde.validate: 16.0 is the integer 16, as in lesde.Config; 16.5 has the wrong
+        # type (both were a ValueError here).
+        (dict(image_size=16.5), TypeError, "image_size"),
+        (dict(input_std=0.0), ValueError, "input_std"),
+        (dict(input_std=[1.0, -1.0], in_channels=2), ValueError, "input_std"),
+        (dict(input_mean=float("nan")), ValueError, "input_mean"),
+        (dict(dtype="float16"), ValueError, "dtype"),
     ],
 )
-def test_lenet_invalid_arguments(change, words):
-    with pytest.raises(ValueError, match=words):
+def test_lenet_invalid_arguments(change, exc, words):
+    with pytest.raises(exc, match=words):
         LeNet(**change)
+
+
+def test_lenet_takes_a_whole_float_as_an_integer():
+    assert LeNet(image_size=16.0)(torch.zeros(1, 1, 16, 16)).shape == (1, 3)
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def test_interrupt_and_failure_leave_a_store_matching_the_result(tmp_path, monke
             raise KeyboardInterrupt
 
     monkeypatch.setattr(zarr_store.ZarrWriter, "append", append)
-    monkeypatch.setattr(importlib.import_module("lesde.simulate"), "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(importlib.import_module("lesde.engine"), "CHUNK_SECONDS", 0.0)
     with pytest.warns(RuntimeWarning, match="interrupted"):
         part = lesde.simulate(progress=False, zarr_store=tmp_path / "i", **SMALL)
     monkeypatch.undo()

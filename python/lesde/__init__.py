@@ -12,14 +12,7 @@ Examples
 (1, 101)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("lesde")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
-
-from . import _core, estimate, metrics, plot
+from . import estimate, metrics, plot
 from .checkpoint import resume
 from .config import Config
 from .estimate import replay
@@ -27,23 +20,8 @@ from .result import Result, load
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
 from .simulate import InsufficientMemoryError, NonFiniteError, simulate
 from .sweep import label_noise_sweep, phase_diagram, sweep  # the function; module: lesde.sweep
+from .version import __version__, build_info
 from .zarr_store import load_zarr  # zarr itself is imported on use (lesde[zarr])
-
-
-def build_info() -> dict:
-    """How the compiled core was built: version, compiler, OpenMP, SIMD flags, CUDA.
-
-    Examples
-    --------
-    >>> info = build_info()
-    >>> isinstance(info["openmp"], bool)
-    True
-    """
-    info = dict(_core.build_info())
-    info["version"] = __version__
-    info["random_stream_version"] = int(_core.RANDOM_STREAM_VERSION)
-    return info
-
 
 __all__ = [
     "Config",

@@ -13,14 +13,15 @@ after each :data:`CHECKPOINT_SECONDS` of wall time. The run's chunks are cut sho
 record step, so Ctrl-C and the progress bar stay responsive. A last checkpoint holds the
 finished state (resuming it returns at once), unless every replica failed between records.
 
-How. The file is an ``.npz`` (``np.savez``, read with ``allow_pickle=False``; never pickle)
-holding the arrays, a JSON ``header`` (format version, step, the config as TOML, lesde
-and random-stream versions, dtype, wall time) and ``sha256``, a SHA-256 digest over the
-header and every array's name, dtype, shape and bytes. It is written atomically: a temporary
-file in the same directory, flushed and fsynced, renamed over the old checkpoint with
+How. The file is an ``.npz`` of :mod:`lesde.storage` (never pickle) holding the arrays, a
+JSON ``header`` (kind, format version, step, the config as TOML, lesde and random-stream
+versions, dtype, wall time) and ``sha256``, a SHA-256 digest over the header and every
+array's name, dtype, shape and bytes. It is written atomically: a temporary file in the
+same directory, flushed and fsynced, renamed over the old checkpoint with
 :func:`os.replace`, then the directory is fsynced. A reader therefore sees the previous
 checkpoint or the new one, never a mixture; a file damaged afterwards (truncated, flipped
-bytes) fails the zip CRCs or the digest and is refused with a :class:`ValueError`.
+bytes) fails the storage checks, the zip CRCs or the digest and is refused with a
+:class:`ValueError`.
 
 Examples
 --------
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import time
 import warnings
@@ -48,8 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from . import _core, storage, validate
 from .config import Config
-from .result import _atomic_savez
+from .engine import allocate, check_memory, check_on_nonfinite, run_engine
+from .version import __version__
 
 __all__ = [
     "CHECKPOINT_SECONDS",
@@ -69,6 +71,7 @@ KIND = "lesde-checkpoint"
 # Record arrays: stored up to the checkpoint's record, padded with NaN on loading.
 _RECORDS = ("class_means", "label_means", "sigma_w", "scalars", "samples")
 _STATE = ("features", "labels", "noise_var", "status", "fail_step")
+_STATE_ALWAYS = tuple(name for name in _STATE if name != "noise_var")  # noise_var: SGD only
 
 
 def _digest(header_json: str, arrays: dict[str, np.ndarray]) -> str:
@@ -95,32 +98,38 @@ def write_checkpoint(
     arrays: dict[str, Any],
     wall_seconds: float = 0.0,
 ) -> None:
-    """Write the state in ``arrays`` (after ``step`` steps, a record step) to ``path``."""
-    from . import __version__, _core
+    """Write the state in ``arrays`` (after ``step`` steps, a record step) to ``path``.
 
+    Examples
+    --------
+    >>> import lesde, tempfile, os
+    >>> from lesde.engine import allocate, run_engine
+    >>> cfg = lesde.Config(n_classes=2, n_per_class=5, steps=4, record_every=2)
+    >>> arrays = allocate(cfg)
+    >>> _ = run_engine(cfg, arrays, progress=False, on_nonfinite="raise")
+    >>> path = os.path.join(tempfile.mkdtemp(), "end.ckpt")
+    >>> write_checkpoint(path, cfg, 4, arrays)
+    >>> read_checkpoint(path).step
+    4
+    """
     idx = _record_index(cfg, step)
     if idx < 0:
         raise ValueError(f"a checkpoint must be taken at a record step; {step} is not one")
     payload = {name: arrays[name] for name in _STATE if arrays.get(name) is not None}
     for name in _RECORDS:
         payload[name] = np.ascontiguousarray(arrays[name][:, : idx + 1])
-    header = json.dumps(
-        {
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
-            "step": int(step),
-            "config_toml": cfg.to_toml(),
-            "dtype": cfg.dtype,
-            "lesde_version": __version__,
-            "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
-            "wall_seconds": float(wall_seconds),
-        },
-        sort_keys=True,
-    )
-    payload_digest = _digest(header, payload)
-    payload["header"] = np.array(header)
-    payload["sha256"] = np.array(payload_digest)
-    _atomic_savez(Path(path), payload)
+    header = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "config_toml": cfg.to_toml(),
+        "dtype": cfg.dtype,
+        "lesde_version": __version__,
+        "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+        "wall_seconds": float(wall_seconds),
+    }
+    payload["sha256"] = np.array(_digest(storage.header_text(header), payload))
+    storage.write_npz(path, payload, header)
 
 
 @dataclass
@@ -133,54 +142,29 @@ class Checkpoint:
     header: dict[str, Any]
 
 
-def _damaged(path: Any, why: str) -> ValueError:
-    return ValueError(
-        f"{path}: damaged or truncated lesde checkpoint ({why}); refusing to resume from it"
-    )
-
-
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load and validate a checkpoint; anything damaged or incompatible is a ValueError.
 
-    Checked, in order: a readable zip/npz (CRC of every member), the header's kind and
-    format version, the SHA-256 digest, the random-stream version (another one could not
-    continue the run bit-identically), the config, and every array's dtype and shape
-    against the config, the step (a record step), status codes and labels.
+    Checked, in order: the file's structure, its header's kind and format version and the
+    CRC of every member (:func:`lesde.storage.read_npz`), the SHA-256 digest, the
+    random-stream version (another one could not continue the run bit-identically), the
+    config, and every array's dtype and shape against the config, the step (a record
+    step), status codes and labels.
     """
-    from . import __version__, _core
-    from .simulate import _check_memory, allocate
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            stored = {name: data[name] for name in data.files}
-    except MemoryError:
-        raise
-    except Exception as err:  # BadZipFile, CRC errors, EOFError, bad .npy headers, ...
-        raise _damaged(path, f"{type(err).__name__}: {err}") from None
-    if "header" not in stored or "sha256" not in stored:
-        raise ValueError(f"{path}: not a lesde checkpoint (no header or checksum)")
-    try:
-        header_json = str(stored.pop("header")[()])
-        header = json.loads(header_json)
-        if not isinstance(header, dict):
-            raise TypeError("header is not a JSON object")
-    except (ValueError, TypeError) as err:
-        raise _damaged(path, f"unreadable header: {err}") from None
-    if header.get("kind") != KIND:
+    contents = storage.read_npz(
+        path,
+        what="lesde checkpoint",
+        kind=KIND,
+        format_version=FORMAT_VERSION,
+        required=("sha256", *_STATE_ALWAYS, *_RECORDS),
+        optional=("noise_var",),
+    )
+    header, stored = contents.header, contents.arrays
+    if str(stored.pop("sha256")[()]) != _digest(contents.header_text, stored):
         raise ValueError(
-            f"{path}: not a lesde checkpoint (kind {header.get('kind')!r}); a "
-            "result file is read with lesde.load"
+            f"{path}: damaged or truncated lesde checkpoint (SHA-256 checksum mismatch); "
+            "refusing to resume from it"
         )
-    version = header.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: checkpoint format version {version} cannot be resumed by "
-            f"this lesde (reads version {FORMAT_VERSION})"
-        )
-    if str(stored.pop("sha256")[()]) != _digest(header_json, stored):
-        raise _damaged(path, "SHA-256 checksum mismatch")
     stream = header.get("random_stream_version")
     if stream != int(_core.RANDOM_STREAM_VERSION):
         raise ValueError(
@@ -202,7 +186,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise ValueError(f"dtype {header.get('dtype')!r} disagrees with the config")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid checkpoint header ({err})") from None
-    _check_memory(cfg)  # before the record grid or any array is built
+    check_memory(cfg)  # before the record grid or any array is built
     idx = _record_index(cfg, step) if isinstance(step, int) and not isinstance(step, bool) else -1
     if idx < 0:
         raise ValueError(f"{path}: step {step!r} is not a record step of its config")
@@ -222,8 +206,6 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             arrays[name] = np.require(have, requirements=["C", "W"])
         else:
             want[:, : idx + 1] = have
-    if stored:
-        raise ValueError(f"{path}: unexpected arrays {sorted(stored)}")
     status, fail_step = arrays["status"], arrays["fail_step"]
     if not np.all(np.isin(status, (0, 1))):
         raise ValueError(f"{path}: unknown status codes {np.unique(status).tolist()}")
@@ -235,19 +217,11 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(cfg, int(step), arrays, header)
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files a killed writer left beside ``path`` (never the checkpoint itself)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
-
-
 class Checkpointer:
     """Decides when the run loop writes a checkpoint, and writes it.
 
-    The loop asks :meth:`limit` to cut a chunk short at the record step where the next
+    It is the :class:`lesde.engine.Checkpointing` that :func:`lesde.engine.run_engine`
+    takes: the loop asks :meth:`limit` to cut a chunk short at the record step where the next
     checkpoint is due, and calls :meth:`maybe_write` after each chunk and
     :meth:`write_final` at the end.
     """
@@ -257,7 +231,7 @@ class Checkpointer:
     ):
         self.path, self.cfg, self.every = Path(path), cfg, every
         self.last_step, self.last_time = start_step, time.perf_counter()
-        _remove_stale_temporaries(self.path)
+        storage.remove_stale_temporaries(self.path)  # left by a killed writer
 
     @classmethod
     def create(cls, path: Any, cfg: Config, every: Any, start_step: int = 0) -> Checkpointer | None:
@@ -271,11 +245,7 @@ class Checkpointer:
         if str(path) == "" or Path(path).is_dir():
             raise ValueError(f"checkpoint must be a file path, got {str(path)!r}")
         if every is not None:
-            if isinstance(every, bool) or not isinstance(every, (int, np.integer)):
-                raise TypeError(f"checkpoint_every must be an int (steps), got {every!r}")
-            if every < 1:
-                raise ValueError(f"checkpoint_every must be >= 1 step, got {every}")
-            every = int(every)
+            every = validate.integer("checkpoint_every", every, at_least=1)
         return cls(path, cfg, every, start_step)
 
     @functools.cached_property
@@ -332,10 +302,7 @@ def resume(
         The file is damaged, truncated, not a checkpoint, or of an incompatible format or
         random-stream version.
     """
-    # Imported here: simulate imports this module for Checkpointer.
-    from .simulate import _check_on_nonfinite, run_engine
-
-    _check_on_nonfinite(on_nonfinite)
+    check_on_nonfinite(on_nonfinite)
     ckpt = read_checkpoint(path)
     writer = Checkpointer.create(path, ckpt.config, checkpoint_every, start_step=ckpt.step)
     return run_engine(

@@ -32,8 +32,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .schedules import Constant, Schedule, as_schedule
+from .validate import choice, integer, probability, real, real_array
 
-__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES", "BACKENDS"]
+__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES", "BACKENDS", "toml_value"]
 
 SIGNALS = ("linear", "projected", "cross_entropy")
 PROCESSES = ("sde", "sgd")
@@ -53,54 +54,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def _int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return value
-
-
-def _float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        hint = difflib.get_close_matches(str(value), allowed, n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(
-            f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}{extra}"
-        )
-    return value
-
-
-def _matrix(name: str, value: Any, shape: tuple[int, int]) -> np.ndarray:
-    if isinstance(value, np.ndarray) and value.dtype.kind == "c":  # never drop imaginary part
-        raise TypeError(f"{name} must be a real array, got dtype {value.dtype}")
-    try:
-        arr = np.array(value, dtype=np.float64, copy=True)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a numeric array of shape {shape}") from None
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN/Inf)")
-    arr.flags.writeable = False
-    return arr
 
 
 def _schedule_value(name: str, value: Any) -> float | Schedule:
@@ -141,7 +94,7 @@ class Config:
     sigma : float or schedule
         Noise level (>= 0).
     label_noise : float
-        p_err in [0, 1): each training label is replaced, with this probability, by one of
+        p_err in [0, 1]: each training label is replaced, with this probability, by one of
         the other K-1 classes (drawn independently per replica).
     init_scale : float
         x_i(0) ~ N(mu_{c_i}, init_scale^2 I).
@@ -215,16 +168,16 @@ class Config:
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
-        K = _int("n_classes", self.n_classes, minimum=2, maximum=100_000)
+        K = integer("n_classes", self.n_classes, at_least=2, at_most=100_000)
         put("n_classes", K)
 
         if self.n_per_class is not None:
-            put("n_per_class", _int("n_per_class", self.n_per_class, minimum=1))
+            put("n_per_class", integer("n_per_class", self.n_per_class, at_least=1))
         if self.class_sizes is not None:
             sizes = self.class_sizes
             if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
                 raise TypeError(f"class_sizes must be a sequence of {K} integers, got {sizes!r}")
-            sizes = tuple(_int("class_sizes[]", s, minimum=1) for s in sizes)
+            sizes = tuple(integer("class_sizes[]", s, at_least=1) for s in sizes)
             if len(sizes) != K:
                 raise ValueError(f"class_sizes must have n_classes = {K} entries, got {len(sizes)}")
             if self.n_per_class is not None and any(s != self.n_per_class for s in sizes):
@@ -234,12 +187,12 @@ class Config:
             raise ValueError(f"the total number of samples must be < 2^31, got {self.n_samples}")
 
         if self.dim is not None:
-            put("dim", _int("dim", self.dim, minimum=1, maximum=100_000))
-        _choice("signal", self.signal, SIGNALS)
+            put("dim", integer("dim", self.dim, at_least=1, at_most=100_000))
+        choice("signal", self.signal, SIGNALS)
         p = self.p
 
         if self.head is not None:
-            put("head", _matrix("head", self.head, (K, p)))
+            put("head", real_array("head", self.head, (K, p)))
             if self.signal == "projected":
                 raise ValueError('head is only used with signal="cross_entropy" or "linear"')
         if self.signal == "projected" and p != K:
@@ -253,7 +206,7 @@ class Config:
         if self.impact is not None:
             if self.alpha is not None or self.beta is not None:
                 raise ValueError("give either impact (a K x K matrix) or alpha/beta, not both")
-            put("impact", _matrix("impact", self.impact, (K, K)))
+            put("impact", real_array("impact", self.impact, (K, K)))
         else:
             put(
                 "alpha",
@@ -264,34 +217,23 @@ class Config:
         if isinstance(self.sigma, float) and self.sigma < 0:
             raise ValueError(f"sigma must be >= 0, got {self.sigma}")
 
-        label_noise = _float("label_noise", self.label_noise)
-        if not 0.0 <= label_noise < 1.0:
-            raise ValueError(f"label_noise must be in [0, 1), got {label_noise}")
-        put("label_noise", label_noise)
-        init_scale = _float("init_scale", self.init_scale)
-        if init_scale < 0:
-            raise ValueError(f"init_scale must be >= 0, got {init_scale}")
-        put("init_scale", init_scale)
+        put("label_noise", probability("label_noise", self.label_noise))
+        put("init_scale", real("init_scale", self.init_scale, at_least=0))
         if self.init_means is not None:
-            put("init_means", _matrix("init_means", self.init_means, (K, p)))
+            put("init_means", real_array("init_means", self.init_means, (K, p)))
 
-        _choice("process", self.process, PROCESSES)
-        _choice("scheme", self.scheme, SCHEMES)
+        choice("process", self.process, PROCESSES)
+        choice("scheme", self.scheme, SCHEMES)
         if self.process == "sgd" and self.scheme != "euler_maruyama":
             raise ValueError(
                 'scheme applies to process="sde" only; leave it at "euler_maruyama" for sgd'
             )
-        dt = _float("dt", self.dt)
-        if dt <= 0:
-            raise ValueError(f"dt must be > 0, got {dt}")
+        dt = real("dt", self.dt, above=0)
         put("dt", dt)
         if self.t_end is not None:
-            t_end = _float("t_end", self.t_end)
-            if t_end <= 0:
-                raise ValueError(f"t_end must be > 0, got {t_end}")
-            put("t_end", t_end)
+            put("t_end", real("t_end", self.t_end, above=0))
         if self.steps is not None:
-            put("steps", _int("steps", self.steps, minimum=1, maximum=2**31 - 1))
+            put("steps", integer("steps", self.steps, at_least=1, at_most=2**31 - 1))
             if self.t_end is not None and abs(self.steps * dt - self.t_end) > 1e-9 * self.t_end:
                 raise ValueError(
                     f"t_end={self.t_end} and steps={self.steps} disagree with dt={dt}: give one"
@@ -300,26 +242,26 @@ class Config:
             raise ValueError(f"t_end / dt overflows with dt={dt}; at most 2^31 - 1 steps allowed")
         if self.n_steps > 2**31 - 1:
             raise ValueError(f"t_end / dt gives {self.n_steps} steps; at most 2^31 - 1 are allowed")
-        put("batch_size", _int("batch_size", self.batch_size, minimum=1, maximum=2**31 - 1))
-        put("replicas", _int("replicas", self.replicas, minimum=1, maximum=2**24 - 1))
-        put("seed", _int("seed", self.seed, minimum=0, maximum=MAX_SEED))
+        put("batch_size", integer("batch_size", self.batch_size, at_least=1, at_most=2**31 - 1))
+        put("replicas", integer("replicas", self.replicas, at_least=1, at_most=2**24 - 1))
+        put("seed", integer("seed", self.seed, at_least=0, at_most=MAX_SEED))
         if self.noise_seed is not None:
-            put("noise_seed", _int("noise_seed", self.noise_seed, minimum=0, maximum=MAX_SEED))
+            put("noise_seed", integer("noise_seed", self.noise_seed, at_least=0, at_most=MAX_SEED))
         if self.threads is not None:
-            put("threads", _int("threads", self.threads, minimum=1, maximum=4096))
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("backend", self.backend, BACKENDS)
+            put("threads", integer("threads", self.threads, at_least=1, at_most=4096))
+        choice("dtype", self.dtype, DTYPES)
+        choice("backend", self.backend, BACKENDS)
         if self.record_every is not None:
-            put("record_every", _int("record_every", self.record_every, minimum=1))
+            put("record_every", integer("record_every", self.record_every, at_least=1))
         if self.record_samples is not None:
-            rs = self.record_samples
-            if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
-                put("record_samples", _int("record_samples", rs, minimum=0, maximum=self.n_samples))
-            else:
-                if isinstance(rs, (str, bytes)) or not hasattr(rs, "__len__"):
-                    raise TypeError("record_samples must be an int or a sequence of sample indices")
-                idx = tuple(_int("record_samples[]", i, 0, self.n_samples - 1) for i in rs)
+            rs, N = self.record_samples, self.n_samples
+            if isinstance(rs, (str, bytes)):
+                raise TypeError("record_samples must be an int or a sequence of sample indices")
+            if hasattr(rs, "__len__"):  # sample indices
+                idx = tuple(integer("record_samples[]", i, at_least=0, at_most=N - 1) for i in rs)
                 put("record_samples", idx)
+            else:  # how many samples, evenly spaced
+                put("record_samples", integer("record_samples", rs, at_least=0, at_most=N))
 
     # ------------------------------------------------------------------ resolved values
     @property
@@ -481,9 +423,9 @@ class Config:
         for key, value in self.to_dict(resolved=resolved).items():
             if isinstance(value, dict):
                 tables.append(f"\n[{key}]")
-                tables += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+                tables += [f"{k} = {toml_value(v)}" for k, v in value.items()]
             else:
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
         text = "\n".join(lines + tables) + "\n"
         if path is not None:
             Path(path).write_text(text)
@@ -517,7 +459,14 @@ class Config:
         return hash(self.to_toml())
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One value (bool, int, float, str or a list of them) as TOML text.
+
+    Examples
+    --------
+    >>> toml_value([1, 0.5, "sde", True])
+    '[1, 0.5, "sde", true]'
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -527,5 +476,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+# lesde.cli imports the old private name; it goes once the CLI imports toml_value.
+_toml_value = toml_value

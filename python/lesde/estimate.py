@@ -44,10 +44,11 @@ True
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import numpy as np
+
+from .validate import choice, integer
 
 __all__ = ["ImpactFit", "fit", "impact_integrals", "impact_rates", "replay", "replay_error"]
 
@@ -132,8 +133,7 @@ def impact_integrals(class_mean_logits, model="I", times=None):
     >>> impact_integrals(m)  # mbar and d both grow by e: (A + B)/2 = (A - B)/2 = 1
     (array([0., 2.]), array([0., 0.]))
     """
-    if model not in _MODELS:
-        raise ValueError(f"model must be one of {_MODELS}, got {model!r}")
+    choice("model", model, _MODELS)
     m = np.asarray(class_mean_logits)
     if m.dtype.kind not in "fiu":
         raise TypeError(f"class_mean_logits must be a real numeric array, got dtype {m.dtype}")
@@ -250,17 +250,9 @@ def impact_rates(times, A_hat, B_hat, window=None, polyorder=2):
     if B.shape != A.shape:
         raise ValueError(f"B_hat must have the shape of A_hat {A.shape}; got {B.shape}")
     t = _check_times(times, A.shape[0])
-    try:
-        polyorder = operator.index(polyorder)
-    except TypeError as exc:
-        raise TypeError(f"polyorder must be an int, got {polyorder!r}") from exc
-    if polyorder < 1:
-        raise ValueError(f"polyorder must be >= 1 for a derivative, got {polyorder}")
+    polyorder = integer("polyorder", polyorder, at_least=1)  # 0 would not differentiate
     if window is not None:
-        try:
-            window = operator.index(window)
-        except TypeError as exc:
-            raise TypeError(f"window must be an int or None, got {window!r}") from exc
+        window = integer("window", window)
         if window <= polyorder:
             raise ValueError(f"window must exceed polyorder={polyorder}, got {window}")
     uniform = True
@@ -352,9 +344,7 @@ def replay(
     beta = Tabulated(t, _fill_gaps(t, beta_hat, "beta_hat"))
     spacing = np.diff(t)
     uniform = np.allclose(spacing, spacing[0], rtol=1e-9, atol=0.0)
-    steps_per_interval = int(steps_per_interval)
-    if steps_per_interval < 1:
-        raise ValueError(f"steps_per_interval must be >= 1, got {steps_per_interval}")
+    steps_per_interval = integer("steps_per_interval", steps_per_interval, at_least=1)
     dt = (spacing[0] if uniform else spacing.mean()) / steps_per_interval
     steps = int(round(t[-1] / dt))
     K, p = means0.shape
@@ -496,7 +486,7 @@ def fit(source, times=None, *, model="I", start=0, window=None, polyorder=2, rep
         means = np.asarray(source)
         if times is None:
             raise ValueError("fit needs times (T,) when source is an array of class means")
-    start = operator.index(start)
+    start = integer("start", start)
     T = np.shape(means)[0]
     if not 0 <= start < T - 2:
         raise ValueError(f"start must lie in [0, {T - 3}] to leave 3 records; got {start}")

@@ -27,8 +27,9 @@ import numpy as np
 
 from . import _core
 from .config import Config
+from .engine import allocate, run_engine
 
-__all__ = ["shard_blocks", "simulate_sharded"]
+__all__ = ["check_shardable", "shard_blocks", "simulate_sharded"]
 
 
 def shard_blocks(n_samples: int, rank: int, size: int) -> tuple[int, int, int, int]:
@@ -49,7 +50,16 @@ def shard_blocks(n_samples: int, rank: int, size: int) -> tuple[int, int, int, i
     return first, last, first * block, min(n_samples, last * block)
 
 
-def _check(cfg: Config) -> None:
+def check_shardable(cfg: Config) -> None:
+    """Raise ValueError if ``cfg`` uses a feature a sharded run does not support.
+
+    Examples
+    --------
+    >>> check_shardable(Config(n_classes=2, process="sgd"))
+    Traceback (most recent call last):
+        ...
+    ValueError: a run sharded over MPI ranks needs process="sde"
+    """
     if cfg.process != "sde":
         raise ValueError('a run sharded over MPI ranks needs process="sde"')
     if cfg.record_samples is not None:
@@ -60,11 +70,9 @@ def _check(cfg: Config) -> None:
 
 def simulate_sharded(cfg: Config, comm: Any, *, progress: bool | None, on_nonfinite: str):
     """The body of ``simulate(cfg, comm=...)`` (see the module docstring)."""
-    from mpi4py import MPI
+    from mpi4py import MPI  # the optional extra lesde[mpi], needed only here
 
-    from .simulate import allocate, run_engine
-
-    _check(cfg)
+    check_shardable(cfg)
     rank, size = comm.Get_rank(), comm.Get_size()
     N = cfg.n_samples
     count, _ = _core.block_layout(N)

@@ -1,4 +1,12 @@
-"""What a run returns, and how it is saved and loaded (``.npz``, never pickle).
+"""What runs return, and how they are saved and loaded (``.npz``, never pickle).
+
+Two record types share one file layout (:mod:`lesde.storage`: a JSON header with a kind
+and a format version, arrays checked before they are read) and one set of array checks:
+
+- :class:`Result`, what :func:`lesde.simulate` returns; :func:`load` reads it back;
+- :class:`TrainingResult`, what :func:`lesde.nn.train_and_record` returns for a real
+  network, laid out like a Result with one replica; :func:`load_training` reads it back,
+  without PyTorch.
 
 Examples
 --------
@@ -12,23 +20,39 @@ True
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _core, storage
 from .config import Config
+from .metrics import nc1_from_moments, nc2_from_means
+from .version import __version__
 
-__all__ = ["Result", "load", "SCALAR_METRICS", "FORMAT_VERSION", "status_names"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SCALAR_METRICS",
+    "TRAINING_FORMAT_VERSION",
+    "ImpactTrack",
+    "Result",
+    "TrainingResult",
+    "final_values",
+    "finish_metrics",
+    "load",
+    "load_training",
+    "provenance",
+    "status_names",
+]
 
 # Order of the scalars the engine records (cpp/include/lesde/state.hpp: enum Scalar).
 SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
 STATUS = {0: "ok", 1: "nonfinite"}
+#: Version of the result file layout; a file of another version is refused.
 FORMAT_VERSION = 1
+KIND = "lesde-result"
+METRIC_PREFIX = "metric__"
 _ARRAYS = (
     "times",
     "class_means",
@@ -45,13 +69,30 @@ _ARRAYS = (
 
 
 def status_names(codes: np.ndarray) -> np.ndarray:
+    """The engine's status codes as names ("ok", "nonfinite").
+
+    Examples
+    --------
+    >>> status_names(np.array([0, 1])).tolist()
+    ['ok', 'nonfinite']
+    """
     return np.array([STATUS.get(int(c), f"unknown({int(c)})") for c in codes])
 
 
-def _finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.ndarray) -> dict:
-    """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments."""
-    from .metrics import nc1_from_moments, nc2_from_means
+def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.ndarray) -> dict:
+    """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments.
 
+    ``scalars`` (R, T, NUM_SCALARS), ``sigma_w`` (R, T, p, p) and ``label_means``
+    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T).
+
+    Examples
+    --------
+    >>> R, T, K = 1, 2, 3
+    >>> out = finish_metrics(np.zeros((R, T, len(SCALAR_METRICS))), np.ones((R, T, K, K)),
+    ...                      np.eye(K)[None, None].repeat(T, axis=1))
+    >>> out["loss"].shape, out["nc1"].shape
+    ((1, 2), (1, 2))
+    """
     R, T = scalars.shape[:2]
     out = {name: np.ascontiguousarray(scalars[..., j]) for j, name in enumerate(SCALAR_METRICS)}
     out["nc1"] = np.full((R, T), np.nan)
@@ -69,7 +110,13 @@ def _finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nd
 
 
 def final_values(metrics: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,)."""
+    """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,).
+
+    Examples
+    --------
+    >>> final_values({"loss": np.array([[1.0, 0.5, np.nan]])}, "loss")
+    array([0.5])
+    """
     if name not in metrics:
         raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(metrics)}")
     values = metrics[name]
@@ -139,7 +186,7 @@ class Result:
             class_means=cut(arrays["class_means"]),
             label_means=cut(arrays["label_means"]),
             sigma_w=cut(arrays["sigma_w"]),
-            metrics=_finish_metrics(
+            metrics=finish_metrics(
                 cut(arrays["scalars"]), cut(arrays["sigma_w"]), cut(arrays["label_means"])
             ),
             features=arrays["features"],
@@ -151,7 +198,7 @@ class Result:
             fail_step=arrays["fail_step"],
             steps_done=int(steps_done),
             interrupted=interrupted,
-            meta=_provenance(cfg, wall_seconds),
+            meta=provenance(cfg, wall_seconds),
         )
 
     # ------------------------------------------------------------------ conveniences
@@ -205,64 +252,32 @@ class Result:
         It carries the resolved config, the package version, build flags, seeds and the
         random-stream version. Read it back with :func:`lesde.load`.
         """
-        path = Path(path)
-        payload: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {}
         for name in _ARRAYS:
             if name == "features" and not include_features:
                 continue
             value = getattr(self, name)
-            payload[name] = value.astype(str) if name == "status" else np.asarray(value)
-        for name, values in self.metrics.items():
-            payload[f"metric__{name}"] = values
+            arrays[name] = value.astype(str) if name == "status" else np.asarray(value)
+        arrays.update(_metric_arrays(self.metrics))
         header = {
+            "kind": KIND,
             "format_version": FORMAT_VERSION,
             "config_toml": self.config.to_toml(),
             "steps_done": self.steps_done,
             "interrupted": self.interrupted,
             "meta": self.meta,
         }
-        payload["header"] = np.array(json.dumps(header))
-        _atomic_savez(path, payload)
+        storage.write_npz(path, arrays, header)
 
 
-def _atomic_savez(path: Path, payload: dict[str, np.ndarray]) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new, whole one.
+def provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
+    """What a record says about where it came from: versions, build, seeds, wall time.
 
-    A temporary file in the same directory is written, flushed and fsynced, renamed over
-    ``path`` (atomic on POSIX), and the directory is fsynced so the rename survives a
-    power cut.
+    Examples
+    --------
+    >>> sorted(provenance(Config(n_classes=2), 0.0))[:3]
+    ['build_info', 'lesde_version', 'noise_seed']
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
-    from . import __version__, _core
-
     return {
         "lesde_version": __version__,
         "build_info": _core.build_info(),
@@ -277,7 +292,8 @@ def _provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
 def load(path: str | os.PathLike) -> Result:
     """Read a result written by :meth:`Result.save` (never unpickles anything).
 
-    Every member is read (so the zip CRC-32 of each is checked) and every array is checked
+    The file is checked before its arrays are read (:func:`lesde.storage.read_npz`), every
+    member is read (so the zip CRC-32 of each is checked) and every array is checked
     against the config: a truncated, damaged or incomplete file raises :class:`ValueError`
     naming what is wrong, never a half-filled Result.
 
@@ -289,32 +305,19 @@ def load(path: str | os.PathLike) -> Result:
     >>> lesde.load(p).config.n_classes
     2
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no result file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            stored = {name: data[name] for name in data.files}
-    except MemoryError:
-        raise
-    except Exception as err:  # BadZipFile (truncated, bad CRC), EOFError, bad .npy header
-        raise ValueError(
-            f"{path}: not a readable lesde result file, damaged or truncated "
-            f"({type(err).__name__}: {err})"
-        ) from None
-    if "header" not in stored:
-        raise ValueError(f"{path}: not a lesde result file (no header)")
-    try:
-        header = json.loads(str(stored.pop("header")[()]))
-        if not isinstance(header, dict):
-            raise TypeError("the header is not a JSON object")
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: damaged result file (unreadable header: {err})") from None
-    version = header.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: result format version {version} cannot be read by this lesde "
-            f"(reads version {FORMAT_VERSION})"
-        )
+    required = [name for name in _ARRAYS if name != "features"]
+    required += [METRIC_PREFIX + m for m in (*SCALAR_METRICS, "nc1")]
+    contents = storage.read_npz(
+        path,
+        what="lesde result file",
+        kind=KIND,
+        format_version=FORMAT_VERSION,
+        required=required,
+        optional=["features"],
+        prefixes=[METRIC_PREFIX],
+        allow_missing_kind=True,  # result files written before the kind tag have none
+    )
+    header = contents.header
     try:
         cfg = Config.from_toml(header["config_toml"])
         steps_done, interrupted = header["steps_done"], header["interrupted"]
@@ -323,9 +326,8 @@ def load(path: str | os.PathLike) -> Result:
             raise TypeError("steps_done must be an int and interrupted a bool")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid result header ({type(err).__name__}: {err})") from None
-    arrays = {name: stored[name] for name in _ARRAYS if name in stored}
-    metrics = {k[len("metric__") :]: v for k, v in stored.items() if k.startswith("metric__")}
-    _check_loaded(path, cfg, arrays, metrics)
+    arrays, metrics = _split_metrics(contents.arrays)
+    _check_result_arrays(path, cfg, arrays, metrics)
     if "features" not in arrays:
         arrays["features"] = np.empty((cfg.replicas, 0, cfg.p))
     return Result(
@@ -339,49 +341,330 @@ def load(path: str | os.PathLike) -> Result:
     )
 
 
-def _check_loaded(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
-    """Every array present, numeric where it should be, and shaped as the config says."""
-    missing = [n for n in _ARRAYS if n not in arrays and n != "features"]
-    missing += [f"metric__{m}" for m in (*SCALAR_METRICS, "nc1") if m not in metrics]
-    if missing:
-        raise ValueError(f"{path}: incomplete result file, missing {', '.join(missing)}")
+# ----------------------------------------------------------------------------- shared by both
+def _metric_arrays(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {METRIC_PREFIX + name: values for name, values in metrics.items()}
+
+
+def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """(arrays, metrics): the ``metric__<name>`` members become ``metrics[name]``."""
+    arrays = {k: v for k, v in stored.items() if not k.startswith(METRIC_PREFIX)}
+    metrics = {
+        k.removeprefix(METRIC_PREFIX): v for k, v in stored.items() if k.startswith(METRIC_PREFIX)
+    }
+    return arrays, metrics
+
+
+# dtype kinds an array may have: floating point, integer, text.
+FLOAT, INTEGER, TEXT = "f", "iu", "U"
+
+
+def _check_arrays(path: Any, found: dict[str, np.ndarray], expected: dict[str, tuple]) -> None:
+    """Every array in ``found`` of the dtype kind and shape that ``expected[name]`` gives."""
+    for name, value in found.items():
+        kinds, shape = expected[name]
+        if value.dtype.kind not in kinds:
+            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
+        if value.shape != shape:
+            raise ValueError(
+                f"{path}: array {name!r} has shape {value.shape}, expected "
+                f"{shape} for its config; the file is damaged"
+            )
+
+
+def _length(path: Any, array: np.ndarray, name: str, ndim: int, axis: int = 0) -> int:
+    """``array.shape[axis]``, once ``array`` has ``ndim`` dimensions (the size the other
+    arrays of a file are checked against)."""
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{path}: array {name!r} must be {ndim}-D, got shape {array.shape}; the file is damaged"
+        )
+    return array.shape[axis]
+
+
+def _check_result_arrays(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    T, S = (
-        arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1,
-        len(arrays["sample_indices"]),
-    )
+    T = arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1
     if not 0 <= T <= len(cfg.record_steps):
         raise ValueError(
             f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
             f"records; got shape {arrays['times'].shape}"
         )
-    shapes = {
-        "times": (T,),
-        "class_means": (R, T, K, p),
-        "label_means": (R, T, K, p),
-        "sigma_w": (R, T, p, p),
-        "features": (R, N, p),
-        "classes": (N,),
-        "labels": (R, N),
-        "sample_indices": (S,),
-        "sample_trajectories": (R, T, S, p),
-        "status": (R,),
-        "fail_step": (R,),
+    S = _length(path, arrays["sample_indices"], "sample_indices", 1)
+    expected = {
+        "times": (FLOAT, (T,)),
+        "class_means": (FLOAT, (R, T, K, p)),
+        "label_means": (FLOAT, (R, T, K, p)),
+        "sigma_w": (FLOAT, (R, T, p, p)),
+        "features": (FLOAT, (R, N, p)),
+        "classes": (INTEGER, (N,)),
+        "labels": (INTEGER, (R, N)),
+        "sample_indices": (INTEGER, (S,)),
+        "sample_trajectories": (FLOAT, (R, T, S, p)),
+        "status": (TEXT, (R,)),
+        "fail_step": (INTEGER, (R,)),
     }
-    shapes.update({f"metric__{m}": (R, T) for m in metrics})
-    found = {**arrays, **{f"metric__{m}": v for m, v in metrics.items()}}
-    for name, value in found.items():
-        kind = (
-            "U"
-            if name == "status"
-            else "iu"
-            if name in ("classes", "labels", "sample_indices", "fail_step")
-            else "f"
+    expected.update({METRIC_PREFIX + m: (FLOAT, (R, T)) for m in metrics})
+    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
+
+
+# ----------------------------------------------------------------------------- trained networks
+#: Version of the training record layout; a file of another version is refused.
+TRAINING_FORMAT_VERSION = 1
+TRAINING_KIND = "lesde.nn.TrainingResult"
+IMPACT_PREFIX = "impact__"
+_TRAINING_ARRAYS = ("times", "steps", "class_means", "label_means", "features", "classes")
+_TRAINING_ARRAYS += ("labels", "status", "fail_step")
+
+
+@dataclass(eq=False)
+class ImpactTrack:
+    """Impact matrices measured during training (``train_and_record(impact_every=...)``).
+
+    Arrays are indexed by measurement: ``times`` (S,), ``steps`` (S,), ``matrices``
+    (S, K, K), ``alpha_hat``/``beta_hat``/``ratio`` (S,) and their intervals (S, 2),
+    ``difference_ci`` (S, 2) the intervals of ``alpha_hat - beta_hat``, ``dropped_inputs``
+    (S,) the stepped inputs left out for a saturated softmax (reported here, not warned).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace  # stands in for a lesde.nn.ImpactMatrix
+    >>> measured = SimpleNamespace(
+    ...     matrix=np.eye(2), alpha_hat=1.0, beta_hat=0.0, ratio=np.inf, alpha_ci=(0.9, 1.1),
+    ...     beta_ci=(-0.1, 0.1), ratio_ci=(9.0, np.inf), difference_ci=(0.8, 1.2),
+    ...     dropped_inputs=0, confidence=0.95)
+    >>> track = ImpactTrack.collect([0, 10], 0.1, [measured, measured])
+    >>> track.times.tolist(), track.matrices.shape, track.alpha_ci.shape
+    ([0.0, 1.0], (2, 2, 2), (2, 2))
+    """
+
+    times: np.ndarray
+    steps: np.ndarray
+    matrices: np.ndarray
+    alpha_hat: np.ndarray
+    beta_hat: np.ndarray
+    ratio: np.ndarray
+    alpha_ci: np.ndarray
+    beta_ci: np.ndarray
+    ratio_ci: np.ndarray
+    difference_ci: np.ndarray
+    dropped_inputs: np.ndarray
+    confidence: float
+
+    FIELDS = ("times", "steps", "matrices", "alpha_hat", "beta_hat", "ratio")
+    FIELDS += ("alpha_ci", "beta_ci", "ratio_ci", "difference_ci", "dropped_inputs")
+
+    @classmethod
+    def collect(cls, steps, lr, measured: list) -> ImpactTrack:
+        """The track of ``measured`` :class:`lesde.nn.ImpactMatrix` objects, taken at
+        SGD ``steps`` of size ``lr``."""
+        steps = np.asarray(steps, dtype=np.int64)
+        return cls(
+            times=steps * lr,
+            steps=steps,
+            matrices=np.array([m.matrix for m in measured]),
+            alpha_hat=np.array([m.alpha_hat for m in measured]),
+            beta_hat=np.array([m.beta_hat for m in measured]),
+            ratio=np.array([m.ratio for m in measured]),
+            alpha_ci=np.array([m.alpha_ci for m in measured]).reshape(-1, 2),
+            beta_ci=np.array([m.beta_ci for m in measured]).reshape(-1, 2),
+            ratio_ci=np.array([m.ratio_ci for m in measured]).reshape(-1, 2),
+            difference_ci=np.array([m.difference_ci for m in measured]).reshape(-1, 2),
+            dropped_inputs=np.array([m.dropped_inputs for m in measured], dtype=np.int64),
+            confidence=measured[0].confidence if measured else 0.95,
         )
-        if value.dtype.kind not in kind:
-            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
-        if value.shape != shapes[name]:
-            raise ValueError(
-                f"{path}: array {name!r} has shape {value.shape}, expected "
-                f"{shapes[name]} for its config; the file is damaged"
+
+
+@dataclass(eq=False)
+class TrainingResult:
+    """What :func:`lesde.nn.train_and_record` returns: the records of one network's training.
+
+    Laid out like :class:`Result` with one replica, so the estimators
+    (:func:`lesde.estimate.impact_integrals` takes ``res.class_means[0]``, or use
+    :func:`lesde.estimate.fit`) and plots (:func:`lesde.plot.metric_over_time`,
+    :func:`lesde.plot.class_means_3d`) accept it directly. Saved and loaded
+    (:func:`load_training`) without PyTorch.
+
+    Attributes
+    ----------
+    times : (T,) record times ``t = step * lr``; steps : (T,) SGD steps
+    class_means : (1, T, K, K) mean logits by true class
+    label_means : (1, T, K, K) mean logits by training label
+    metrics : dict name -> (1, T) array: loss, accuracy (against the training labels),
+        clean_accuracy (against the true classes), ncc_accuracy, nc1, nc4, equinorm,
+        equiangularity, etf_distance, coherence, and val_loss, val_accuracy with
+        validation data
+    features : (1, N, K) logits of the training samples at the last record
+    classes : (N,) true classes; labels : (1, N) training labels (corrupted if asked)
+    logits : (T, N, K) all recorded logits, or None (class means only, for large sets)
+    impact : ImpactTrack or None
+    status : (1,) "ok" or "nonfinite"; fail_step : (1,) step of failure or -1
+    steps_done, interrupted, meta (settings, versions, wall time)
+
+    Examples
+    --------
+    >>> T, N, K = 2, 4, 2
+    >>> res = TrainingResult(
+    ...     times=np.array([0.0, 0.1]), steps=np.array([0, 10]),
+    ...     class_means=np.zeros((1, T, K, K)), label_means=np.zeros((1, T, K, K)),
+    ...     metrics={"loss": np.array([[0.7, 0.5]])}, features=np.zeros((1, N, K)),
+    ...     classes=np.array([0, 0, 1, 1]), labels=np.array([[0, 0, 1, 1]]), logits=None,
+    ...     impact=None, status=np.array(["ok"]), fail_step=np.array([-1]), steps_done=10)
+    >>> res.final("loss"), res.ok
+    (0.5, True)
+    """
+
+    times: np.ndarray
+    steps: np.ndarray
+    class_means: np.ndarray
+    label_means: np.ndarray
+    metrics: dict[str, np.ndarray]
+    features: np.ndarray
+    classes: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray | None
+    impact: ImpactTrack | None
+    status: np.ndarray
+    fail_step: np.ndarray
+    steps_done: int
+    interrupted: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when training finished with finite values and was not interrupted."""
+        return not self.interrupted and bool(np.all(self.status == "ok"))
+
+    @property
+    def title(self) -> str:
+        """One line naming the run, used by :mod:`lesde.plot`."""
+        m = self.meta
+        return (
+            f"{m.get('model', 'network')}, SGD lr = {m.get('lr', float('nan')):g}, "
+            f"batch {m.get('batch_size', '?')}, p_err = {m.get('label_noise', 0):g}"
+        )
+
+    def final(self, name: str) -> float:
+        """The last finite record of metric ``name``."""
+        return float(final_values(self.metrics, name)[0])
+
+    def summary(self) -> dict[str, float]:
+        """Each metric's final value, the time reached and the run's status."""
+        out: dict[str, Any] = {name: self.final(name) for name in self.metrics}
+        out["t_end"] = float(self.times[-1]) if self.times.size else 0.0
+        out["status"] = str(self.status[0])
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingResult(records={self.times.size}, steps={self.steps_done}, "
+            f"t={self.times[-1] if self.times.size else 0:g}, status={self.status[0]!r}, "
+            f"logits={'recorded' if self.logits is not None else 'class means only'})"
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an ``.npz`` file atomically (read back with :func:`load_training`)."""
+        arrays = {name: np.asarray(getattr(self, name)) for name in _TRAINING_ARRAYS}
+        arrays["status"] = self.status.astype(str)
+        if self.logits is not None:
+            arrays["logits"] = self.logits
+        arrays.update(_metric_arrays(self.metrics))
+        if self.impact is not None:
+            for name in ImpactTrack.FIELDS:
+                arrays[IMPACT_PREFIX + name] = getattr(self.impact, name)
+        header = {
+            "kind": TRAINING_KIND,
+            "format_version": TRAINING_FORMAT_VERSION,
+            "steps_done": self.steps_done,
+            "interrupted": self.interrupted,
+            "impact_confidence": self.impact.confidence if self.impact is not None else None,
+            "meta": self.meta,
+        }
+        storage.write_npz(path, arrays, header)
+
+
+def load_training(path: str | os.PathLike) -> TrainingResult:
+    """Read a :class:`TrainingResult` written by :meth:`TrainingResult.save` (no pickle,
+    no PyTorch); checked like :func:`load`.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> res = TrainingResult(
+    ...     times=np.zeros(1), steps=np.zeros(1, dtype=np.int64),
+    ...     class_means=np.zeros((1, 1, 2, 2)), label_means=np.zeros((1, 1, 2, 2)),
+    ...     metrics={}, features=np.zeros((1, 3, 2)), classes=np.array([0, 1, 1]),
+    ...     labels=np.array([[0, 1, 1]]), logits=None, impact=None,
+    ...     status=np.array(["ok"]), fail_step=np.array([-1]), steps_done=0)
+    >>> p = os.path.join(tempfile.mkdtemp(), "train.npz")
+    >>> res.save(p)
+    >>> load_training(p).class_means.shape
+    (1, 1, 2, 2)
+    """
+    contents = storage.read_npz(
+        path,
+        what="lesde training result",
+        kind=TRAINING_KIND,
+        format_version=TRAINING_FORMAT_VERSION,
+        required=_TRAINING_ARRAYS,
+        optional=["logits"],
+        prefixes=[METRIC_PREFIX, IMPACT_PREFIX],
+    )
+    header = contents.header
+    arrays, metrics = _split_metrics(contents.arrays)
+    impact_arrays = {k: v for k, v in arrays.items() if k.startswith(IMPACT_PREFIX)}
+    missing = [IMPACT_PREFIX + n for n in ImpactTrack.FIELDS if IMPACT_PREFIX + n not in arrays]
+    if impact_arrays and missing:
+        raise ValueError(f"{path}: incomplete lesde training result, missing {', '.join(missing)}")
+    _check_training_arrays(path, arrays, metrics)
+    try:
+        steps_done, interrupted = header["steps_done"], header["interrupted"]
+        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
+            raise TypeError("steps_done must be an int and interrupted a bool")
+        impact = None
+        if impact_arrays:
+            impact = ImpactTrack(
+                **{n: arrays[IMPACT_PREFIX + n] for n in ImpactTrack.FIELDS},
+                confidence=float(header["impact_confidence"]),
             )
+    except (KeyError, TypeError, ValueError) as err:
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: invalid training result header ({why})") from None
+    return TrainingResult(
+        **{name: arrays[name] for name in _TRAINING_ARRAYS if name != "status"},
+        status=arrays["status"].astype(str),
+        metrics=metrics,
+        logits=arrays.get("logits"),
+        impact=impact,
+        steps_done=steps_done,
+        interrupted=interrupted,
+        meta=header.get("meta", {}),
+    )
+
+
+def _check_training_arrays(path: Any, arrays: dict, metrics: dict) -> None:
+    T = _length(path, arrays["times"], "times", 1)
+    N = _length(path, arrays["classes"], "classes", 1)
+    K = _length(path, arrays["class_means"], "class_means", 4, axis=2)
+    expected = {
+        "times": (FLOAT, (T,)),
+        "steps": (INTEGER, (T,)),
+        "class_means": (FLOAT, (1, T, K, K)),
+        "label_means": (FLOAT, (1, T, K, K)),
+        "features": (FLOAT, (1, N, K)),
+        "classes": (INTEGER, (N,)),
+        "labels": (INTEGER, (1, N)),
+        "status": (TEXT, (1,)),
+        "fail_step": (INTEGER, (1,)),
+        "logits": (FLOAT, (T, N, K)),
+    }
+    expected.update({METRIC_PREFIX + m: (FLOAT, (1, T)) for m in metrics})
+    if IMPACT_PREFIX + "times" in arrays:
+        S = _length(path, arrays[IMPACT_PREFIX + "times"], IMPACT_PREFIX + "times", 1)
+        impact = {"times": (FLOAT, (S,)), "steps": (INTEGER, (S,))}
+        impact["matrices"] = (FLOAT, (S, K, K))
+        impact.update({n: (FLOAT, (S,)) for n in ("alpha_hat", "beta_hat", "ratio")})
+        impact.update({n: (FLOAT, (S, 2)) for n in ImpactTrack.FIELDS if n.endswith("_ci")})
+        impact["dropped_inputs"] = (INTEGER, (S,))
+        expected.update({IMPACT_PREFIX + n: kind_shape for n, kind_shape in impact.items()})
+    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)

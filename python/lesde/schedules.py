@@ -16,11 +16,12 @@ Examples
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .validate import real
 
 __all__ = ["Constant", "PowerLaw", "ExponentialDecay", "Tabulated", "Schedule", "as_schedule"]
 
@@ -28,15 +29,6 @@ __all__ = ["Constant", "PowerLaw", "ExponentialDecay", "Tabulated", "Schedule", 
 def _out(values: np.ndarray):
     """A Python float for a scalar time, an array for an array of times."""
     return float(values) if np.ndim(values) == 0 else values
-
-
-def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -54,7 +46,7 @@ class Constant:
     kind = "constant"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _finite("value", self.value))
+        object.__setattr__(self, "value", real("value", self.value))
 
     def __call__(self, t):
         return _out(np.full_like(np.asarray(t, dtype=float), self.value))
@@ -80,10 +72,9 @@ class PowerLaw:
     kind = "power_law"
 
     def __post_init__(self) -> None:
-        for name in ("a0", "tau", "gamma"):
-            object.__setattr__(self, name, _finite(f"power_law.{name}", getattr(self, name)))
-        if self.tau <= 0:
-            raise ValueError(f"power_law.tau must be > 0, got {self.tau}")
+        object.__setattr__(self, "a0", real("power_law.a0", self.a0))
+        object.__setattr__(self, "tau", real("power_law.tau", self.tau, above=0))
+        object.__setattr__(self, "gamma", real("power_law.gamma", self.gamma))
 
     def __call__(self, t):
         t = np.asarray(t, dtype=float)
@@ -109,10 +100,8 @@ class ExponentialDecay:
     kind = "exponential"
 
     def __post_init__(self) -> None:
-        for name in ("a0", "tau"):
-            object.__setattr__(self, name, _finite(f"exponential.{name}", getattr(self, name)))
-        if self.tau <= 0:
-            raise ValueError(f"exponential.tau must be > 0, got {self.tau}")
+        object.__setattr__(self, "a0", real("exponential.a0", self.a0))
+        object.__setattr__(self, "tau", real("exponential.tau", self.tau, above=0))
 
     def __call__(self, t):
         t = np.asarray(t, dtype=float)

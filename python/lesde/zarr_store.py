@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .config import Config
-from .result import SCALAR_METRICS, Result, _finish_metrics, _provenance, status_names
+from .result import SCALAR_METRICS, Result, finish_metrics, provenance, status_names
 
 __all__ = ["ZARR_HINT", "FORMAT_VERSION", "KIND", "ZarrWriter", "load_zarr"]
 
@@ -102,8 +103,9 @@ def _is_zarr_dir(path: Path) -> bool:
 
 
 class ZarrWriter:
-    """Creates the store and appends records to it; the run loop calls :meth:`append`
-    after each chunk and :meth:`close` with the Result at the end."""
+    """Creates the store and appends records to it: the :class:`lesde.engine.RecordWriter`
+    of a run. The run loop calls :meth:`append` after each chunk and :meth:`close` with the
+    Result at the end."""
 
     def __init__(self, path: str | os.PathLike, cfg: Config, features: bool = False):
         zarr = _zarr()
@@ -142,26 +144,26 @@ class ZarrWriter:
         self.labels = _create_array(root, "labels", (R, N), (R, max(N, 1)), "i4", -1)
         self.status = _create_array(root, "status", (R,), (R,), "i4", 0)
         self.fail_step = _create_array(root, "fail_step", (R,), (R,), "i8", -1)
-        provenance = _provenance(cfg, 0.0)
-        provenance.pop("wall_seconds")
+        made_by = provenance(cfg, 0.0)
+        made_by.pop("wall_seconds")
         root.attrs.update(
             {
                 "kind": KIND,
                 "format_version": FORMAT_VERSION,
                 "config_toml": cfg.to_toml(),
                 "config_toml_resolved": cfg.to_toml(resolved=True),
-                "lesde_version": provenance["lesde_version"],
-                "build_info": provenance["build_info"],
+                "lesde_version": made_by["lesde_version"],
+                "build_info": made_by["build_info"],
                 "seed": cfg.seed,
                 "noise_seed": cfg.effective_noise_seed,
-                "random_stream_version": provenance["random_stream_version"],
+                "random_stream_version": made_by["random_stream_version"],
                 "dtype": cfg.dtype,
                 "records_planned": int(self.record_steps.size),
                 "records_complete": 0,
                 "steps_done": 0,
                 "finished": False,
                 "interrupted": None,
-                "meta": provenance,
+                "meta": made_by,
                 "has_features": False,
             }
         )
@@ -300,13 +302,9 @@ def load_zarr(path: str | os.PathLike) -> Result:
         raise ValueError(
             f"{path}: not a readable Zarr store ({type(err).__name__}: {err})"
         ) from None
-    if attrs.get("kind") != KIND:
-        raise ValueError(f"{path}: not a lesde Zarr store (kind {attrs.get('kind')!r})")
-    if attrs.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: lesde Zarr format version {attrs.get('format_version')} cannot be read "
-            f"by this lesde (reads version {FORMAT_VERSION})"
-        )
+    storage.check_header(
+        path, attrs, what="lesde Zarr store", kind=KIND, format_version=FORMAT_VERSION
+    )
     try:
         cfg = Config.from_toml(attrs["config_toml"])
         n = attrs["records_complete"]
@@ -363,7 +361,7 @@ def load_zarr(path: str | os.PathLike) -> Result:
         meta["wall_seconds"] = attrs.get("wall_seconds")
     return Result(
         config=cfg,
-        metrics=_finish_metrics(scalars, records["sigma_w"], records["label_means"]),
+        metrics=finish_metrics(scalars, records["sigma_w"], records["label_means"]),
         features=features,
         classes=read("classes", (N,), False),
         labels=read("labels", (R, N), False),

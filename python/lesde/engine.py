@@ -1,0 +1,424 @@
+"""The engine room: from a validated Config to a finished Result on the compiled core.
+
+Everything between :func:`lesde.simulate` and the C++ engine, in the order a run needs it:
+
+1. :func:`check_memory`: refuse a run that does not fit, before anything is allocated;
+2. :func:`allocate`: the NumPy arrays the engine writes into (state and records, NaN
+   until written), so nothing is copied back and whatever was recorded survives an error
+   or a Ctrl-C;
+3. :func:`engine_config` and :func:`make_engine`: the plain C++ struct that mirrors the
+   Config, and the CPU (OpenMP) or CUDA engine over the arrays (:func:`uses_cuda`);
+4. :func:`run_engine`: the chunked driver. The run advances in chunks of about
+   :data:`CHUNK_SECONDS`, with the GIL released inside each chunk; between chunks Python
+   updates the :class:`Progress` bar, hands the records to a checkpoint writer and a live
+   record writer if it was given them, and can be interrupted.
+
+The writers are passed in (:class:`Checkpointing`, :class:`RecordWriter`: what
+:class:`lesde.checkpoint.Checkpointer` and :class:`lesde.zarr_store.ZarrWriter` do), so
+this module imports neither: :mod:`lesde.checkpoint`, :mod:`lesde.zarr_store` and
+:mod:`lesde.mpi` build on it, and :mod:`lesde.simulate` on all of them.
+
+Examples
+--------
+>>> from lesde.config import Config
+>>> cfg = Config(n_classes=2, n_per_class=10, t_end=0.1)
+>>> res = run_engine(cfg, allocate(cfg), progress=False, on_nonfinite="raise")
+>>> res.steps_done, res.class_means.shape
+(10, (1, 11, 2, 2))
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import _core, storage, validate
+from .config import Config
+from .result import Result, status_names
+from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
+
+__all__ = [
+    "AUTO_CUDA_MIN_SIZE",
+    "CHUNK_SECONDS",
+    "Checkpointing",
+    "InsufficientMemoryError",
+    "NonFiniteError",
+    "Progress",
+    "RecordWriter",
+    "allocate",
+    "check_memory",
+    "check_on_nonfinite",
+    "engine_config",
+    "make_engine",
+    "run_engine",
+    "uses_cuda",
+]
+
+#: Wall time a chunk of steps aims at: how quickly Ctrl-C and the progress bar respond.
+CHUNK_SECONDS = 0.25
+#: replicas * N * p below which backend="auto" stays on the CPU.
+AUTO_CUDA_MIN_SIZE = 10**6
+ON_NONFINITE = ("raise", "warn", "ignore")
+
+Arrays = dict[str, "np.ndarray | None"]
+
+
+class NonFiniteError(FloatingPointError):
+    """A replica's state became NaN or infinite. ``err.result`` holds what was recorded."""
+
+    def __init__(self, message: str, result: Result):
+        super().__init__(message)
+        self.result = result
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """The run would not fit in memory; raised before anything is allocated."""
+
+
+# ----------------------------------------------------------------------------- before a run
+def check_memory(cfg: Config) -> None:
+    """Raise :class:`InsufficientMemoryError` if ``cfg`` needs over 90 % of free memory.
+
+    Counted from the config alone (:meth:`Config.state_bytes`), never by building arrays.
+
+    Examples
+    --------
+    >>> check_memory(Config(n_classes=2, n_per_class=10))  # fits: returns None
+    """
+    need = cfg.state_bytes()
+    have = storage.available_memory()
+    if have is not None and need > 0.9 * have:
+        raise InsufficientMemoryError(
+            f"this run needs about {need / 2**30:.2f} GiB for its state and records, but only "
+            f"{have / 2**30:.2f} GiB of memory is available; reduce replicas, class sizes, dim "
+            f"or use dtype='float32'"
+        )
+
+
+def check_on_nonfinite(on_nonfinite: Any) -> str:
+    """Validate the ``on_nonfinite`` argument of :func:`lesde.simulate` and :func:`run_engine`.
+
+    Examples
+    --------
+    >>> check_on_nonfinite("warn")
+    'warn'
+    """
+    return validate.choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
+
+
+def allocate(cfg: Config) -> Arrays:
+    """The arrays the engine writes into: state, records (NaN until written), status.
+
+    Examples
+    --------
+    >>> arrays = allocate(Config(n_classes=2, n_per_class=5, t_end=1.0))
+    >>> arrays["features"].shape, arrays["class_means"].shape
+    ((1, 10, 2), (1, 101, 2, 2))
+    """
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T = len(cfg.record_steps)
+    S = len(cfg.recorded_sample_indices)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    return dict(
+        features=np.empty((R, N, p), dtype=dtype),
+        labels=np.empty((R, N), dtype=np.int32),
+        classes=np.repeat(np.arange(K, dtype=np.int32), cfg.class_sizes_resolved),
+        noise_var=np.zeros((R, N)) if cfg.process == "sgd" else None,
+        class_means=np.full((R, T, K, p), np.nan),
+        label_means=np.full((R, T, K, p), np.nan),
+        sigma_w=np.full((R, T, p, p), np.nan),
+        scalars=np.full((R, T, _core.NUM_SCALARS), np.nan),
+        samples=np.full((R, T, S, p), np.nan),
+        status=np.zeros(R, dtype=np.int32),
+        fail_step=np.full(R, -1, dtype=np.int64),
+    )
+
+
+def _core_schedule(name: str, value: Any) -> _core.Schedule:
+    sched = as_schedule(name, value)
+    out = _core.Schedule()
+    if isinstance(sched, Constant):
+        out.kind, out.a0 = _core.ScheduleKind.constant, sched.value
+    elif isinstance(sched, PowerLaw):
+        out.kind, out.a0, out.tau, out.gamma = (
+            _core.ScheduleKind.power_law,
+            sched.a0,
+            sched.tau,
+            sched.gamma,
+        )
+    elif isinstance(sched, ExponentialDecay):
+        out.kind, out.a0, out.tau = _core.ScheduleKind.exponential, sched.a0, sched.tau
+    elif isinstance(sched, Tabulated):
+        out.kind = _core.ScheduleKind.tabulated
+        out.times, out.values = sched.times.tolist(), sched.values.tolist()
+    return out
+
+
+def engine_config(cfg: Config) -> _core.EngineConfig:
+    """The plain C++ struct that mirrors a validated :class:`Config` (checked by the core).
+
+    Examples
+    --------
+    >>> engine_config(Config(n_classes=2, n_per_class=5, t_end=1.0)).n_steps
+    100
+    """
+    e = _core.EngineConfig()
+    e.K, e.p = cfg.n_classes, cfg.p
+    e.class_sizes = list(cfg.class_sizes_resolved)
+    e.signal = getattr(_core.Signal, cfg.signal)
+    e.head = [] if cfg.head is None else cfg.head.ravel().tolist()
+    e.full_impact = cfg.impact is not None
+    if cfg.impact is not None:
+        e.impact = cfg.impact.ravel().tolist()
+    else:
+        e.alpha, e.beta = _core_schedule("alpha", cfg.alpha), _core_schedule("beta", cfg.beta)
+    e.sigma = _core_schedule("sigma", cfg.sigma)
+    e.label_noise, e.init_scale = cfg.label_noise, cfg.init_scale
+    e.init_means = [] if cfg.init_means is None else cfg.init_means.ravel().tolist()
+    e.process = getattr(_core.Process, cfg.process)
+    e.scheme = getattr(_core.Scheme, cfg.scheme)
+    e.dt, e.n_steps, e.batch_size = cfg.dt, cfg.n_steps, cfg.batch_size
+    e.replicas, e.seed, e.noise_seed = cfg.replicas, cfg.seed, cfg.effective_noise_seed
+    e.threads = cfg.effective_threads
+    e.record_steps = cfg.record_steps.tolist()
+    e.record_samples = cfg.recorded_sample_indices.tolist()
+    e.check()
+    return e
+
+
+# ----------------------------------------------------------------------------- the engine
+def uses_cuda(cfg: Config) -> bool:
+    """Whether ``cfg.backend`` selects the CUDA engine (raises if "cuda" cannot run).
+
+    ``"auto"`` picks CUDA for SDE runs of at least :data:`AUTO_CUDA_MIN_SIZE` numbers
+    that the device kernels support, when a GPU is visible.
+
+    Examples
+    --------
+    >>> uses_cuda(Config(n_classes=2, backend="cpu"))
+    False
+    """
+    if cfg.backend == "cpu":
+        return False
+    devices = _core.cuda_device_count()
+    if cfg.backend == "cuda":
+        if devices == 0:
+            why = (
+                "a GPU is not visible"
+                if _core.build_info()["cuda_built"]
+                else ("this lesde was built without CUDA (see docs/cuda.md)")
+            )
+            raise RuntimeError(f"backend='cuda' cannot run: {why}; use backend='cpu' or 'auto'")
+        return True
+    limit = getattr(_core, "CUDA_MAX_DIM", 0)
+    return (
+        devices > 0
+        and cfg.process == "sde"
+        and max(cfg.n_classes, cfg.p) <= limit
+        and cfg.replicas * cfg.n_samples * cfg.p >= AUTO_CUDA_MIN_SIZE
+    )
+
+
+def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
+    """The engine for ``cfg`` over ``arrays``: CPU (OpenMP) or CUDA, float64 or float32.
+
+    ``engine_setup(engine_config)`` may adjust the C++ config first (MPI sharding). With
+    ``backend="auto"`` a CUDA engine that cannot be built (e.g. the state does not fit on
+    the device) falls back to the CPU with a warning.
+
+    Examples
+    --------
+    >>> cfg = Config(n_classes=2, n_per_class=5, steps=3)
+    >>> type(make_engine(cfg, allocate(cfg))).__name__
+    'Simulation64'
+    """
+    bits = "64" if cfg.dtype == "float64" else "32"
+    ecfg = engine_config(cfg)
+    if engine_setup is not None:
+        engine_setup(ecfg)
+    if uses_cuda(cfg):
+        try:
+            return getattr(_core, f"CudaSimulation{bits}")(ecfg, **arrays)
+        except RuntimeError as err:
+            if cfg.backend == "cuda":
+                raise
+            warnings.warn(
+                f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
+            )
+    return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+
+
+class Progress:
+    """A tqdm bar that appears only once a run is expected to last over a second.
+
+    ``enabled``: True always shows it, False never, None (default) once the steps done so
+    far predict over a second in all. Call :meth:`update` with the step reached and
+    :meth:`close` at the end.
+
+    Examples
+    --------
+    >>> bar = Progress(total=100, enabled=False)
+    >>> bar.update(50)
+    >>> bar.close()
+    """
+
+    def __init__(self, total: int, enabled: bool | None, first_step: int = 0):
+        self.total, self.enabled, self.bar = total, enabled, None
+        self.start, self.first_step = time.perf_counter(), first_step
+
+    def update(self, step: int) -> None:
+        """Show ``step`` of ``total`` (creating the bar once the run looks long enough)."""
+        if self.enabled is False:
+            return
+        if self.bar is None:
+            elapsed = time.perf_counter() - self.start
+            expected = elapsed / max(step - self.first_step, 1) * (self.total - self.first_step)
+            if not (self.enabled or expected > 1.0):
+                return
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="step", desc="lesde", leave=False)
+        self.bar.n = step
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """Remove the bar, if one was shown."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------- the run loop
+class Checkpointing(Protocol):
+    """What :func:`run_engine` asks of a checkpoint writer (a
+    :class:`lesde.checkpoint.Checkpointer`)."""
+
+    def limit(self, step: int, target: int) -> int:
+        """``target``, or the earlier record step at which a checkpoint is due."""
+
+    def maybe_write(self, step: int, arrays: Arrays, wall_seconds: float) -> None:
+        """After a chunk: write a checkpoint if one is due at ``step``."""
+
+    def write_final(self, step: int, arrays: Arrays, wall_seconds: float) -> None:
+        """At the end: write the finished state."""
+
+
+class RecordWriter(Protocol):
+    """What :func:`run_engine` asks of a live record writer (a
+    :class:`lesde.zarr_store.ZarrWriter`)."""
+
+    def append(self, step: int, arrays: Arrays) -> None:
+        """After a chunk: take the records complete after ``step`` steps."""
+
+    def close(self, result: Result, arrays: Arrays) -> None:
+        """At the end: hold exactly ``result``."""
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start
+
+
+def _likely_cause(cfg: Config) -> str:
+    if cfg.signal == "linear":
+        return (
+            "the linear signal grows exponentially (class means ~ exp((alpha+(K-1)beta)t/K)); "
+            "shorten t_end, lower alpha/beta, or use signal='cross_entropy'"
+        )
+    return "the step is probably too large for the impact matrix; reduce dt or alpha/beta"
+
+
+def run_engine(
+    cfg: Config,
+    arrays: Arrays,
+    *,
+    progress: bool | None,
+    on_nonfinite: str,
+    checkpointer: Checkpointing | None = None,
+    resume_step: int | None = None,
+    wall_before: float = 0.0,
+    zarr_writer: RecordWriter | None = None,
+    engine_setup=None,
+) -> Result:
+    """Drive the engine over ``arrays`` to the end and collect the Result.
+
+    A fresh run (``resume_step=None``) draws the initial state; otherwise the arrays hold
+    the state after ``resume_step`` steps (a record step), as :func:`lesde.resume` loads it.
+    A ``checkpointer`` may cut chunks short and writes checkpoints between them; a
+    ``zarr_writer`` gets the records complete after each chunk, and the Result at the end.
+    ``on_nonfinite`` is that of :func:`lesde.simulate`.
+
+    Examples
+    --------
+    >>> cfg = Config(n_classes=2, n_per_class=10, steps=20, record_every=10)
+    >>> run_engine(cfg, allocate(cfg), progress=False, on_nonfinite="raise").times.tolist()
+    [0.0, 0.1, 0.2]
+    """
+    check_on_nonfinite(on_nonfinite)
+    sim = make_engine(cfg, arrays, engine_setup)
+    status = arrays["status"]
+    interrupted = False
+    bar = Progress(cfg.n_steps, progress, first_step=resume_step or 0)
+    started = time.perf_counter()
+    try:
+        if resume_step is None:
+            sim.initialize()
+        else:
+            sim.resume(resume_step)
+        chunk = max(1, cfg.record_interval)
+        while sim.step < cfg.n_steps and np.any(status == 0):
+            before = sim.step
+            target = before + chunk
+            if checkpointer is not None:  # stop on the record step where one is due
+                target = checkpointer.limit(before, target)
+            t0 = time.perf_counter()
+            sim.advance(target)
+            elapsed = time.perf_counter() - t0
+            # Aim each chunk at about CHUNK_SECONDS, so Ctrl-C and progress respond fast.
+            rate = (sim.step - before) / max(elapsed, 1e-6)
+            chunk = int(np.clip(rate * CHUNK_SECONDS, 1, 2 * chunk + 1))
+            bar.update(sim.step)
+            if checkpointer is not None:
+                checkpointer.maybe_write(sim.step, arrays, wall_before + _since(started))
+            if zarr_writer is not None:
+                zarr_writer.append(sim.step, arrays)
+        if checkpointer is not None:
+            checkpointer.write_final(sim.step, arrays, wall_before + _since(started))
+    except KeyboardInterrupt:
+        interrupted = True
+        warnings.warn(
+            f"interrupted at step {sim.step} of {cfg.n_steps}: the result holds the records "
+            f"up to t = {sim.step * cfg.dt:g}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    finally:
+        bar.close()
+
+    # Failed replicas stop early; when all did, the run ends where the last one stopped.
+    reached = np.where(status != 0, arrays["fail_step"], sim.step)
+    result = Result.from_engine(
+        cfg,
+        arrays,
+        steps_done=int(reached.max()),
+        interrupted=interrupted,
+        wall_seconds=wall_before + _since(started),
+    )
+    if resume_step is not None:
+        result.meta["resumed_from_step"] = int(resume_step)
+    if zarr_writer is not None:
+        zarr_writer.close(result, arrays)
+    failed = np.flatnonzero(status != 0)
+    if failed.size and on_nonfinite != "ignore":
+        r = int(failed[0])
+        step = int(arrays["fail_step"][r])
+        message = (
+            f"{failed.size} of {cfg.replicas} replica(s) became non-finite (NaN/Inf); replica "
+            f"{r} at step {step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
+            f"Records up to that point are kept (status '{status_names(status)[r]}')."
+        )
+        if on_nonfinite == "raise":
+            raise NonFiniteError(message, result)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return result

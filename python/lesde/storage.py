@@ -1,0 +1,420 @@
+"""Files: written atomically, and read back only after every check that can be made first.
+
+Writing. :func:`atomic_write_bytes`, :func:`atomic_write_text` and :func:`atomic_savez`
+write a temporary file ``.<name>.<random>.tmp`` in the target's folder, flush and fsync it,
+rename it over the target with :func:`os.replace` (atomic on POSIX) and fsync the folder,
+so a reader sees the old file or the whole new one, and the rename survives a power cut.
+The folder is created if needed. The file keeps the temporary file's mode (0600).
+
+lesde's ``.npz`` files (results, checkpoints, training records) are ``np.savez`` archives
+with one JSON member ``header`` that holds at least ``kind`` and ``format_version``:
+:func:`write_npz` writes one, :func:`read_npz` reads one back without ever unpickling.
+Before any array is read it checks the member names, the header's kind and format
+version, and every member's declared dtype and shape (``.npy`` headers) against the bytes
+the archive holds and against a memory limit, so a damaged or hostile file cannot make it
+allocate more than it may. Every refusal is one ``ValueError`` line that starts with the
+file's path.
+
+Examples
+--------
+>>> import os, tempfile, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), "demo.npz")
+>>> write_npz(path, {"x": np.arange(3.0)}, {"kind": "demo", "format_version": 1})
+>>> read_npz(path, what="demo file", kind="demo", format_version=1, required=["x"]).arrays
+{'x': array([0., 1., 2.])}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "KINDS",
+    "NpzContents",
+    "atomic_savez",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "available_memory",
+    "check_header",
+    "header_text",
+    "read_npz",
+    "remove_stale_temporaries",
+    "write_npz",
+]
+
+#: The kinds of file lesde writes, and how each is read: named when a file of one kind is
+#: given to the reader of another.
+KINDS = {
+    "lesde-result": "a result file, read it with lesde.load",
+    "lesde-checkpoint": "a checkpoint, resume it with lesde.resume",
+    "lesde.nn.TrainingResult": "a training record, read it with lesde.nn.load_training",
+    "lesde-zarr": "a Zarr store, read it with lesde.load_zarr",
+}
+#: Share of the available memory that the arrays of one file may declare.
+MEMORY_SHARE = 0.9
+
+
+# ----------------------------------------------------------------------------- writing
+def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path``: readers see the old file or the whole new one.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "blob.bin")
+    >>> atomic_write_bytes(path, b"\\x00\\x01")
+    >>> open(path, "rb").read()
+    b'\\x00\\x01'
+    """
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "table.csv")
+    >>> atomic_write_text(path, "a,b\\n1,2\\n")
+    >>> open(path).read().splitlines()
+    ['a,b', '1,2']
+    """
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez(path, **arrays)``, atomically (a plain ``.npz``, no header).
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "plain.npz")
+    >>> atomic_savez(path, {"a": np.ones(2)})
+    >>> np.load(path)["a"]
+    array([1., 1.])
+    """
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete temporary files that killed writers of ``path`` left beside it.
+
+    Only call this when no other process may be writing ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, ".run.ckpt.x1y2.tmp"), "w").close()
+    >>> remove_stale_temporaries(os.path.join(folder, "run.ckpt"))
+    >>> os.listdir(folder)
+    []
+    """
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+
+
+def header_text(header: Mapping[str, Any]) -> str:
+    """The JSON text :func:`write_npz` stores for ``header`` (keys sorted, so it is one text
+    per header: what a checksum over the header covers).
+
+    Examples
+    --------
+    >>> header_text({"kind": "demo", "format_version": 1})
+    '{"format_version": 1, "kind": "demo"}'
+    """
+    return json.dumps(dict(header), sort_keys=True)
+
+
+def write_npz(
+    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], header: Mapping[str, Any]
+) -> None:
+    """Write ``arrays`` and the JSON ``header`` (which names its ``kind`` and
+    ``format_version``) to an ``.npz`` file, atomically.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "demo.npz")
+    >>> write_npz(path, {"x": np.zeros(2)}, {"kind": "demo", "format_version": 1})
+    >>> sorted(np.load(path).files)
+    ['header', 'x']
+    """
+    if "kind" not in header or "format_version" not in header:
+        raise ValueError("an npz header must hold 'kind' and 'format_version'")
+    if "header" in arrays:
+        raise ValueError("'header' is the name of the JSON member; rename that array")
+    atomic_savez(path, {**arrays, "header": np.array(header_text(header))})
+
+
+# ----------------------------------------------------------------------------- reading
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None where unknown.
+
+    Examples
+    --------
+    >>> memory = available_memory()
+    >>> memory is None or memory > 0
+    True
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_header(
+    source: Any,
+    header: Mapping[str, Any],
+    *,
+    what: str,
+    kind: str,
+    format_version: int,
+    allow_missing_kind: bool = False,
+) -> None:
+    """Refuse a header (npz header, Zarr attributes) of another kind or format version.
+
+    ``allow_missing_kind`` accepts a header without ``kind``: result files written before
+    lesde tagged its files have none.
+
+    Examples
+    --------
+    >>> check_header("run.npz", {"kind": "lesde-result", "format_version": 1},
+    ...              what="lesde checkpoint", kind="lesde-checkpoint", format_version=1)
+    Traceback (most recent call last):
+        ...
+    ValueError: run.npz: not a lesde checkpoint (it is a result file, read it with lesde.load)
+    """
+    found = header.get("kind")
+    if found != kind and not (found is None and allow_missing_kind):
+        why = f"it is {KINDS[found]}" if found in KINDS else f"kind {found!r}"
+        raise ValueError(f"{source}: not a {what} ({why})")
+    version = header.get("format_version")
+    if version != format_version:
+        raise ValueError(
+            f"{source}: {what} format version {version} cannot be read by this lesde "
+            f"(it reads version {format_version})"
+        )
+
+
+@dataclass
+class NpzContents:
+    """What :func:`read_npz` read: the parsed header, its exact text, and the arrays."""
+
+    header: dict[str, Any]
+    header_text: str
+    arrays: dict[str, np.ndarray]
+
+
+class _Unreadable(Exception):
+    """A file that cannot be parsed; :func:`read_npz` turns it into one ValueError."""
+
+
+def read_npz(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    kind: str,
+    format_version: int,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    prefixes: Iterable[str] = (),
+    allow_missing_kind: bool = False,
+    limit_bytes: int | None = None,
+) -> NpzContents:
+    """Read an ``.npz`` file written by :func:`write_npz`, checking it first.
+
+    In order: the ``.npy`` header of every member (no Python objects; the declared dtype
+    and shape must account for exactly the bytes the member holds; all together at most
+    ``limit_bytes``, by default 90 % of :func:`available_memory`), the JSON header
+    (:func:`check_header`), the member names (all of ``required``, the others among
+    ``optional`` or starting with one of ``prefixes``), then every array (the zip CRC of
+    each is checked). Never unpickles.
+
+    Parameters
+    ----------
+    what : str
+        How messages name the file, e.g. ``"lesde result file"``.
+    kind, format_version, allow_missing_kind
+        What the header must say (:func:`check_header`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Anything else; the message starts with the path and says what is wrong.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "demo.npz")
+    >>> write_npz(path, {"x": np.zeros(2)}, {"kind": "demo", "format_version": 1})
+    >>> read_npz(path, what="demo file", kind="other", format_version=1, required=["x"])
+    Traceback (most recent call last):
+        ...
+    ValueError: ...demo.npz: not a demo file (kind 'demo')
+    >>> read_npz(path, what="demo file", kind="demo", format_version=1, required=["y"])
+    Traceback (most recent call last):
+        ...
+    ValueError: ...demo.npz: incomplete demo file, missing y
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        with open(path, "rb") as file:
+            sizes = _declared_sizes(file)
+            _check_total(path, sizes, what, limit_bytes)
+            if "header" not in sizes:
+                members = ", ".join(sorted(sizes)) or "none"
+                raise ValueError(f"{path}: not a readable {what} (no header; members: {members})")
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as data:
+                text = str(_member(data, "header")[()])
+                header = _parse_header(text)
+                check_header(
+                    path,
+                    header,
+                    what=what,
+                    kind=kind,
+                    format_version=format_version,
+                    allow_missing_kind=allow_missing_kind,
+                )
+                _check_names(path, set(sizes) - {"header"}, what, required, optional, prefixes)
+                arrays = {name: _member(data, name) for name in sizes if name != "header"}
+    except _Unreadable as err:
+        raise ValueError(f"{path}: not a readable {what}, damaged or truncated ({err})") from None
+    return NpzContents(header, text, arrays)
+
+
+def _declared_sizes(file: IO[bytes]) -> dict[str, int]:
+    """Bytes of array data that each member declares in its ``.npy`` header."""
+    sizes = {}
+    try:
+        with zipfile.ZipFile(file) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name == info.filename:
+                    raise _Unreadable(f"member {name!r} is not an .npy array")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    else:
+                        raise _Unreadable(f"array {name!r} has .npy version {version}")
+                    data_offset = member.tell()
+                if dtype.hasobject:  # only a pickle could restore it
+                    raise _Unreadable(f"array {name!r} holds Python objects")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if data_offset + nbytes != info.file_size:
+                    raise _Unreadable(
+                        f"array {name!r} declares {nbytes} bytes but holds "
+                        f"{info.file_size - data_offset}"
+                    )
+                sizes[name] = nbytes
+    except (_Unreadable, MemoryError):
+        raise
+    except Exception as err:  # BadZipFile, EOFError, zlib.error, a bad .npy header, ...
+        raise _Unreadable(f"{type(err).__name__}: {err}") from None
+    return sizes
+
+
+def _check_total(path: Any, sizes: dict[str, int], what: str, limit: int | None) -> None:
+    if limit is None:
+        memory = available_memory()
+        limit = None if memory is None else int(MEMORY_SHARE * memory)
+    total = sum(sizes.values())
+    if limit is not None and total > limit:
+        raise ValueError(
+            f"{path}: the arrays of this {what} declare {total / 2**30:.2f} GiB, more than "
+            f"the {limit / 2**30:.2f} GiB it may take (90 % of the available memory)"
+        )
+
+
+def _member(data: Any, name: str) -> np.ndarray:
+    try:
+        return data[name]
+    except MemoryError:
+        raise
+    except Exception as err:  # a bad CRC, a truncated member, ...
+        raise _Unreadable(f"array {name!r}: {type(err).__name__}: {err}") from None
+
+
+def _parse_header(text: str) -> dict[str, Any]:
+    try:
+        header = json.loads(text)
+    except ValueError as err:
+        raise _Unreadable(f"unreadable header: {err}") from None
+    if not isinstance(header, dict):
+        raise _Unreadable("unreadable header: not a JSON object")
+    return header
+
+
+def _check_names(
+    path: Any,
+    names: set[str],
+    what: str,
+    required: Iterable[str],
+    optional: Iterable[str],
+    prefixes: Iterable[str],
+) -> None:
+    required = list(required)
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise ValueError(f"{path}: incomplete {what}, missing {', '.join(missing)}")
+    known = set(required) | set(optional)
+    prefixes = tuple(prefixes)
+    unexpected = sorted(n for n in names if n not in known and not n.startswith(prefixes))
+    if unexpected:
+        raise ValueError(f"{path}: unexpected arrays {unexpected} in a {what}")
