@@ -481,4 +481,3 @@ def toml_value(value: Any) -> str:
 
 
 # lesde.cli imports the old private name; it goes once the CLI imports toml_value.
-_toml_value = toml_value

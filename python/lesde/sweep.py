@@ -54,7 +54,6 @@ import itertools
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
@@ -65,7 +64,9 @@ import numpy as np
 
 from .config import Config, available_cores
 from .grid import config_hash, expand_grid, point_seed, table_cell
+from .storage import atomic_write_text
 from .sweep_result import SweepResult
+from .version import __version__, build_info
 
 __all__ = [
     "SEPARABILITY_METHODS",
@@ -115,7 +116,6 @@ def _load_point(path: str | os.PathLike, cfg: Config):
     lesde version with this build's random stream, so that the rows rebuilt from it equal
     a fresh run's.
     """
-    from . import __version__, build_info
     from .result import load
 
     if not os.path.exists(path):
@@ -502,24 +502,8 @@ def _assemble_table(configs: list, values: dict, combos: list, outcomes: dict):
 def _write_files(folder: Path, paths: list, result: SweepResult) -> None:
     """Step 6: ``table.csv`` and ``summary.csv``, once every task has finished."""
     _remove_partial_files(folder / "points", {p.name for p in paths})
-    _atomic_write_text(folder / "table.csv", result.table.to_csv(index=False))
-    _atomic_write_text(folder / "summary.csv", result.summary().to_csv())
-
-
-# MERGE: use storage.atomic_write_text
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``: readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(folder / "table.csv", result.table.to_csv(index=False))
+    atomic_write_text(folder / "summary.csv", result.summary().to_csv())
 
 
 def _remove_partial_files(folder: Path, names: set[str]) -> None:

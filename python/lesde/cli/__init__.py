@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.set, args.quiet, args.func.__name__
     (['alpha=2'], True, 'cmd_run')
     """
-    from .. import __version__
+    from ..version import __version__
 
     parser = Parser(
         prog=PROG,

@@ -52,8 +52,8 @@ def add_info(commands) -> None:
 
 
 def _info() -> dict[str, Any]:
-    from .. import __version__, build_info
     from ..config import Config
+    from ..version import __version__, build_info
 
     info = build_info()
     return {

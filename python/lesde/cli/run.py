@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import toml_value
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_NUMERIC,
@@ -318,22 +319,6 @@ def cmd_validate(args) -> int:
     else:
         text = cfg.to_toml(resolved=True)
         if grid is not None:
-            text += "\n[grid]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in grid.items())
+            text += "\n[grid]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in grid.items())
         sys.stdout.write(text)
     return EXIT_OK
-
-
-# MERGE: use lesde.config's TOML value writer once it is public (today the private
-# config._toml_value, which this copies so that the CLI imports no private name).
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)  # shortest repr round-trips exactly
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
