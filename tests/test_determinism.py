@@ -5,6 +5,8 @@ import pytest
 
 import lesde
 
+from conftest import small_for
+
 
 def assert_same(a, b, what):
     for name in ("features", "labels", "class_means", "sigma_w"):
@@ -41,15 +43,18 @@ BASE = dict(
         dict(process="sgd", replicas=6, n_per_class=20),
     ],
 )
-def test_threads_1_and_2_give_identical_arrays(extra):
-    cfg = lesde.Config(**{**BASE, **extra})
+def test_threads_1_and_2_give_identical_arrays(extra, backend):
+    if backend != "cpu" and extra["process"] == "sgd":
+        pytest.skip("process sgd runs on the CPU engine whatever the backend")
+    n = extra.get("n_per_class", small_for(backend, BASE["n_per_class"], 300))
+    cfg = lesde.Config(**{**BASE, **extra, "n_per_class": n, "backend": backend})
     one = lesde.simulate(cfg.replace(threads=1), progress=False)
     two = lesde.simulate(cfg.replace(threads=2), progress=False)
     assert_same(one, two, f"threads 1 vs 2 with {extra}")
 
 
-def test_same_seed_repeats_and_different_seeds_differ():
-    cfg = lesde.Config(**{**BASE, "n_per_class": 200})
+def test_same_seed_repeats_and_different_seeds_differ(backend):
+    cfg = lesde.Config(**{**BASE, "n_per_class": 200, "backend": backend})
     a = lesde.simulate(cfg, progress=False)
     assert_same(a, lesde.simulate(cfg, progress=False), "same seed twice")
     b = lesde.simulate(cfg.replace(seed=10), progress=False)

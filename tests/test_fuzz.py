@@ -123,6 +123,7 @@ LIKELY = {
     "head": hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6))),
     "process": st.sampled_from(["sde", "sgd"]),
     "scheme": st.sampled_from(["euler_maruyama", "heun"]),
+    "noise": st.sampled_from(["gaussian", "two_point", "three_point", "uniform", 3]),
     "dt": FLOATS,
     "t_end": FLOATS,
     "steps": INTS,

@@ -9,7 +9,7 @@ from reference import sde_euler, training_labels
 
 
 @pytest.mark.parametrize("signal", ["linear", "projected", "cross_entropy"])
-def test_sde_euler_matches_numpy_reference(signal):
+def test_sde_euler_matches_numpy_reference(signal, backend):
     cfg = lesde.Config(
         n_classes=3,
         class_sizes=(5, 7, 4),
@@ -25,6 +25,7 @@ def test_sde_euler_matches_numpy_reference(signal):
         noise_seed=77,
         record_every=4,
         init_means=[[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]],
+        backend=backend,
     )
     res = lesde.simulate(cfg, progress=False)
     X, y = sde_euler(cfg)

@@ -9,15 +9,17 @@ import pytest
 
 import lesde
 
+from conftest import small_for
+
 Z = 5.0
 
 
 @pytest.mark.parametrize("process", ["sde", "sgd"])
-def test_pure_diffusion_variance_is_sigma2_t(process):
+def test_pure_diffusion_variance_is_sigma2_t(process, backend):
     sigma, t_end = 0.7, 1.0
     res = lesde.simulate(
         n_classes=3,
-        n_per_class=3000,
+        n_per_class=small_for(backend, 3000, 1000),
         signal="linear",
         alpha=0.0,
         beta=0.0,
@@ -28,6 +30,7 @@ def test_pure_diffusion_variance_is_sigma2_t(process):
         process=process,
         batch_size=4,
         seed=3,
+        backend=backend,
         progress=False,
     )
     x = res.features[0].ravel()
@@ -39,7 +42,7 @@ def test_pure_diffusion_variance_is_sigma2_t(process):
     )
 
 
-def test_sde_increments_are_independent_across_steps():
+def test_sde_increments_are_independent_across_steps(backend):
     # Var(x(t)) = sigma^2 t at several record times: a check on the noise counters per step.
     res = lesde.simulate(
         n_classes=2,
@@ -53,6 +56,7 @@ def test_sde_increments_are_independent_across_steps():
         steps=40,
         record_every=10,
         record_samples=2000,
+        backend=backend,
         progress=False,
     )
     traj = res.sample_trajectories[0]  # (T, S, p)

@@ -27,11 +27,18 @@ class Scheme:
     euler_maruyama: Scheme
     heun: Scheme
 
+class NoiseKind:
+    gaussian: NoiseKind
+    two_point: NoiseKind
+    three_point: NoiseKind
+
 class Purpose:
     init: Purpose
     noise: Purpose
     labels: Purpose
     batch: Purpose
+    noise_two_point: Purpose
+    noise_three_point: Purpose
 
 class Schedule:
     kind: ScheduleKind
@@ -54,6 +61,7 @@ class EngineConfig:
     alpha: Schedule
     beta: Schedule
     sigma: Schedule
+    noise: NoiseKind
     label_noise: float
     init_scale: float
     init_means: list[float]
@@ -99,11 +107,18 @@ class Simulation64(_Simulation): ...
 class Simulation32(_Simulation): ...
 class CudaSimulation64(_Simulation): ...  # CUDA builds only
 class CudaSimulation32(_Simulation): ...  # CUDA builds only
+class CudaEmulatorSimulation64(_Simulation): ...  # builds with the CUDA emulator (default)
+class CudaEmulatorSimulation32(_Simulation): ...  # builds with the CUDA emulator (default)
 
-CUDA_MAX_DIM: int  # CUDA builds only
+CUDA_MAX_DIM: int
 
 def cuda_device_count() -> int: ...
-def cuda_device_info() -> dict[str, Any]: ...
+def cuda_device_info() -> dict[str, Any]: ...  # CUDA builds only
+def cuda_emulator_device_count() -> int: ...  # builds with the CUDA emulator
+def cuda_emulator_device_info() -> dict[str, Any]: ...  # builds with the CUDA emulator
+def schemes() -> list[dict[str, Any]]: ...
+def noise_kinds() -> list[dict[str, Any]]: ...
+def block_layout(n_samples: int) -> tuple[int, int]: ...
 def philox4x32_10(counter: list[int], key: list[int]) -> list[int]: ...
 def normals(
     seed: int,
@@ -114,4 +129,14 @@ def normals(
     count: int,
     vectorised: bool = True,
 ) -> npt.NDArray[np.float64]: ...
+def increments(
+    kind: NoiseKind,
+    seed: int,
+    replica: int,
+    step: int,
+    first: int,
+    count: int,
+    path: str = "simd",
+    dtype: str = "float64",
+) -> npt.NDArray[Any]: ...
 def build_info() -> dict[str, Any]: ...

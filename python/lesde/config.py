@@ -34,13 +34,24 @@ except ModuleNotFoundError:  # Python 3.10
 from .schedules import Constant, Schedule, as_schedule
 from .validate import choice, integer, probability, real, real_array
 
-__all__ = ["Config", "SIGNALS", "PROCESSES", "SCHEMES", "DTYPES", "BACKENDS", "toml_value"]
+__all__ = [
+    "Config",
+    "SIGNALS",
+    "PROCESSES",
+    "SCHEMES",
+    "NOISES",
+    "DTYPES",
+    "BACKENDS",
+    "toml_value",
+]
 
 SIGNALS = ("linear", "projected", "cross_entropy")
 PROCESSES = ("sde", "sgd")
 SCHEMES = ("euler_maruyama", "heun")
+NOISES = ("gaussian", "two_point", "three_point")
 DTYPES = ("float64", "float32")
-BACKENDS = ("cpu", "cuda", "auto")
+# cuda_emulator: the CUDA backend's kernels on host threads, for testing without a GPU (slow)
+BACKENDS = ("cpu", "cuda", "auto", "cuda_emulator")
 DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 0.2
 DEFAULT_T_END = 10.0
 DEFAULT_N_PER_CLASS = 1000
@@ -92,7 +103,14 @@ class Config:
     impact : (K, K) array, optional
         A full, constant impact matrix E (instead of alpha/beta).
     sigma : float or schedule
-        Noise level (>= 0).
+        Noise level (>= 0). Where sigma(t) = 0 no noise is drawn at all.
+    noise : {"gaussian", "two_point", "three_point"}
+        The law of the Brownian increments dW = sqrt(dt) xi of the SDE: Gaussian xi (exact;
+        strong order 1), or a weak scheme's cheap substitute with the right low moments:
+        two-point xi = +-1 (weak order 1 with either scheme) or three-point xi = +-sqrt(3)
+        with probability 1/6 each and 0 with 2/3 (weak order 2 with Heun). The weak noises
+        give the law of the features (loss, separability, collapse) at a fraction of the
+        cost, not their paths (docs/model.md). ``process="sde"`` only.
     label_noise : float
         p_err in [0, 1]: each training label is replaced, with this probability, by one of
         the other K-1 classes (drawn independently per replica).
@@ -121,10 +139,12 @@ class Config:
         OpenMP threads (default: all cores available to this process).
     dtype : {"float64", "float32"}
         Storage type of the features (sums are accumulated in float64).
-    backend : {"cpu", "cuda", "auto"}
+    backend : {"cpu", "cuda", "auto", "cuda_emulator"}
         Where the SDE runs: the OpenMP CPU engine, the optional CUDA engine (a build with
         CUDA and a visible GPU), or CUDA when available and worthwhile, else CPU. Results
         of the two agree to rounding (docs/cuda.md); each is deterministic on its own.
+        ``"cuda_emulator"`` runs the CUDA engine's kernels on host threads: slow, for
+        testing the CUDA code where there is no GPU.
     record_every : int, optional
         Steps between records (default: about 100 records per run).
     record_samples : int or sequence of int, optional
@@ -146,6 +166,7 @@ class Config:
     beta: float | Schedule | None = None
     impact: np.ndarray | None = None
     sigma: float | Schedule = 0.5
+    noise: str = "gaussian"
     label_noise: float = 0.0
     init_scale: float = 1.0
     init_means: np.ndarray | None = None
@@ -227,6 +248,12 @@ class Config:
         if self.process == "sgd" and self.scheme != "euler_maruyama":
             raise ValueError(
                 'scheme applies to process="sde" only; leave it at "euler_maruyama" for sgd'
+            )
+        choice("noise", self.noise, NOISES)
+        if self.process == "sgd" and self.noise != "gaussian":
+            raise ValueError(
+                'noise applies to process="sde" only (the SGD process draws Gaussian sample '
+                'noise); leave it at "gaussian" for sgd'
             )
         dt = real("dt", self.dt, above=0)
         put("dt", dt)

@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any, Protocol
@@ -176,6 +177,7 @@ def engine_config(cfg: Config) -> _core.EngineConfig:
     else:
         e.alpha, e.beta = _core_schedule("alpha", cfg.alpha), _core_schedule("beta", cfg.beta)
     e.sigma = _core_schedule("sigma", cfg.sigma)
+    e.noise = getattr(_core.NoiseKind, cfg.noise)
     e.label_noise, e.init_scale = cfg.label_noise, cfg.init_scale
     e.init_means = [] if cfg.init_means is None else cfg.init_means.ravel().tolist()
     e.process = getattr(_core.Process, cfg.process)
@@ -187,6 +189,37 @@ def engine_config(cfg: Config) -> _core.EngineConfig:
     e.record_samples = cfg.recorded_sample_indices.tolist()
     e.check()
     return e
+
+
+def scheme_orders(scheme: str, noise: str = "gaussian") -> dict[str, float]:
+    """The convergence orders the core declares for ``scheme`` driven by ``noise``.
+
+    ``ode``: without noise (the LE-ODE); ``strong``: pathwise, with Gaussian noise (none for
+    the weak noises, which do not approximate paths); ``weak``: of laws (expectations of
+    smooth functions), the smaller of the scheme's and what the noise's moments allow. The
+    declarations live in the core (integrators.hpp kSchemes, rng.hpp kNoiseKinds); the
+    convergence tests read them from here.
+
+    Examples
+    --------
+    >>> scheme_orders("heun", "three_point")
+    {'ode': 2.0, 'strong': nan, 'weak': 2.0}
+    >>> scheme_orders("euler_maruyama")["strong"]
+    1.0
+    """
+    schemes = {s["name"]: s for s in _core.schemes()}
+    noises = {n["name"]: n for n in _core.noise_kinds()}
+    if scheme not in schemes or noise not in noises:
+        raise ValueError(
+            f"unknown scheme {scheme!r} or noise {noise!r}: schemes {sorted(schemes)}, "
+            f"noises {sorted(noises)}"
+        )
+    s, limit = schemes[scheme], noises[noise]["weak_order"]
+    return {
+        "ode": s["ode_order"],
+        "strong": s["strong_order"] if noise == "gaussian" else math.nan,
+        "weak": s["weak_order"] if limit == 0 else min(s["weak_order"], limit),
+    }
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -203,6 +236,13 @@ def uses_cuda(cfg: Config) -> bool:
     """
     if cfg.backend == "cpu":
         return False
+    if cfg.backend == "cuda_emulator":
+        if not _core.build_info()["cuda_emulator"]:
+            raise RuntimeError(
+                "backend='cuda_emulator' cannot run: this lesde was built without the CUDA "
+                "emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
+            )
+        return True
     devices = _core.cuda_device_count()
     if cfg.backend == "cuda":
         if devices == 0:
@@ -240,10 +280,11 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
     if engine_setup is not None:
         engine_setup(ecfg)
     if uses_cuda(cfg):
+        kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
         try:
-            return getattr(_core, f"CudaSimulation{bits}")(ecfg, **arrays)
+            return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
         except RuntimeError as err:
-            if cfg.backend == "cuda":
+            if cfg.backend != "auto":
                 raise
             warnings.warn(
                 f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3

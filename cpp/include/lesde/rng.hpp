@@ -37,6 +37,21 @@ enum class NoiseKind : int {
   ThreePoint = 2,  // xi = +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3: moments to the 5th; weak order 2
 };
 
+// What each noise kind is, in one place (the tests read the orders from here). weak_order:
+// the highest weak order a scheme can reach with these increments (their moments match the
+// Gaussian's up to the (2 w + 1)-th); the effective order is the smaller of this and the
+// scheme's (integrators.hpp kSchemes). 0 stands for "no limit" (exact Gaussian).
+struct NoiseInfo {
+  NoiseKind kind;
+  const char* name;
+  double weak_order;
+};
+inline constexpr NoiseInfo kNoiseKinds[] = {
+    {NoiseKind::Gaussian, "gaussian", 0.0},
+    {NoiseKind::TwoPoint, "two_point", 1.0},
+    {NoiseKind::ThreePoint, "three_point", 2.0},
+};
+
 LESDE_HD Purpose noise_purpose(NoiseKind kind) {
   return kind == NoiseKind::TwoPoint     ? Purpose::NoiseTwoPoint
          : kind == NoiseKind::ThreePoint ? Purpose::NoiseThreePoint

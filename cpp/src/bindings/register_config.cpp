@@ -109,6 +109,19 @@ void register_config(py::module_& m) {
       },
       "Each SDE scheme and its declared orders (integrators.hpp kSchemes): the tests check them.");
   m.def(
+      "noise_kinds",
+      [] {
+        py::list out;
+        for (const NoiseInfo& n : kNoiseKinds) {
+          py::dict d;
+          d["name"] = n.name;
+          d["weak_order"] = n.weak_order;  // 0: no limit
+          out.append(d);
+        }
+        return out;
+      },
+      "Each noise kind and the weak order its increments allow (rng.hpp kNoiseKinds).");
+  m.def(
       "block_layout",
       [](int64_t n_samples) {
         const Blocks b(n_samples);
