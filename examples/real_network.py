@@ -127,17 +127,19 @@ def main(argv=None) -> None:
     )
     print(f"trained {s['steps']} SGD steps (lr = {s['lr']}) in {time.perf_counter() - start:.1f} s")
     for name in ("loss", "accuracy", "val_loss", "val_accuracy", "nc1", "etf_distance"):
-        print(f"  final {name:<13} {res.final(name):.4f}")
+        print(f"  final {name:<13} {res.final(name)[0]:.4f}")
 
-    imp = res.impact
+    imp = res.impact  # one network: replica 0 of every per-network array
+    alpha, beta, ratio = imp.alpha_hat[0], imp.beta_hat[0], imp.ratio[0]
+    alpha_ci, beta_ci, ratio_ci = imp.alpha_ci[0], imp.beta_ci[0], imp.ratio_ci[0]
     print("directly measured impact (95% bootstrap intervals):")
     print("       t   alpha_hat [CI]              beta_hat [CI]               alpha/beta")
     for j in range(0, len(imp.times), max(1, len(imp.times) // 8)):
         print(
-            f"  {imp.times[j]:6.1f}   {imp.alpha_hat[j]:7.2f} [{imp.alpha_ci[j, 0]:7.2f}, "
-            f"{imp.alpha_ci[j, 1]:7.2f}]   {imp.beta_hat[j]:7.2f} [{imp.beta_ci[j, 0]:7.2f}, "
-            f"{imp.beta_ci[j, 1]:7.2f}]   {imp.ratio[j]:5.2f} [{imp.ratio_ci[j, 0]:.2f}, "
-            f"{imp.ratio_ci[j, 1]:.2f}]"
+            f"  {imp.times[j]:6.1f}   {alpha[j]:7.2f} [{alpha_ci[j, 0]:7.2f}, "
+            f"{alpha_ci[j, 1]:7.2f}]   {beta[j]:7.2f} [{beta_ci[j, 0]:7.2f}, "
+            f"{beta_ci[j, 1]:7.2f}]   {ratio[j]:5.2f} [{ratio_ci[j, 0]:.2f}, "
+            f"{ratio_ci[j, 1]:.2f}]"
         )
     total = s["impact"]["inputs_per_class"] * K
     print(
@@ -147,10 +149,10 @@ def main(argv=None) -> None:
     )
     late = imp.times >= imp.times[-1] / 2
     print(
-        f"  second half of training: mean alpha_hat {imp.alpha_hat[late].mean():.1f}, "
-        f"beta_hat {imp.beta_hat[late].mean():.1f}, ratio {imp.ratio[late].mean():.2f}; "
+        f"  second half of training: mean alpha_hat {alpha[late].mean():.1f}, "
+        f"beta_hat {beta[late].mean():.1f}, ratio {ratio[late].mean():.2f}; "
         f"locally elastic (CI of alpha_hat - beta_hat above 0) at "
-        f"{np.mean(imp.difference_ci[late, 0] > 0):.0%} of them"
+        f"{np.mean(imp.difference_ci[0, late, 0] > 0):.0%} of them"
     )
 
     # ---------------------------------------------------------------- 2. fit and replay
@@ -173,8 +175,8 @@ def main(argv=None) -> None:
         n_classes=K,
         n_per_class=1,
         signal="cross_entropy",
-        alpha=lesde.Tabulated(imp.times, imp.alpha_hat),
-        beta=lesde.Tabulated(imp.times, imp.beta_hat),
+        alpha=lesde.Tabulated(imp.times, alpha),
+        beta=lesde.Tabulated(imp.times, beta),
         sigma=0.0,
         init_scale=0.0,
         init_means=res.class_means[0, 0],
@@ -188,7 +190,7 @@ def main(argv=None) -> None:
     print(
         f"  measured rates, cross-entropy LE-ODE: replay error mean {np.nanmean(ce_err):.3f}, "
         f"final {ce_err[-1]:.3f}; loss at t = {res.times[-1]:.0f}: network "
-        f"{res.final('loss'):.3f}, LE-ODE {ce.final('loss')[0]:.3f}"
+        f"{res.final('loss')[0]:.3f}, LE-ODE {ce.final('loss')[0]:.3f}"
     )
     half = np.flatnonzero(res.metrics["loss"][0] < 0.5 * res.metrics["loss"][0, 0])
     half_ce = np.flatnonzero(ce.metrics["loss"][0] < 0.5 * ce.metrics["loss"][0, 0])
@@ -216,7 +218,7 @@ def main(argv=None) -> None:
             progress=False,
         )
         for name in ("val_loss", "val_accuracy", "clean_accuracy", "accuracy"):
-            table[name].append(run.final(name))
+            table[name].append(run.final(name)[0])
         r = loss_tail_exponent(run.times, run.metrics["loss"][0], tail=0.5)
         table["loss_tail_exponent"].append(r)
         print(

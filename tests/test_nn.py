@@ -748,14 +748,14 @@ def test_save_load_round_trip(run, tmp_path):
 
 
 def test_saved_training_loads_without_torch(run, tmp_path):
-    # The record type lives in lesde.result, so reading a training record needs no PyTorch.
+    # The record type lives in lesde.training_result: reading a training record needs no PyTorch.
     res = run[2]
     path = tmp_path / "train.npz"
     res.save(path)
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # as if not installed: importing it raises\n"
-        "from lesde.result import load_training\n"
+        "from lesde.training_result import load_training\n"
         f"res = load_training({str(path)!r})\n"
         "print(list(res.class_means.shape), list(res.impact.matrices.shape))\n"
     )
@@ -922,14 +922,17 @@ def test_impact_track_consistent(run):
     np.testing.assert_array_equal(track.steps, [0, 20, 40], err_msg="impact steps")
     np.testing.assert_array_equal(track.times, track.steps * RUN["lr"], err_msg="impact times")
     S = track.steps.size
+    # one network: replica axis of length 1, as every other record of a TrainingResult
     for name, shape in (
-        ("matrices", (S, K, K)),
-        ("alpha_hat", (S,)),
-        ("beta_hat", (S,)),
-        ("ratio", (S,)),
-        ("alpha_ci", (S, 2)),
-        ("beta_ci", (S, 2)),
-        ("ratio_ci", (S, 2)),
+        ("matrices", (1, S, K, K)),
+        ("alpha_hat", (1, S)),
+        ("beta_hat", (1, S)),
+        ("ratio", (1, S)),
+        ("alpha_ci", (1, S, 2)),
+        ("beta_ci", (1, S, 2)),
+        ("ratio_ci", (1, S, 2)),
+        ("difference_ci", (1, S, 2)),
+        ("dropped_inputs", (1, S)),
     ):
         assert getattr(track, name).shape == shape, f"impact {name}: {getattr(track, name).shape}"
     # the first and last measurements are impact_matrix on the initial and final model,
@@ -939,8 +942,8 @@ def test_impact_track_consistent(run):
     assert same_state(state(first), initial), "test setup: initial model not reproduced"
     for j, net in ((0, first), (-1, model)):
         E = impact_matrix(net, train, RUN["lr"], **opts)
-        np.testing.assert_allclose(track.matrices[j], E.matrix, rtol=1e-12, err_msg=f"{j}")
-        assert track.alpha_ci[j].tolist() == list(E.alpha_ci), f"alpha_ci of measurement {j}"
+        np.testing.assert_allclose(track.matrices[0, j], E.matrix, rtol=1e-12, err_msg=f"{j}")
+        assert track.alpha_ci[0, j].tolist() == list(E.alpha_ci), f"alpha_ci of measurement {j}"
 
 
 def test_impact_measurement_does_not_perturb_training(run):

@@ -8,6 +8,9 @@ The paper's claims are about real networks; this module connects the simulator t
   accuracy, and optionally the measured impact matrix. Its :class:`TrainingResult` has the
   layout of :class:`lesde.Result` (``times``, ``class_means`` of shape (1, T, K, K),
   ``metrics`` of shape (1, T)), so :mod:`lesde.estimate` and :mod:`lesde.plot` accept it.
+- :func:`train_ensemble`: R independently seeded networks trained in parallel worker
+  processes (the paper's trials), stored per trial in a folder, resumable; one
+  :class:`TrainingResult` with R replicas (:func:`load_ensemble` reads a folder back).
 - :func:`impact_matrix`: the empirical impact matrix: one SGD step at an input, the change of
   every other input's logits projected on the stepped input's signal direction
   ``g = e_y - softmax(f)``, averaged per class pair, with bootstrap confidence intervals.
@@ -18,8 +21,9 @@ rates fitted here are on the simulator's time scale.
 Install with ``pip install 'lesde[nn]'`` (PyTorch 2.13.0, CPU build).
 
 This module is where to start; the work is done in :mod:`lesde.network` (the network and
-the impact measurement), :mod:`lesde.training` (the training loop) and
-:mod:`lesde.result` (the record type, which loads without PyTorch).
+the impact measurement), :mod:`lesde.training` (the training loop), :mod:`lesde.ensemble`
+(trial ensembles) and :mod:`lesde.training_result` (the record type, which loads without
+PyTorch).
 
 Examples
 --------
@@ -32,9 +36,10 @@ Examples
 (1, 3, 3, 3)
 """
 
+from .ensemble import load_ensemble, train_ensemble
 from .network import ImpactMatrix, LeNet, impact_matrix
-from .result import ImpactTrack, TrainingResult, load_training
 from .training import train_and_record
+from .training_result import ImpactTrack, TrainingResult, load_training, stepped_class_means
 
 __all__ = [
     "ImpactMatrix",
@@ -42,6 +47,9 @@ __all__ = [
     "LeNet",
     "TrainingResult",
     "impact_matrix",
+    "load_ensemble",
     "load_training",
+    "stepped_class_means",
     "train_and_record",
+    "train_ensemble",
 ]

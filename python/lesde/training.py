@@ -3,10 +3,11 @@
 :func:`train_and_record` takes plain SGD steps, one sample per step by default, recording
 the logits of every training sample (class means for large sets), train and validation
 loss and accuracy, and optionally the measured impact matrix (:func:`lesde.nn.impact_matrix`).
-Its :class:`~lesde.result.TrainingResult` has the layout of :class:`lesde.Result`
+Its :class:`~lesde.training_result.TrainingResult` has the layout of :class:`lesde.Result`
 (``times``, ``class_means`` of shape (1, T, K, K), ``metrics`` of shape (1, T)), so
 :mod:`lesde.estimate` and :mod:`lesde.plot` accept it; it is saved and loaded without
-PyTorch (:func:`lesde.result.load_training`).
+PyTorch (:func:`lesde.training_result.load_training`). :func:`lesde.nn.train_ensemble`
+trains many such networks and stacks them along the replica axis.
 
 Time is measured as in the SGD imitation (MODEL.md section 2a): ``t = step * lr``, so the
 rates fitted here are on the simulator's time scale. Users reach it through :mod:`lesde.nn`.
@@ -47,7 +48,7 @@ from .network import (
     model_dtype,
     torch_dtype,
 )
-from .result import ImpactTrack, TrainingResult
+from .training_result import ImpactTrack, TrainingResult
 from .validate import integer, probability, real
 from .version import __version__
 
@@ -86,6 +87,7 @@ def train_and_record(
     record_logits: bool | str = "auto",
     impact_every: int | None = None,
     impact_options: dict | None = None,
+    record_stepped: bool = False,
     progress: bool | None = None,
 ) -> TrainingResult:
     """Train ``model`` with plain SGD and record the quantities the LE-SDE describes.
@@ -129,6 +131,11 @@ def train_and_record(
         Also measure :func:`impact_matrix` every this many steps (and at the end);
         ``impact_options`` are passed to it (``inputs_per_class``, ``targets_per_class``,
         ``n_boot``, ``confidence``, ``seed``).
+    record_stepped : bool
+        Also keep, at every step, which training sample was stepped and its logits in the
+        forward pass of that step (``stepped_indices``, ``stepped_logits``): what the
+        paper records (MODEL.md section 5). Costs nothing extra to compute; needs
+        ``batch_size == 1``.
     progress : bool, optional
         tqdm progress bar; ``None`` shows one for runs expected to last over a second.
 
@@ -167,6 +174,12 @@ def train_and_record(
     if impact_every is not None:
         impact_every = integer("impact_every", impact_every, at_least=1)
     label_noise = probability("label_noise", label_noise)
+    if not isinstance(record_stepped, bool):
+        raise TypeError(f"record_stepped must be True or False, got {record_stepped!r}")
+    if record_stepped and batch_size != 1:
+        raise ValueError(
+            f"record_stepped needs batch_size = 1 (one stepped input per step), got {batch_size}"
+        )
     if not (isinstance(record_logits, bool) or record_logits == "auto"):
         raise ValueError(f"record_logits must be True, False or 'auto', got {record_logits!r}")
     if dtype is not None:
@@ -198,6 +211,8 @@ def train_and_record(
     label_means = np.full((1, T, K, K), np.nan)
     all_logits = np.full((T, N, K), np.nan) if keep_logits else None
     features = np.full((1, N, K), np.nan)
+    stepped_indices = np.full((1, steps), -1, dtype=np.int64) if record_stepped else None
+    stepped_logits = np.full((1, steps, K), np.nan, dtype=np.float32) if record_stepped else None
     impact_steps: list[int] = []
     impacts: list[ImpactMatrix] = []
     impact_opts = {"seed": seed, **(impact_options or {})}
@@ -244,10 +259,14 @@ def train_and_record(
             if step == steps:
                 break
             batch = torch.from_numpy(rng.integers(0, N, size=batch_size))
-            loss = loss_fn(model(X[batch]), y[batch])
+            out = model(X[batch])
+            loss = loss_fn(out, y[batch])
             if not torch.isfinite(loss):
                 status, fail_step = "nonfinite", step
                 break
+            if record_stepped:
+                stepped_indices[0, step] = batch[0]
+                stepped_logits[0, step] = out.detach()[0].numpy()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -277,6 +296,8 @@ def train_and_record(
         steps_done=done,
         interrupted=interrupted,
         meta=_provenance(model, lr, batch_size, label_noise, seed, record_every, start),
+        stepped_indices=stepped_indices,
+        stepped_logits=stepped_logits,
     )
 
 
