@@ -53,6 +53,7 @@ from .validate import choice, integer
 __all__ = ["ImpactFit", "fit", "impact_integrals", "impact_rates", "replay", "replay_error"]
 
 _MODELS = ("I", "L")
+_CONVENTIONS = ("lesde", "paper")
 _UNIFORM_RTOL = 1e-6
 
 
@@ -86,7 +87,42 @@ def _log_ratio(num, den):
         return np.log(np.where(valid, r, 1.0)), valid
 
 
-def impact_integrals(class_mean_logits, model="I", times=None):
+def _log_abs_ratio(num, den):
+    """``log|num/den|`` as the paper's code takes it: no entry skipped (0 gives -inf)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        return np.log(np.abs(num / den))
+
+
+def _nanmean(values, axis):
+    """NaN-skipping mean that stays quiet (NaN where nothing is finite or not NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep = ~np.isnan(values)
+        count = keep.sum(axis=axis)
+        total = np.where(keep, values, 0.0).sum(axis=axis)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _paper_integrals(m, model, K):
+    """A, B with the paper's code conventions (see :func:`impact_integrals`, Notes)."""
+    if model == "I":
+        mbar = m.mean(axis=1)  # (T, p)
+        d = m - mbar[:, None, :]
+        lm = _log_abs_ratio(mbar, mbar[0])[:, None, :]
+        ld = _log_abs_ratio(d, d[0])
+        # mean over classes, then over coordinates (NaN skipped at each level)
+        A = _nanmean(_nanmean(lm + (K - 1) * ld, axis=1), axis=1)
+        B = _nanmean(_nanmean(lm - ld, axis=1), axis=1)
+        return A, B
+    a = np.einsum("tkk->tk", m) * (K / (K - 1))  # v_k . m_k / |v_k|^2 if rows sum to zero
+    abar = a.mean(axis=1)
+    P = _log_abs_ratio(abar, abar[0])
+    z_last = a[:, -1] - abar  # one zero-sum coordinate (the paper's code: K = 3, class 2)
+    Q = _log_abs_ratio(z_last, z_last[0])
+    B = (K - 1) * (Q - P)
+    return K * P + B, B
+
+
+def impact_integrals(class_mean_logits, model="I", times=None, conventions="lesde"):
     """Estimate ``A(t) = int alpha`` and ``B(t) = int beta`` from recorded class means.
 
     Parameters
@@ -102,6 +138,9 @@ def impact_integrals(class_mean_logits, model="I", times=None):
     times : array_like, shape (T,), optional
         Recording times; only validated (finite, strictly increasing). ``A_hat[j]``
         estimates ``int_{times[0]}^{times[j]} alpha``.
+    conventions : {"lesde", "paper"}
+        ``"lesde"`` (default): the estimators described above. ``"paper"``: the choices of
+        the paper's published code, to reproduce its numbers (see Notes).
 
     Returns
     -------
@@ -125,6 +164,18 @@ def impact_integrals(class_mean_logits, model="I", times=None):
     ``B = (K-1)(Q - P)`` and ``A = K P + B``. Both need a usable common mode and at least
     one usable zero-sum coordinate, else NaN.
 
+    Conventions. lesde departs from the paper's published code on purpose in three ways;
+    ``conventions="paper"`` takes the paper's choice in each:
+
+    - ``"L"`` is offset-invariant: ``a_k`` uses ``v_k . m_k``, unchanged when a constant is
+      added to a class's logits (softmax ignores it). The paper reads ``a_k`` as
+      ``m_kk K/(K-1)``, which equals it only when each class's logits sum to zero.
+    - ``"L"`` averages the growth of all K zero-sum coordinates ``z_k``; the paper's code
+      (written for K = 3) uses one, the last class's.
+    - Both estimators skip ratios that are not positive (a sign change carries no
+      information about a growth rate); the paper's code averages ``log|ratio|`` over all
+      of them, and for ``"I"`` first over classes, then over coordinates.
+
     Examples
     --------
     >>> import numpy as np
@@ -134,6 +185,7 @@ def impact_integrals(class_mean_logits, model="I", times=None):
     (array([0., 2.]), array([0., 0.]))
     """
     choice("model", model, _MODELS)
+    choice("conventions", conventions, _CONVENTIONS)
     m = np.asarray(class_mean_logits)
     if m.dtype.kind not in "fiu":
         raise TypeError(f"class_mean_logits must be a real numeric array, got dtype {m.dtype}")
@@ -148,6 +200,10 @@ def impact_integrals(class_mean_logits, model="I", times=None):
     if times is not None:
         _check_times(times, T)
 
+    if model == "L" and p != K:
+        raise ValueError(f"model 'L' needs logits (p == K); got K = {K}, p = {p}")
+    if conventions == "paper":
+        return _paper_integrals(m, model, K)
     with np.errstate(all="ignore"):
         if model == "I":
             mbar = m.mean(axis=1)  # (T, p)
@@ -162,8 +218,6 @@ def impact_integrals(class_mean_logits, model="I", times=None):
             B = _mean_log(B_kj, valid, axis=(1, 2))
             return A, B
 
-        if p != K:
-            raise ValueError(f"model 'L' needs logits (p == K); got K = {K}, p = {p}")
         a = (np.einsum("tkk->tk", m) - m.mean(axis=2)) * (K / (K - 1))  # (T, K)
         abar = a.mean(axis=1)
         z = a - abar[:, None]

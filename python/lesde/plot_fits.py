@@ -20,7 +20,14 @@ import numpy as np
 
 from .plot_style import metric_label, pyplot
 
-__all__ = ["impact_estimates", "impact_over_training", "metrics_against", "replay_comparison"]
+__all__ = [
+    "impact_estimates",
+    "impact_over_training",
+    "metrics_against",
+    "prediction_timeline",
+    "replay_comparison",
+    "replay_error_vs_trials",
+]
 
 
 def impact_estimates(times, A_hat, B_hat, alpha_hat=None, beta_hat=None, fig=None, truth=None):
@@ -129,20 +136,22 @@ def replay_comparison(times, genuine, replayed, fig=None):
     return fig
 
 
-def impact_over_training(track, fig=None):
-    """Directly measured alpha_hat, beta_hat (with confidence bands) and their ratio over time.
+def impact_over_training(track, fig=None, quantiles=(0.1, 0.9)):
+    """Directly measured alpha_hat, beta_hat and their ratio over training.
 
-    ``track`` is a :class:`lesde.nn.ImpactTrack` (``TrainingResult.impact``). Returns the
-    Figure: left alpha_hat and beta_hat, right alpha_hat / beta_hat with the line 1 (local
-    elasticity above it).
+    ``track`` is a :class:`lesde.nn.ImpactTrack` (``TrainingResult.impact``). For one
+    network the bands are its bootstrap confidence intervals; for an ensemble of trials the
+    lines are medians over trials and the bands their ``quantiles`` (the trial-to-trial
+    spread). Returns the Figure: left alpha_hat and beta_hat, right alpha_hat / beta_hat
+    with the line 1 (local elasticity above it).
 
     Examples
     --------
     >>> import types
     >>> import numpy as np
-    >>> t = np.array([0.0, 1.0]); ci = np.array([[0.5, 1.5], [1.0, 3.0]])
+    >>> t = np.array([0.0, 1.0]); ci = np.array([[[0.5, 1.5], [1.0, 3.0]]])
     >>> track = types.SimpleNamespace(  # any object with the fields of an ImpactTrack
-    ...     times=t, alpha_hat=[1.0, 2.0], beta_hat=[0.5, 0.5], ratio=[2.0, 4.0],
+    ...     times=t, alpha_hat=[[1.0, 2.0]], beta_hat=[[0.5, 0.5]], ratio=[[2.0, 4.0]],
     ...     alpha_ci=ci, beta_ci=ci / 2, ratio_ci=2 * ci, confidence=0.95)
     >>> len(impact_over_training(track).axes)
     2
@@ -151,23 +160,40 @@ def impact_over_training(track, fig=None):
     if track is None or len(track.times) == 0:
         raise ValueError("no impact measurements: train with train_and_record(impact_every=...)")
     t = np.asarray(track.times, dtype=float)
+    alpha = np.atleast_2d(np.asarray(track.alpha_hat, dtype=float))
+    beta = np.atleast_2d(np.asarray(track.beta_hat, dtype=float))
+    ratio = np.atleast_2d(np.asarray(track.ratio, dtype=float))
+    R = alpha.shape[0]
+    if R == 1:  # one network: its bootstrap intervals
+
+        def line_and_band(values, ci_name):
+            ci = np.asarray(getattr(track, ci_name), dtype=float).reshape(-1, 2)
+            return values[0], ci[:, 0], ci[:, 1]
+
+        what = f"{100 * track.confidence:g}% CI"
+    else:  # trials: median and spread across them
+
+        def line_and_band(values, ci_name):
+            with np.errstate(all="ignore"):
+                lo, hi = np.nanquantile(values, quantiles, axis=0)
+                return np.nanmedian(values, axis=0), lo, hi
+
+        what = f"median over {R} trials, {100 * quantiles[0]:g}-{100 * quantiles[1]:g}% band"
     if fig is None:
         fig = plt.figure(figsize=(10.0, 3.8))
     ax1, ax2 = fig.subplots(1, 2)
-    lvl = f"{100 * track.confidence:g}% CI"
-    for i, (name, mid, ci) in enumerate(
-        (
-            ("α̂ (same class)", track.alpha_hat, track.alpha_ci),
-            ("β̂ (other classes)", track.beta_hat, track.beta_ci),
-        )
+    for i, (name, values, ci_name) in enumerate(
+        (("α̂ (same class)", alpha, "alpha_ci"), ("β̂ (other classes)", beta, "beta_ci"))
     ):
+        mid, lo, hi = line_and_band(values, ci_name)
         ax1.plot(t, mid, "o-", color=f"C{i}", ms=3, label=name)
-        ax1.fill_between(t, ci[:, 0], ci[:, 1], color=f"C{i}", alpha=0.25, lw=0)
+        ax1.fill_between(t, lo, hi, color=f"C{i}", alpha=0.25, lw=0)
     ax1.axhline(0.0, color="k", lw=0.6)
-    ax1.set_title(f"measured impact (one SGD step), {lvl}", fontsize=10)
+    ax1.set_title(f"measured impact (one SGD step), {what}", fontsize=9)
     ax1.legend(fontsize=8)
-    ax2.plot(t, track.ratio, "o-", color="C2", ms=3, label="α̂ / β̂")
-    ax2.fill_between(t, track.ratio_ci[:, 0], track.ratio_ci[:, 1], color="C2", alpha=0.25, lw=0)
+    mid, lo, hi = line_and_band(ratio, "ratio_ci")
+    ax2.plot(t, mid, "o-", color="C2", ms=3, label="α̂ / β̂")
+    ax2.fill_between(t, lo, hi, color="C2", alpha=0.25, lw=0)
     ax2.axhline(1.0, color="k", ls="--", lw=1.0, label="α = β")
     ax2.set_title("local elasticity ratio", fontsize=10)
     ax2.legend(fontsize=8)
@@ -178,13 +204,108 @@ def impact_over_training(track, fig=None):
     return fig
 
 
-def metrics_against(x, series, xlabel="p_err", fig=None, marks=None):
+def replay_error_vs_trials(sizes, errors, floors=None, fig=None):
+    """Replay error against the number of trials R, log-log, one marker per ensemble.
+
+    ``errors`` maps a label (e.g. "L estimator") to a sequence, one entry per size in
+    ``sizes``, of the errors of the ensembles of that size. Each label gets its median line
+    and, dotted, the reference ``c / sqrt(R)`` through its first median; ``floors`` (label ->
+    value) adds a fitted ``sqrt(floor^2 + c^2 / R)`` curve. Returns the Figure.
+
+    Examples
+    --------
+    >>> fig = replay_error_vs_trials([1, 4, 16], {"L": [[0.8, 0.9], [0.45], [0.3, 0.28]]},
+    ...                              floors={"L": (0.2, 0.8)})
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_yscale()
+    ('log', 'log')
+    """
+    plt = pyplot()
+    R = np.asarray(sizes, dtype=float)
+    if fig is None:
+        fig = plt.figure(figsize=(5.6, 4.2))
+    ax = fig.subplots()
+    for i, (label, per_size) in enumerate(errors.items()):
+        if len(per_size) != R.size:
+            raise ValueError(f"{label}: {len(per_size)} entries for {R.size} sizes")
+        color = f"C{i}"
+        med = np.array([np.nanmedian(v) if len(v) else np.nan for v in per_size], dtype=float)
+        for r, values in zip(R, per_size, strict=True):
+            ax.plot(np.full(len(values), r), values, "o", color=color, alpha=0.45, ms=4)
+        ax.plot(R, med, "-", color=color, lw=1.8, label=f"{label} (median)")
+        first = np.flatnonzero(np.isfinite(med))
+        if first.size:
+            j = first[0]
+            ax.plot(R, med[j] * np.sqrt(R[j] / R), ":", color=color, lw=1.0, label="∝ 1/√R")
+        if floors and label in floors:
+            floor, c = floors[label]
+            grid = np.geomspace(R.min(), R.max(), 100)
+            ax.plot(grid, np.sqrt(floor**2 + c**2 / grid), "--", color=color, lw=1.0,
+                    label=f"√(floor² + c²/R), floor = {floor:.3g}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("trials averaged, R")
+    ax.set_ylabel("replay error (relative max-norm, mean over records)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_timeline(fractions, predicted, intervals, observed, t_end, fig=None):
+    """Predicted milestone times against the fraction of training observed.
+
+    ``predicted[name]`` (one value per fraction), ``intervals[name]`` ((lo, hi) per
+    fraction) and ``observed[name]`` (the trials' milestone times) for each milestone; the
+    trials' median and 10-90% range are drawn as a horizontal line and band, the end of
+    the observed part (``fraction * t_end``) as a diagonal. Returns the Figure.
+
+    Examples
+    --------
+    >>> fig = prediction_timeline([0.1, 0.3], {"loss_halves": [30.0, 18.0]},
+    ...                           {"loss_halves": [(20, 40), (16, 20)]},
+    ...                           {"loss_halves": [17.0, 18.0, 19.0]}, t_end=50.0)
+    >>> len(fig.axes)
+    1
+    """
+    plt = pyplot()
+    f = np.asarray(fractions, dtype=float)
+    n = len(predicted)
+    if fig is None:
+        fig = plt.figure(figsize=(4.8 * n, 3.8))
+    axes = fig.subplots(1, n, squeeze=False).ravel()
+    for ax, name in zip(axes, predicted, strict=True):
+        seen = np.asarray(observed[name], dtype=float)
+        seen = seen[np.isfinite(seen)]
+        if seen.size:
+            lo, med, hi = np.quantile(seen, [0.1, 0.5, 0.9])
+            ax.axhspan(lo, hi, color="C1", alpha=0.2, lw=0, label="networks, 10-90%")
+            ax.axhline(med, color="C1", lw=1.5, label=f"networks, median ({seen.size} trials)")
+        pred = np.asarray(predicted[name], dtype=float)
+        band = np.asarray(intervals[name], dtype=float).reshape(-1, 2)
+        shown = np.minimum(pred, t_end)  # never reached: drawn at the end of training
+        lower = np.minimum(band[:, 0], t_end)
+        upper = np.minimum(band[:, 1], t_end)
+        ax.errorbar(f, shown, yerr=[shown - lower, upper - shown], fmt="o-", color="C0",
+                    capsize=3, label="LE-SDE prediction")  # fmt: skip
+        ax.plot(f, f * t_end, ":", color="k", lw=1.0, label="end of the observed part")
+        ax.set_ylim(0.0, 1.05 * t_end)
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        ax.set_xlabel("fraction of training observed")
+        ax.set_ylabel("time t = step × lr")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def metrics_against(x, series, xlabel="p_err", fig=None, marks=None, levels=None):
     """Metrics against a parameter, one panel each (e.g. the paper's Fig. 4 against p_err).
 
     ``series`` maps a name to values: shape (n,) for one run per ``x``, or (runs, n) for
     several seeds (drawn as mean with a ±1 standard-error band and the single runs as dots).
     ``marks`` maps a label to an x value drawn as a vertical line (e.g. the theory's
-    transition). Returns the Figure.
+    transition); ``levels`` maps a label to a y value drawn as a horizontal line (e.g.
+    chance, 1/K). Returns the Figure.
 
     Examples
     --------
@@ -219,7 +340,9 @@ def metrics_against(x, series, xlabel="p_err", fig=None, marks=None):
                 ax.plot(x, row, ".", color="C0", alpha=0.35, ms=3)
         for i, (label, where) in enumerate((marks or {}).items()):
             ax.axvline(where, color=f"C{i + 1}", ls="--", lw=1.0, label=label)
-        if marks:
+        for label, level in (levels or {}).items():
+            ax.axhline(level, color="0.4", ls=":", lw=1.0, label=label)
+        if marks or levels:
             ax.legend(fontsize=8)
         ax.set_title(metric_label(name), fontsize=10)
         ax.set_xlabel(xlabel)

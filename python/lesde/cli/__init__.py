@@ -1,4 +1,4 @@
-"""The ``lesde`` command line: demo, run, sweep, plot, validate, info, bench, resume.
+"""The ``lesde`` command line: demo, run, sweep, plot, validate, info, bench, resume, nn.
 
 Every subcommand is a small function ``cmd_<name>(args) -> int`` over the Python API, in
 the module of its family, next to the ``add_<name>(commands)`` function that registers its
@@ -8,6 +8,7 @@ parser:
 - :mod:`lesde.cli.sweep`: ``sweep``, ``demo`` (grids, through :func:`lesde.sweep.sweep`);
 - :mod:`lesde.cli.plot`: ``plot``;
 - :mod:`lesde.cli.info`: ``info``, ``bench``;
+- :mod:`lesde.cli.nn`: ``nn train``, ``nn paper`` (trial ensembles of real networks);
 - :mod:`lesde.cli.common`: what they share (exit codes, errors, output, configuration).
 
 This module assembles the parser and runs a command, turning errors into exit codes.
@@ -42,7 +43,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import info, plot, run, sweep
+from . import info, nn, plot, run, sweep
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_NUMERIC,
@@ -80,6 +81,7 @@ SUBCOMMANDS = (
     run.add_resume,
     run.add_validate,
     info.add_info,
+    nn.add_nn,
 )
 
 
