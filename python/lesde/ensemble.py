@@ -437,6 +437,9 @@ def train_ensemble(
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="lesde-ensemble-"))
         folder = Path(folder)
         _open_folder(folder, _manifest(settings, data, validation))
+        for trial in range(max([trials, *(i + 1 for i in stored_trials(folder))])):
+            # what writers killed mid-write left (one ensemble call per folder at a time)
+            storage.remove_stale_temporaries(trial_path(folder, trial))
         todo = [i for i in range(trials) if not trial_path(folder, i).exists()]
         if workers is None:
             workers = max(1, min(len(todo), cores // threads))
@@ -459,8 +462,6 @@ def _open_folder(folder: Path, manifest: dict) -> None:
         if folder.is_dir() and stored_trials(folder):
             raise ValueError(f"{folder}: holds trial files but no {MANIFEST}")
         storage.atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    for trial in stored_trials(folder):
-        storage.remove_stale_temporaries(trial_path(folder, trial))
 
 
 @contextlib.contextmanager
@@ -528,18 +529,31 @@ def _train_here(job: _Job, todo: list[int], bar) -> bool:
     return False
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this process when its parent dies (elsewhere: no-op;
+    the worker loop also checks its parent before each trial)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def _worker(job: _Job, tasks, results, parent: int) -> None:
     """A worker process: train trials from ``tasks`` until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     import torch
 
     torch.set_num_threads(job.threads)
     while True:
+        if os.getppid() != parent:  # the parent died: no one collects the trials
+            return
         try:
             trial = tasks.get(timeout=1.0)
         except queue.Empty:
-            if os.getppid() != parent:  # the parent died: stop instead of waiting forever
-                return
             continue
         if trial is None:
             return

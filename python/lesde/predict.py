@@ -240,11 +240,11 @@ class TrainingPrediction:
             seen = self.observed[name]
             finite = seen[np.isfinite(seen)]
             median = float(np.median(finite)) if finite.size else float("nan")
-            trials = np.quantile(finite, [0.1, 0.9]) if finite.size else (np.nan, np.nan)
+            trials = _quantiles(finite, [0.1, 0.9]) if finite.size else (np.nan, np.nan)
             out[name] = {
                 "predicted": num(self.predicted[name]),
                 "interval": [num(x) for x in self.interval[name]],
-                "runs_10_90": [num(x) for x in np.quantile(self.runs[name], [0.1, 0.9])],
+                "runs_10_90": [num(x) for x in _quantiles(self.runs[name], [0.1, 0.9])],
                 "trials_median": num(median),
                 "trials_10_90": [num(x) for x in trials],
                 "trials_reached": int(finite.size),
@@ -267,6 +267,11 @@ def _rate_schedule(times, mean_rate, fit: PowerLawFit, t_fit: float, t_end: floa
     grid = np.r_[times[seen], future]
     values = np.r_[mean_rate[seen], fit(future)]
     return Tabulated(grid, values)
+
+
+def _quantiles(values, q) -> np.ndarray:
+    """Quantiles without interpolation, so never-reached milestones (inf) stay inf."""
+    return np.quantile(np.asarray(values, dtype=np.float64), q, method="inverted_cdf")
 
 
 def _median(values) -> float:
@@ -404,7 +409,7 @@ def predict_training(
             boot[name].append(_median([f[name] for f in found]))
     q = (1.0 - confidence) / 2.0
     interval = {
-        name: tuple(float(x) for x in np.quantile(values, [q, 1.0 - q]))
+        name: tuple(float(x) for x in _quantiles(values, [q, 1.0 - q]))
         if values
         else (np.nan, np.nan)
         for name, values in boot.items()
