@@ -254,6 +254,7 @@ def paper_pipeline(
     """
     choice("estimator", estimator, tuple(_SIGNAL))
     choice("data", data, _SOURCES)
+    choice("conventions", conventions, ("lesde", "paper"))
     polyorder = integer("polyorder", polyorder, at_least=1)
     window = integer("window", window, at_least=1)
     if window % 2 == 0 or window <= polyorder:
