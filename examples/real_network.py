@@ -45,14 +45,14 @@ from lesde.metrics import loss_tail_exponent
 def settings(quick: bool) -> dict:
     if quick:
         return dict(
-            n_per_class=120,
-            steps=4000,
+            n_per_class=100,
+            steps=3000,
             lr=0.02,
             record_every=40,
-            impact_every=250,
+            impact_every=300,
             impact=dict(inputs_per_class=6, targets_per_class=30, n_boot=500),
             grid=[0.0, 1 / 3, 2 / 3],
-            grid_steps=2000,
+            grid_steps=1200,
         )
     return dict(
         n_per_class=400,

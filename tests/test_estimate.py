@@ -5,6 +5,8 @@
   alpha, beta (to 2e-2 away from the edges), for both the "I" (linear) and the "L"
   (projected) estimators; the closed forms are themselves checked against solve_ivp
 - robustness: zeros and sign changes give NaN, never exceptions or warnings
+- conventions: the paper's code's choices agree with lesde's where the paper's
+  assumptions hold, and each deliberate departure shows where one fails
 - impact_rates: NaN gaps, non-uniform grids, window handling
 - input validation
 """
@@ -270,6 +272,69 @@ class TestRobustness:
             A_hat, B_hat = impact_integrals(m, model="L")
         assert np.all(np.isfinite(A_hat[:6])) and np.all(np.isnan(A_hat[6:])), A_hat
         assert np.all(np.isnan(B_hat[6:])), "B_hat NaN where the common mode flipped"
+
+
+# --------------------------------------------------------------------------------------
+# conventions: lesde's estimators against the paper's code's choices
+# --------------------------------------------------------------------------------------
+
+
+class TestConventions:
+    """``conventions="paper"`` reproduces the paper's code; the default departs from it on
+    purpose. Where the paper's assumptions hold (logits summing to zero per class, no sign
+    change, the exact LE-ODE) both agree; each departure shows where one fails."""
+
+    def zero_sum_projected(self, t, seed):
+        m = solve_projected_ode(t, initial_means(seed=seed))
+        return m - m.mean(axis=2, keepdims=True)  # every class's logits sum to zero
+
+    @pytest.mark.parametrize("model", ["I", "L"])
+    def test_agree_where_the_paper_assumptions_hold(self, model):
+        t = times(101)
+        if model == "L":
+            m = self.zero_sum_projected(t, seed=5)
+        else:
+            m = linear_closed_form(t, initial_means(seed=3))
+        A, B = impact_integrals(m, model=model)
+        A_p, B_p = impact_integrals(m, model=model, conventions="paper")
+        np.testing.assert_allclose(A_p, A, atol=1e-8, err_msg=f"{model}: A, paper vs lesde")
+        np.testing.assert_allclose(B_p, B, atol=1e-8, err_msg=f"{model}: B, paper vs lesde")
+        np.testing.assert_allclose(A, A_fn(t), atol=1e-7, err_msg=f"{model}: A vs truth")
+
+    def test_L_offsets_break_only_the_paper_reading(self):
+        t = times(101)
+        m = self.zero_sum_projected(t, seed=5)
+        shifted = m + np.array([0.5, -0.3, 0.8])[None, :, None]  # a constant per class
+        A, B = impact_integrals(shifted, model="L")
+        np.testing.assert_allclose(A, A_fn(t), atol=1e-7, err_msg="lesde L: offset-invariant")
+        A_p, _ = impact_integrals(shifted, model="L", conventions="paper")
+        assert np.max(np.abs(A_p - A_fn(t))) > 0.1, "paper reading unaffected by offsets"
+
+    def test_I_sign_change_skipped_by_lesde_averaged_by_the_paper(self):
+        t = times(51)
+        m = linear_closed_form(t, initial_means(seed=3))
+        m[10:, 0, 1] *= -1.0  # one class-coordinate flips sign: no growth information
+        A, B = impact_integrals(m)
+        A_p, _ = impact_integrals(m, conventions="paper")
+        np.testing.assert_allclose(A[:10], A_fn(t)[:10], atol=1e-8, err_msg="before the flip")
+        assert np.all(np.abs(A - A_fn(t))[10:] < 0.3), "lesde: the flip moves A only mildly"
+        assert np.any(np.abs(A_p - A)[10:] > 1e-3), "paper: log|ratio| keeps the entry"
+
+    def test_paper_L_uses_one_zero_sum_coordinate(self):
+        """The zero-sum coordinates z_k of a network need not grow alike; lesde averages
+        the growth of all K, the paper's code reads the last class's only."""
+        t = times(51)
+        v = label_dirs()
+        a = np.stack([1.0 + 0 * t, 2.0 + 0 * t, 4.0 + t], axis=1)  # z_k grow unevenly
+        m = a[:, :, None] * v
+        A, _ = impact_integrals(m, model="L")
+        A_p, _ = impact_integrals(m, model="L", conventions="paper")
+        assert np.all(np.isfinite(A)) and np.all(np.isfinite(A_p)), "both defined"
+        assert np.max(np.abs(A - A_p)) > 0.1, "one coordinate read like all three"
+
+    def test_unknown_conventions_refused(self):
+        with pytest.raises(ValueError, match="conventions"):
+            impact_integrals(np.ones((4, 3, 3)), conventions="mine")
 
 
 # --------------------------------------------------------------------------------------

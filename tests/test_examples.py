@@ -22,7 +22,7 @@ CASES = {
 }
 OPTIONAL = {"estimate_and_replay": (["estimate_and_replay.png"], [])}
 # Examples that need an optional extra: skipped (with the reason) where it is not installed.
-NEEDS = {"real_network": "torch"}
+NEEDS = {"real_network": "torch", "real_network_study": "torch"}
 CASES["real_network"] = (
     [
         "real_network_training.png",
@@ -33,6 +33,16 @@ CASES["real_network"] = (
         "real_network_label_noise.png",
     ],
     ["directly measured impact", "I estimator", "L estimator", "label corruption"],
+)
+CASES["real_network_study"] = (
+    [
+        "real_network_replay_vs_trials.png",
+        "real_network_ensemble_replay.png",
+        "real_network_impact_bands.png",
+        "real_network_prediction.png",
+        "real_network_label_noise_seeds.png",
+    ],
+    ["replay error L, records", "median [10%, 90%] over trials", "observe 30%", "p_err 0.667"],
 )
 
 

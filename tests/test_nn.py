@@ -33,6 +33,7 @@ show the margin is not tuned to the seed.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import subprocess
@@ -551,6 +552,70 @@ def test_one_step_is_plain_sgd_on_mean_cross_entropy(shapes, batch_size, label_n
         assert err > 1e-3 * scale, "the step matches the true classes, not the training labels"
 
 
+def test_stepped_records_are_the_stepped_inputs_before_their_step(shapes):
+    """record_stepped: at step s the sample drawn and its logits in the forward pass of
+    that step, i.e. the logits recorded at step s (linear model: train = eval mode)."""
+    res = train_and_record(linear_model(), shapes, lr=0.1, steps=12, record_every=1,
+                           record_stepped=True, seed=4, progress=False)  # fmt: skip
+    assert res.stepped_indices.shape == (1, 12) and res.stepped_logits.shape == (1, 12, K)
+    assert res.stepped_logits.dtype == np.float32, "stepped logits are kept in float32"
+    idx = res.stepped_indices[0]
+    assert np.all((idx >= 0) & (idx < len(shapes))), idx
+    expected = res.logits[np.arange(12), idx]  # logits at the record before each step
+    why = "stepped logits are not the logits before the step"
+    np.testing.assert_allclose(res.stepped_logits[0], expected, rtol=1e-6, atol=1e-6,
+                               err_msg=why)  # fmt: skip
+    plain = train_and_record(linear_model(), shapes, lr=0.1, steps=12, record_every=1, seed=4,
+                             progress=False)  # fmt: skip
+    assert plain.stepped_indices is None, "recorded without record_stepped"
+    np.testing.assert_array_equal(plain.class_means, res.class_means, err_msg="perturbed")
+    with pytest.raises(ValueError, match="record_stepped needs batch_size = 1"):
+        train_and_record(linear_model(), shapes, lr=0.1, steps=2, batch_size=2,
+                         record_stepped=True, progress=False)  # fmt: skip
+
+
+def test_version_1_files_are_read_with_the_replica_axis(run, tmp_path):
+    """Files written before ensembles (format version 1) had impact arrays without the
+    replica axis; they are still read, and given it."""
+    from lesde import storage
+    from lesde.training_result import IMPACT_PREFIX, ImpactTrack
+
+    res = run[2]
+    res.save(tmp_path / "v2.npz")
+    with np.load(tmp_path / "v2.npz", allow_pickle=False) as f:
+        arrays = {n: f[n] for n in f.files if n != "header"}
+        header = json.loads(str(f["header"][()]))
+    for name in ImpactTrack.PER_REPLICA:
+        arrays[IMPACT_PREFIX + name] = arrays[IMPACT_PREFIX + name][0]
+    header["format_version"] = 1
+    storage.write_npz(tmp_path / "v1.npz", arrays, header)
+    old = load_training(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(old.impact.alpha_hat, res.impact.alpha_hat, err_msg="axis")
+    np.testing.assert_array_equal(old.class_means, res.class_means, err_msg="class means")
+    header["format_version"] = 3
+    storage.write_npz(tmp_path / "v3.npz", arrays, header)
+    with pytest.raises(ValueError, match="format version 3 cannot be read"):
+        load_training(tmp_path / "v3.npz")
+
+
+def test_stack_pads_a_network_that_stopped_early(run, diverged):
+    """Stacking networks of one data set: a network that stopped at a non-finite loss keeps
+    its records and is NaN after them, its status says so."""
+    failed = diverged[5]
+    full = train_and_record(LeNet(image_size=SIZE, seed=0), diverged_data(), lr=0.05,
+                            steps=20, record_every=5, progress=False)  # fmt: skip
+    both = TrainingResult.stack([full, failed])
+    assert both.replicas == 2 and both.class_means.shape[1] == full.times.size
+    T = failed.times.size
+    assert np.all(np.isnan(both.class_means[1, T:])), "records after the failure not NaN"
+    np.testing.assert_array_equal(both.class_means[1, :T], failed.class_means[0])
+    assert both.status.tolist() == ["ok", "nonfinite"] and not both.ok, both.status
+    assert both.steps_done == failed.steps_done and both.logits is None, f"{both!r}"
+    assert full.select([0]).logits is not None, "selecting the one network keeps its logits"
+    with pytest.raises(ValueError, match="other data"):
+        TrainingResult.stack([full, run[2]])
+
+
 # --------------------------------------------------------------------------------------
 # determinism
 # --------------------------------------------------------------------------------------
@@ -619,6 +684,10 @@ def test_label_noise_uses_corrupt_labels(shapes, p):
 # --------------------------------------------------------------------------------------
 # failures and interruption
 # --------------------------------------------------------------------------------------
+
+
+def diverged_data():
+    return geometric_shapes(4, size=SIZE, seed=3)  # the "tiny" set
 
 
 @pytest.fixture(scope="module")
