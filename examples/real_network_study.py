@@ -170,42 +170,64 @@ def floor_fit(sizes, medians) -> tuple[float, float]:
     return float(np.sqrt(floor2)), float(np.sqrt(c2))
 
 
-def replay_vs_trials(s: dict, pool, start: int) -> dict:
-    """Replay error of the paper's pipeline for ensembles of R trials, disjoint subsets."""
-    out: dict = {"start_record": start, "t_start": float(pool.times[start]), "cases": {}}
-    step0 = int(pool.steps[start])
-    cases = {
-        "L, records": dict(estimator="L", data="records", start=start),
-        "I, records": dict(estimator="I", data="records", start=start),
-        "L, stepped": dict(estimator="L", data="stepped", start=step0),
-    }
-    for label, kw in cases.items():
-        per_size = {}
-        for R in s["sizes"]:
-            errors = []
-            for e in range(min(s["ensembles_per_size"], pool.replicas // R)):
-                try:
-                    run = paper_pipeline(pool, trials=list(range(e * R, (e + 1) * R)), **kw)
-                    errors.append(run.mean_error)
-                except ValueError as err:  # e.g. stepped inputs missing a class at a step
-                    print(f"  {label}, R = {R}, ensemble {e}: not run ({err})")
-            per_size[R] = errors
-        medians = [np.median(v) if v else np.nan for v in per_size.values()]
-        floor, c = floor_fit(s["sizes"], medians) if np.isfinite(medians).sum() >= 2 else (
-            np.nan, np.nan)  # fmt: skip
-        out["cases"][label] = {
-            "errors": {str(R): v for R, v in per_size.items()},
-            "median": dict(zip(map(str, s["sizes"]), medians, strict=True)),
-            "floor": floor,
-            "c": c,
+def replay_vs_trials(s: dict, pool, starts: dict) -> dict:
+    """Replay error of the paper's pipeline for ensembles of R trials (disjoint subsets of
+    the pool), from each start record in ``starts`` (name -> record index)."""
+    out: dict = {}
+    for start_name, start in starts.items():
+        step0 = int(pool.steps[start])
+        cases = {
+            "L, records": dict(estimator="L", data="records", start=start),
+            "I, records": dict(estimator="I", data="records", start=start),
+            "L, stepped": dict(estimator="L", data="stepped", start=step0),
         }
-        shown = ", ".join(f"R={R}: {m:.3f}" for R, m in zip(s["sizes"], medians, strict=True))
-        print(f"  replay error {label}: {shown}; fitted floor {floor:.3f}, c {c:.3f}")
+        block: dict = {"start_record": start, "t_start": float(pool.times[start]), "cases": {}}
+        print(f"  from t = {pool.times[start]:g} ({start_name}):")
+        for label, kw in cases.items():
+            per_size = {}
+            for R in s["sizes"]:
+                errors = []
+                for e in range(min(s["ensembles_per_size"], pool.replicas // R)):
+                    try:
+                        run = paper_pipeline(pool, trials=list(range(e * R, (e + 1) * R)), **kw)
+                        errors.append(run.mean_error)
+                    except ValueError as err:  # e.g. stepped inputs missing a class at a step
+                        print(f"    {label}, R = {R}, ensemble {e}: not run ({err})")
+                per_size[R] = errors
+            medians = [np.median(v) if v else np.nan for v in per_size.values()]
+            floor, c = (floor_fit(s["sizes"], medians) if np.isfinite(medians).sum() >= 2
+                        else (np.nan, np.nan))  # fmt: skip
+            block["cases"][label] = {
+                "errors": {str(R): v for R, v in per_size.items()},
+                "median": dict(zip(map(str, s["sizes"]), medians, strict=True)),
+                "floor": floor,
+                "c": c,
+            }
+            shown = ", ".join(f"R={R}: {m:.3f}" for R, m in zip(s["sizes"], medians, strict=True))
+            print(f"    replay error {label}: {shown}; fitted floor {floor:.3f}, c {c:.3f}")
+        out[start_name] = block
+    return out
+
+
+def impact_structure(pool, windows=((0.0, 0.1), (0.2, 0.4), (0.5, 1.0))) -> dict:
+    """The measured impact matrix, mean over trials and a time window, over its mean
+    diagonal: how far it is from the scalar alpha/beta form."""
+    imp = pool.impact
+    t_end = float(imp.times[-1])
+    out = {}
+    for lo, hi in windows:
+        sel = (imp.times >= lo * t_end) & (imp.times <= hi * t_end)
+        E = np.nanmean(imp.matrices[:, sel], axis=(0, 1))
+        E = E / np.mean(np.diag(E))
+        out[f"t in [{lo * t_end:g}, {hi * t_end:g}]"] = E.tolist()
+        print(f"  E / mean diagonal, t in [{lo * t_end:g}, {hi * t_end:g}]: "
+              f"{np.round(E, 2).tolist()}")  # fmt: skip
     return out
 
 
 def departures(pool, start: int) -> dict:
     """The full pool through the pipeline with the paper's choices, one at a time."""
+    print(f"  the full pool, from t = {pool.times[start]:g}:")
     variants = {
         "lesde defaults (L, aligned start, rate_offset 1)": dict(start=start),
         "rate_offset 0 (lesde.estimate.replay's table index)": dict(start=start, rate_offset=0),
@@ -256,12 +278,19 @@ def predictions(s: dict, pool, spread: float) -> list:
         out.append(summary)
         for name in EVENTS:
             e = summary[name]
+            lo, hi = (when(x) for x in e["interval"])
+            q10, q90 = (when(x) for x in e["trials_10_90"])
             print(
-                f"  observe {f:.0%} (t <= {p.t_fit:.1f}): {name} predicted {e['predicted']}, "
-                f"interval {e['interval']}; networks median {e['trials_median']}, "
-                f"10-90% {e['trials_10_90']}"
+                f"  observe {f:.0%} (t <= {p.t_fit:.1f}): {name} predicted at "
+                f"{when(e['predicted'])} [{lo}, {hi}]; networks: median "
+                f"{when(e['trials_median'])}, 10-90% [{q10}, {q90}]"
             )
     return out
+
+
+def when(t) -> str:
+    """A milestone time for printing: None means not reached within the run."""
+    return "never" if t is None else f"{t:.2f}"
 
 
 def label_noise_table(s: dict, store: Path) -> dict:
@@ -318,12 +347,18 @@ def analyse(s: dict, store: Path, out: Path, summary_path: Path | None) -> dict:
     except ValueError as err:
         start = pool.times.size // 2
         print(f"  {err}: starting at record {start} instead")
+    loss = np.nanmean(pool.metrics["loss"], axis=0)
+    halved = np.flatnonzero(loss <= loss[0] / 2)
+    late = max(start, int(halved[0])) if halved.size else start
+    late = min(late, pool.times.size - 22)  # leave the window its records
     summary: dict = {"settings": s, "pool_trials": pool.replicas}
     print("1. replay error of the paper's pipeline against the number of trials R")
-    summary["replay_vs_trials"] = replay_vs_trials(s, pool, start)
-    summary["departures_full_pool"] = departures(pool, start)
+    starts = {"class means aligned": start, "trial-averaged loss halved": late}
+    summary["replay_vs_trials"] = replay_vs_trials(s, pool, starts)
+    summary["departures_full_pool"] = {name: departures(pool, at) for name, at in starts.items()}
     print("2. impact matrix, measured directly")
     summary["impact"] = impact_bands(pool)
+    summary["impact_structure"] = impact_structure(pool)
     print("3. prediction from the first part of training")
     spread = initial_spread(s)
     summary["initial_spread"] = spread
@@ -335,15 +370,21 @@ def analyse(s: dict, store: Path, out: Path, summary_path: Path | None) -> dict:
                                              strict=True))  # fmt: skip
 
     full = paper_pipeline(pool, start=start)
-    runs = summary["replay_vs_trials"]["cases"]
-    figs = {
-        "real_network_replay_vs_trials.png": plot_fits.replay_error_vs_trials(
+    blocks = summary["replay_vs_trials"]
+    panels = plot.pyplot().figure(figsize=(5.4 * len(blocks), 4.4)).subplots(1, len(blocks))
+    for ax, (start_name, block) in zip(np.atleast_1d(panels), blocks.items(), strict=True):
+        cases = block["cases"]
+        plot_fits.replay_error_vs_trials(
             s["sizes"],
-            {label: [runs[label]["errors"][str(R)] for R in s["sizes"]] for label in runs},
+            {label: [v["errors"][str(R)] for R in s["sizes"]] for label, v in cases.items()},
             floors={
-                label: (v["floor"], v["c"]) for label, v in runs.items() if np.isfinite(v["floor"])
+                label: (v["floor"], v["c"]) for label, v in cases.items() if np.isfinite(v["floor"])
             },  # fmt: skip
-        ),
+            ax=ax,
+            title=f"from t = {block['t_start']:g} ({start_name})",
+        )
+    figs = {
+        "real_network_replay_vs_trials.png": np.atleast_1d(panels)[0].figure,
         "real_network_ensemble_replay.png": plot.replay_comparison(
             full.times, full.class_means, {f"L estimator, {pool.replicas} trials": full.replay}
         ),

@@ -204,13 +204,14 @@ def impact_over_training(track, fig=None, quantiles=(0.1, 0.9)):
     return fig
 
 
-def replay_error_vs_trials(sizes, errors, floors=None, fig=None):
+def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None):
     """Replay error against the number of trials R, log-log, one marker per ensemble.
 
     ``errors`` maps a label (e.g. "L estimator") to a sequence, one entry per size in
     ``sizes``, of the errors of the ensembles of that size. Each label gets its median line
     and, dotted, the reference ``c / sqrt(R)`` through its first median; ``floors`` (label ->
-    value) adds a fitted ``sqrt(floor^2 + c^2 / R)`` curve. Returns the Figure.
+    (floor, c)) adds the fitted ``sqrt(floor^2 + c^2 / R)``. Draws into ``ax`` (a new
+    figure without one) and returns its Figure.
 
     Examples
     --------
@@ -221,9 +222,9 @@ def replay_error_vs_trials(sizes, errors, floors=None, fig=None):
     """
     plt = pyplot()
     R = np.asarray(sizes, dtype=float)
-    if fig is None:
-        fig = plt.figure(figsize=(5.6, 4.2))
-    ax = fig.subplots()
+    if ax is None:
+        ax = plt.figure(figsize=(5.6, 4.2)).subplots()
+    fig = ax.figure
     for i, (label, per_size) in enumerate(errors.items()):
         if len(per_size) != R.size:
             raise ValueError(f"{label}: {len(per_size)} entries for {R.size} sizes")
@@ -247,6 +248,8 @@ def replay_error_vs_trials(sizes, errors, floors=None, fig=None):
     ax.set_ylabel("replay error (relative max-norm, mean over records)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -257,7 +260,9 @@ def prediction_timeline(fractions, predicted, intervals, observed, t_end, fig=No
     ``predicted[name]`` (one value per fraction), ``intervals[name]`` ((lo, hi) per
     fraction) and ``observed[name]`` (the trials' milestone times) for each milestone; the
     trials' median and 10-90% range are drawn as a horizontal line and band, the end of
-    the observed part (``fraction * t_end``) as a diagonal. Returns the Figure.
+    the observed part (``fraction * t_end``) as a diagonal. A prediction that the milestone
+    is not reached within the run (inf) is drawn at ``t_end`` as a triangle. Returns the
+    Figure.
 
     Examples
     --------
@@ -287,6 +292,10 @@ def prediction_timeline(fractions, predicted, intervals, observed, t_end, fig=No
         upper = np.minimum(band[:, 1], t_end)
         ax.errorbar(f, shown, yerr=[shown - lower, upper - shown], fmt="o-", color="C0",
                     capsize=3, label="LE-SDE prediction")  # fmt: skip
+        never = ~np.isfinite(pred)
+        if never.any():
+            ax.plot(f[never], np.full(never.sum(), t_end), "^", color="C3", ms=8,
+                    label="predicted: not within the run")  # fmt: skip
         ax.plot(f, f * t_end, ":", color="k", lw=1.0, label="end of the observed part")
         ax.set_ylim(0.0, 1.05 * t_end)
         ax.set_title(name.replace("_", " "), fontsize=10)
