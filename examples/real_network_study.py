@@ -89,14 +89,11 @@ def settings(full: bool) -> dict:
 
 
 def pool_data(s: dict):
-    p = s["pool"]
-    return lesde.data.geometric_shapes(p["n_per_class"], size=p.get("size", 32), seed=0)
+    return lesde.data.geometric_shapes(s["pool"]["n_per_class"], seed=0)
 
 
 def noise_data(s: dict):
-    n = s["noise"]
-    data = lesde.data.geometric_shapes(n["n_per_class"], size=n.get("size", 32), seed=0)
-    return data.split(0.25, seed=0)
+    return lesde.data.geometric_shapes(s["noise"]["n_per_class"], seed=0).split(0.25, seed=0)
 
 
 def train_pool(s: dict, store: Path, workers: int | None, trials: int | None = None):

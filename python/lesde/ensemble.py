@@ -61,7 +61,10 @@ __all__ = [
     "MANIFEST",
     "EnsembleSettings",
     "dataset_digest",
+    "default_model",
+    "describe_model",
     "load_ensemble",
+    "read_manifest",
     "stored_trials",
     "train_ensemble",
     "trial_path",
@@ -382,44 +385,41 @@ def train_ensemble(
     >>> res.replicas, res.metrics["loss"].shape, res.meta["trials"][2]["trial"]
     (3, (3, 3), 2)
     """
-    from .network import check_dataset  # needs PyTorch, as training does
+    from .network import check_dataset, torch_dtype  # needs PyTorch, as training does
 
     data = check_dataset(data)
-    if not isinstance(record_stepped, bool):
-        raise TypeError(f"record_stepped must be True or False, got {record_stepped!r}")
     if validation is not None:
         validation = check_dataset(validation, "validation")
+    if not isinstance(record_stepped, bool):
+        raise TypeError(f"record_stepped must be True or False, got {record_stepped!r}")
     trials = integer("trials", trials, at_least=1)
     steps = integer("steps", steps, at_least=1)
+    batch_size = integer("batch_size", batch_size, at_least=1)
+    if record_stepped and batch_size != 1:
+        raise ValueError(
+            f"record_stepped needs batch_size = 1, got {batch_size}; pass "
+            "record_stepped=False for larger batches"
+        )
+    if record_every is None:
+        record_every = max(1, steps // 200)
+    if impact_every is not None:
+        impact_every = integer("impact_every", impact_every, at_least=1)
+    model = default_model(data) if model is None else model
+    if not callable(model):
+        raise TypeError(f"model must be a callable model(seed=...) -> torch module, got {model!r}")
     settings = EnsembleSettings(
         lr=real("lr", lr, above=0),
         steps=steps,
-        batch_size=integer("batch_size", batch_size, at_least=1),
+        batch_size=batch_size,
         label_noise=probability("label_noise", label_noise),
-        record_every=integer(
-            "record_every",
-            max(1, steps // 200) if record_every is None else record_every,
-            at_least=1,
-        ),  # fmt: skip
-        dtype=dtype,
-        impact_every=None
-        if impact_every is None
-        else integer("impact_every", impact_every, at_least=1),  # fmt: skip
+        record_every=integer("record_every", record_every, at_least=1),
+        dtype=None if dtype is None else str(torch_dtype(dtype)).replace("torch.", ""),
+        impact_every=impact_every,
         impact_options=None if impact_options is None else dict(impact_options),
         record_stepped=record_stepped,
         seed=integer("seed", seed, at_least=0),
-        model="",
+        model=describe_model(model),
     )
-    if record_stepped and settings.batch_size != 1:
-        raise ValueError(
-            f"record_stepped needs batch_size = 1, got {settings.batch_size}; pass "
-            "record_stepped=False for larger batches"
-        )
-    if model is None:
-        model = default_model(data)
-    if not callable(model):
-        raise TypeError(f"model must be a callable model(seed=...) -> torch module, got {model!r}")
-    settings = EnsembleSettings(**{**settings.to_dict(), "model": describe_model(model)})
     threads = integer("threads", threads, at_least=1)
     cores = available_cores()
     if workers is not None:
