@@ -288,7 +288,7 @@ def predict_training(
     n_boot: int = 20,
     confidence: float = 0.9,
     model_trials: int = 32,
-    init_scale: float | None = None,
+    init_scale: float = 0.0,
     seed: int = 0,
 ) -> TrainingPrediction:
     """Predict the milestones of a trial ensemble's training from its first part.
@@ -309,9 +309,10 @@ def predict_training(
         How many trials' initial class means the LE-SDE starts from (one run each). Each
         network starts with its own, random, class-mean logits; their orientation decides
         when the argmax rule first separates them, so the runs start from them too.
-    init_scale : float, optional
-        Spread of the initial logits around their class means; default
-        ``ensemble.meta["initial_spread"]`` if present, else 0.
+    init_scale : float
+        Spread (standard deviation per logit) of the initial logits around their class
+        means, e.g. measured on freshly initialised networks; the class means themselves
+        are each trial's first record.
     seed : int
         Seeds the bootstrap and the SGD imitation.
 
@@ -352,8 +353,7 @@ def predict_training(
             "needs 3 (measure more often or observe a larger fraction)"
         )
     initial = np.asarray(ensemble.class_means, dtype=np.float64)[:, 0]  # (R, K, K)
-    spread = init_scale if init_scale is not None else ensemble.meta.get("initial_spread", 0.0)
-    spread = real("init_scale", spread, at_least=0.0)
+    spread = real("init_scale", init_scale, at_least=0.0)
     K = initial.shape[1]
     sizes = [int(n) for n in np.bincount(np.asarray(ensemble.classes), minlength=K)]
     steps = int(round(t_end / lr))
@@ -396,7 +396,8 @@ def predict_training(
     first = None
     for i, trial in enumerate(starts):
         sim, found = run(sa, sb, trial, seed + i)
-        first = first or sim
+        if first is None:
+            first = sim
         for name, value in found.items():
             runs[name][i] = np.inf if np.isnan(value) else value
     predicted = {name: _median(values) for name, values in runs.items()}
