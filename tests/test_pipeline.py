@@ -335,3 +335,9 @@ def test_cli_train_refuses_other_settings(folder, capsys):
     assert "lr = 0.05; this call asks for 0.1" in err and len(err.splitlines()) == 1, err
     code = main(["nn", "train", str(folder), "--trials", "0", "--quiet"])
     assert code == 1 and "trials" in capsys.readouterr().err
+
+
+def test_cli_nn_needs_an_action(capsys):
+    assert main(["nn"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "lesde nn needs an action: train or paper" in err and len(err.splitlines()) == 1, err
