@@ -353,3 +353,28 @@ def test_killed_parent_leaves_whole_trials_and_the_same_call_resumes(data, tmp_p
                          folder=folder, workers=1, seed=5, progress=False)  # fmt: skip
     assert res.ok and res.replicas == 5, f"{res!r}"
     assert not list(folder.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_plots_and_estimators_take_an_ensemble(three):
+    """As for a simulation with replicas: metric_over_time draws the median and a band over
+    trials, impact_over_training bands across trials, fit takes one replica."""
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lesde import plot
+    from lesde.estimate import fit
+
+    res, _ = three
+    try:
+        fig = plot.metric_over_time(res, names=("loss", "accuracy"))
+        assert "median over 3 replicas" in fig.get_suptitle(), fig.get_suptitle()
+        fig = plot.impact_over_training(res.impact)
+        assert "median over 3 trials" in fig.axes[0].get_title(), fig.axes[0].get_title()
+        np.testing.assert_allclose(
+            fig.axes[0].get_lines()[0].get_ydata(), np.median(res.impact.alpha_hat, axis=0)
+        )
+    finally:
+        plt.close("all")
+    est = fit(res, replica=2, model="I")
+    np.testing.assert_array_equal(est.class_means, res.class_means[2], err_msg="replica 2")
