@@ -122,7 +122,7 @@ def average_class_means(source, data: str = "records", trials=None):
     Examples
     --------
     >>> from lesde.training_result import TrainingResult
-    >>> one = TrainingResult.empty_example()
+    >>> one = TrainingResult.tiny_example()
     >>> t, m = average_class_means(TrainingResult.stack([one, one]))
     >>> t.tolist(), m.shape
     ([0.0, 0.1], (2, 2, 2))

@@ -11,7 +11,7 @@ by :func:`load_training` without PyTorch.
 Examples
 --------
 >>> import tempfile, os
->>> one = TrainingResult.empty_example()
+>>> one = TrainingResult.tiny_example()
 >>> pool = TrainingResult.stack([one, one, one])  # three networks
 >>> pool.class_means.shape, pool.final("loss").tolist()
 ((3, 2, 2, 2), [0.5, 0.5, 0.5])
@@ -274,7 +274,7 @@ class TrainingResult:
 
         Examples
         --------
-        >>> res = TrainingResult.empty_example()
+        >>> res = TrainingResult.tiny_example()
         >>> res.final("loss")
         array([0.5])
         """
@@ -287,7 +287,7 @@ class TrainingResult:
 
         Examples
         --------
-        >>> s = TrainingResult.empty_example().summary()
+        >>> s = TrainingResult.tiny_example().summary()
         >>> s["loss"], s["replicas_ok"], s["status"]
         (0.5, 1, 'ok')
         """
@@ -316,12 +316,12 @@ class TrainingResult:
         )
 
     @classmethod
-    def empty_example(cls) -> TrainingResult:
+    def tiny_example(cls) -> TrainingResult:
         """A tiny one-network record (two records, K = 2) for examples and tests.
 
         Examples
         --------
-        >>> TrainingResult.empty_example().class_means.shape
+        >>> TrainingResult.tiny_example().class_means.shape
         (1, 2, 2, 2)
         """
         return cls(
@@ -410,7 +410,7 @@ class TrainingResult:
 
         Examples
         --------
-        >>> pool = TrainingResult.stack([TrainingResult.empty_example()] * 4)
+        >>> pool = TrainingResult.stack([TrainingResult.tiny_example()] * 4)
         >>> pool.select([0, 2]).replicas
         2
         """
@@ -478,7 +478,7 @@ def stepped_class_means(result: TrainingResult, trials=None) -> np.ndarray:
 
     Examples
     --------
-    >>> res = TrainingResult.empty_example()
+    >>> res = TrainingResult.tiny_example()
     >>> res.stepped_indices = np.array([[0, 2, 3]])
     >>> res.stepped_logits = np.array([[[1.0, 0.0], [0.0, 2.0], [0.0, 4.0]]], np.float32)
     >>> stepped_class_means(res)[:, 1].tolist()  # class 1: samples 2 and 3
