@@ -210,8 +210,9 @@ def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None):
     ``errors`` maps a label (e.g. "L estimator") to a sequence, one entry per size in
     ``sizes``, of the errors of the ensembles of that size. Each label gets its median line
     and, dotted, the reference ``c / sqrt(R)`` through its first median; ``floors`` (label ->
-    (floor, c)) adds the fitted ``sqrt(floor^2 + c^2 / R)``. Draws into ``ax`` (a new
-    figure without one) and returns its Figure.
+    (floor, c)) adds the fitted ``sqrt(floor^2 + c^2 / R)``. An error above four times the
+    largest median (a replay that diverged) is drawn as a triangle at the top. Draws into
+    ``ax`` (a new figure without one) and returns its Figure.
 
     Examples
     --------
@@ -225,13 +226,28 @@ def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None):
     if ax is None:
         ax = plt.figure(figsize=(5.6, 4.2)).subplots()
     fig = ax.figure
-    for i, (label, per_size) in enumerate(errors.items()):
+    medians = {}
+    for label, per_size in errors.items():
         if len(per_size) != R.size:
             raise ValueError(f"{label}: {len(per_size)} entries for {R.size} sizes")
+        with np.errstate(all="ignore"):
+            medians[label] = np.array(
+                [np.nanmedian(v) if len(v) else np.nan for v in per_size], dtype=float
+            )
+    shown = np.concatenate(list(medians.values()))
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    # a replay that diverged (error ~1e16) would flatten every other point: draw it at the
+    # top edge as a triangle instead
+    top = 4.0 * shown.max() if shown.size else np.inf
+    for i, (label, per_size) in enumerate(errors.items()):
         color = f"C{i}"
-        med = np.array([np.nanmedian(v) if len(v) else np.nan for v in per_size], dtype=float)
+        med = medians[label]
         for r, values in zip(R, per_size, strict=True):
-            ax.plot(np.full(len(values), r), values, "o", color=color, alpha=0.45, ms=4)
+            v = np.asarray(values, dtype=float)
+            ax.plot(np.full(v.size, r), np.where(v > top, np.nan, v), "o", color=color,
+                    alpha=0.45, ms=4)  # fmt: skip
+            if np.any(v > top):
+                ax.plot([r], [top], "^", color=color, ms=7)
         ax.plot(R, med, "-", color=color, lw=1.8, label=f"{label} (median)")
         first = np.flatnonzero(np.isfinite(med))
         if first.size:
@@ -244,6 +260,8 @@ def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None):
                     label=f"√(floor² + c²/R), floor = {floor:.3g}")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if shown.size:
+        ax.set_ylim(shown.min() / 2.0, 1.2 * top)
     ax.set_xlabel("trials averaged, R")
     ax.set_ylabel("replay error (relative max-norm, mean over records)")
     ax.grid(alpha=0.3, which="both")
