@@ -44,6 +44,7 @@ from lesde.pipeline import aligned_start, average_class_means, paper_pipeline
 from lesde.predict import EVENTS, predict_training
 
 P_GRID = (0.0, 0.2, 0.4, 0.6, 2 / 3, 0.7, 0.8, 0.9, 1.0)
+DIVERGED = 10.0  # a replay error above 1000% means the replay blew up
 
 
 def settings(full: bool) -> dict:
@@ -60,7 +61,7 @@ def settings(full: bool) -> dict:
             ),
             sizes=(1, 4, 16, 64),
             ensembles_per_size=3,
-            fractions=(0.1, 0.2, 0.3, 0.4, 0.5),
+            fractions=(0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5),
             n_boot=20,
             model_trials=32,
             noise=dict(n_per_class=400, lr=0.02, steps=30_000, record_every=300, seeds=4),
@@ -191,16 +192,24 @@ def replay_vs_trials(s: dict, pool, starts: dict) -> dict:
                     except ValueError as err:  # e.g. stepped inputs missing a class at a step
                         print(f"    {label}, R = {R}, ensemble {e}: not run ({err})")
                 per_size[R] = errors
-            medians = [np.median(v) if v else np.nan for v in per_size.values()]
+            # a replay whose error passes DIVERGED blew up (rates from noise): counted, but
+            # left out of the medians and of the floor fit
+            kept = {R: [e for e in v if e <= DIVERGED] for R, v in per_size.items()}
+            diverged = {R: len(v) - len(kept[R]) for R, v in per_size.items()}
+            medians = [float(np.median(v)) if v else np.nan for v in kept.values()]
             floor, c = (floor_fit(s["sizes"], medians) if np.isfinite(medians).sum() >= 2
                         else (np.nan, np.nan))  # fmt: skip
             block["cases"][label] = {
                 "errors": {str(R): v for R, v in per_size.items()},
+                "diverged": {str(R): n for R, n in diverged.items()},
                 "median": dict(zip(map(str, s["sizes"]), medians, strict=True)),
                 "floor": floor,
                 "c": c,
             }
-            shown = ", ".join(f"R={R}: {m:.3f}" for R, m in zip(s["sizes"], medians, strict=True))
+            shown = ", ".join(
+                f"R={R}: {m:.3f}" + (f" ({diverged[R]} diverged)" if diverged[R] else "")
+                for R, m in zip(s["sizes"], medians, strict=True)
+            )
             print(f"    replay error {label}: {shown}; fitted floor {floor:.3f}, c {c:.3f}")
         out[start_name] = block
     return out
