@@ -13,6 +13,8 @@
 
 #include "device.hpp"
 #include "kernels.cuh"
+#include "lesde/state.hpp"  // RecordLayout
+#include "record_kernels.cuh"
 #include "runtime.cuh"
 
 // Every CUDA runtime call goes through this: an error becomes a std::runtime_error (a
@@ -120,8 +122,16 @@ struct Impl {
   DeviceArray<double> head, means, coef, seg_partial, block_partial;
   std::vector<double> host_partial;
   void* pinned = nullptr;  // the host features buffer, while page-locked by us
+  // Records: their segments, the label means and counts of pass 2, the partial totals (by
+  // segment, then by block) of up to record_slots replicas at a time, the gathered rows.
+  RecordSegments record_segments;
+  DeviceArray<int64_t> rec_begin, rec_end, rec_samples;
+  DeviceArray<int32_t> rec_first;
+  DeviceArray<double> rec_means, rec_counts, rec_partial, rec_blocks, rec_rows;
+  int64_t record_slots = 1;
 
-  explicit Impl(const EngineConfig& c) : cfg(c), N(c.n_samples()), tables(c) {}
+  explicit Impl(const EngineConfig& c)
+      : cfg(c), N(c.n_samples()), tables(c), record_segments(c.n_samples()) {}
   ~Impl() {
     if (pinned) (void)cudaHostUnregister(pinned);
     if (stream) (void)cudaStreamDestroy(stream);
@@ -146,6 +156,14 @@ class PlatformState final : public DeviceState<Real> {
   void sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
              const std::vector<double>& coef, double dt, double noise_scale,
              std::vector<double>& sums) override;
+  void first_moments(const std::vector<int32_t>& replicas, std::vector<double>& out) override;
+  void second_moments(const std::vector<int32_t>& replicas, const std::vector<double>& means,
+                      const std::vector<double>& counts, std::vector<double>& out) override;
+  void copy_samples(int32_t r, const std::vector<int64_t>& samples, double* out) override;
+
+  // Replicas whose record partials fit in at most kRecordBytes at once.
+  static int64_t record_slots(const EngineConfig& cfg);
+  static constexpr size_t kRecordBytes = size_t(256) << 20;
 
  private:
   std::unique_ptr<Impl<Real>> impl_;
@@ -161,7 +179,19 @@ size_t PlatformState<Real>::bytes_needed(const EngineConfig& cfg) {
          + t.table_bytes()                                // segment and block tables
          + R * size_t(t.seg_entries + t.block_entries()) * p * sizeof(double)  // partials
          + R * (K * p * sizeof(double) + sizeof(int32_t))  // coefficients, replica list
-         + 2 * K * p * sizeof(double);                     // head, initial means
+         + 2 * K * p * sizeof(double)                      // head, initial means
+         + size_t(record_slots(cfg)) * (K * p + K) * sizeof(double)  // records: means, counts
+         + kRecordBytes                                    // records: partial totals
+         + cfg.record_samples.size() * (sizeof(int64_t) + p * sizeof(double));  // trajectories
+}
+
+template <class Real>
+int64_t PlatformState<Real>::record_slots(const EngineConfig& cfg) {
+  const RecordSegments segments(cfg.n_samples());
+  const RecordLayout at(cfg);
+  const int64_t width = std::max(at.first_width(), at.second_width());
+  const int64_t per_slot = (segments.count() + segments.blocks()) * width * int64_t(sizeof(double));
+  return std::max<int64_t>(1, std::min<int64_t>(cfg.replicas, int64_t(kRecordBytes) / per_slot));
 }
 
 template <class Real>
@@ -220,6 +250,19 @@ PlatformState<Real>::PlatformState(const EngineConfig& cfg, const int32_t* class
   m.coef.allocate(size_t(R * K * p));
   m.seg_partial.allocate(size_t(R * t.seg_entries * p));
   m.block_partial.allocate(size_t(R * t.block_entries() * p));
+  const RecordSegments& rs = m.record_segments;
+  upload_vector(m.rec_begin, rs.begin, m.stream);
+  upload_vector(m.rec_end, rs.end, m.stream);
+  upload_vector(m.rec_first, rs.first, m.stream);
+  upload_vector(m.rec_samples, cfg.record_samples, m.stream);
+  m.record_slots = record_slots(cfg);
+  const RecordLayout at(cfg);
+  const int64_t width = std::max(at.first_width(), at.second_width());
+  m.rec_means.allocate(size_t(m.record_slots * K * p));
+  m.rec_counts.allocate(size_t(m.record_slots * K));
+  m.rec_partial.allocate(size_t(m.record_slots * rs.count() * width));
+  m.rec_blocks.allocate(size_t(m.record_slots * rs.blocks() * width));
+  m.rec_rows.allocate(cfg.record_samples.size() * size_t(p));
   m.sync();  // the host vectors above may go away
 }
 
@@ -367,6 +410,100 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   m.sync();
 
   add_block_partials(t, K, p, n_slots, m.host_partial.data(), sums);
+}
+
+// Runs one record pass (kernel: record_first_kernel or record_second_kernel) over the listed
+// replicas, record_slots of them at a time, and adds each one's block totals in block order.
+template <class Real, class Kernel>
+void record_pass(Impl<Real>& m, Kernel kernel, int64_t width, const std::vector<int32_t>& replicas,
+                 const std::vector<double>* means, const std::vector<double>* counts,
+                 std::vector<double>& out) {
+  const int K = m.cfg.K, p = m.cfg.p;
+  const RecordSegments& rs = m.record_segments;
+  out.assign(replicas.size() * size_t(width), 0.0);
+  for (size_t done = 0; done < replicas.size();) {
+    const int64_t n_slots = std::min<int64_t>(m.record_slots, int64_t(replicas.size() - done));
+    CUDA_CHECK(cudaMemcpyAsync(m.replicas.ptr, replicas.data() + done, n_slots * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, m.stream));
+    if (means != nullptr) {
+      CUDA_CHECK(cudaMemcpyAsync(m.rec_means.ptr, means->data() + done * K * p,
+                                 n_slots * K * p * sizeof(double), cudaMemcpyHostToDevice, m.stream));
+      CUDA_CHECK(cudaMemcpyAsync(m.rec_counts.ptr, counts->data() + done * K,
+                                 n_slots * K * sizeof(double), cudaMemcpyHostToDevice, m.stream));
+    }
+    RecordArgs<Real> a{};
+    a.X = m.X.ptr;
+    a.labels = m.labels.ptr;
+    a.classes = m.classes.ptr;
+    a.N = m.N;
+    a.K = K;
+    a.p = p;
+    a.spec = SignalSpec{m.cfg.signal, K, p, m.cfg.has_head() ? m.head.ptr : nullptr};
+    a.replicas = m.replicas.ptr;
+    a.n_slots = n_slots;
+    a.n_seg = rs.count();
+    a.seg_begin = m.rec_begin.ptr;
+    a.seg_end = m.rec_end.ptr;
+    a.means = m.rec_means.ptr;
+    a.counts = m.rec_counts.ptr;
+    a.width = width;
+    a.partial = m.rec_partial.ptr;
+    launch(kernel, grid_size(n_slots * rs.count() * 32), kThreads, m.stream, a);
+    CUDA_CHECK(cudaGetLastError());
+    SegmentSumArgs b{n_slots, rs.count(), rs.blocks(), width, m.rec_first.ptr, m.rec_partial.ptr,
+                     m.rec_blocks.ptr};
+    launch(record_block_sums_kernel, grid_size(n_slots * rs.blocks() * width), kThreads, m.stream, b);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<double> blocks(size_t(n_slots * rs.blocks() * width));
+    CUDA_CHECK(cudaMemcpyAsync(blocks.data(), m.rec_blocks.ptr, blocks.size() * sizeof(double),
+                               cudaMemcpyDeviceToHost, m.stream));
+    m.sync();
+    for (int64_t slot = 0; slot < n_slots; ++slot) {  // the blocks in order, as sum_blocks
+      double* total = out.data() + (done + size_t(slot)) * width;
+      for (int64_t b2 = 0; b2 < rs.blocks(); ++b2) {
+        const double* part = blocks.data() + (slot * rs.blocks() + b2) * width;
+        for (int64_t j = 0; j < width; ++j) total[j] += part[j];
+      }
+    }
+    done += size_t(n_slots);
+  }
+}
+
+template <class Real>
+void PlatformState<Real>::first_moments(const std::vector<int32_t>& replicas,
+                                        std::vector<double>& out) {
+  Impl<Real>& m = *impl_;
+  m.use_device();
+  record_pass(m, record_first_kernel<Real>, RecordLayout(m.cfg).first_width(), replicas, nullptr,
+              nullptr, out);
+}
+
+template <class Real>
+void PlatformState<Real>::second_moments(const std::vector<int32_t>& replicas,
+                                         const std::vector<double>& means,
+                                         const std::vector<double>& counts,
+                                         std::vector<double>& out) {
+  Impl<Real>& m = *impl_;
+  m.use_device();
+  record_pass(m, record_second_kernel<Real>, RecordLayout(m.cfg).second_width(), replicas,
+              &means, &counts, out);
+}
+
+template <class Real>
+void PlatformState<Real>::copy_samples(int32_t r, const std::vector<int64_t>& samples,
+                                       double* out) {
+  Impl<Real>& m = *impl_;
+  if (samples.empty()) return;
+  if (samples != m.cfg.record_samples)
+    throw std::invalid_argument("copy_samples: only the run's record_samples are on the device");
+  m.use_device();
+  const int64_t S = int64_t(samples.size());
+  GatherArgs<Real> a{m.X.ptr, m.N, m.cfg.p, r, m.rec_samples.ptr, S, m.rec_rows.ptr};
+  launch(gather_kernel<Real>, grid_size(S * m.cfg.p), kThreads, m.stream, a);
+  CUDA_CHECK(cudaGetLastError());
+  CUDA_CHECK(cudaMemcpyAsync(out, m.rec_rows.ptr, S * m.cfg.p * sizeof(double),
+                             cudaMemcpyDeviceToHost, m.stream));
+  m.sync();
 }
 
 }  // namespace lesde::cuda::LESDE_CUDA_PLATFORM

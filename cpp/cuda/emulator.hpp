@@ -97,18 +97,29 @@ struct Warp {
   }
 };
 
-inline double __shfl_down_sync(unsigned mask, double v, int delta) {
+// A round in which every lane of the warp publishes v and then reads lane `from(lane)`'s.
+template <class From>
+inline double warp_exchange(unsigned mask, double v, From from, const char* what) {
   if (mask != 0xffffffffu) {
-    std::fprintf(stderr, "lesde CUDA emulator: only full-warp shuffles are emulated\n");
+    std::fprintf(stderr, "lesde CUDA emulator: only full-warp %s is emulated\n", what);
     std::abort();
   }
   Warp& w = Warp::get();
   const int lane = w.current;
   w.value[lane] = v;
   w.yield();  // every lane has written
-  const double out = lane + delta < 32 ? w.value[lane + delta] : v;
+  const int src = from(lane);
+  const double out = src >= 0 && src < 32 ? w.value[src] : v;
   w.yield();  // every lane has read
   return out;
+}
+
+inline double __shfl_down_sync(unsigned mask, double v, int delta) {
+  return warp_exchange(mask, v, [delta](int lane) { return lane + delta; }, "__shfl_down_sync");
+}
+
+inline double __shfl_sync(unsigned mask, double v, int src_lane) {
+  return warp_exchange(mask, v, [src_lane](int) { return src_lane & 31; }, "__shfl_sync");
 }
 
 // ---- the runtime API, as far as device.cu uses it
