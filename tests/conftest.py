@@ -12,6 +12,8 @@ form, statistics, determinism, the reference run) hold on each of them:
 
 CI sets ``LESDE_REQUIRE_BACKENDS=cuda_emulator`` so that a build without the emulator fails
 loudly instead of quietly skipping its tests; on a GPU machine ``cuda_emulator,cuda``.
+``LESDE_BACKENDS=cuda`` (a comma-separated list) runs the backend tests on those backends
+only (bench/gpu_check.sh: the real GPU, not again the CPU and the emulator).
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ def available_backends() -> list[str]:
 
 
 BACKENDS = available_backends()
+if os.environ.get("LESDE_BACKENDS"):
+    BACKENDS = [b for b in BACKENDS if b in os.environ["LESDE_BACKENDS"].split(",")]
 DEVICE_BACKENDS = [b for b in BACKENDS if b != "cpu"]
 
 
 def pytest_configure(config):
     required = [b for b in os.environ.get("LESDE_REQUIRE_BACKENDS", "").split(",") if b]
-    missing = [b for b in required if b not in BACKENDS]
+    missing = [b for b in required if b not in available_backends()]
     if missing:
         raise pytest.UsageError(
             f"LESDE_REQUIRE_BACKENDS asks for {missing}, but this build and machine offer only "
