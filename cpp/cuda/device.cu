@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <sstream>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,17 +19,22 @@
 
 // Every CUDA runtime call goes through this: an error becomes a std::runtime_error (a
 // Python RuntimeError) that names the call and CUDA's own message.
+//
+// Messages are built with std::to_string and snprintf, never with iostreams: on a GPU machine
+// (GCC 13, nvcc 13) formatting a number with std::ostringstream in this nvcc-compiled file
+// crashed inside libstdc++'s locale code (seen, with a backtrace, in the refusal of a state
+// larger than the device).
 #define CUDA_CHECK(call) check((call), #call, __FILE__, __LINE__)
 
 namespace lesde::cuda::LESDE_CUDA_PLATFORM {
 
 void check(cudaError_t err, const char* what, const char* file, int line) {
   if (err == cudaSuccess) return;
-  std::ostringstream msg;
-  msg << "CUDA error " << cudaGetErrorName(err) << ": " << cudaGetErrorString(err) << " (in "
-      << what << " at " << file << ":" << line << ")";
+  const std::string msg = std::string("CUDA error ") + cudaGetErrorName(err) + ": " +
+                          cudaGetErrorString(err) + " (in " + what + " at " + file + ":" +
+                          std::to_string(line) + ")";
   (void)cudaGetLastError();  // clear a non-sticky error so the next call starts clean
-  throw std::runtime_error(msg.str());
+  throw std::runtime_error(msg);
 }
 
 // A device allocation that frees itself.
@@ -70,10 +75,9 @@ size_t local_reserve(F kernel, int device) {
 }
 
 std::string gib(size_t bytes) {
-  std::ostringstream s;
-  s.precision(3);
-  s << double(bytes) / double(size_t(1) << 30) << " GiB";
-  return s.str();
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g GiB", double(bytes) / double(size_t(1) << 30));
+  return text;
 }
 
 // ---------------------------------------------------------------- device queries
@@ -220,12 +224,12 @@ PlatformState<Real>::PlatformState(const EngineConfig& cfg, const int32_t* class
   if (needed > free_bytes) {
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, m.device));
-    std::ostringstream msg;
-    msg << "CUDA backend: this run needs " << needed << " bytes (" << gib(needed)
-        << ") of device memory, but device " << m.device << " (" << prop.name << ") has only "
-        << free_bytes << " bytes (" << gib(free_bytes) << ") free of " << total_bytes
-        << "; use fewer samples or replicas, dtype float32, or the CPU backend";
-    throw std::runtime_error(msg.str());
+    throw std::runtime_error(
+        "CUDA backend: this run needs " + std::to_string(needed) + " bytes (" + gib(needed) +
+        ") of device memory, but device " + std::to_string(m.device) + " (" + prop.name +
+        ") has only " + std::to_string(free_bytes) + " bytes (" + gib(free_bytes) + ") free of " +
+        std::to_string(total_bytes) + "; use fewer samples or replicas, dtype float32, or the CPU "
+        "backend");
   }
 
   CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
@@ -375,15 +379,16 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   a.seg_entries = t.seg_entries;
   a.seg_partial = m.seg_partial.ptr;
   const unsigned grid = grid_size(n_slots * t.segments() * 32);
+  const size_t shared = sweep_shared_bytes<Real>(p);
   switch (move) {
     case Move::None:
-      launch(sweep_kernel<Real, Move::None>, grid, kThreads, m.stream, a);
+      launch(sweep_kernel<Real, Move::None>, grid, kThreads, m.stream, a, shared);
       break;
     case Move::Drift:
-      launch(sweep_kernel<Real, Move::Drift>, grid, kThreads, m.stream, a);
+      launch(sweep_kernel<Real, Move::Drift>, grid, kThreads, m.stream, a, shared);
       break;
     case Move::Shift:
-      launch(sweep_kernel<Real, Move::Shift>, grid, kThreads, m.stream, a);
+      launch(sweep_kernel<Real, Move::Shift>, grid, kThreads, m.stream, a, shared);
       break;
   }
   CUDA_CHECK(cudaGetLastError());
