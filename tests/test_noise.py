@@ -198,3 +198,86 @@ def test_heun_removes_the_first_order_drift_error_of_euler_with_every_noise(nois
             f"{noise}: Euler - Heun in the {name} shrinks like dt^{slope:.2f}, expected dt^1 "
             f"(gaps {np.array(gap)})"
         )
+
+
+def test_a_killed_run_with_weak_noise_resumes_bit_identically(tmp_path):
+    # The noise kind travels in the checkpoint: a run killed after its first checkpoint and
+    # resumed draws the same increments as the run done in one go.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = lesde.Config(
+        n_classes=3,
+        n_per_class=20_000,
+        noise="three_point",
+        scheme="heun",
+        sigma=0.5,
+        dt=0.002,
+        steps=400,
+        record_every=5,
+        seed=5,
+        threads=1,
+    )
+    (tmp_path / "cfg.toml").write_text(cfg.to_toml())
+    path = tmp_path / "run.ckpt"
+    child_code = (
+        "import sys, lesde\n"
+        "cfg = lesde.Config.from_toml(open(sys.argv[1]).read())\n"
+        "lesde.simulate(cfg, checkpoint=sys.argv[2], checkpoint_every=10, progress=False)\n"
+    )
+    env = dict(os.environ)
+    root = str(__import__("pathlib").Path(lesde.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", child_code, str(tmp_path / "cfg.toml"), str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert path.exists(), f"no checkpoint appeared: {child.communicate()[0]!r}"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.communicate()
+    saved = lesde.checkpoint.read_checkpoint(path)
+    assert saved.config.noise == "three_point" and 0 < saved.step < cfg.n_steps
+    resumed = lesde.resume(path, progress=False)
+    whole = lesde.simulate(cfg, progress=False)
+    np.testing.assert_array_equal(resumed.features, whole.features)
+    np.testing.assert_array_equal(resumed.class_means, whole.class_means)
+
+
+def test_cli_run_takes_the_noise_and_records_it(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.npz"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lesde",
+            "run",
+            "--set",
+            "noise='two_point'",
+            "--set",
+            "steps=5",
+            "--set",
+            "n_per_class=50",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert lesde.load(out).config.noise == "two_point"
