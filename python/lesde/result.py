@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _core, storage
 from .config import Config
-from .metrics import nc1_from_moments, nc2_from_means
+from .neural_collapse import nc1_from_moments_batched, nc2_from_means_batched
 from .version import __version__
 
 __all__ = [
@@ -83,7 +83,12 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
     """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments.
 
     ``scalars`` (R, T, NUM_SCALARS), ``sigma_w`` (R, T, p, p) and ``label_means``
-    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T).
+    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T). NC1 and
+    NC2 are those of :func:`lesde.metrics.nc1_from_moments` and
+    :func:`lesde.metrics.nc2_from_means`, evaluated for all replicas and records at once
+    (:mod:`lesde.neural_collapse`'s batched forms). A class whose mean is not finite (no
+    sample holds its label, or the replica diverged) is left out; a record with fewer than
+    two classes left, or a non-finite ``sigma_w`` (a failed replica), gets NaN.
 
     Examples
     --------
@@ -93,19 +98,13 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
     >>> out["loss"].shape, out["nc1"].shape
     ((1, 2), (1, 2))
     """
-    R, T = scalars.shape[:2]
     out = {name: np.ascontiguousarray(scalars[..., j]) for j, name in enumerate(SCALAR_METRICS)}
-    out["nc1"] = np.full((R, T), np.nan)
     with np.errstate(all="ignore"):  # records of a diverging run may hold huge values
-        for r in range(R):
-            for t in range(T):
-                means = label_means[r, t]
-                present = np.all(np.isfinite(means), axis=1)
-                if present.sum() < 2 or not np.all(np.isfinite(sigma_w[r, t])):
-                    continue
-                out["nc1"][r, t] = nc1_from_moments(sigma_w[r, t], means[present])
-                for key, value in nc2_from_means(means[present]).items():
-                    out.setdefault(key, np.full((R, T), np.nan))[r, t] = value
+        usable = np.all(np.isfinite(sigma_w), axis=(-2, -1))
+        present = np.all(np.isfinite(label_means), axis=-1) & usable[..., None]
+        means = np.where(present[..., None], label_means, np.nan)
+        out["nc1"] = nc1_from_moments_batched(sigma_w, means)
+        out.update(nc2_from_means_batched(means))
     return out
 
 
