@@ -245,3 +245,61 @@ def test_bad_paths_and_missing_zarr_are_clear_errors(tmp_path, monkeypatch):
         lesde.simulate(progress=False, zarr_store=tmp_path / "new.zarr", **SMALL)
     with pytest.raises(ImportError, match=r"lesde\[zarr\]"):
         lesde.load_zarr(tmp_path / "new.zarr")
+
+
+# ---------------------------------------------------------------------- crafted stores
+@needs_zarr
+def test_a_store_claiming_2_to_the_31_records_is_read_without_building_its_grid(
+    tmp_path, monkeypatch
+):
+    """The Zarr form of the crafted result: attributes claiming steps = 2**31 - 1 with
+    record_every = 1. The record grid (16 GiB of step numbers) is never built: the store
+    is refused when finished, since its records cannot be those of its steps_done."""
+    import zarr
+
+    path = tmp_path / "run.zarr"
+    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    root = zarr.open_group(str(path), mode="r+")
+    huge = lesde.Config.from_toml(root.attrs["config_toml"]).replace(
+        steps=2**31 - 1, record_every=1
+    )
+    root.attrs.update({"config_toml": huge.to_toml()})
+
+    def built(self):
+        raise AssertionError("load_zarr built the record grid of the store's config")
+
+    monkeypatch.setattr(lesde.Config, "record_steps", property(built))
+    with pytest.raises(ValueError, match="records_complete 19 disagrees with steps_done 120"):
+        lesde.load_zarr(path)
+
+
+@needs_zarr
+def test_array_metadata_are_checked_before_any_chunk_is_read(tmp_path, monkeypatch):
+    """A record array whose chunk would decode to 9 GiB, or a state array of the wrong
+    shape, is refused in one line before anything is read."""
+    import json as json_module
+
+    import zarr
+
+    path = tmp_path / "run.zarr"
+    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    meta_path = path / "sigma_w" / "zarr.json"
+    meta = json_module.loads(meta_path.read_text())
+    meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 2**27, 3, 3]
+    meta_path.write_text(json_module.dumps(meta))
+    reads = []
+    original = zarr.Array.__getitem__
+    monkeypatch.setattr(
+        zarr.Array, "__getitem__", lambda self, key: reads.append(self.path) or original(self, key)
+    )
+    monkeypatch.setattr(lesde.storage, "available_memory", lambda: 8 * 2**30)
+    with pytest.raises(ValueError, match=r"chunks declare 9\.00 GiB") as refused:
+        lesde.load_zarr(path)
+    assert "\n" not in str(refused.value) and str(path) in str(refused.value)
+    assert reads == [], f"read {reads} before refusing the store"
+
+    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    zarr.open_group(str(path), mode="r+")["labels"].resize((1, 599))
+    with pytest.raises(ValueError, match=r"'labels' is int32 \(1, 599\), expected \(1, 600\)"):
+        lesde.load_zarr(path)
+    assert reads == [], f"read {reads} before refusing the store"

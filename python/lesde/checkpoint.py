@@ -51,6 +51,7 @@ import numpy as np
 from . import _core, storage, validate
 from .config import Config
 from .engine import allocate, check_memory, check_on_nonfinite, run_engine
+from .result import record_count
 from .version import __version__
 
 __all__ = [
@@ -158,6 +159,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         format_version=FORMAT_VERSION,
         required=("sha256", *_STATE_ALWAYS, *_RECORDS),
         optional=("noise_var",),
+        expect=_expected_checkpoint_arrays,
     )
     header, stored = contents.header, contents.arrays
     if str(stored.pop("sha256")[()]) != _digest(contents.header_text, stored):
@@ -215,6 +217,42 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if labels.size and (labels.min() < 0 or labels.max() >= cfg.n_classes):
         raise ValueError(f"{path}: labels outside [0, {cfg.n_classes})")
     return Checkpoint(cfg, int(step), arrays, header)
+
+
+def _expected_checkpoint_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
+    """The dtype and shape of every array of a checkpoint, from its header, checked by
+    storage.read_npz before anything is read: the run must fit in memory (check_memory,
+    from the config alone) and the records go up to the checkpoint's step."""
+    try:
+        cfg = Config.from_toml(header["config_toml"])
+        step = header["step"]
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise TypeError(f"step must be an int, got {step!r}")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"invalid checkpoint header ({err})") from None
+    check_memory(cfg)
+    n, every = cfg.n_steps, cfg.record_interval
+    if not (0 <= step <= n and (step % every == 0 or step == n)):
+        raise ValueError(f"step {step} is not a record step of its config")
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T, S = record_count(cfg, step), len(cfg.recorded_sample_indices)
+    real = np.dtype(np.float64 if cfg.dtype == "float64" else np.float32)
+    f8, i4, i8 = np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int64)
+    expected = {
+        "sha256": ("U", ()),
+        "features": (real, (R, N, p)),
+        "labels": (i4, (R, N)),
+        "status": (i4, (R,)),
+        "fail_step": (i8, (R,)),
+        "class_means": (f8, (R, T, K, p)),
+        "label_means": (f8, (R, T, K, p)),
+        "sigma_w": (f8, (R, T, p, p)),
+        "scalars": (f8, (R, T, _core.NUM_SCALARS)),
+        "samples": (f8, (R, T, S, p)),
+    }
+    if cfg.process == "sgd":
+        expected["noise_var"] = (f8, (R, N))
+    return expected
 
 
 class Checkpointer:
