@@ -105,6 +105,17 @@ def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (r, t, *rest)
 
 
+def _update_attrs(group: Any, values: dict) -> None:
+    """Set the group attributes ``values`` in one metadata write. zarr 3's
+    ``attrs.update`` writes the metadata once per key, so a reader could see a new
+    ``records_complete`` beside an old ``steps_done``."""
+    update = getattr(group, "update_attributes", None)  # zarr 3: one write
+    if update is not None:
+        update(values)
+    else:  # zarr 2: Attributes.update writes once
+        group.attrs.update(values)
+
+
 def _is_zarr_dir(path: Path) -> bool:
     return any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))
 
@@ -153,7 +164,8 @@ class ZarrWriter:
         self.fail_step = _create_array(root, "fail_step", (R,), (R,), "i8", -1)
         made_by = provenance(cfg, 0.0)
         made_by.pop("wall_seconds")
-        root.attrs.update(
+        _update_attrs(
+            root,
             {
                 "kind": KIND,
                 "format_version": FORMAT_VERSION,
@@ -172,7 +184,7 @@ class ZarrWriter:
                 "interrupted": None,
                 "meta": made_by,
                 "has_features": False,
-            }
+            },
         )
 
     @classmethod
@@ -234,12 +246,13 @@ class ZarrWriter:
         self.status[:] = arrays["status"]
         self.fail_step[:] = arrays["fail_step"]
         self.written = n
-        self.root.attrs.update(
+        _update_attrs(
+            self.root,
             {
                 "records_complete": n,
                 "steps_done": int(step),
                 "wall_seconds": time.perf_counter() - self.started,
-            }
+            },
         )
         end = time.perf_counter()
         self.next_append = end + APPEND_WAIT_RATIO * (end - start)
@@ -252,7 +265,7 @@ class ZarrWriter:
                 self.labels[:] = arrays["labels"]
             self._write_records(arrays, n)
         elif n < self.written:  # every replica failed before the last appended record
-            self.root.attrs.update({"records_complete": n})
+            _update_attrs(self.root, {"records_complete": n})
             for out in (*self.arrays.values(), *self.metrics.values()):
                 out.resize((out.shape[0], n, *out.shape[2:]))
             self.times.resize((n,))
@@ -267,7 +280,8 @@ class ZarrWriter:
                 self.root, "features", (R, N, p), (1, rows, max(p, 1)), features.dtype, np.nan
             )[:] = features
         self.written = n
-        self.root.attrs.update(
+        _update_attrs(
+            self.root,
             {
                 "records_complete": n,
                 "steps_done": int(result.steps_done),
@@ -276,7 +290,7 @@ class ZarrWriter:
                 "meta": result.meta,
                 "wall_seconds": result.meta.get("wall_seconds"),
                 "has_features": self.features,
-            }
+            },
         )
 
 
