@@ -75,3 +75,8 @@ def test_float32_runs_lose_resolution_sooner_and_say_so():
     assert lost is not None, "float32 features resolve only about 7 digits"
     assert len(messages) == 1 and "float32" in messages[0], messages
     assert f"from t = {lost:g} " in messages[0], messages
+
+
+def test_a_diverged_run_is_reported_once_by_on_nonfinite_only():
+    _, messages = run(t_end=12.0, on_nonfinite="warn", **{**LINEAR, "alpha": 3e8})
+    assert len(messages) == 1 and "non-finite" in messages[0], messages

@@ -430,8 +430,11 @@ def resolution_loss(
 
 
 def _warn_resolution(result: Result) -> None:
-    """One RuntimeWarning (one line) if the run's records lost their resolution."""
+    """One RuntimeWarning (one line) if the run's records lost their resolution; not for a
+    run with failed replicas, which on_nonfinite reports (with the same likely cause)."""
     cfg = result.config
+    if np.any(result.status != "ok"):
+        return
     lost = resolution_loss(result.times, result.label_means, result.sigma_w, cfg.dtype)
     if lost is None:
         return
@@ -444,10 +447,12 @@ def _warn_resolution(result: Result) -> None:
         )
     else:
         advice = "shorten t_end" + (" or use dtype='float64'" if cfg.dtype == "float32" else "")
+    digits = math.log10(ratio / eps)
+    left = f"about {digits:.0f} significant digits" if digits >= 0.5 else "no significant digit"
     warnings.warn(
         f"from t = {t:g} the class contrasts or within-class spread are only {ratio:.1e} of "
-        f"the class means, so about {math.log10(ratio / eps):.0f} significant digits of them "
-        f"(and of nc1, nc2) remain in {cfg.dtype}: {advice}",
+        f"the class means, so {left} of them (and of nc1, nc2) remain in {cfg.dtype}: "
+        f"{advice}",
         RuntimeWarning,
         stacklevel=4,  # the caller of lesde.simulate / lesde.resume
     )
