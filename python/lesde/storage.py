@@ -66,6 +66,12 @@ KINDS = {
     "lesde-checkpoint": "a checkpoint, resume it with lesde.resume",
     "lesde.nn.TrainingResult": "a training record, read it with lesde.nn.load_training",
     "lesde-zarr": "a Zarr store, read it with lesde.load_zarr",
+    "lesde-sharded-checkpoint": (
+        "the checkpoint of a run sharded over MPI ranks, resume it on as many ranks with "
+        "`mpiexec -n RANKS lesde resume PATH --mpi` (lesde.mpi.resume_sharded)"
+    ),
+    "lesde-checkpoint-shard": "one rank's part of a sharded checkpoint, resume its manifest",
+    "lesde-checkpoint-records": "the records of a sharded checkpoint, resume its manifest",
 }
 #: Share of the available memory that the arrays of one file may declare.
 MEMORY_SHARE = 0.9
