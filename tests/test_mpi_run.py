@@ -239,3 +239,36 @@ def test_cli_runs_and_resumes_sharded_and_refuses_a_damaged_part(tmp_path):
     )
     assert single_process.returncode == 1
     assert "sharded over MPI ranks" in single_process.stderr and "--mpi" in single_process.stderr
+
+
+def test_a_part_that_cannot_be_written_fails_every_rank_and_keeps_the_last_checkpoint(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        from mpi4py import MPI
+        import lesde, lesde.storage
+        comm = MPI.COMM_WORLD
+        write, parts = lesde.storage.write_npz, []
+
+        def failing(path, arrays, header):  # rank 1 cannot write its second part
+            if comm.rank == 1 and header["kind"] == "lesde-checkpoint-shard":
+                parts.append(path)
+                if len(parts) == 2:
+                    raise OSError("No space left on device (simulated)")
+            return write(path, arrays, header)
+
+        lesde.storage.write_npz = failing
+        try:
+            lesde.simulate(lesde.Config(**{KILLED!r}), comm=comm, progress=False,
+                           checkpoint={str(ckpt)!r}, checkpoint_every=50)
+        except OSError as err:
+            print(f"rank {{comm.rank}} OSError: {{err}}", flush=True)
+    """)
+    )
+    proc = _mpiexec([sys.executable, str(script)], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = sorted(line for line in proc.stdout.splitlines() if "OSError" in line)
+    assert [line[:6] for line in lines] == ["rank 0", "rank 1"], proc.stdout
+    assert lines[0][6:] == lines[1][6:] and "No space left" in lines[0], lines
+    assert _manifest_step(ckpt) == 50, "the first checkpoint must be kept whole"

@@ -397,14 +397,6 @@ def _write_part(file: Path, kind: str, about: dict[str, Any], arrays: dict) -> s
     return digest
 
 
-def _agreed(comm: Any, error: str | None, what: str) -> None:
-    """Raise on every rank (the same OSError) if ``error`` is set on any: a collective call,
-    so no rank goes on to wait for one that failed."""
-    errors = [e for e in comm.allgather(error) if e]
-    if errors:
-        raise OSError(f"{what} ({errors[0]})")
-
-
 def write_sharded_checkpoint(
     path: str | os.PathLike,
     cfg: Config,
@@ -439,10 +431,11 @@ def write_sharded_checkpoint(
             records_digest = _write_part(path.parent / records_name, RECORDS_KIND, about, records)
     except OSError as err:
         error = f"rank {rank}: {err}"
+    # The all-gather is the barrier: the manifest is written once every part is.
     parts = comm.allgather((error, digest, list(sample_range)))
-    kept = "; the previous checkpoint is kept"
-    _agreed(comm, next((e for e, _, _ in parts if e), None), f"{path}: not written{kept}")
-    error = None
+    failed = next((e for e, _, _ in parts if e), None)
+    if failed:  # on every rank alike, so that none waits for the others
+        raise OSError(f"{path}: not written, the previous checkpoint is kept ({failed})")
     if rank == 0:
         header = {
             "kind": SHARDED_KIND,
@@ -465,7 +458,9 @@ def write_sharded_checkpoint(
             _remove_parts_before(path, step)
         except OSError as err:
             error = f"rank 0: {err}"
-    _agreed(comm, comm.bcast(error, root=0), f"{path}: manifest not written{kept}")
+    error = comm.bcast(error, root=0)
+    if error:
+        raise OSError(f"{path}: manifest not written, the previous one is kept ({error})")
 
 
 def _remove_parts_before(path: Path, step: int) -> None:
