@@ -413,6 +413,21 @@ def write_sharded_checkpoint(
     (an all-gather of their digests), rank 0 writes the manifest ``path`` and deletes the
     parts of older checkpoints. A failure on any rank raises the same OSError on all of
     them, and the previous checkpoint stays whole.
+
+    Examples
+    --------
+    >>> import lesde, tempfile, os
+    >>> from mpi4py import MPI
+    >>> from lesde.engine import allocate, run_engine
+    >>> cfg = lesde.Config(n_classes=2, n_per_class=5, steps=4, record_every=2)
+    >>> arrays = allocate(cfg)
+    >>> _ = run_engine(cfg, arrays, progress=False, on_nonfinite="raise")
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+    >>> write_sharded_checkpoint(path, cfg, 4, arrays, MPI.COMM_SELF, (0, 10))
+    >>> sorted(os.listdir(os.path.dirname(path)))
+    ['run.ckpt', 'run.ckpt.step000000000004.rank0-of-1', 'run.ckpt.step000000000004.records']
+    >>> read_sharded_checkpoint(path, MPI.COMM_SELF, lambda cfg: (0, 10)).step
+    4
     """
     rank, size = comm.Get_rank(), comm.Get_size()
     if record_count(cfg, step) - record_count(cfg, step - 1) != 1:
@@ -514,7 +529,7 @@ def read_sharded_checkpoint(
     manifest, a part, a digest, another rank count or sample layout), all raise the same
     error. ``layout(config)`` gives the samples (lo, hi) this rank owns, which its part must
     hold. The arrays are this rank's ``features`` and ``labels``, ``status``, ``fail_step``
-    and the records up to the checkpoint's step.
+    and the records up to the checkpoint's step (an example: :func:`write_sharded_checkpoint`).
     """
     error, ckpt = None, None
     try:
