@@ -87,3 +87,44 @@ def test_config_toml_round_trip():
     assert lesde.Config.from_dict(cfg.to_dict()) == cfg
     resolved = lesde.Config.from_toml(cfg.to_toml(resolved=True))
     assert resolved.n_steps == cfg.n_steps and resolved.record_interval == cfg.record_interval
+
+
+def _resaved(result, tmp_path, change_header=None, change_arrays=None):
+    """The saved result, rewritten with its header and arrays changed."""
+    path = tmp_path / "run.npz"
+    result.save(path)
+    with np.load(path) as data:
+        payload = dict(data)
+    header = json.loads(str(payload.pop("header")))
+    if change_header:
+        change_header(header)
+    if change_arrays:
+        change_arrays(payload)
+    np.savez(tmp_path / "changed.npz", header=np.array(json.dumps(header)), **payload)
+    return tmp_path / "changed.npz"
+
+
+def test_records_must_be_those_of_the_header(result, tmp_path):
+    """The record count follows from the config and steps_done, the record times from the
+    config: a file whose records disagree is refused (the count before anything is read)."""
+    cases = {
+        "holds 51 records, but 26 for steps_done = 25": lambda h: h.update(steps_done=25),
+        r"steps_done 60 outside \[0, 50\]": lambda h: h.update(steps_done=60),
+    }
+    for message, change in cases.items():
+        with pytest.raises(ValueError, match=message):
+            lesde.load(_resaved(result, tmp_path, change_header=change))
+
+    def shifted(arrays):
+        arrays["times"] = arrays["times"] + 1e-3
+
+    with pytest.raises(ValueError, match="record times are not those of its config"):
+        lesde.load(_resaved(result, tmp_path, change_arrays=shifted))
+
+
+def test_every_array_is_checked_against_the_config_before_reading(result, tmp_path):
+    def extra_metric(arrays):
+        arrays["metric__extra"] = np.zeros((2, 7))
+
+    with pytest.raises(ValueError, match=r"'metric__extra' should be float \(2, 51\)"):
+        lesde.load(_resaved(result, tmp_path, change_arrays=extra_metric))

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _core, storage
 from .config import Config
-from .metrics import nc1_from_moments, nc2_from_means
+from .neural_collapse import nc1_from_moments_batched, nc2_from_means_batched
 from .version import __version__
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "load",
     "load_training",
     "provenance",
+    "record_count",
     "status_names",
 ]
 
@@ -83,7 +84,12 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
     """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments.
 
     ``scalars`` (R, T, NUM_SCALARS), ``sigma_w`` (R, T, p, p) and ``label_means``
-    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T).
+    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T). NC1 and
+    NC2 are those of :func:`lesde.metrics.nc1_from_moments` and
+    :func:`lesde.metrics.nc2_from_means`, evaluated for all replicas and records at once
+    (:mod:`lesde.neural_collapse`'s batched forms). A class whose mean is not finite (no
+    sample holds its label, or the replica diverged) is left out; a record with fewer than
+    two classes left, or a non-finite ``sigma_w`` (a failed replica), gets NaN.
 
     Examples
     --------
@@ -93,19 +99,13 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
     >>> out["loss"].shape, out["nc1"].shape
     ((1, 2), (1, 2))
     """
-    R, T = scalars.shape[:2]
     out = {name: np.ascontiguousarray(scalars[..., j]) for j, name in enumerate(SCALAR_METRICS)}
-    out["nc1"] = np.full((R, T), np.nan)
     with np.errstate(all="ignore"):  # records of a diverging run may hold huge values
-        for r in range(R):
-            for t in range(T):
-                means = label_means[r, t]
-                present = np.all(np.isfinite(means), axis=1)
-                if present.sum() < 2 or not np.all(np.isfinite(sigma_w[r, t])):
-                    continue
-                out["nc1"][r, t] = nc1_from_moments(sigma_w[r, t], means[present])
-                for key, value in nc2_from_means(means[present]).items():
-                    out.setdefault(key, np.full((R, T), np.nan))[r, t] = value
+        usable = np.all(np.isfinite(sigma_w), axis=(-2, -1))
+        present = np.all(np.isfinite(label_means), axis=-1) & usable[..., None]
+        means = np.where(present[..., None], label_means, np.nan)
+        out["nc1"] = nc1_from_moments_batched(sigma_w, means)
+        out.update(nc2_from_means_batched(means))
     return out
 
 
@@ -316,18 +316,15 @@ def load(path: str | os.PathLike) -> Result:
         optional=["features"],
         prefixes=[METRIC_PREFIX],
         allow_missing_kind=True,  # result files written before the kind tag have none
+        expect=_expected_result_arrays,
     )
     header = contents.header
-    try:
-        cfg = Config.from_toml(header["config_toml"])
-        steps_done, interrupted = header["steps_done"], header["interrupted"]
-        meta = header.get("meta", {})
-        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
-            raise TypeError("steps_done must be an int and interrupted a bool")
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: invalid result header ({type(err).__name__}: {err})") from None
+    cfg, steps_done, interrupted = _result_header(header)
     arrays, metrics = _split_metrics(contents.arrays)
-    _check_result_arrays(path, cfg, arrays, metrics)
+    T = arrays["times"].shape[0]
+    grid = np.minimum(np.arange(T, dtype=np.int64) * cfg.record_interval, cfg.n_steps)
+    if not np.array_equal(arrays["times"], grid * cfg.dt):
+        raise ValueError(f"{path}: the record times are not those of its config; damaged file")
     if "features" not in arrays:
         arrays["features"] = np.empty((cfg.replicas, 0, cfg.p))
     return Result(
@@ -336,9 +333,77 @@ def load(path: str | os.PathLike) -> Result:
         status=arrays.pop("status").astype(str),
         steps_done=steps_done,
         interrupted=interrupted,
-        meta=meta,
+        meta=header.get("meta", {}),
         **arrays,
     )
+
+
+def record_count(cfg: Config, step: int | None = None) -> int:
+    """How many of the record steps of ``cfg`` come at or before ``step`` (default: all).
+
+    Counted, not built: the record grid of a crafted config could itself not fit.
+
+    Examples
+    --------
+    >>> cfg = Config(n_classes=2, steps=25, record_every=10)
+    >>> cfg.record_steps.tolist(), record_count(cfg), record_count(cfg, 24)
+    ([0, 10, 20, 25], 4, 3)
+    """
+    n, every = cfg.n_steps, cfg.record_interval
+    step = n if step is None else min(int(step), n)
+    if step < 0:
+        return 0
+    return step // every + 1 + int(step == n and n % every != 0)
+
+
+def _result_header(header: dict) -> tuple[Config, int, bool]:
+    """(config, steps_done, interrupted) of a result file's header."""
+    try:
+        cfg = Config.from_toml(header["config_toml"])
+        steps_done, interrupted = header["steps_done"], header["interrupted"]
+        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
+            raise TypeError("steps_done must be an int and interrupted a bool")
+        if not 0 <= steps_done <= cfg.n_steps:
+            raise ValueError(f"steps_done {steps_done} outside [0, {cfg.n_steps}] of its config")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"invalid result header ({type(err).__name__}: {err})") from None
+    return cfg, steps_done, interrupted
+
+
+def _expected_result_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
+    """The dtype and shape of every array of a result file, from its header: the sizes of
+    the config, and as many records as its steps_done makes (for storage.read_npz)."""
+    cfg, steps_done, _ = _result_header(header)
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T = _dimension(declared, "times", 1)
+    records = record_count(cfg, steps_done)
+    if T != records:
+        raise ValueError(
+            f"the file holds {T} records, but {records} for steps_done = {steps_done} of its "
+            "config; the file is damaged (nothing was read)"
+        )
+    if declared["labels"].shape != (R, N):  # N is right before it sizes anything below
+        raise ValueError(
+            f"array 'labels' should have shape {(R, N)} for its header, but declares "
+            f"{declared['labels'].shape}; the file is damaged (nothing was read)"
+        )
+    S = len(cfg.recorded_sample_indices)
+    expected = {
+        "times": (FLOAT, (T,)),
+        "class_means": (FLOAT, (R, T, K, p)),
+        "label_means": (FLOAT, (R, T, K, p)),
+        "sigma_w": (FLOAT, (R, T, p, p)),
+        "features": (FLOAT, (R, N, p)),
+        "classes": (INTEGER, (N,)),
+        "labels": (INTEGER, (R, N)),
+        "sample_indices": (INTEGER, (S,)),
+        "sample_trajectories": (FLOAT, (R, T, S, p)),
+        "status": (TEXT, (R,)),
+        "fail_step": (INTEGER, (R,)),
+    }
+    metrics = [name for name in declared if name.startswith(METRIC_PREFIX)]
+    expected.update({name: (FLOAT, (R, T)) for name in metrics})
+    return expected
 
 
 # ----------------------------------------------------------------------------- shared by both
@@ -359,53 +424,15 @@ def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
 FLOAT, INTEGER, TEXT = "f", "iu", "U"
 
 
-def _check_arrays(path: Any, found: dict[str, np.ndarray], expected: dict[str, tuple]) -> None:
-    """Every array in ``found`` of the dtype kind and shape that ``expected[name]`` gives."""
-    for name, value in found.items():
-        kinds, shape = expected[name]
-        if value.dtype.kind not in kinds:
-            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
-        if value.shape != shape:
-            raise ValueError(
-                f"{path}: array {name!r} has shape {value.shape}, expected "
-                f"{shape} for its config; the file is damaged"
-            )
-
-
-def _length(path: Any, array: np.ndarray, name: str, ndim: int, axis: int = 0) -> int:
-    """``array.shape[axis]``, once ``array`` has ``ndim`` dimensions (the size the other
-    arrays of a file are checked against)."""
-    if array.ndim != ndim:
+def _dimension(declared: dict, name: str, ndim: int, axis: int = 0) -> int:
+    """``shape[axis]`` that member ``name`` declares, once it has ``ndim`` dimensions (the
+    size the other members are checked against)."""
+    shape = declared[name].shape
+    if len(shape) != ndim:
         raise ValueError(
-            f"{path}: array {name!r} must be {ndim}-D, got shape {array.shape}; the file is damaged"
+            f"array {name!r} must be {ndim}-D, declares shape {shape}; the file is damaged"
         )
-    return array.shape[axis]
-
-
-def _check_result_arrays(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
-    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    T = arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1
-    if not 0 <= T <= len(cfg.record_steps):
-        raise ValueError(
-            f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
-            f"records; got shape {arrays['times'].shape}"
-        )
-    S = _length(path, arrays["sample_indices"], "sample_indices", 1)
-    expected = {
-        "times": (FLOAT, (T,)),
-        "class_means": (FLOAT, (R, T, K, p)),
-        "label_means": (FLOAT, (R, T, K, p)),
-        "sigma_w": (FLOAT, (R, T, p, p)),
-        "features": (FLOAT, (R, N, p)),
-        "classes": (INTEGER, (N,)),
-        "labels": (INTEGER, (R, N)),
-        "sample_indices": (INTEGER, (S,)),
-        "sample_trajectories": (FLOAT, (R, T, S, p)),
-        "status": (TEXT, (R,)),
-        "fail_step": (INTEGER, (R,)),
-    }
-    expected.update({METRIC_PREFIX + m: (FLOAT, (R, T)) for m in metrics})
-    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
+    return shape[axis]
 
 
 # ----------------------------------------------------------------------------- trained networks
@@ -609,6 +636,7 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
         required=_TRAINING_ARRAYS,
         optional=["logits"],
         prefixes=[METRIC_PREFIX, IMPACT_PREFIX],
+        expect=_expected_training_arrays,
     )
     header = contents.header
     arrays, metrics = _split_metrics(contents.arrays)
@@ -616,7 +644,6 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
     missing = [IMPACT_PREFIX + n for n in ImpactTrack.FIELDS if IMPACT_PREFIX + n not in arrays]
     if impact_arrays and missing:
         raise ValueError(f"{path}: incomplete lesde training result, missing {', '.join(missing)}")
-    _check_training_arrays(path, arrays, metrics)
     try:
         steps_done, interrupted = header["steps_done"], header["interrupted"]
         if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
@@ -642,10 +669,12 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
     )
 
 
-def _check_training_arrays(path: Any, arrays: dict, metrics: dict) -> None:
-    T = _length(path, arrays["times"], "times", 1)
-    N = _length(path, arrays["classes"], "classes", 1)
-    K = _length(path, arrays["class_means"], "class_means", 4, axis=2)
+def _expected_training_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
+    """The dtype and shape of every array of a training record, from the sizes its times,
+    classes and class means declare (for storage.read_npz)."""
+    T = _dimension(declared, "times", 1)
+    N = _dimension(declared, "classes", 1)
+    K = _dimension(declared, "class_means", 4, axis=2)
     expected = {
         "times": (FLOAT, (T,)),
         "steps": (INTEGER, (T,)),
@@ -658,13 +687,13 @@ def _check_training_arrays(path: Any, arrays: dict, metrics: dict) -> None:
         "fail_step": (INTEGER, (1,)),
         "logits": (FLOAT, (T, N, K)),
     }
-    expected.update({METRIC_PREFIX + m: (FLOAT, (1, T)) for m in metrics})
-    if IMPACT_PREFIX + "times" in arrays:
-        S = _length(path, arrays[IMPACT_PREFIX + "times"], IMPACT_PREFIX + "times", 1)
+    expected.update({n: (FLOAT, (1, T)) for n in declared if n.startswith(METRIC_PREFIX)})
+    if IMPACT_PREFIX + "times" in declared:
+        S = _dimension(declared, IMPACT_PREFIX + "times", 1)
         impact = {"times": (FLOAT, (S,)), "steps": (INTEGER, (S,))}
         impact["matrices"] = (FLOAT, (S, K, K))
         impact.update({n: (FLOAT, (S,)) for n in ("alpha_hat", "beta_hat", "ratio")})
         impact.update({n: (FLOAT, (S, 2)) for n in ImpactTrack.FIELDS if n.endswith("_ci")})
         impact["dropped_inputs"] = (INTEGER, (S,))
         expected.update({IMPACT_PREFIX + n: kind_shape for n, kind_shape in impact.items()})
-    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
+    return expected

@@ -80,6 +80,8 @@ def simulate(
     comm : mpi4py communicator, optional
         Shard this one run by samples over the ranks of ``comm`` (:mod:`lesde.mpi`); the
         result is bit-identical to a single-process run. Rank 0 gets the gathered features.
+        With ``checkpoint`` each rank writes its part and rank 0 a manifest at that path;
+        :func:`lesde.mpi.resume_sharded` finishes the run on as many ranks.
 
     Returns
     -------
@@ -103,10 +105,17 @@ def simulate(
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
     if comm is not None and comm.Get_size() > 1:
-        if checkpoint is not None or zarr_store is not None:
-            raise ValueError("checkpoint and zarr_store are not supported with comm (MPI)")
+        if zarr_store is not None:
+            raise ValueError("zarr_store is not supported with comm (MPI)")
         check_memory(cfg)
-        return simulate_sharded(cfg, comm, progress=progress, on_nonfinite=on_nonfinite)
+        return simulate_sharded(
+            cfg,
+            comm,
+            progress=progress,
+            on_nonfinite=on_nonfinite,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+        )
     writer = Checkpointer.create(checkpoint, cfg, checkpoint_every)
     check_memory(cfg)
     store = ZarrWriter.create(zarr_store, cfg, zarr_features)

@@ -42,6 +42,10 @@ from .common import (
 __all__ = ["add_resume", "add_run", "add_validate", "cmd_resume", "cmd_run", "cmd_validate"]
 
 CHECKPOINT_EVERY_HELP = "steps between checkpoints (default: about every 60 s)"
+MPI_HELP = (
+    "shard the run over the MPI ranks this was started on (mpiexec -n RANKS lesde ... --mpi); "
+    "each writes its part of a checkpoint, rank 0 saves the result (docs/distributed.md)"
+)
 
 
 # ---------------------------------------------------------------------------- run
@@ -90,6 +94,7 @@ def add_run(commands) -> None:
         help="also append the records to a Zarr store (a folder) while the run goes; "
         f"read it with lesde.load_zarr, even after a crash (needs {ZARR_HINT})",
     )
+    p.add_argument("--mpi", action="store_true", help=MPI_HELP)
     add_output_options(p)
 
 
@@ -110,6 +115,7 @@ def cmd_run(args) -> int:
     if args.dry_run:
         _print_plan(out, args, cfg)
         return EXIT_OK
+    comm = _mpi_comm(args.mpi)
     try:
         result = simulate(
             cfg,
@@ -117,9 +123,12 @@ def cmd_run(args) -> int:
             checkpoint=args.checkpoint,
             checkpoint_every=args.checkpoint_every,
             zarr_store=args.zarr,
+            comm=comm,
         )
     except NonFiniteError as err:
-        return _numeric_failure(args, err)
+        return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
+    if not _is_root(comm):  # rank 0 holds the gathered result, saves and reports it
+        return EXIT_OK
     code = _finish_run(out, args, result)
     if args.zarr is not None:
         out(f"wrote {args.zarr} (Zarr store; records also appended while running)")
@@ -243,6 +252,7 @@ def add_resume(commands) -> None:
     p.add_argument(
         "--checkpoint-every", type=int, default=None, metavar="STEPS", help=CHECKPOINT_EVERY_HELP
     )
+    p.add_argument("--mpi", action="store_true", help=MPI_HELP)
     add_output_options(p)
 
 
@@ -259,14 +269,36 @@ def cmd_resume(args) -> int:
     out = Out(args.json)
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"no checkpoint file {args.checkpoint}")
+    comm = _mpi_comm(args.mpi)
+    options = dict(progress=progress_flag(args), checkpoint_every=args.checkpoint_every)
     try:
-        result = resume(
-            args.checkpoint, progress=progress_flag(args), checkpoint_every=args.checkpoint_every
-        )
+        if comm is None:
+            result = resume(args.checkpoint, **options)
+        else:
+            from ..mpi import resume_sharded
+
+            result = resume_sharded(args.checkpoint, comm, **options)
     except NonFiniteError as err:
-        return _numeric_failure(args, err)
+        return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
+    if not _is_root(comm):
+        return EXIT_OK
     out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
     return _finish_run(out, args, result)
+
+
+def _mpi_comm(mpi: bool):
+    """``--mpi``: MPI.COMM_WORLD when it has more than one rank (else None: one process)."""
+    if not mpi:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise UsageError("--mpi needs mpi4py: pip install 'lesde[mpi]'") from None
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+def _is_root(comm) -> bool:
+    return comm is None or comm.Get_rank() == 0
 
 
 # ---------------------------------------------------------------------------- validate
