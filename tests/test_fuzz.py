@@ -172,7 +172,15 @@ def test_config_accepts_or_raises_value_or_type_error(fields):
     assert cfg.n_steps >= 1 and cfg.p >= 1 and cfg.n_samples >= cfg.n_classes
     if _few_records(cfg):
         engine_config(cfg)  # the C++ EngineConfig::check() raises on anything it cannot run
-        assert cfg.record_steps[0] == 0 and cfg.record_steps[-1] == cfg.n_steps
+        steps = cfg.record_steps
+        assert steps[0] == 0 and steps[-1] == cfg.n_steps
+        # Counting and finding records is arithmetic, and agrees with the grid built here.
+        assert cfg.n_records == steps.size
+        for step in {0, 1, 2, cfg.record_interval, cfg.n_steps - 1, cfg.n_steps}:
+            i = int(np.searchsorted(steps, step))
+            expected = i if i < steps.size and steps[i] == step else -1
+            assert cfg.record_index(step) == expected, step
+            assert cfg.next_record_step(step) == steps[min(i, steps.size - 1)], step
 
 
 @FUZZ
