@@ -70,6 +70,14 @@ def test_grid_grammar_lists_linspace_logspace_and_values():
         ({"alpha": {"start": 0, "stop": 1, "num": 2, "scale": "log"}}, ValueError, "start > 0"),
         ({"alpha": {"start": "0", "stop": 1, "num": 2}}, TypeError, "start must be a number"),
         ({}, ValueError, "grid is empty"),
+        # Counted before anything is built: a grid of 10^8 points never returned.
+        ({"alpha": {"start": 0, "stop": 1, "num": 1e8}}, ValueError, r"in \[1, 100000\]"),
+        ({"alpha": {"start": 0, "stop": 1, "num": 2.5}}, TypeError, "num must be an integer"),
+        (
+            {"alpha": {"start": 0, "stop": 1, "num": 400}, "beta": list(range(300))},
+            ValueError,
+            r"120000 points \(400 alpha x 300 beta\), more than the 100000",
+        ),
     ],
 )
 def test_grid_errors(grid, error, match):
@@ -77,6 +85,13 @@ def test_grid_errors(grid, error, match):
         expand_grid(grid)
     with pytest.raises(error, match=match):
         sweep(TINY, grid, progress=False)
+
+
+def test_a_whole_float_num_is_a_count():
+    assert expand_grid({"alpha": {"start": 0.0, "stop": 1.0, "num": 3.0}}) == {
+        "alpha": [0.0, 0.5, 1.0]
+    }
+    assert len(expand_grid({"alpha": {"start": 0, "stop": 1, "num": 100_000}})["alpha"]) == 10**5
 
 
 def test_invalid_point_raises_before_running_and_names_the_point():
