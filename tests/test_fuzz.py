@@ -197,6 +197,26 @@ def test_config_from_dict_and_toml_text(data):
         pass
 
 
+NESTED = st.integers(1, 100_000).map(lambda depth: "[" * depth + "]" * depth)
+
+
+@FUZZ
+@given(st.text(max_size=30) | NESTED | st.builds("{}\n{}".format, st.text(max_size=9), NESTED))
+@example("1\nbeta=5")  # a second line used to set another field, or vanish
+@example("[" * 100_000 + "]" * 100_000)  # nesting used to end in a RecursionError
+@example('{kind="power_law", a0=1, tau=2, gamma=0.5}')
+def test_set_values_parse_or_are_refused_in_one_line(text):
+    from lesde.cli.common import UsageError, parse_set
+
+    try:
+        parsed = parse_set([f"alpha={text}"])
+    except UsageError as err:
+        assert "\n" not in str(err).strip() and "alpha" in str(err)
+        return
+    assert list(parsed) == ["alpha"]  # one --set, one field
+    assert "\n" not in text.strip() and "\r" not in text.strip()  # outer blanks are trimmed
+
+
 # ---------------------------------------------------------------------- metrics
 # Mostly valid data in varied dtypes and layouts (so that results can be compared with a
 # clean copy), with a seldom-drawn bad aspect: a dtype metrics must refuse (bool, complex),
