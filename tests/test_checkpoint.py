@@ -437,7 +437,7 @@ def _ctrl_c_at_chunk(monkeypatch, n):
     between chunks). Returns the list of steps the chunks ended at."""
     from lesde import engine
 
-    monkeypatch.setattr(engine, "CHUNK_SECONDS", 0.0)  # chunks of one step after the first
+    monkeypatch.setattr(engine, "CHUNK_SECONDS", 0.0)  # chunks of one step
     ends, original = [], engine.Progress.update
 
     def update(self, step):
@@ -458,14 +458,33 @@ def test_ctrl_c_between_records_checkpoints_at_the_next_record(process, tmp_path
     cfg = lesde.Config(**SMALL, process=process)
     reference = lesde.simulate(cfg, progress=False)
     path = tmp_path / "run.ckpt"
-    ends = _ctrl_c_at_chunk(monkeypatch, 3)  # chunks end at 6, 7, 8: Ctrl-C at step 8
+    ends = _ctrl_c_at_chunk(monkeypatch, 8)  # Ctrl-C at step 8, between records 6 and 12
     with pytest.warns(RuntimeWarning, match=r"interrupted at step 12 .* holds step 12"):
         part = lesde.simulate(cfg, checkpoint=path, progress=False)  # default: by wall time
     monkeypatch.undo()
-    assert ends == [6, 7, 8] and cfg.record_index(8) == -1, "Ctrl-C must fall between records"
+    assert ends[-1] == 8 and cfg.record_index(8) == -1, "Ctrl-C must fall between records"
     assert part.interrupted and part.steps_done == 12 and part.meta["checkpoint_step"] == 12
     assert ck.read_checkpoint(path).step == 12
     assert_bit_identical(lesde.resume(path, progress=False), reference, process)
+
+
+def test_the_first_chunk_is_one_step_whatever_the_record_interval(monkeypatch):
+    """The first chunk used to be a whole record interval: with records at the start and
+    the end only, the whole run was one call that Ctrl-C could not interrupt."""
+    from lesde import engine
+
+    cfg = lesde.Config(**{**SMALL, "record_every": SMALL["steps"]})
+    ends, original = [], engine.Progress.update
+
+    def ctrl_c_after_the_first_chunk(self, step):
+        original(self, step)
+        ends.append(step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine.Progress, "update", ctrl_c_after_the_first_chunk)
+    with pytest.warns(RuntimeWarning, match="interrupted at step 1 of 120"):
+        part = lesde.simulate(cfg, progress=False)
+    assert ends == [1] and part.interrupted and part.steps_done == 1
 
 
 def test_second_ctrl_c_stops_at_once_and_keeps_the_checkpoint_on_disk(tmp_path, monkeypatch):
@@ -475,7 +494,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_checkpoint_on_disk(tmp_path, 
     path = tmp_path / "run.ckpt"
     lesde.simulate(cfg, checkpoint=path, progress=False)  # a checkpoint from an earlier run
     before = path.read_bytes()
-    _ctrl_c_at_chunk(monkeypatch, 3)  # at step 62, far from record step 120...
+    _ctrl_c_at_chunk(monkeypatch, 62)  # at step 62, far from record step 120...
     monkeypatch.setattr(engine, "NOTICE_SECONDS", 0.0)  # ...so the notice always shows
     original = engine.make_engine
 

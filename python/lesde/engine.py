@@ -415,7 +415,7 @@ def _checkpoint_on_interrupt(
     """
     target = cfg.next_record_step(sim.step)
     seconds = (target - sim.step) / rate if rate else math.inf
-    if seconds >= NOTICE_SECONDS:  # say why Ctrl-C has not stopped the run yet
+    if target > sim.step and seconds >= NOTICE_SECONDS:  # why Ctrl-C has not stopped it yet
         eta = "" if math.isinf(seconds) else f", about {seconds:.2g} s"
         warnings.warn(
             f"interrupted at step {sim.step}: finishing the {target - sim.step} steps to "
@@ -489,7 +489,9 @@ def run_engine(
         else:
             sim.resume(resume_step)
         drawn = True
-        chunk = max(1, cfg.record_interval)
+        # Start with one step and let the rate set the size: a first chunk of a whole record
+        # interval could be the whole run, which Ctrl-C cannot interrupt.
+        chunk = 1
         while sim.step < cfg.n_steps and np.any(status == 0):
             before = sim.step
             target = before + chunk

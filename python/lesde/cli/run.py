@@ -311,9 +311,11 @@ def _finish_run(out: Out, args, result) -> int:
 
 def _interrupted_line(args, result) -> str:
     """One line: where the run stopped, where its records are, how to go on."""
+    n_steps = result.config.n_steps
+    what = "result" if result.steps_done >= n_steps else "partial result"  # Ctrl-C at the end
     line = (
-        f"{PROG}: interrupted at step {result.steps_done} of {result.config.n_steps}; the "
-        f"partial result was saved to {args.out}"
+        f"{PROG}: interrupted at step {result.steps_done} of {n_steps}; the {what} was saved "
+        f"to {args.out}"
     )
     checkpoint, step = args.checkpoint, result.meta.get("checkpoint_step")
     if checkpoint is None:
