@@ -70,6 +70,14 @@ def test_grid_grammar_lists_linspace_logspace_and_values():
         ({"alpha": {"start": 0, "stop": 1, "num": 2, "scale": "log"}}, ValueError, "start > 0"),
         ({"alpha": {"start": "0", "stop": 1, "num": 2}}, TypeError, "start must be a number"),
         ({}, ValueError, "grid is empty"),
+        # Counted before anything is built: a grid of 10^8 points never returned.
+        ({"alpha": {"start": 0, "stop": 1, "num": 1e8}}, ValueError, r"in \[1, 100000\]"),
+        ({"alpha": {"start": 0, "stop": 1, "num": 2.5}}, TypeError, "num must be an integer"),
+        (
+            {"alpha": {"start": 0, "stop": 1, "num": 400}, "beta": list(range(300))},
+            ValueError,
+            r"120000 points \(400 alpha x 300 beta\), more than the 100000",
+        ),
     ],
 )
 def test_grid_errors(grid, error, match):
@@ -77,6 +85,44 @@ def test_grid_errors(grid, error, match):
         expand_grid(grid)
     with pytest.raises(error, match=match):
         sweep(TINY, grid, progress=False)
+
+
+def test_a_whole_float_num_is_a_count():
+    assert expand_grid({"alpha": {"start": 0.0, "stop": 1.0, "num": 3.0}}) == {
+        "alpha": [0.0, 0.5, 1.0]
+    }
+    assert len(expand_grid({"alpha": {"start": 0, "stop": 1, "num": 100_000}})["alpha"]) == 10**5
+
+
+def test_a_sweep_folder_has_one_writer_at_a_time(tmp_path):
+    """Two sweeps on one folder deleted each other's temporary files and overwrote each
+    other's table.csv. The second now stops at once; the lock goes with the first."""
+    import threading
+
+    from lesde.sweep import LOCK_NAME, SweepFolderInUse, sweep_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def first_sweep():  # holds the folder as a running sweep does
+        with sweep_lock(tmp_path):
+            held.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=first_sweep)
+    thread.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(SweepFolderInUse, match="in use by another sweep of this process"):
+            sweep(TINY, {"alpha": [1.0]}, out_dir=tmp_path, progress=False)
+        assert not (tmp_path / "table.csv").exists()
+        assert (tmp_path / LOCK_NAME).read_text().startswith("pid ")
+    finally:
+        release.set()
+        thread.join()
+    res = sweep(TINY, {"alpha": [1.0]}, out_dir=tmp_path, progress=False)
+    assert (res.table["status"] == "ok").all() and (tmp_path / "table.csv").exists()
+    with sweep_lock(tmp_path), sweep_lock(tmp_path):  # reentrant in its own thread
+        sweep(TINY, {"alpha": [1.0]}, out_dir=tmp_path, progress=False)
 
 
 def test_invalid_point_raises_before_running_and_names_the_point():

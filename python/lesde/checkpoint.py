@@ -37,11 +37,12 @@ True
 
 from __future__ import annotations
 
-import functools
 import glob
 import hashlib
 import os
 import re
+import stat
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -92,21 +93,21 @@ def _digest(header_json: str, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _record_index(cfg: Config, step: int) -> int:
-    """Index of ``step`` in the record steps, or -1."""
-    steps = cfg.record_steps
-    i = int(np.searchsorted(steps, step))
-    return i if i < steps.size and steps[i] == step else -1
-
-
 def write_checkpoint(
     path: str | os.PathLike,
     cfg: Config,
     step: int,
     arrays: dict[str, Any],
     wall_seconds: float = 0.0,
+    *,
+    every: int | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> None:
     """Write the state in ``arrays`` (after ``step`` steps, a record step) to ``path``.
+
+    ``every`` (the run's ``checkpoint_every``) and ``meta`` (JSON-friendly values of the
+    caller, e.g. where the ``lesde`` command saves the result) are kept in the header, so
+    that :func:`resume` carries on as the run would have.
 
     Examples
     --------
@@ -120,7 +121,7 @@ def write_checkpoint(
     >>> read_checkpoint(path).step
     4
     """
-    idx = _record_index(cfg, step)
+    idx = cfg.record_index(step)
     if idx < 0:
         raise ValueError(f"a checkpoint must be taken at a record step; {step} is not one")
     payload = {name: arrays[name] for name in _STATE if arrays.get(name) is not None}
@@ -135,6 +136,8 @@ def write_checkpoint(
         "lesde_version": __version__,
         "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
         "wall_seconds": float(wall_seconds),
+        "checkpoint_every": every,
+        "meta": dict(meta or {}),
     }
     payload["sha256"] = np.array(_digest(storage.header_text(header), payload))
     storage.write_npz(path, payload, header)
@@ -148,6 +151,17 @@ class Checkpoint:
     step: int
     arrays: dict[str, np.ndarray | None]
     header: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def every(self) -> int | None:
+        """The run's ``checkpoint_every`` (None: by wall time)."""
+        return self.header.get("checkpoint_every")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What the writer kept beside the state (``checkpoint_meta`` of simulate)."""
+        return self.header.get("meta") or {}
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -159,15 +173,20 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     config, and every array's dtype and shape against the config, the step (a record
     step), status codes and labels.
     """
-    contents = storage.read_npz(
-        path,
-        what="lesde checkpoint",
-        kind=KIND,
-        format_version=FORMAT_VERSION,
-        required=("sha256", *_STATE_ALWAYS, *_RECORDS),
-        optional=("noise_var",),
-        expect=_expected_checkpoint_arrays,
-    )
+    try:
+        contents = storage.read_npz(
+            path,
+            what="lesde checkpoint",
+            kind=KIND,
+            format_version=FORMAT_VERSION,
+            required=("sha256", *_STATE_ALWAYS, *_RECORDS),
+            optional=("noise_var",),
+            expect=_expected_checkpoint_arrays,
+        )
+    except RecursionError:  # a JSON header nested thousands deep
+        raise ValueError(
+            f"{path}: not a readable lesde checkpoint (header nested too deeply)"
+        ) from None
     header, stored = contents.header, contents.arrays
     if str(stored.pop("sha256")[()]) != _digest(contents.header_text, stored):
         raise ValueError(
@@ -193,10 +212,15 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         step = header["step"]
         if cfg.dtype != header.get("dtype"):
             raise ValueError(f"dtype {header.get('dtype')!r} disagrees with the config")
+        every = header.get("checkpoint_every")
+        if every is not None:
+            validate.integer("checkpoint_every", every, at_least=1)
+        if not isinstance(header.get("meta", {}), dict):
+            raise TypeError("meta must be a table")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid checkpoint header ({err})") from None
     check_memory(cfg)  # before the record grid or any array is built
-    idx = _record_index(cfg, step) if isinstance(step, int) and not isinstance(step, bool) else -1
+    idx = cfg.record_index(step) if isinstance(step, int) and not isinstance(step, bool) else -1
     if idx < 0:
         raise ValueError(f"{path}: step {step!r} is not a record step of its config")
     arrays = allocate(cfg)
@@ -223,7 +247,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     labels = arrays["labels"]
     if labels.size and (labels.min() < 0 or labels.max() >= cfg.n_classes):
         raise ValueError(f"{path}: labels outside [0, {cfg.n_classes})")
-    return Checkpoint(cfg, int(step), arrays, header)
+    return Checkpoint(cfg, int(step), arrays, header, Path(path))
 
 
 def _expected_checkpoint_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
@@ -272,34 +296,69 @@ class Checkpointer:
     """
 
     def __init__(
-        self, path: str | os.PathLike, cfg: Config, every: int | None = None, start_step: int = 0
+        self,
+        path: str | os.PathLike,
+        cfg: Config,
+        every: int | None = None,
+        start_step: int = 0,
+        *,
+        saved_step: int | None = None,
+        meta: dict[str, Any] | None = None,
     ):
         self.path, self.cfg, self.every = Path(path), cfg, every
+        self.meta = dict(meta or {})
         self.last_step, self.last_time = start_step, time.perf_counter()
+        self.saved_step = saved_step  # the step of the checkpoint at path: None while none
+        self.failing = False  # the last write failed (warned once)
         storage.remove_stale_temporaries(self.path)  # left by a killed writer
 
     @classmethod
-    def create(cls, path: Any, cfg: Config, every: Any, start_step: int = 0) -> Checkpointer | None:
-        """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing."""
+    def create(
+        cls,
+        path: Any,
+        cfg: Config,
+        every: Any,
+        start_step: int = 0,
+        *,
+        saved_step: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Checkpointer | None:
+        """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing.
+
+        A path that exists and is not a regular file (a folder, a symbolic link, a device,
+        a FIFO) is refused: writing the checkpoint would replace it. So is a folder where no
+        file can be created (an ``OSError``, before the run starts).
+        """
         if path is None:
             if every is not None:
                 raise ValueError("checkpoint_every needs a checkpoint path (checkpoint=...)")
+            if meta:
+                raise ValueError("checkpoint_meta needs a checkpoint path (checkpoint=...)")
             return None
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        if str(path) == "" or Path(path).is_dir():
-            raise ValueError(f"checkpoint must be a file path, got {str(path)!r}")
+        if str(path) == "":
+            raise ValueError("checkpoint must be a file path, got ''")
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise ValueError(
+                f"checkpoint must be a file path; {str(path)!r} exists and is not a regular "
+                "file (a folder, a symbolic link, a device or a FIFO), which writing a "
+                "checkpoint would replace"
+            )
         if every is not None:
             every = validate.integer("checkpoint_every", every, at_least=1)
-        return cls(path, cfg, every, start_step)
-
-    @functools.cached_property
-    def record_steps(self) -> np.ndarray:  # built on first use, after the memory check
-        return self.cfg.record_steps
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise TypeError(f"checkpoint_meta must be a dict, got {type(meta).__name__}")
+            try:
+                storage.header_text(meta)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"checkpoint_meta must hold JSON values only: {err}") from None
+        _check_can_write(Path(path))
+        return cls(path, cfg, every, start_step, saved_step=saved_step, meta=meta)
 
     def _record_at_or_after(self, step: int) -> int | None:
-        i = int(np.searchsorted(self.record_steps, step))
-        return int(self.record_steps[i]) if i < self.record_steps.size else None
+        return self.cfg.next_record_step(step) if step <= self.cfg.n_steps else None
 
     def due_step(self, step: int) -> int | None:
         """The record step of the next checkpoint, once one is due (else None)."""
@@ -318,26 +377,66 @@ class Checkpointer:
             self.write(step, arrays, wall_seconds)
 
     def write_final(self, step: int, arrays: dict, wall_seconds: float) -> None:
-        if step != self.last_step and _record_index(self.cfg, step) >= 0:
+        if step != self.last_step and self.cfg.record_index(step) >= 0:  # not tried yet
             self.write(step, arrays, wall_seconds)
 
     def write(self, step: int, arrays: dict, wall_seconds: float) -> None:
-        write_checkpoint(self.path, self.cfg, step, arrays, wall_seconds)
+        """Write the checkpoint of ``step``. A write that fails (a full disk) is a warning,
+        not an error: the run goes on, so its result is not lost with the checkpoint, and
+        the next due checkpoint tries again; the file on disk is left as it was."""
+        try:
+            write_checkpoint(
+                self.path, self.cfg, step, arrays, wall_seconds, every=self.every, meta=self.meta
+            )
+        except OSError as err:
+            if not self.failing:  # once, not at every due step while the disk stays full
+                kept = (
+                    "no checkpoint was written"
+                    if self.saved_step is None
+                    else f"the checkpoint on disk still holds step {self.saved_step}"
+                )
+                warnings.warn(
+                    f"cannot write checkpoint {self.path} at step {step}: "
+                    f"{err.strerror or err}; the run goes on and {kept}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self.failing = True
+        else:
+            self.saved_step, self.failing = step, False
         self.last_step, self.last_time = step, time.perf_counter()
 
 
+def _check_can_write(path: Path) -> None:
+    """Create and delete a file beside ``path`` (creating its folder, as the writer would),
+    so that a read-only or unwritable place fails before the run, not at its first
+    checkpoint."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:  # errno keeps the class (PermissionError, ...); name the target
+        raise OSError(err.errno, f"cannot write a checkpoint: {err.strerror}", str(path)) from None
+
+
 def resume(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Checkpoint,
     *,
     progress: bool | None = None,
     checkpoint_every: int | None = None,
     on_nonfinite: str = "raise",
+    checkpoint_meta: dict[str, Any] | None = None,
 ):
     """Finish the run saved in checkpoint ``path``; the result equals an uninterrupted run.
 
-    The run keeps checkpointing to ``path`` (``checkpoint_every`` as in
-    :func:`lesde.simulate`). ``progress`` and ``on_nonfinite`` are those of
-    :func:`lesde.simulate`.
+    The run keeps checkpointing to ``path``, every ``checkpoint_every`` steps as in
+    :func:`lesde.simulate`; by default as often as the run that wrote the checkpoint did.
+    ``checkpoint_meta`` replaces what that run kept in the checkpoint (default: kept as it
+    is). ``progress`` and ``on_nonfinite`` are those of :func:`lesde.simulate`. ``path`` may
+    also be the :class:`Checkpoint` that :func:`read_checkpoint` returned (the ``lesde``
+    command reads it first, to learn where the result goes); the run continues in its
+    arrays, so it is used up.
 
     Raises
     ------
@@ -348,8 +447,17 @@ def resume(
         random-stream version.
     """
     check_on_nonfinite(on_nonfinite)
-    ckpt = read_checkpoint(path)
-    writer = Checkpointer.create(path, ckpt.config, checkpoint_every, start_step=ckpt.step)
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+    if ckpt.path is None:
+        raise ValueError("resume needs the checkpoint's file: Checkpoint.path is None")
+    writer = Checkpointer.create(
+        ckpt.path,
+        ckpt.config,
+        ckpt.every if checkpoint_every is None else checkpoint_every,
+        start_step=ckpt.step,
+        saved_step=ckpt.step,
+        meta=ckpt.meta if checkpoint_meta is None else checkpoint_meta,
+    )
     return run_engine(
         ckpt.config,
         ckpt.arrays,

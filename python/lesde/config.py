@@ -72,6 +72,44 @@ def _schedule_value(name: str, value: Any) -> float | Schedule:
     return sched.value if isinstance(sched, Constant) else sched
 
 
+#: How far t_end / dt may be from a whole number of steps (rounding in decimal inputs).
+STEPS_REL_TOL, STEPS_ABS_TOL = 1e-12, 1e-9
+
+
+def _check_whole_steps(t_end: float, dt: float) -> None:
+    """Refuse a horizon that is not a whole number of steps, suggesting the nearest ones.
+
+    Without it t_end=1.0, dt=0.3 would silently stop at 0.9 and t_end=0.001, dt=0.01 run
+    to 0.01.
+    """
+    ratio = t_end / dt
+    if not math.isfinite(ratio):
+        return  # the step count check names the overflow
+    steps = round(ratio)
+    if steps >= 1 and math.isclose(ratio, steps, rel_tol=STEPS_REL_TOL, abs_tol=STEPS_ABS_TOL):
+        return
+    below, above = math.floor(ratio), math.floor(ratio) + 1
+    options = [f"t_end={n * dt:.12g} (steps={n})" for n in (below, above) if n >= 1]
+    raise ValueError(
+        f"t_end={t_end:g} is not a whole number of steps of dt={dt:g} (t_end / dt = "
+        f"{ratio:.6g}); use {' or '.join(options)}, or give steps instead of t_end"
+    )
+
+
+def _check_never_negative(name: str, value: float | Schedule) -> None:
+    """Refuse a parameter (sigma) that is negative at some time t >= 0, schedules included."""
+    sched = as_schedule(name, value)
+    lowest = sched.infimum()
+    if lowest >= 0:
+        return
+    if isinstance(sched, Constant):
+        raise ValueError(f"{name} must be >= 0, got {sched.value}")
+    reaches = "decreases without bound" if lowest == -math.inf else f"reaches {lowest:g}"
+    raise ValueError(
+        f"{name} must be >= 0 at every time t >= 0; its {sched.kind} schedule {reaches}"
+    )
+
+
 def _plain(value: Any) -> Any:
     """A field value as TOML/JSON-friendly builtins."""
     if isinstance(value, np.ndarray):
@@ -235,8 +273,7 @@ class Config:
             )
             put("beta", _schedule_value("beta", DEFAULT_BETA if self.beta is None else self.beta))
         put("sigma", _schedule_value("sigma", self.sigma))
-        if isinstance(self.sigma, float) and self.sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+        _check_never_negative("sigma", self.sigma)
 
         put("label_noise", probability("label_noise", self.label_noise))
         put("init_scale", real("init_scale", self.init_scale, at_least=0))
@@ -259,6 +296,8 @@ class Config:
         put("dt", dt)
         if self.t_end is not None:
             put("t_end", real("t_end", self.t_end, above=0))
+            if self.steps is None:
+                _check_whole_steps(self.t_end, dt)
         if self.steps is not None:
             put("steps", integer("steps", self.steps, at_least=1, at_most=2**31 - 1))
             if self.t_end is not None and abs(self.steps * dt - self.t_end) > 1e-9 * self.t_end:
@@ -270,6 +309,13 @@ class Config:
         if self.n_steps > 2**31 - 1:
             raise ValueError(f"t_end / dt gives {self.n_steps} steps; at most 2^31 - 1 are allowed")
         put("batch_size", integer("batch_size", self.batch_size, at_least=1, at_most=2**31 - 1))
+        if self.batch_size > self.n_samples:
+            raise ValueError(
+                f"batch_size must be <= the number of samples N = {self.n_samples}, got "
+                f"{self.batch_size}: a batch is drawn with replacement from the N samples, so "
+                "a larger one averages the same N signals over and over within one step (and "
+                "Ctrl-C acts only between steps); for the large-batch limit use process='sde'"
+            )
         put("replicas", integer("replicas", self.replicas, at_least=1, at_most=2**24 - 1))
         put("seed", integer("seed", self.seed, at_least=0, at_most=MAX_SEED))
         if self.noise_seed is not None:
@@ -326,11 +372,55 @@ class Config:
 
     @property
     def record_steps(self) -> np.ndarray:
-        """The step numbers at which the run records (0, every interval, and the last)."""
+        """The step numbers at which the run records (0, every interval, and the last).
+
+        This builds the array (8 bytes a record): to count records or find one, use
+        :attr:`n_records`, :meth:`record_index` and :meth:`next_record_step`, which do not.
+        """
         steps = np.arange(0, self.n_steps + 1, self.record_interval, dtype=np.int64)
         if steps[-1] != self.n_steps:
             steps = np.append(steps, self.n_steps)
         return steps
+
+    @property
+    def n_records(self) -> int:
+        """Number of records, ``len(record_steps)``, counted without building them.
+
+        Examples
+        --------
+        >>> Config(steps=2**31 - 1, record_every=1).n_records
+        2147483648
+        """
+        every = self.record_interval
+        return self.n_steps // every + 1 + int(self.n_steps % every > 0)
+
+    def record_index(self, step: int) -> int:
+        """The index of ``step`` among the record steps, or -1 when it is not one.
+
+        Examples
+        --------
+        >>> cfg = Config(steps=25, record_every=10)
+        >>> [cfg.record_index(s) for s in (0, 10, 15, 25)]
+        [0, 1, -1, 3]
+        """
+        every, last = self.record_interval, self.n_steps
+        if step == last:
+            return self.n_records - 1
+        if 0 <= step < last and step % every == 0:
+            return step // every
+        return -1
+
+    def next_record_step(self, step: int) -> int:
+        """The first record step at or after ``step`` (``n_steps`` past the last one).
+
+        Examples
+        --------
+        >>> cfg = Config(steps=25, record_every=10)
+        >>> [cfg.next_record_step(s) for s in (0, 1, 20, 21, 99)]
+        [0, 10, 20, 25, 25]
+        """
+        every = self.record_interval
+        return min(-(-max(step, 0) // every) * every, self.n_steps)
 
     @property
     def effective_noise_seed(self) -> int:
@@ -365,16 +455,32 @@ class Config:
         return np.full((K, K), b) + (a - b) * np.eye(K)
 
     def state_bytes(self) -> int:
-        """Bytes of the per-sample state a run allocates (features, labels, SGD bookkeeping)."""
+        """Bytes a run allocates: the per-sample state (features, labels, SGD bookkeeping)
+        and the records (:meth:`record_bytes`). Counted, never built.
+
+        Examples
+        --------
+        >>> Config(n_classes=2, n_per_class=10, steps=10, record_every=5).state_bytes()
+        880
+        """
         itemsize = 8 if self.dtype == "float64" else 4
         per_sample = self.p * itemsize + 4
         if self.process == "sgd":
             per_sample += 8  # noise variance already applied to each sample (lazy noise)
-        # Counted, not built: the record grid itself may be what does not fit.
-        T = self.n_steps // self.record_interval + 1 + int(self.n_steps % self.record_interval > 0)
-        records = T * (2 * self.n_classes * self.p + self.p * self.p + 8)
-        records += T * len(self.recorded_sample_indices) * self.p
-        return self.replicas * (self.n_samples * per_sample + 8 * records)
+        return self.replicas * self.n_samples * per_sample + self.record_bytes()
+
+    def record_bytes(self) -> int:
+        """Bytes of the records (float64): :attr:`n_records` x (class and label means,
+        scatter matrix, scalars, recorded samples) per replica. Counted, never built.
+
+        Examples
+        --------
+        >>> Config(steps=2**31 - 1, record_every=1).record_bytes() / 2**30  # GiB
+        560.0
+        """
+        per_record = 2 * self.n_classes * self.p + self.p * self.p + 8
+        per_record += len(self.recorded_sample_indices) * self.p
+        return self.replicas * self.n_records * 8 * per_record
 
     # ------------------------------------------------------------------ conversion
     def replace(self, **changes: Any) -> Config:
@@ -474,6 +580,8 @@ class Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"invalid TOML: {err}") from None
+        except RecursionError:  # tomllib recurses once per level of nesting
+            raise ValueError("invalid TOML: values nested too deeply") from None
         return cls.from_dict(data)
 
     # ------------------------------------------------------------------ comparison
@@ -505,6 +613,3 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-# lesde.cli imports the old private name; it goes once the CLI imports toml_value.

@@ -17,7 +17,9 @@ import dataclasses
 import json
 import math
 import os
+import stat
 import sys
+import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,8 +45,11 @@ __all__ = [
     "add_command",
     "add_output_options",
     "add_set_option",
+    "check_output_file",
+    "check_output_folder",
     "config_fields_epilog",
     "load_config",
+    "os_error_line",
     "parse_set",
     "plain",
     "plot_module",
@@ -325,12 +330,18 @@ def save_figure(plot, obj, path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- configuration
-def _parse_value(text: str) -> Any:
+def _parse_value(key: str, text: str) -> Any:
     """A --set value: a TOML value if it parses as one, else the bare string."""
+    if "\n" in text or "\r" in text:  # 'alpha=1\nbeta=5' would set alpha and drop beta
+        raise UsageError(
+            f"--set {key}: the value holds a line break; give each field its own --set"
+        )
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UsageError(f"--set {key}: the value is nested too deeply") from None
 
 
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
@@ -347,7 +358,7 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     for item in items or ():
         key, sep, text = item.partition("=")
         key = key.strip()
-        if not sep or not key:
+        if not sep or not key or any(c in key for c in "\n\r"):
             raise UsageError(f"--set expects key=value, got {item!r}")
         *parents, leaf = key.split(".")
         node = out
@@ -356,7 +367,7 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
             if not isinstance(child, dict):
                 raise UsageError(f"--set {key}: {part!r} is not a table")
             node = child
-        node[leaf] = _parse_value(text.strip())
+        node[leaf] = _parse_value(key, text.strip())
     return out
 
 
@@ -381,6 +392,8 @@ def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"{p}: invalid TOML: {err}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UsageError(f"{p}: invalid TOML: values nested too deeply") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {p}: {err}") from None
 
@@ -415,3 +428,93 @@ def load_config(
     except (TypeError, ValueError) as err:
         raise UsageError(f"{where}{err}") from None
     return cfg, grid
+
+
+# ---------------------------------------------------------------------------- outputs
+def _what_it_is(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists and is not a regular file, else None (``os.lstat``:
+    a symbolic link is reported as one, not as what it points to)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _check_can_create_in(folder: Path, option: str, target: Path) -> None:
+    """Create and delete a file where ``target`` will go (in its nearest existing folder,
+    since lesde creates missing folders), so a read-only or unwritable place is found now."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {str(target)!r}: {str(existing)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lesde-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {str(target)!r} cannot be written: {err.strerror or err} "
+            f"(in {str(existing)!r})"
+        ) from None
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Refuse an output file before any work starts: one that exists and is not a regular
+    file (a folder, a symbolic link, a device, a FIFO: writing would replace it), or a place
+    where no file can be created (a read-only or unwritable folder). Returns the path.
+
+    >>> import tempfile
+    >>> check_output_file(tempfile.mkdtemp(), "--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.cli.common.UsageError: --out '...' is a folder, not a regular file; give a file path
+    """
+    target = Path(path)
+    kind = _what_it_is(target)
+    if kind is not None:
+        raise UsageError(
+            f"{option} {str(target)!r} is {kind}, not a regular file; give a file path"
+        )
+    _check_can_create_in(target.parent, option, target)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike, option: str) -> Path:
+    """Refuse an output folder before any work starts: one that exists and is not a folder
+    (a symbolic link too), or a place where nothing can be written. Returns the path.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output_folder(os.path.join(folder, "new", "sweep"), "--out").name
+    'sweep'
+    """
+    target = Path(path)
+    kind = _what_it_is(target)
+    if kind is None and os.path.lexists(target):
+        kind = "a file"
+    if kind not in (None, "a folder"):
+        raise UsageError(f"{option} {str(target)!r} is {kind}, not a folder")
+    _check_can_create_in(target, option, target)
+    return target
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OSError: which file, and what the system said.
+
+    >>> os_error_line(OSError(28, "No space left on device", "run.npz"))
+    'run.npz: No space left on device'
+    """
+    what = err.strerror or str(err)
+    return f"{err.filename}: {what}" if err.filename else what

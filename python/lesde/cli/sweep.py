@@ -29,6 +29,7 @@ from .common import (
     add_command,
     add_output_options,
     add_set_option,
+    check_output_folder,
     load_config,
     plot_module,
     print_json,
@@ -126,9 +127,17 @@ def cmd_sweep(args) -> int:
             "--workers is for local sweeps; with --scheduler the cluster's workers run the "
             "points (set the threads of each run with --set threads=T)"
         )
-    outdir = Path(args.out)
-    res = _run_sweep(args, base, grid, outdir)
-    files = _sweep_files(res, outdir)
+    from ..sweep import expand_grid, sweep_lock
+
+    try:
+        expand_grid(grid)  # before anything is created
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{args.config}: {err}") from None
+    outdir = check_output_folder(args.out, "--out")
+    outdir.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(outdir):  # one writer, also of the Parquet table and the figures
+        res = _run_sweep(args, base, grid, outdir)
+        files = _sweep_files(res, outdir)
     if args.json:
         _print_sweep_json(args, res, outdir, files)
     else:
