@@ -747,6 +747,7 @@ class ShardedCheckpointer:
         start_step: int = 0,
     ):
         self.path, self.cfg, self.every, self.comm = Path(path), cfg, every, comm
+        self.saved_step: int | None = None  # the step of the manifest this writer wrote last
         self.sample_range = sample_range
         self.last_step, self.last_time = start_step, time.perf_counter()
         self.due: int | None = None  # agreed by every rank in limit()
@@ -806,4 +807,5 @@ class ShardedCheckpointer:
         write_sharded_checkpoint(
             self.path, self.cfg, step, arrays, self.comm, self.sample_range, wall_seconds
         )
+        self.saved_step = step
         self.last_step, self.last_time, self.due = step, time.perf_counter(), None

@@ -370,7 +370,7 @@ class Checkpointing(Protocol):
 
     @property
     def path(self) -> Any:
-        """The checkpoint file."""
+        """The checkpoint file (None for a writer that only keeps ranks' chunks in step)."""
 
 
 class RecordWriter(Protocol):
@@ -522,7 +522,7 @@ def _checkpoint_on_interrupt(
 
 
 def _checkpoint_note(checkpointer: Checkpointing | None) -> str:
-    if checkpointer is None:
+    if checkpointer is None or checkpointer.path is None:  # none, or chunks kept in step only
         return ""
     if checkpointer.saved_step is None:
         return f"; no checkpoint was written to {checkpointer.path}"
@@ -601,7 +601,7 @@ def run_engine(
     except KeyboardInterrupt:
         interrupted = True
         bar.close()
-        if checkpointer is not None and drawn:
+        if checkpointer is not None and checkpointer.path is not None and drawn:
             _checkpoint_on_interrupt(cfg, sim, arrays, checkpointer, rate, wall_before, started)
         warnings.warn(
             f"interrupted at step {sim.step} of {cfg.n_steps}: the result holds the records "

@@ -86,6 +86,9 @@ class _Lockstep:
     sums collectively; ranks that cut their chunks at different steps would pair one
     replica's exchanges with another's (and records with steps)."""
 
+    saved_step = None  # it writes nothing
+    path = None
+
     def __init__(self, comm: Any):
         self.comm = comm
 
