@@ -15,6 +15,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,8 +26,10 @@ import pytest
 import tomllib
 
 import lesde
+from lesde import _core
 
 PKG_PARENT = str(Path(lesde.__file__).resolve().parents[1])
+PYPROJECT = Path(lesde.__file__).resolve().parents[2] / "pyproject.toml"
 COMMANDS = ("demo", "run", "sweep", "plot", "bench", "resume", "validate", "info")
 # Small and single-threaded: fast on a shared 2-core machine.
 SMALL = ["--set", "n_per_class=30", "--set", "t_end=0.5", "--set", "threads=1"]
@@ -88,11 +91,69 @@ def test_info_json(tmp_path):
     assert info["random_stream_version"] == lesde.build_info()["random_stream_version"]
     assert info["threads"] >= 1
     assert info["cuda_built"] is bool(lesde.build_info().get("cuda_built", False))
+    assert info["cuda_emulator_built"] is bool(lesde.build_info().get("cuda_emulator", False))
+    assert info["cuda_devices_visible"] == _core.cuda_device_count()
     if not info["cuda_built"]:
-        assert info["cuda_device_visible"] is False
+        assert info["cuda_devices_visible"] == 0 and info["cuda_device"] is None
     assert "openmp" in info["build_info"]
     human = lesde_cli("info", cwd=tmp_path)
     assert human.returncode == 0 and "random-stream version" in human.stdout
+
+
+def _optional_requirements() -> set[str]:
+    """Every package an extra of pyproject.toml names, but the test and dev tools."""
+    with open(PYPROJECT, "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    names = set()
+    for extra, requirements in extras.items():
+        if extra in ("test", "dev"):
+            continue
+        for requirement in requirements:
+            names.add(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower())
+    return names
+
+
+@pytest.mark.skipif(not PYPROJECT.is_file(), reason="needs the source tree's pyproject.toml")
+def test_info_reports_every_optional_package_and_the_cuda_devices(tmp_path):
+    proc = lesde_cli("info", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    missing = _optional_requirements() - set(info["optional"])
+    assert not missing, f"lesde info does not report these packages of the extras: {missing}"
+    assert {"pyarrow", "jax", "torch"} <= set(info["optional"])
+    for name, version in info["optional"].items():
+        installed = importlib.util.find_spec(name) is not None or name == "mpich"
+        if not installed:
+            assert version is None, (name, version)
+    human = lesde_cli("info", cwd=tmp_path).stdout
+    for name in info["optional"]:
+        assert re.search(rf"^  {name} ", human, re.M), f"{name} missing from:\n{human}"
+    cuda = next(line for line in human.splitlines() if line.startswith("CUDA"))
+    assert ("not built" in cuda) != info["cuda_built"], cuda
+    if info["cuda_built"]:
+        assert "device" in cuda, cuda  # says whether a device is visible
+    assert ("emulator built" in cuda) == info["cuda_emulator_built"], cuda
+
+
+@pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["validate"], ["--help"]])
+def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path, command):
+    """``lesde info | head -1``: the reader leaves early; lesde must not fail or complain."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before lesde writes a byte
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lesde", *command],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stderr == "", proc.stderr
 
 
 # ---------------------------------------------------------------------------- validate / --set
@@ -157,6 +218,7 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         ("n_clases = 3\n", (), "did you mean 'n_classes'"),
         ('alpha = "big"\n', (), "alpha"),
         ("alpha = \n", (), "invalid TOML"),
+        ("signal = linear\n", (), 'strings need quotes: signal = "linear"'),
         (None, (), "not found"),
         ("n_classes = 3\n[grid]\nalpha = [1.0]\n", (), "lesde sweep"),
         ("", ("--set", "sigma=-1"), "sigma must be >= 0"),
@@ -167,6 +229,7 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         "unknown-key",
         "bad-value",
         "invalid-toml",
+        "unquoted-string",
         "missing-file",
         "grid-in-run",
         "bad-set-value",
@@ -185,6 +248,19 @@ def test_config_errors_exit_1_without_traceback(tmp_path, content, args, expecte
         assert expected in err, err
         assert proc.stdout == ""
     assert not (tmp_path / "run.npz").exists()
+
+
+def test_a_bad_set_value_is_blamed_on_set_not_on_the_file(tmp_path):
+    (tmp_path / "cfg.toml").write_text("n_classes = 3\nn_per_class = 10\n")
+    err = assert_clean_error(
+        lesde_cli("run", "cfg.toml", "--set", "record_samples=100", cwd=tmp_path)
+    )
+    assert "--set record_samples: record_samples" in err and "cfg.toml" not in err, err
+    err = assert_clean_error(lesde_cli("validate", "--set", "alpah=1", cwd=tmp_path))
+    assert "--set alpah: unknown config field 'alpah'; did you mean 'alpha'?" in err, err
+    (tmp_path / "bad.toml").write_text("n_classes = 3\nsigma = -1.0\n")
+    err = assert_clean_error(lesde_cli("run", "bad.toml", "--set", "alpha=2", cwd=tmp_path))
+    assert "bad.toml: sigma" in err, err  # the file's own mistake is still the file's
 
 
 def test_numerical_failure_exits_2_and_saves_partial_result(tmp_path):

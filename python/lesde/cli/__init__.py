@@ -54,6 +54,7 @@ from .common import (
     UsageError,
     load_config,
     parse_set,
+    reader_went_away,
 )
 from .sweep import demo_setup
 
@@ -137,7 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: a command is required", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
     except (UsageError, InsufficientMemoryError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
     except (TypeError, ValueError) as err:
@@ -153,6 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `lesde info | head -1`
-        sys.stderr.close()
+    except BrokenPipeError:  # the reader stopped reading, e.g. `lesde info | head -1`
+        return reader_went_away()
     return EXIT_USAGE

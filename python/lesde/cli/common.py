@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ __all__ = [
     "plot_module",
     "print_json",
     "progress_flag",
+    "reader_went_away",
     "save_figure",
     "table",
 ]
@@ -277,6 +279,28 @@ class Out:
         print(text, file=self.stream)
 
 
+def reader_went_away() -> int:
+    """After a BrokenPipeError on stdout (``lesde info | head -1``): exit status 0, quietly.
+
+    The reader took what it wanted; that is not an error of lesde. stdout is pointed at
+    the null device, so that Python's final flush at exit does not fail again (the recipe
+    of the Python documentation, "Note on SIGPIPE"; it exits 1, we exit 0 as ``head``'s
+    writers usually do when they ignore SIGPIPE).
+
+    >>> import subprocess, sys
+    >>> code = "from lesde.cli.common import reader_went_away; raise SystemExit(reader_went_away())"
+    >>> subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL).returncode
+    0
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests, notebooks)
+        pass
+    return EXIT_OK
+
+
 def progress_flag(args) -> bool | None:
     """--quiet: no bars; otherwise lesde's default (bars for slow runs), on terminals only.
 
@@ -372,17 +396,34 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    from ..config import toml_error_message
+
     p = Path(path)
     if not p.exists():
         raise UsageError(f"config file {str(p)!r} not found")
     if p.is_dir():
         raise UsageError(f"{str(p)!r} is a directory, not a TOML config file")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{p}: invalid TOML: {err}") from None
+        raise UsageError(f"{p}: {toml_error_message(text, err)}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {p}: {err}") from None
+
+
+def _blame(message: str, path: str | os.PathLike | None, overrides: dict[str, Any]) -> str:
+    """Where a Config error came from: the ``--set`` fields its message names, else the file.
+
+    >>> _blame("record_samples must be <= 600", "q.toml", {"record_samples": 1000})
+    '--set record_samples: record_samples must be <= 600'
+    >>> _blame("sigma must be >= 0", "q.toml", {"alpha": 2})
+    'q.toml: sigma must be >= 0'
+    """
+    named = [key for key in overrides if re.search(rf"\b{re.escape(key)}\b", message)]
+    if named:
+        return f"--set {', '.join(named)}: {message}"
+    return f"{path}: {message}" if path is not None else message
 
 
 def load_config(
@@ -401,7 +442,8 @@ def load_config(
     from ..config import Config
 
     data = _read_toml(path) if path is not None else {}
-    data = _merge(data, parse_set(sets))
+    overrides = parse_set(sets)
+    data = _merge(data, overrides)
     grid = data.pop("grid", None)
     if grid is not None and not allow_grid:
         raise UsageError(
@@ -409,9 +451,8 @@ def load_config(
         )
     if grid is not None and not isinstance(grid, dict):
         raise UsageError("grid must be a table: [grid] with one line per swept field")
-    where = f"{path}: " if path is not None else ""
     try:
         cfg = Config.from_dict(data)
     except (TypeError, ValueError) as err:
-        raise UsageError(f"{where}{err}") from None
+        raise UsageError(_blame(str(err), path, overrides)) from None
     return cfg, grid

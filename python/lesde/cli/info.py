@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import subprocess
@@ -24,10 +25,31 @@ import numpy as np
 
 from .common import EXIT_OK, EXIT_USAGE, PROG, add_command, add_output_options, print_json
 
-__all__ = ["add_bench", "add_info", "cmd_bench", "cmd_info"]
+__all__ = [
+    "OPTIONAL_PACKAGES",
+    "add_bench",
+    "add_info",
+    "cmd_bench",
+    "cmd_info",
+    "cuda_status",
+    "optional_packages",
+]
 
-# Extras that `lesde info` reports as installed or not (the core dependencies always are).
-OPTIONAL_PACKAGES = ("pyarrow", "distributed", "zarr", "mpi4py", "torch")
+# Every package an extra of pyproject.toml brings (or lesde uses when present), as
+# (distribution, module to look for or None, extras, what lesde does with it).
+# tests/test_cli.py checks this against pyproject.toml's optional dependencies.
+OPTIONAL_PACKAGES = (
+    ("matplotlib", "matplotlib", "core, plot", "figures"),
+    ("pandas", "pandas", "core, sweep", "sweep tables"),
+    ("pyarrow", "pyarrow", "-", "table.parquet in sweeps"),
+    ("dask", "dask", "distributed", "sweeps on a Dask cluster"),
+    ("distributed", "distributed", "distributed", "sweeps on a Dask cluster"),
+    ("mpi4py", "mpi4py", "mpi", "MPI sweeps and sharded runs"),
+    ("mpich", None, "mpi", "the MPI library from PyPI"),
+    ("zarr", "zarr", "zarr", "records appended to a Zarr store"),
+    ("torch", "torch", "nn, bench", "real networks; a benchmark baseline"),
+    ("jax", "jax", "bench", "a benchmark baseline"),
+)
 # python/lesde: the package folder, whatever this module's place inside it.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -51,21 +73,78 @@ def add_info(commands) -> None:
     add_output_options(p, quiet=False)
 
 
+def optional_packages() -> dict[str, str | None]:
+    """The installed version of every optional package (None when it is missing).
+
+    Nothing is imported: the versions come from the installed distributions' metadata.
+
+    >>> optional_packages()["matplotlib"] is not None  # a core dependency
+    True
+    """
+    found = {}
+    for dist, module, _, _ in OPTIONAL_PACKAGES:
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if module is not None and importlib.util.find_spec(module) is None:
+            version = None
+        elif module is not None and version is None:
+            version = "installed"  # importable without metadata (e.g. a source tree)
+        found[dist] = version
+    return found
+
+
+def cuda_status() -> dict[str, Any]:
+    """Whether CUDA was built in, whether the emulator was, and which devices are visible.
+
+    >>> sorted(cuda_status())
+    ['built', 'device', 'devices_visible', 'emulator_built']
+    """
+    from .. import _core
+
+    info = _core.build_info()
+    devices = int(_core.cuda_device_count())
+    device = None
+    if devices > 0:
+        d = _core.cuda_device_info()
+        device = f"{d['name']} (sm {d['compute_capability']}, {d['total_memory'] / 2**30:.0f} GiB)"
+    return {
+        "built": bool(info.get("cuda_built", False)),
+        "emulator_built": bool(info.get("cuda_emulator", False)),
+        "devices_visible": devices,
+        "device": device,
+    }
+
+
+def _cuda_line(cuda: dict[str, Any]) -> str:
+    if not cuda["built"]:
+        line = "not built (CPU-only core; docs/cuda.md)"
+    elif cuda["devices_visible"]:
+        line = f"built, {cuda['devices_visible']} device(s) visible: {cuda['device']}"
+    else:
+        line = "built, no device visible (driver? CUDA_VISIBLE_DEVICES?)"
+    return line + ("; emulator built" if cuda["emulator_built"] else "")
+
+
 def _info() -> dict[str, Any]:
     from ..config import Config
     from ..version import __version__, build_info
 
     info = build_info()
+    cuda = cuda_status()
     return {
         "version": __version__,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "threads": Config().effective_threads,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cuda_built": bool(info.get("cuda_built", False)),
-        "cuda_device_visible": bool(info.get("cuda_device_visible", False)),
+        "cuda_built": cuda["built"],
+        "cuda_emulator_built": cuda["emulator_built"],
+        "cuda_devices_visible": cuda["devices_visible"],
+        "cuda_device": cuda["device"],
         "random_stream_version": info.get("random_stream_version"),
-        "optional": {m: importlib.util.find_spec(m) is not None for m in OPTIONAL_PACKAGES},
+        "optional": optional_packages(),
         "build_info": info,
     }
 
@@ -97,16 +176,16 @@ def cmd_info(args) -> int:
         ["simd", ", ".join(b.get("simd", [])) or "none"],
         ["threads (default)", info["threads"]],
         ["OMP_NUM_THREADS", info["omp_num_threads"] or "unset"],
-        ["CUDA built", info["cuda_built"]],
-        ["CUDA device visible", info["cuda_device_visible"]],
+        ["CUDA", _cuda_line(cuda_status())],
         ["random-stream version", info["random_stream_version"]],
-        [
-            "optional packages",
-            ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["optional"].items()),
-        ],
     ]
     width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines.append("optional packages:")
+    for dist, _, extras, purpose in OPTIONAL_PACKAGES:
+        version = info["optional"][dist] or "not installed"
+        lines.append(f"  {dist:<12} {version:<14} {purpose} ({extras})")
+    print("\n".join(lines))
     return EXIT_OK
 
 
