@@ -392,6 +392,37 @@ def test_run_saves_result_and_json_summary_matches_file(tmp_path):
     assert (tmp_path / "run.npz").exists()
 
 
+@pytest.mark.parametrize(
+    "signal, alpha, beta, first, reading",
+    [
+        ("linear", 2.0, 0.5, "separable_ncc", "separates the classes iff alpha > beta"),
+        ("projected", 2.0, 0.5, "separable_ncc", "on both sides of alpha = beta"),
+        ("cross_entropy", 0.5, 2.0, "loss", "pushes each class away from its label"),
+    ],
+)
+def test_run_summary_leads_with_what_the_signal_drives(
+    tmp_path, signal, alpha, beta, first, reading
+):
+    """README's first example (linear, alpha = 2 > beta = 0.5) printed loss 190.6 and accuracy
+    0.33 on top, which reads as "does not learn": the summary must lead with separability
+    for linear and projected runs, and with loss and accuracy for cross-entropy."""
+    sets = [f"signal={signal}", f"alpha={alpha}", f"beta={beta}", "t_end=20", "n_per_class=200"]
+    proc = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    top = lines.index(next(line for line in lines if line.startswith("what the")))
+    headline = lesde.result.HEADLINE_METRICS[signal]
+    rows = [line.split()[0] for line in lines[top + 3 : top + 3 + len(headline)]]
+    assert rows == list(headline) and rows[0] == first, proc.stdout
+    assert reading in " ".join(proc.stdout.split()), proc.stdout
+    if signal == "linear":  # alpha > beta: the classes separate; the table says so first
+        values = lines[top + 3].split()
+        assert values[0] == "separable_ncc" and float(values[1]) == 1.0, proc.stdout
+    report = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--json", cwd=tmp_path)
+    summary = json.loads(report.stdout)["summary"]
+    assert list(summary)[: len(headline)] == list(headline), summary
+
+
 def test_run_then_plot(tmp_path):
     assert lesde_cli("run", *SMALL, "--out", "r.npz", "--quiet", cwd=tmp_path).returncode == 0
     proc = lesde_cli("plot", "r.npz", "--out", "figs", cwd=tmp_path)
@@ -460,9 +491,13 @@ def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     # Fixed seeds: the boundary is the diagonal (smeared by the finite horizon).
     assert min(on_or_below) == 0.0 and max(on_or_below) <= 0.1, grid
     assert sum(above) / len(above) >= 0.5, grid
+    assert all(set(lesde.result.HEADLINE_METRICS["linear"]) <= set(r) for r in grid), grid
     ce_up, ce_down = report["cross_entropy"]
     assert ce_up["alpha"] > ce_up["beta"] and ce_up["loss"] < ce_up["loss_t0"]
     assert ce_down["alpha"] < ce_down["beta"] and ce_down["loss"] > ce_down["loss_t0"]
+    # alpha < beta: away from the labels (accuracy 0), yet the clouds separate (model.md 3)
+    assert ce_down["accuracy"] < 0.05 and ce_down["separable_ncc"] >= 0.5, ce_down
+    assert list(ce_up)[-6:] == list(lesde.result.HEADLINE_METRICS["cross_entropy"]), ce_up
     # pandas and matplotlib are core dependencies: the table and both figures always come.
     assert {Path(f).name for f in report["figures"]} == {
         "phase_diagram.png",

@@ -1,5 +1,5 @@
 """Saving and loading results and configs: exact round trip, never pickle, clear refusals,
-and files that get the mode the user's umask asks for."""
+files that get the mode the user's umask asks for; and what a result's summary leads with."""
 
 import json
 import os
@@ -167,3 +167,41 @@ def test_written_files_get_the_mode_of_the_umask(umask, tmp_path):
     for path in written:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == expected, f"{path.name}: mode {mode:03o}, the umask gives {expected:03o}"
+
+
+@pytest.mark.parametrize(
+    "signal, alpha, beta",
+    [
+        ("linear", 2.0, 0.5),
+        ("linear", 0.5, 2.0),
+        ("projected", 2.0, 0.5),
+        ("cross_entropy", 0.5, 2.0),
+    ],
+)
+def test_summary_leads_with_the_headline_and_separable_ncc_is_the_ncc_certificate(
+    signal, alpha, beta
+):
+    res = lesde.simulate(
+        n_classes=3,
+        n_per_class=100,
+        signal=signal,
+        alpha=alpha,
+        beta=beta,
+        sigma=0.5,
+        t_end=15.0,
+        replicas=4,
+        seed=5,
+        progress=False,
+    )
+    summary = res.summary()
+    assert res.headline == lesde.result.HEADLINE_METRICS[signal]
+    assert list(summary)[: len(res.headline)] == list(res.headline), list(summary)
+    assert set(res.metrics) < set(summary) and list(summary)[-2:] == ["t_end", "replicas_ok"]
+    certified = [
+        lesde.metrics.separable(res.features[r], res.labels[r], method="ncc").separable
+        for r in range(4)
+    ]
+    np.testing.assert_array_equal(res.final("separable_ncc"), np.array(certified, dtype=float))
+    assert summary["separable_ncc"] == pytest.approx(np.mean(certified))
+    if signal == "linear":  # the transition itself, in the headline
+        assert summary["separable_ncc"] == (1.0 if alpha > beta else 0.0), summary

@@ -37,6 +37,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "PROG",
+    "SIGNAL_READING",
     "HelpFormatter",
     "Out",
     "Parser",
@@ -53,6 +54,7 @@ __all__ = [
     "progress_flag",
     "reader_went_away",
     "save_figure",
+    "summary_tables",
     "table",
 ]
 
@@ -262,6 +264,61 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+#: How to read a run's headline metrics (Result.headline), per signal: docs/model.md, section 3.
+SIGNAL_READING = {
+    "linear": "The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) "
+    "but never pulls the features toward their labels: loss and accuracy, which read the "
+    "features as logits, say nothing about learning here.",
+    "projected": "The projected signal separates the classes on both sides of alpha = beta; "
+    "the side shows in the argmax accuracy (above chance when alpha > beta), not in "
+    "separability.",
+    "cross_entropy": "alpha > beta drives the loss to 0 and the accuracy to 1; alpha < beta "
+    "pushes each class away from its label (loss up, accuracy to 0), while the classes can "
+    "stay separable by another linear map (separable_ncc).",
+}
+
+
+def _metric_row(result, name: str) -> list[Any]:
+    values = result.final(name)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return [name, math.nan, math.nan, math.nan, math.nan]
+    return [name, finite.mean(), finite.std(), finite.min(), finite.max()]
+
+
+def summary_tables(result) -> str:
+    """A run's final metrics over its replicas: those that mean something for its signal
+    (``result.headline``) first, with how to read them, then the others.
+
+    >>> import lesde
+    >>> res = lesde.simulate(n_classes=3, n_per_class=50, signal="linear", alpha=2.0,
+    ...                      beta=0.5, t_end=20.0, progress=False)
+    >>> print(summary_tables(res))  # doctest: +ELLIPSIS
+    what the linear signal drives (docs/model.md, section 3):
+    metric ...
+    separable_ncc          1    0          1          1
+    ncc_accuracy           1    0          1          1
+    nc1 ...
+      The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) but
+    ...
+    other metrics:
+    ...
+    """
+    header = ["metric", "mean", "std", "min", "max"]
+    signal = result.config.signal
+    others = [name for name in result.metrics if name not in result.headline]
+    reading = textwrap.fill(SIGNAL_READING[signal], 88, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(
+        [
+            f"what the {signal.replace('_', '-')} signal drives (docs/model.md, section 3):",
+            table([_metric_row(result, name) for name in result.headline], header),
+            reading,
+            "other metrics:",
+            table([_metric_row(result, name) for name in others], header),
+        ]
+    )
 
 
 class Out:

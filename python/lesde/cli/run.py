@@ -13,7 +13,6 @@ alpha = 1.0
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from .common import (
     load_config,
     print_json,
     progress_flag,
-    table,
+    summary_tables,
 )
 
 __all__ = ["add_resume", "add_run", "add_validate", "cmd_resume", "cmd_run", "cmd_validate"]
@@ -152,18 +151,6 @@ def _print_plan(out: Out, args, cfg) -> None:
     )
 
 
-def _summary_rows(result) -> list[list[Any]]:
-    rows = []
-    for name in result.metrics:
-        v = result.final(name)
-        finite = v[np.isfinite(v)]
-        if finite.size:
-            rows.append([name, finite.mean(), finite.std(), finite.min(), finite.max()])
-        else:
-            rows.append([name, math.nan, math.nan, math.nan, math.nan])
-    return rows
-
-
 def _result_report(result, out_path: str | None) -> dict[str, Any]:
     cfg = result.config
     return {
@@ -187,7 +174,7 @@ def _print_result(out: Out, result) -> None:
         f"over {R} replica(s) ({int(np.sum(result.status == 'ok'))} ok), "
         f"signal={cfg.signal}, K={cfg.n_classes}, N={cfg.n_samples}, p={cfg.p}"
     )
-    out(table(_summary_rows(result), ["metric", "mean", "std", "min", "max"]))
+    out(summary_tables(result))
     wall = result.meta.get("wall_seconds")
     if wall is not None:
         out(f"{result.steps_done} steps in {wall:.2f} s")
