@@ -127,9 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
-        # Everything after "bench" belongs to the suite, options included (argparse's
-        # REMAINDER would stop at an option such as --quick).
+    if argv[:1] == ["bench"]:
+        # Everything after "bench" belongs to the suite, options and --help included
+        # (argparse's REMAINDER would stop at an option such as --quick).
         args = argparse.Namespace(func=info.cmd_bench, bench_args=argv[1:])
     else:
         args = parser.parse_args(argv)

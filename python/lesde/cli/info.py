@@ -1,4 +1,5 @@
-"""``lesde info`` (how this lesde was built) and ``lesde bench`` (the benchmark suite).
+"""``lesde info`` (how this lesde was built) and ``lesde bench`` (the benchmark suite,
+:mod:`lesde.bench`).
 
 Examples
 --------
@@ -16,14 +17,12 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .common import EXIT_OK, EXIT_USAGE, PROG, add_command, add_output_options, print_json
+from .common import EXIT_OK, EXIT_USAGE, add_command, add_output_options, print_json
 
 __all__ = [
     "OPTIONAL_PACKAGES",
@@ -50,8 +49,6 @@ OPTIONAL_PACKAGES = (
     ("torch", "torch", "nn, bench", "real networks; a benchmark baseline"),
     ("jax", "jax", "bench", "a benchmark baseline"),
 )
-# python/lesde: the package folder, whatever this module's place inside it.
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------- info
@@ -193,8 +190,9 @@ def cmd_info(args) -> int:
 def add_bench(commands) -> None:
     """Register ``lesde bench`` on the subcommands ``commands``.
 
-    ``lesde.cli.main`` hands everything after ``bench`` to :func:`cmd_bench` itself, since
-    argparse would stop at the first option it does not know; this parser serves ``--help``.
+    ``lesde.cli.main`` hands everything after ``bench`` (``--help`` included) to
+    :func:`cmd_bench` itself, since argparse would stop at the first option it does not
+    know; this parser only lists the command.
 
     >>> from lesde.cli import build_parser
     >>> build_parser().parse_args(["bench", "out.json"]).bench_args
@@ -204,58 +202,36 @@ def add_bench(commands) -> None:
         commands,
         "bench",
         cmd_bench,
-        "run the benchmark suite (source checkouts)",
-        description="Forward the remaining arguments to the benchmark suite "
-        "(bench/run_bench.py in a source checkout).",
-        epilog="Examples:\n  lesde bench --quick --out bench.json\n"
-        "  lesde bench -- --help      (the suite's own options)",
+        "time lesde against NumPy / PyTorch / JAX baselines",
+        description="Run the benchmark suite (lesde.bench): lesde's step against NumPy, "
+        "threaded NumPy, PyTorch and JAX baselines of the same problem, each checked "
+        "against a float64 reference first, with the speed-up over NumPy of the same run.",
+        epilog="Examples:\n  lesde bench --quick --out bench.json\n  lesde bench --smoke",
     )
     p.add_argument(
         "bench_args",
         nargs=argparse.REMAINDER,
         metavar="ARGS",
-        help="arguments for the benchmark suite (see lesde bench --help there)",
+        help="the suite's options (lesde bench --help lists them)",
     )
 
 
-def _source_bench_script() -> Path | None:
-    script = PACKAGE_DIR.parents[1] / "bench" / "run_bench.py"  # python/lesde -> the checkout
-    return script if script.is_file() else None
-
-
 def cmd_bench(args) -> int:
-    """Run the benchmark suite with ``args.bench_args``; its exit status.
-
-    The suite is the ``lesde.bench`` module when installed, else ``bench/run_bench.py`` of
-    a source checkout (run in a fresh Python that imports this lesde); without either it
-    says so and returns 1.
+    """Run the benchmark suite :func:`lesde.bench.main` with ``args.bench_args``.
 
     >>> import argparse, contextlib, io
-    >>> with contextlib.redirect_stderr(io.StringIO()):  # the suite's help, or why not
-    ...     code = cmd_bench(argparse.Namespace(bench_args=["--", "--help"]))
-    >>> code in (0, 1)
-    True
+    >>> with contextlib.redirect_stdout(io.StringIO()) as text:
+    ...     code = cmd_bench(argparse.Namespace(bench_args=["--help"]))
+    >>> code, text.getvalue().startswith("usage: lesde bench")
+    (0, True)
     """
+    from ..bench import main as bench_main
+
     forwarded = list(args.bench_args)
-    if forwarded[:1] == ["--"]:
+    if forwarded[:1] == ["--"]:  # `lesde bench -- ARGS`, as documented before
         forwarded = forwarded[1:]
     try:
-        module = importlib.import_module("lesde.bench")
-    except ModuleNotFoundError as err:
-        if err.name not in ("lesde.bench",):
-            raise
-        module = None
-    if module is not None and hasattr(module, "main"):
-        return int(module.main(forwarded) or 0)
-    script = _source_bench_script()
-    if script is None:
-        print(
-            f"{PROG}: error: the benchmark suite is not part of this installation; run "
-            "bench/run_bench.py from a source checkout of lesde",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    env = dict(os.environ)
-    path = [str(PACKAGE_DIR.parent), env.get("PYTHONPATH")]  # this lesde first
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
-    return subprocess.call([sys.executable, str(script), *forwarded], env=env)
+        return int(bench_main(forwarded))
+    except SystemExit as done:  # argparse: --help, or a usage error (it printed why)
+        code = done.code
+        return code if isinstance(code, int) else EXIT_USAGE
