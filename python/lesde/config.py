@@ -132,7 +132,7 @@ class Config:
         p, the feature dimension (default K; must be K for "projected", and for
         "cross_entropy" unless a ``head`` is given).
     signal : {"linear", "projected", "cross_entropy"}
-        The backprop signal g(x, y) of MODEL.md section 1.
+        The backprop signal g(x, y) of docs/model.md section 1.
     alpha, beta : float or schedule
         Intra- and inter-class impact (defaults 1.0 and 0.2). Not with ``impact``.
     impact : (K, K) array, optional
@@ -156,7 +156,7 @@ class Config:
     head : (K, p) array, optional
         Fixed head H: logits are H x and the cross-entropy signal is H^T (e_y - softmax(H x)).
     process : {"sde", "sgd"}
-        The LE-SDE (MODEL.md 2b) or the discrete SGD imitation (2a).
+        The LE-SDE (docs/model.md 2b) or the discrete SGD imitation (2a).
     scheme : {"euler_maruyama", "heun"}
         Integrator for the SDE.
     dt : float
