@@ -81,9 +81,12 @@ def test_metrics_summary(benchmark):
 
 # ----------------------------------------------------------------------------- lesde bench
 def _package_copy(folder: Path) -> Path:
-    """A copy of the lesde package alone (what an installation holds) under ``folder``."""
+    """A copy of the lesde package alone (what an installation holds) under ``folder``, with
+    the libraries a repaired wheel keeps beside it (auditwheel's lesde.libs)."""
     source = Path(lesde.__file__).resolve().parent
     shutil.copytree(source, folder / "lesde", ignore=shutil.ignore_patterns("__pycache__"))
+    if (source.parent / "lesde.libs").is_dir():
+        shutil.copytree(source.parent / "lesde.libs", folder / "lesde.libs")
     return folder
 
 

@@ -29,7 +29,7 @@ import lesde
 from lesde import _core
 
 PKG_PARENT = str(Path(lesde.__file__).resolve().parents[1])
-PYPROJECT = Path(lesde.__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 COMMANDS = ("demo", "run", "sweep", "plot", "bench", "resume", "validate", "info")
 # Small and single-threaded: fast on a shared 2-core machine.
 SMALL = ["--set", "n_per_class=30", "--set", "t_end=0.5", "--set", "threads=1"]
