@@ -135,6 +135,24 @@ def test_info_reports_every_optional_package_and_the_cuda_devices(tmp_path):
     assert ("emulator built" in cuda) == info["cuda_emulator_built"], cuda
 
 
+def test_info_names_a_visible_gpu(monkeypatch, capsys):
+    """The GPU branch of `lesde info`, here without a GPU: the core's answers are stubbed
+    with those of a CUDA build that sees one device."""
+    from lesde.cli import main
+
+    built = {**_core.build_info(), "cuda_built": True}
+    device = {"name": "NVIDIA H200", "compute_capability": "9.0", "total_memory": 141 * 2**30}
+    monkeypatch.setattr(_core, "build_info", lambda: built)
+    monkeypatch.setattr(_core, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(_core, "cuda_device_info", lambda: device, raising=False)  # CUDA only
+    assert main(["info"]) == 0
+    cuda = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("CUDA"))
+    assert "built, 1 device(s) visible: NVIDIA H200 (sm 9.0, 141 GiB)" in cuda, cuda
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cuda_devices_visible"] == 1 and info["cuda_device"].startswith("NVIDIA H200")
+
+
 @pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["validate"], ["--help"]])
 def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path, command):
     """``lesde info | head -1``: the reader leaves early; lesde must not fail or complain."""
