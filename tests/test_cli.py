@@ -15,6 +15,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,8 +26,10 @@ import pytest
 import tomllib
 
 import lesde
+from lesde import _core
 
 PKG_PARENT = str(Path(lesde.__file__).resolve().parents[1])
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 COMMANDS = ("demo", "run", "sweep", "plot", "bench", "resume", "validate", "info")
 # Small and single-threaded: fast on a shared 2-core machine.
 SMALL = ["--set", "n_per_class=30", "--set", "t_end=0.5", "--set", "threads=1"]
@@ -88,11 +91,87 @@ def test_info_json(tmp_path):
     assert info["random_stream_version"] == lesde.build_info()["random_stream_version"]
     assert info["threads"] >= 1
     assert info["cuda_built"] is bool(lesde.build_info().get("cuda_built", False))
+    assert info["cuda_emulator_built"] is bool(lesde.build_info().get("cuda_emulator", False))
+    assert info["cuda_devices_visible"] == _core.cuda_device_count()
     if not info["cuda_built"]:
-        assert info["cuda_device_visible"] is False
+        assert info["cuda_devices_visible"] == 0 and info["cuda_device"] is None
     assert "openmp" in info["build_info"]
     human = lesde_cli("info", cwd=tmp_path)
     assert human.returncode == 0 and "random-stream version" in human.stdout
+
+
+def _optional_requirements() -> set[str]:
+    """Every package an extra of pyproject.toml names, but the test and dev tools."""
+    with open(PYPROJECT, "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    names = set()
+    for extra, requirements in extras.items():
+        if extra in ("test", "dev"):
+            continue
+        for requirement in requirements:
+            names.add(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower())
+    return names
+
+
+@pytest.mark.skipif(not PYPROJECT.is_file(), reason="needs the source tree's pyproject.toml")
+def test_info_reports_every_optional_package_and_the_cuda_devices(tmp_path):
+    proc = lesde_cli("info", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    missing = _optional_requirements() - set(info["optional"])
+    assert not missing, f"lesde info does not report these packages of the extras: {missing}"
+    assert {"pyarrow", "jax", "torch"} <= set(info["optional"])
+    for name, version in info["optional"].items():
+        installed = importlib.util.find_spec(name) is not None or name == "mpich"
+        if not installed:
+            assert version is None, (name, version)
+    human = lesde_cli("info", cwd=tmp_path).stdout
+    for name in info["optional"]:
+        assert re.search(rf"^  {name} ", human, re.M), f"{name} missing from:\n{human}"
+    cuda = next(line for line in human.splitlines() if line.startswith("CUDA"))
+    assert ("not built" in cuda) != info["cuda_built"], cuda
+    if info["cuda_built"]:
+        assert "device" in cuda, cuda  # says whether a device is visible
+    assert ("emulator built" in cuda) == info["cuda_emulator_built"], cuda
+
+
+def test_info_names_a_visible_gpu(monkeypatch, capsys):
+    """The GPU branch of `lesde info`, here without a GPU: the core's answers are stubbed
+    with those of a CUDA build that sees one device."""
+    from lesde.cli import main
+
+    built = {**_core.build_info(), "cuda_built": True}
+    device = {"name": "NVIDIA H200", "compute_capability": "9.0", "total_memory": 141 * 2**30}
+    monkeypatch.setattr(_core, "build_info", lambda: built)
+    monkeypatch.setattr(_core, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(_core, "cuda_device_info", lambda: device, raising=False)  # CUDA only
+    assert main(["info"]) == 0
+    cuda = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("CUDA"))
+    assert "built, 1 device(s) visible: NVIDIA H200 (sm 9.0, 141 GiB)" in cuda, cuda
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cuda_devices_visible"] == 1 and info["cuda_device"].startswith("NVIDIA H200")
+
+
+@pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["validate"], ["--help"]])
+def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path, command):
+    """``lesde info | head -1``: the reader leaves early; lesde must not fail or complain."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before lesde writes a byte
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lesde", *command],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stderr == "", proc.stderr
 
 
 # ---------------------------------------------------------------------------- validate / --set
@@ -157,6 +236,7 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         ("n_clases = 3\n", (), "did you mean 'n_classes'"),
         ('alpha = "big"\n', (), "alpha"),
         ("alpha = \n", (), "invalid TOML"),
+        ("signal = linear\n", (), 'strings need quotes: signal = "linear"'),
         (None, (), "not found"),
         ("n_classes = 3\n[grid]\nalpha = [1.0]\n", (), "lesde sweep"),
         ("", ("--set", "sigma=-1"), "sigma must be >= 0"),
@@ -167,6 +247,7 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         "unknown-key",
         "bad-value",
         "invalid-toml",
+        "unquoted-string",
         "missing-file",
         "grid-in-run",
         "bad-set-value",
@@ -185,6 +266,19 @@ def test_config_errors_exit_1_without_traceback(tmp_path, content, args, expecte
         assert expected in err, err
         assert proc.stdout == ""
     assert not (tmp_path / "run.npz").exists()
+
+
+def test_a_bad_set_value_is_blamed_on_set_not_on_the_file(tmp_path):
+    (tmp_path / "cfg.toml").write_text("n_classes = 3\nn_per_class = 10\n")
+    err = assert_clean_error(
+        lesde_cli("run", "cfg.toml", "--set", "record_samples=100", cwd=tmp_path)
+    )
+    assert "--set record_samples: record_samples" in err and "cfg.toml" not in err, err
+    err = assert_clean_error(lesde_cli("validate", "--set", "alpah=1", cwd=tmp_path))
+    assert "--set alpah: unknown config field 'alpah'; did you mean 'alpha'?" in err, err
+    (tmp_path / "bad.toml").write_text("n_classes = 3\nsigma = -1.0\n")
+    err = assert_clean_error(lesde_cli("run", "bad.toml", "--set", "alpha=2", cwd=tmp_path))
+    assert "bad.toml: sigma" in err, err  # the file's own mistake is still the file's
 
 
 def test_numerical_failure_exits_2_and_saves_partial_result(tmp_path):
@@ -280,14 +374,13 @@ def test_resume_refuses_missing_or_damaged_checkpoints(tmp_path):
     assert_clean_error(lesde_cli("resume", "bad.ckpt", cwd=tmp_path))
 
 
-def test_bench_forwards_or_explains(tmp_path):
-    proc = lesde_cli("bench", "--", "--help", cwd=tmp_path)
-    source_script = Path(lesde.__file__).resolve().parents[2] / "bench" / "run_bench.py"
-    if importlib.util.find_spec("lesde.bench") is not None or source_script.is_file():
+def test_bench_is_the_packaged_suite(tmp_path):
+    """lesde bench runs lesde.bench (part of the package, not a source checkout's script)."""
+    for args in (["bench", "--help"], ["bench", "--", "--help"]):
+        proc = lesde_cli(*args, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert "usage" in proc.stdout
-    else:
-        assert proc.returncode == 1 and "not part of this installation" in proc.stderr
+        assert proc.stdout.startswith("usage: lesde bench") and "--smoke" in proc.stdout
+    assert "--bogus" in assert_clean_error(lesde_cli("bench", "--bogus", cwd=tmp_path))
 
 
 # ---------------------------------------------------------------------------- run, plot, sweep
@@ -314,6 +407,37 @@ def test_run_saves_result_and_json_summary_matches_file(tmp_path):
     assert human.returncode == 0, human.stderr
     assert "ncc_accuracy" in human.stdout and "wrote run.npz" in human.stdout
     assert (tmp_path / "run.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "signal, alpha, beta, first, reading",
+    [
+        ("linear", 2.0, 0.5, "separable_ncc", "separates the classes iff alpha > beta"),
+        ("projected", 2.0, 0.5, "separable_ncc", "on both sides of alpha = beta"),
+        ("cross_entropy", 0.5, 2.0, "loss", "pushes each class away from its label"),
+    ],
+)
+def test_run_summary_leads_with_what_the_signal_drives(
+    tmp_path, signal, alpha, beta, first, reading
+):
+    """README's first example (linear, alpha = 2 > beta = 0.5) printed loss 190.6 and accuracy
+    0.33 on top, which reads as "does not learn": the summary must lead with separability
+    for linear and projected runs, and with loss and accuracy for cross-entropy."""
+    sets = [f"signal={signal}", f"alpha={alpha}", f"beta={beta}", "t_end=20", "n_per_class=200"]
+    proc = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    top = lines.index(next(line for line in lines if line.startswith("what the")))
+    headline = lesde.result.HEADLINE_METRICS[signal]
+    rows = [line.split()[0] for line in lines[top + 3 : top + 3 + len(headline)]]
+    assert rows == list(headline) and rows[0] == first, proc.stdout
+    assert reading in " ".join(proc.stdout.split()), proc.stdout
+    if signal == "linear":  # alpha > beta: the classes separate; the table says so first
+        values = lines[top + 3].split()
+        assert values[0] == "separable_ncc" and float(values[1]) == 1.0, proc.stdout
+    report = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--json", cwd=tmp_path)
+    summary = json.loads(report.stdout)["summary"]
+    assert list(summary)[: len(headline)] == list(headline), summary
 
 
 def test_run_then_plot(tmp_path):
@@ -384,9 +508,13 @@ def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     # Fixed seeds: the boundary is the diagonal (smeared by the finite horizon).
     assert min(on_or_below) == 0.0 and max(on_or_below) <= 0.1, grid
     assert sum(above) / len(above) >= 0.5, grid
+    assert all(set(lesde.result.HEADLINE_METRICS["linear"]) <= set(r) for r in grid), grid
     ce_up, ce_down = report["cross_entropy"]
     assert ce_up["alpha"] > ce_up["beta"] and ce_up["loss"] < ce_up["loss_t0"]
     assert ce_down["alpha"] < ce_down["beta"] and ce_down["loss"] > ce_down["loss_t0"]
+    # alpha < beta: away from the labels (accuracy 0), yet the clouds separate (model.md 3)
+    assert ce_down["accuracy"] < 0.05 and ce_down["separable_ncc"] >= 0.5, ce_down
+    assert list(ce_up)[-6:] == list(lesde.result.HEADLINE_METRICS["cross_entropy"]), ce_up
     # pandas and matplotlib are core dependencies: the table and both figures always come.
     assert {Path(f).name for f in report["figures"]} == {
         "phase_diagram.png",

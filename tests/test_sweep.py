@@ -1,4 +1,4 @@
-"""Sweeps: grid grammar, seeds, failure handling, and the phase transitions of MODEL.md 3."""
+"""Sweeps: grid grammar, seeds, failure handling, and the phase transitions of docs/model.md 3."""
 
 import math
 import multiprocessing
@@ -285,7 +285,7 @@ def test_phase_transition_in_separability_linear_signal():
     """alpha > beta: separable in nearly all replicas; alpha < beta: in nearly none.
 
     Linear signal, K = 3, 40 samples per class, zero initial class means, init_scale = 1,
-    sigma = 0.5 (MODEL.md section 3). The class contrasts start at about
+    sigma = 0.5 (docs/model.md section 3). The class contrasts start at about
     init_scale / sqrt(40) ~ 0.16 per coordinate and grow like exp((alpha - beta) t / K);
     the within-class spread is sqrt(init_scale^2 + sigma^2 t), no drift.
     At t_end = 6:
@@ -323,7 +323,7 @@ def test_phase_transition_in_separability_linear_signal():
 def test_label_noise_transition_at_k_minus_1_over_k():
     """Cross-entropy, alpha > beta, K = 3: the class push is proportional to
     (alpha - beta) [(1 - p_err) - p_err / 2], positive below p_err = 2/3 and negative above
-    (MODEL.md section 3), so the clean accuracy ends above chance (1/3) at p_err = 0.3 and
+    (docs/model.md section 3), so the clean accuracy ends above chance (1/3) at p_err = 0.3 and
     below it at p_err = 0.9. t_end = 5 leaves time for the class means to move ~1-2 units
     along (or against) their label directions, against a spread of about 1.5.
     Observed with these seeds: about 0.68 and 0.14 (standard errors ~0.01).

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,9 @@ __all__ = [
     "NOISES",
     "DTYPES",
     "BACKENDS",
+    "toml_error_message",
     "toml_value",
+    "unknown_field_message",
 ]
 
 SIGNALS = ("linear", "projected", "cross_entropy")
@@ -121,6 +125,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def unknown_field_message(key: str, fields: list[str]) -> str:
+    """One line for an unknown Config field: the name, the closest field, all the fields.
+
+    Examples
+    --------
+    >>> unknown_field_message("alpah", ["alpha", "beta"])
+    "unknown config field 'alpah'; did you mean 'alpha'? (fields: alpha, beta)"
+    """
+    hint = difflib.get_close_matches(key, fields, n=1)
+    guess = f"; did you mean {hint[0]!r}?" if hint else ""
+    return f"unknown config field {key!r}{guess} (fields: {', '.join(fields)})"
+
+
+def _hint_unknown_fields(cls):
+    """Class decorator: ``Config(alpah=1)`` says which field is unknown and what it may mean,
+    where the dataclass ``__init__`` says only "unexpected keyword argument"."""
+    init = cls.__init__
+    fields = [f.name for f in dataclasses.fields(cls)]
+
+    @functools.wraps(init)  # keeps the signature that help() and IDEs show
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for key in kwargs:
+            if key not in fields:
+                raise TypeError(unknown_field_message(key, fields))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_hint_unknown_fields
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Config:
     """Everything that defines a run; pass it to :func:`lesde.simulate`.
@@ -135,7 +170,7 @@ class Config:
         p, the feature dimension (default K; must be K for "projected", and for
         "cross_entropy" unless a ``head`` is given).
     signal : {"linear", "projected", "cross_entropy"}
-        The backprop signal g(x, y) of MODEL.md section 1.
+        The backprop signal g(x, y) of docs/model.md section 1.
     alpha, beta : float or schedule
         Intra- and inter-class impact (defaults 1.0 and 0.2). Not with ``impact``.
     impact : (K, K) array, optional
@@ -159,7 +194,7 @@ class Config:
     head : (K, p) array, optional
         Fixed head H: logits are H x and the cross-entropy signal is H^T (e_y - softmax(H x)).
     process : {"sde", "sgd"}
-        The LE-SDE (MODEL.md 2b) or the discrete SGD imitation (2a).
+        The LE-SDE (docs/model.md 2b) or the discrete SGD imitation (2a).
     scheme : {"euler_maruyama", "heun"}
         Integrator for the SDE.
     dt : float
@@ -531,12 +566,7 @@ class Config:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:
-            key = unknown[0]
-            hint = difflib.get_close_matches(key, names, n=1)
-            extra = (
-                f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(names)}"
-            )
-            raise ValueError(f"unknown config field {key!r}{extra}")
+            raise ValueError(unknown_field_message(unknown[0], names))
         kwargs = dict(data)
         for key in ("class_sizes", "record_samples"):
             if isinstance(kwargs.get(key), list):
@@ -579,7 +609,7 @@ class Config:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"invalid TOML: {err}") from None
+            raise ValueError(toml_error_message(text, err)) from None
         except RecursionError:  # tomllib recurses once per level of nesting
             raise ValueError("invalid TOML: values nested too deeply") from None
         return cls.from_dict(data)
@@ -592,6 +622,39 @@ class Config:
 
     def __hash__(self) -> int:
         return hash(self.to_toml())
+
+
+# `key = value` where value is a bare word TOML does not know (true, false, inf and nan are
+# TOML values): the commonest TOML mistake in a config, an unquoted string.
+_UNQUOTED_STRING = re.compile(
+    r"^\s*(?P<key>[A-Za-z0-9_.-]+)\s*=\s*(?P<word>(?!(?:true|false|[+-]?inf|[+-]?nan)\b)"
+    r"[A-Za-z_][A-Za-z0-9_.-]*)\s*(?:#.*)?$"
+)
+
+
+def toml_error_message(text: str, err: Exception) -> str:
+    """The message for TOML ``text`` that failed to parse with ``err``, with a hint when the
+    line at fault (or, without a line number, the first such line) is an unquoted string.
+
+    Examples
+    --------
+    >>> text = "n_classes = 3\\nsignal = linear\\n"
+    >>> try:
+    ...     tomllib.loads(text)
+    ... except tomllib.TOMLDecodeError as err:
+    ...     print(toml_error_message(text, err))
+    invalid TOML: Invalid value (at line 2, column 10); strings need quotes: signal = "linear"
+    """
+    lines = text.splitlines()
+    at = re.search(r"at line (\d+)", str(err))
+    if at and 0 < int(at.group(1)) <= len(lines):
+        lines = [lines[int(at.group(1)) - 1]]
+    for line in lines:
+        bare = _UNQUOTED_STRING.match(line)
+        if bare:
+            key, word = bare.group("key"), bare.group("word")
+            return f'invalid TOML: {err}; strings need quotes: {key} = "{word}"'
+    return f"invalid TOML: {err}"
 
 
 def toml_value(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Neural-collapse metrics: NC1 (within- against between-class spread), NC2 (class means
 against a simplex equiangular tight frame) and NC4 (nearest class centre against argmax).
 
-Definitions in :mod:`lesde.metrics` (and MODEL.md section 4), which re-exports every
+Definitions in :mod:`lesde.metrics` (and docs/model.md section 4), which re-exports every
 function here; ``lesde.metrics.nc1`` and ``lesde.neural_collapse.nc1`` are the same
 function. The ``*_from_moments`` / ``*_from_means`` variants finish the metrics from the
 small K x p and p x p aggregates that the engine streams at record steps.

@@ -33,6 +33,7 @@ from .version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "HEADLINE_METRICS",
     "SCALAR_METRICS",
     "TRAINING_FORMAT_VERSION",
     "ImpactTrack",
@@ -47,6 +48,18 @@ __all__ = [
     "status_names",
 ]
 
+#: What a summary of a run leads with, per signal: what its dynamics drive (docs/model.md,
+#: section 3). Linear: the clouds separate iff alpha > beta, but nothing pulls them toward
+#: their labels, so loss and accuracy (the features read as logits) say nothing. Projected:
+#: the clouds separate on both sides of alpha = beta; the argmax accuracy shows the side.
+#: Cross-entropy: loss -> 0 and accuracy -> 1 iff alpha > beta (the clouds can still be
+#: separable when alpha < beta). ``separable_ncc``: 1 for a replica whose final features
+#: the nearest-class-centre rule classifies without error, a certificate of separability.
+HEADLINE_METRICS = {
+    "linear": ("separable_ncc", "ncc_accuracy", "nc1"),
+    "projected": ("separable_ncc", "ncc_accuracy", "accuracy", "nc1"),
+    "cross_entropy": ("loss", "accuracy", "separable_ncc", "ncc_accuracy", "nc1", "etf_distance"),
+}
 # Order of the scalars the engine records (cpp/include/lesde/state.hpp: enum Scalar).
 SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
 STATUS = {0: "ok", 1: "nonfinite"}
@@ -112,11 +125,18 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
 def final_values(metrics: dict[str, np.ndarray], name: str) -> np.ndarray:
     """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,).
 
+    ``separable_ncc`` is derived: 1.0 where the final ``ncc_accuracy`` is 1, else 0.0.
+
     Examples
     --------
     >>> final_values({"loss": np.array([[1.0, 0.5, np.nan]])}, "loss")
     array([0.5])
+    >>> final_values({"ncc_accuracy": np.array([[0.5, 1.0], [1.0, 0.9]])}, "separable_ncc")
+    array([1., 0.])
     """
+    if name == "separable_ncc" and "ncc_accuracy" in metrics:
+        ncc = final_values(metrics, "ncc_accuracy")
+        return np.where(np.isnan(ncc), np.nan, (ncc == 1.0).astype(float))
     if name not in metrics:
         raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(metrics)}")
     values = metrics[name]
@@ -219,18 +239,31 @@ class Result:
         """
         return final_values(self.metrics, name)
 
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The metrics that tell this run's story, for its signal (:data:`HEADLINE_METRICS`).
+
+        >>> import lesde
+        >>> lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, signal="linear",
+        ...                progress=False).headline
+        ('separable_ncc', 'ncc_accuracy', 'nc1')
+        """
+        return HEADLINE_METRICS[self.config.signal]
+
     def summary(self) -> dict[str, float]:
-        """Mean over replicas of each metric's final value (and the run's status).
+        """Mean over replicas of each metric's final value, :attr:`headline` first, then
+        the other metrics, ``t_end`` and ``replicas_ok``. ``separable_ncc`` is the fraction
+        of replicas whose final features the nearest-class-centre rule separates.
 
         Examples
         --------
         >>> import lesde
         >>> s = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, progress=False).summary()
-        >>> sorted(s)[:3]
-        ['accuracy', 'clean_accuracy', 'coherence']
+        >>> list(s)[:3]  # the cross-entropy signal's headline
+        ['loss', 'accuracy', 'separable_ncc']
         """
         out: dict[str, Any] = {}
-        for name in self.metrics:
+        for name in dict.fromkeys([*self.headline, *self.metrics]):
             values = self.final(name)
             out[name] = float(np.nanmean(values)) if np.any(np.isfinite(values)) else float("nan")
         out["t_end"] = float(self.times[-1]) if self.times.size else 0.0

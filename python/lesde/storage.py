@@ -4,7 +4,8 @@ Writing. :func:`atomic_write_bytes`, :func:`atomic_write_text` and :func:`atomic
 write a temporary file ``.<name>.<random>.tmp`` in the target's folder, flush and fsync it,
 rename it over the target with :func:`os.replace` (atomic on POSIX) and fsync the folder,
 so a reader sees the old file or the whole new one, and the rename survives a power cut.
-The folder is created if needed. The file keeps the temporary file's mode (0600).
+The folder is created if needed. The file gets the mode any new file gets (0666 less the
+umask, as ``open(path, "w")`` would give it; :func:`tempfile.mkstemp` would make it 0600).
 
 lesde's ``.npz`` files (results, checkpoints, training records) are ``np.savez`` archives
 with one JSON member ``header`` that holds at least ``kind`` and ``format_version``:
@@ -32,7 +33,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -78,10 +79,24 @@ MEMORY_SHARE = 0.9
 
 
 # ----------------------------------------------------------------------------- writing
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """Create ``.<name>.<random>.tmp`` beside ``path``, open for writing, with mode 0666 less
+    the umask: the kernel applies the umask (and any default ACL) itself, so nothing reads
+    the process-wide umask, which threads writing at the same time could race on."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")  # pragma: no cover
+
+
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

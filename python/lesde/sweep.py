@@ -4,7 +4,7 @@ A sweep takes a base :class:`~lesde.Config` and a *grid* that maps Config field 
 lists of values. Every point of the Cartesian product runs one :func:`lesde.simulate` call
 with ``replicas`` replicas, and every replica becomes one row of a pandas DataFrame: the
 grid values, the seeds, the status, the final value of every recorded metric and two
-readings of separability (MODEL.md section 3):
+readings of separability (docs/model.md section 3):
 
 ``separable_ncc``
     The nearest-class-centre rule, fitted on the final features with the training labels,
@@ -625,7 +625,7 @@ def phase_diagram(
     """Sweep the alpha x beta plane (alpha the outer, beta the inner loop).
 
     ``alphas`` and ``betas`` follow the grid grammar of :func:`sweep` (lists or
-    ``{"start", "stop", "num"}``); ``kwargs`` go to :func:`sweep`. The theory (MODEL.md
+    ``{"start", "stop", "num"}``); ``kwargs`` go to :func:`sweep`. The theory (docs/model.md
     section 3) puts the boundary of separability at alpha = beta.
 
     Examples
@@ -643,7 +643,7 @@ def label_noise_sweep(base: Config, p_errs, replicas: int | None = None, **kwarg
     """Sweep the label-corruption probability p_err (Config field ``label_noise``).
 
     With the cross-entropy signal and alpha > beta the clean accuracy falls below chance
-    (1/K) past p_err = (K-1)/K (MODEL.md section 3). ``kwargs`` go to :func:`sweep`.
+    (1/K) past p_err = (K-1)/K (docs/model.md section 3). ``kwargs`` go to :func:`sweep`.
 
     Examples
     --------

@@ -58,6 +58,7 @@ from .common import (
     load_config,
     os_error_line,
     parse_set,
+    reader_went_away,
 )
 from .sweep import demo_setup
 
@@ -129,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
-        # Everything after "bench" belongs to the suite, options included (argparse's
-        # REMAINDER would stop at an option such as --quick).
+    if argv[:1] == ["bench"]:
+        # Everything after "bench" belongs to the suite, options and --help included
+        # (argparse's REMAINDER would stop at an option such as --quick).
         args = argparse.Namespace(func=info.cmd_bench, bench_args=argv[1:])
     else:
         args = parser.parse_args(argv)
@@ -157,7 +158,9 @@ def _run_command(args) -> int:
     # The commands report an interrupt themselves, in one line with what to do next.
     warnings.simplefilter("ignore", RunInterruptedWarning)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
     except (UsageError, SweepFolderInUse) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
     except InsufficientMemoryError as err:
@@ -175,8 +178,8 @@ def _run_command(args) -> int:
         print(f"{PROG}: error: {err} (set LESDE_DEBUG=1 for the traceback)", file=sys.stderr)
     except ImportError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
-    except BrokenPipeError:  # e.g. `lesde info | head -1`
-        sys.stderr.close()
+    except BrokenPipeError:  # the reader stopped reading, e.g. `lesde info | head -1`
+        return reader_went_away()
     except OSError as err:  # a missing file, a full disk, a read-only file system
         if os.environ.get("LESDE_DEBUG"):
             raise

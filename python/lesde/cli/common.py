@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -38,6 +39,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "PROG",
+    "SIGNAL_READING",
     "HelpFormatter",
     "Out",
     "Parser",
@@ -55,7 +57,9 @@ __all__ = [
     "plot_module",
     "print_json",
     "progress_flag",
+    "reader_went_away",
     "save_figure",
+    "summary_tables",
     "table",
 ]
 
@@ -267,6 +271,61 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+#: How to read a run's headline metrics (Result.headline), per signal: docs/model.md, section 3.
+SIGNAL_READING = {
+    "linear": "The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) "
+    "but never pulls the features toward their labels: loss and accuracy, which read the "
+    "features as logits, say nothing about learning here.",
+    "projected": "The projected signal separates the classes on both sides of alpha = beta; "
+    "the side shows in the argmax accuracy (above chance when alpha > beta), not in "
+    "separability.",
+    "cross_entropy": "alpha > beta drives the loss to 0 and the accuracy to 1; alpha < beta "
+    "pushes each class away from its label (loss up, accuracy to 0), while the classes can "
+    "stay separable by another linear map (separable_ncc).",
+}
+
+
+def _metric_row(result, name: str) -> list[Any]:
+    values = result.final(name)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return [name, math.nan, math.nan, math.nan, math.nan]
+    return [name, finite.mean(), finite.std(), finite.min(), finite.max()]
+
+
+def summary_tables(result) -> str:
+    """A run's final metrics over its replicas: those that mean something for its signal
+    (``result.headline``) first, with how to read them, then the others.
+
+    >>> import lesde
+    >>> res = lesde.simulate(n_classes=3, n_per_class=50, signal="linear", alpha=2.0,
+    ...                      beta=0.5, t_end=20.0, progress=False)
+    >>> print(summary_tables(res))  # doctest: +ELLIPSIS
+    what the linear signal drives (docs/model.md, section 3):
+    metric ...
+    separable_ncc          1    0          1          1
+    ncc_accuracy           1    0          1          1
+    nc1 ...
+      The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) but
+    ...
+    other metrics:
+    ...
+    """
+    header = ["metric", "mean", "std", "min", "max"]
+    signal = result.config.signal
+    others = [name for name in result.metrics if name not in result.headline]
+    reading = textwrap.fill(SIGNAL_READING[signal], 88, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(
+        [
+            f"what the {signal.replace('_', '-')} signal drives (docs/model.md, section 3):",
+            table([_metric_row(result, name) for name in result.headline], header),
+            reading,
+            "other metrics:",
+            table([_metric_row(result, name) for name in others], header),
+        ]
+    )
+
+
 class Out:
     """Where human-readable lines go: stdout, or stderr when --json owns stdout.
 
@@ -280,6 +339,28 @@ class Out:
 
     def __call__(self, text: str = "") -> None:
         print(text, file=self.stream)
+
+
+def reader_went_away() -> int:
+    """After a BrokenPipeError on stdout (``lesde info | head -1``): exit status 0, quietly.
+
+    The reader took what it wanted; that is not an error of lesde. stdout is pointed at
+    the null device, so that Python's final flush at exit does not fail again (the recipe
+    of the Python documentation, "Note on SIGPIPE"; it exits 1, we exit 0 as ``head``'s
+    writers usually do when they ignore SIGPIPE).
+
+    >>> import subprocess, sys
+    >>> code = "from lesde.cli.common import reader_went_away; raise SystemExit(reader_went_away())"
+    >>> subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL).returncode
+    0
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests, notebooks)
+        pass
+    return EXIT_OK
 
 
 def progress_flag(args) -> bool | None:
@@ -383,19 +464,36 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    from ..config import toml_error_message
+
     p = Path(path)
     if not p.exists():
         raise UsageError(f"config file {str(p)!r} not found")
     if p.is_dir():
         raise UsageError(f"{str(p)!r} is a directory, not a TOML config file")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{p}: invalid TOML: {err}") from None
+        raise UsageError(f"{p}: {toml_error_message(text, err)}") from None
     except RecursionError:  # tomllib recurses once per level of nesting
         raise UsageError(f"{p}: invalid TOML: values nested too deeply") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {p}: {err}") from None
+
+
+def _blame(message: str, path: str | os.PathLike | None, overrides: dict[str, Any]) -> str:
+    """Where a Config error came from: the ``--set`` fields its message names, else the file.
+
+    >>> _blame("record_samples must be <= 600", "q.toml", {"record_samples": 1000})
+    '--set record_samples: record_samples must be <= 600'
+    >>> _blame("sigma must be >= 0", "q.toml", {"alpha": 2})
+    'q.toml: sigma must be >= 0'
+    """
+    named = [key for key in overrides if re.search(rf"\b{re.escape(key)}\b", message)]
+    if named:
+        return f"--set {', '.join(named)}: {message}"
+    return f"{path}: {message}" if path is not None else message
 
 
 def load_config(
@@ -414,7 +512,8 @@ def load_config(
     from ..config import Config
 
     data = _read_toml(path) if path is not None else {}
-    data = _merge(data, parse_set(sets))
+    overrides = parse_set(sets)
+    data = _merge(data, overrides)
     grid = data.pop("grid", None)
     if grid is not None and not allow_grid:
         raise UsageError(
@@ -422,11 +521,10 @@ def load_config(
         )
     if grid is not None and not isinstance(grid, dict):
         raise UsageError("grid must be a table: [grid] with one line per swept field")
-    where = f"{path}: " if path is not None else ""
     try:
         cfg = Config.from_dict(data)
     except (TypeError, ValueError) as err:
-        raise UsageError(f"{where}{err}") from None
+        raise UsageError(_blame(str(err), path, overrides)) from None
     return cfg, grid
 
 

@@ -14,7 +14,6 @@ alpha = 1.0
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
 import shutil
@@ -43,7 +42,7 @@ from .common import (
     load_config,
     print_json,
     progress_flag,
-    table,
+    summary_tables,
 )
 
 __all__ = ["add_resume", "add_run", "add_validate", "cmd_resume", "cmd_run", "cmd_validate"]
@@ -234,18 +233,6 @@ def _print_plan(out: Out, args, cfg) -> int:
     return EXIT_OK
 
 
-def _summary_rows(result) -> list[list[Any]]:
-    rows = []
-    for name in result.metrics:
-        v = result.final(name)
-        finite = v[np.isfinite(v)]
-        if finite.size:
-            rows.append([name, finite.mean(), finite.std(), finite.min(), finite.max()])
-        else:
-            rows.append([name, math.nan, math.nan, math.nan, math.nan])
-    return rows
-
-
 def _result_report(result, out_path: str | None) -> dict[str, Any]:
     cfg = result.config
     return {
@@ -269,7 +256,7 @@ def _print_result(out: Out, result) -> None:
         f"over {R} replica(s) ({int(np.sum(result.status == 'ok'))} ok), "
         f"signal={cfg.signal}, K={cfg.n_classes}, N={cfg.n_samples}, p={cfg.p}"
     )
-    out(table(_summary_rows(result), ["metric", "mean", "std", "min", "max"]))
+    out(summary_tables(result))
     wall = result.meta.get("wall_seconds")
     if wall is not None:
         out(f"{result.steps_done} steps in {wall:.2f} s")
