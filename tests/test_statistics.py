@@ -9,7 +9,7 @@ import pytest
 
 import lesde
 
-from conftest import small_for
+from backends import small_for
 
 Z = 5.0
 
