@@ -80,3 +80,25 @@ def test_float32_runs_lose_resolution_sooner_and_say_so():
 def test_a_diverged_run_is_reported_once_by_on_nonfinite_only():
     _, messages = run(t_end=12.0, on_nonfinite="warn", **{**LINEAR, "alpha": 3e8})
     assert len(messages) == 1 and "non-finite" in messages[0], messages
+
+
+def test_no_warning_when_the_spread_is_zero_by_construction():
+    # init_scale = 0 and sigma = 0: every sample of a class sits on its mean, so the recorded
+    # Sigma_W is rounding noise around 0, not structure that lost its resolution.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        lesde.simulate(
+            n_classes=3,
+            class_sizes=(2, 3, 5),
+            signal="linear",
+            alpha=1.0,
+            beta=0.3,
+            sigma=0.0,
+            init_scale=0.0,
+            init_means=np.eye(3),
+            dt=0.01,
+            t_end=1.0,
+            progress=False,
+        )
