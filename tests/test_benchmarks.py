@@ -165,3 +165,68 @@ def test_a_backend_that_computes_something_else_is_reported_not_timed(monkeypatc
     assert code == 1, out
     assert "numpy float64 thr=1: wrong: differs from the float64 reference" in err, err
     assert "speed-up vs numpy" not in out  # no wrong numbers to compare lesde with
+
+
+def _run_bench_script(name, *args):
+    """A bench/ script run as a user would, at a size that takes seconds."""
+    script = Path(__file__).resolve().parent.parent / "bench" / name
+    env = dict(os.environ)
+    root = str(Path(lesde.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"bench/{name} failed:\n{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_noise_bench_runs_and_reports_every_noise(tmp_path):
+    out = _run_bench_script(
+        "noise_bench.py",
+        "--N",
+        "2e4",
+        "--repeats",
+        "1",
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "noise.json"),
+    )
+    rows = json.loads((tmp_path / "noise.json").read_text())["rows"]
+    assert {(r["signal"], r["noise"]) for r in rows} == {
+        (s, n) for s in ("cross_entropy", "linear") for n in ("gaussian", "two_point", "sigma0")
+    }
+    assert all(r["ms"] > 0 and r["x_numpy"] > 0 for r in rows), out
+
+
+def test_weak_order_study_runs(tmp_path):
+    out = _run_bench_script(
+        "weak_order.py",
+        "--samples",
+        "3000",
+        "--dts",
+        "0.25",
+        "0.125",
+        "--reference-dt",
+        "0.0625",
+        "--out",
+        str(tmp_path / "weak.json"),
+    )
+    assert out.count("slope") == 6, out
+
+
+def test_compare_builds_runs_a_build_against_itself():
+    from pathlib import Path
+
+    import lesde
+
+    parent = str(Path(lesde.__file__).resolve().parent.parent)
+    out = _run_bench_script(
+        "compare_builds.py", parent, parent, "--rounds", "1", "--cases", "small"
+    )
+    assert "ratio of medians" in out, out

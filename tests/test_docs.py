@@ -54,8 +54,6 @@ MARKS = ("skip", "slow", "file")
 # this reason until the page has its first marker. An entry for a page that has markers
 # fails test_every_block_is_runnable_or_marked: then delete it.
 UNMARKED_PAGES = {
-    "docs/performance.md": "pip installs and minutes-long benchmarks; the page's owner marks "
-    "its blocks",
     "docs/real_networks.md": "trains a CNN with PyTorch; the page's owner marks its blocks",
 }
 BLOCK_TIMEOUT = 300  # seconds; a block that needs more is slow, and marked so

@@ -553,7 +553,9 @@ class LesdeStepper(Stepper):
 
     backend = "lesde"
 
-    def __init__(self, prob: Problem, dtype: str = "float64", threads: int = 1):
+    def __init__(
+        self, prob: Problem, dtype: str = "float64", threads: int = 1, noise: str = "gaussian"
+    ):
         super().__init__(prob, dtype, threads)
         from ..config import Config
         from ..engine import allocate, make_engine
@@ -566,6 +568,7 @@ class LesdeStepper(Stepper):
             signal=prob.signal,
             impact=prob.E,
             sigma=prob.sigma,
+            noise=noise,  # lesde's own option: the law of the increments (Config.noise)
             dt=prob.dt,
             steps=horizon,
             record_every=horizon,
@@ -642,7 +645,7 @@ def make_stepper(
         raise ImportError(why)
     stepper_opts = {
         k: kwargs.pop(k)
-        for k in ("block_rows", "bit_generator", "softmax", "jax_prng")
+        for k in ("block_rows", "bit_generator", "softmax", "jax_prng", "noise")
         if k in kwargs
     }
     if problem is None:
