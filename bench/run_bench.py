@@ -10,10 +10,13 @@ package; otherwise the installed lesde runs.
 """
 
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "python"
-if any((SOURCE / "lesde").glob("_core*")):
+# Only a compiled core counts: the checkout always has the stub _core.pyi, and a package
+# without its extension must not shadow the installed one.
+if any((SOURCE / "lesde" / f"_core{suffix}").exists() for suffix in EXTENSION_SUFFIXES):
     sys.path.insert(0, str(SOURCE))
 
 from lesde.bench import main  # noqa: E402

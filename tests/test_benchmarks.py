@@ -230,3 +230,27 @@ def test_compare_builds_runs_a_build_against_itself():
         "compare_builds.py", parent, parent, "--rounds", "1", "--cases", "small"
     )
     assert "ratio of medians" in out, out
+
+
+def test_run_bench_from_a_checkout_without_a_built_core_uses_the_installed_package(tmp_path):
+    """Found by CI on a fresh clone: the checkout's python/lesde has the stub _core.pyi but no
+    extension, and bench/run_bench.py took the stub for a built core, put the source tree
+    first on sys.path and failed to import lesde."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "bench").mkdir()
+    shutil.copy(root / "bench" / "run_bench.py", tmp_path / "bench" / "run_bench.py")
+    source = tmp_path / "python" / "lesde"
+    source.mkdir(parents=True)
+    (source / "__init__.py").write_text("raise ImportError('the unbuilt checkout was imported')\n")
+    (source / "_core.pyi").write_text("")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(lesde.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "bench" / "run_bench.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"run_bench.py --help failed:\n{done.stderr[-2000:]}"
+    assert "usage" in done.stdout.lower()
