@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # GPU check of the CUDA backend (docs/cuda.md), in one command on a machine with an NVIDIA
-# GPU, nvcc, CMake and Python (pybind11, numpy, pytest); no network needed:
+# GPU, nvcc, CMake and Python (pybind11, numpy, scipy, pandas, matplotlib, tqdm, pytest;
+# PyTorch for the PyTorch rows); no network needed:
 #
 #     bench/gpu_check.sh
 #
 # 1. builds the core from this tree with LESDE_CUDA=ON (a direct CMake build in
 #    build/gpu-check, for this GPU's architecture) into a scratch copy of the package;
-# 2. runs tests/test_cuda.py against it (GPU vs CPU, determinism, refusals);
-# 3. times the fused SDE step at N * p = 1e8 (N = 1e7, K = p = 10) on the GPU, float32 and
-#    float64, and the CPU engine on the same config, and prints a table: ms/step, effective
-#    bandwidth (the state read and written once per sweep) and its fraction of the device's
-#    peak, and the GPU/CPU speed-up.
+# 2. runs tests/test_cuda.py and the physics tests (closed form, statistics, determinism,
+#    the NumPy reference, the noise laws) on the real GPU (the cuda backend);
+# 3. bench/gpu_bench.py: the step at N * p = 1e8 (N = 1e7, K = p = 10), float32 and float64,
+#    cross-entropy and linear, Gaussian and two-point noise, against the device's measured
+#    copy bandwidth, PyTorch on the same GPU and the CPU engine; the cost of a record step;
+# 4. bench/weak_order.py on the GPU: the weak order of every scheme x noise with ~1e8 samples.
 #
 # Environment: PYTHON (default python3); EIGEN3_INCLUDE_DIR (a folder holding Eigen/Dense,
 # when neither cmeel-eigen nor a system Eigen is installed; build/eigen3 is used if
 # present); LESDE_CUDA_ARCHITECTURES (default: this GPU's, from nvidia-smi);
-# LESDE_BENCH_N (default 10000000); LESDE_BENCH_SKIP_CPU=1 skips the CPU timings.
-# Missing Python packages are installed from ./.whl/ (wheels carried in) when it exists.
-# Takes a few minutes on an H100; everything goes to stdout.
+# LESDE_BENCH_N (default 10000000); LESDE_BENCH_SKIP_CPU=1 skips the CPU timings;
+# LESDE_WEAK_SAMPLES (default 1.5e8; 0 skips the weak-order study); LESDE_GPU_SKIP_TESTS=1
+# skips step 2; OUT (a folder for the
+# JSON results and logs; default build/gpu-out). Missing Python packages are installed from
+# ./.whl/ (wheels carried in) when it exists. Takes about five minutes on an H200.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,7 +62,7 @@ if [ ${#missing[@]} -gt 0 ] && [ -d .whl ]; then
 fi
 [ ${#missing[@]} -eq 0 ] || die "Python packages missing: ${missing[*]} (pip install, or carry wheels in .whl/)"
 
-cmake_args=(-DCMAKE_BUILD_TYPE=Release -DLESDE_CUDA=ON -DLESDE_OPENMP=ON
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DLESDE_CUDA=ON -DLESDE_OPENMP=ON -DLESDE_CUDA_EMULATOR=OFF
             "-DPython_EXECUTABLE=$(command -v "$py")"
             "-Dpybind11_DIR=$("$py" -c 'import pybind11; print(pybind11.get_cmake_dir())')"
             "-DCMAKE_CUDA_COMPILER=$nvcc_bin")
@@ -98,10 +102,11 @@ echo "built in $((SECONDS - t0)) s"
 
 pkg=$(mktemp -d "${TMPDIR:-/tmp}/lesde-gpu.XXXXXX")
 trap 'rm -rf "$pkg"' EXIT
-mkdir "$pkg/lesde"
-find python/lesde -maxdepth 1 -type f \( -name '*.py' -o -name '*.pyi' -o -name py.typed \) \
-  -exec cp {} "$pkg/lesde/" \;
+cp -r python/lesde "$pkg/lesde"  # the whole package, subpackages included
+rm -f "$pkg"/lesde/_core*.so
 cp "$build"/_core*.so "$pkg/lesde/"
+out=${OUT:-$root/build/gpu-out}
+mkdir -p "$out"
 export PYTHONPATH="$pkg" PYTHONDONTWRITEBYTECODE=1
 "$py" - "$pkg" <<'EOF'
 import sys
@@ -120,92 +125,26 @@ print(f"device {d['index']}: {d['name']} (sm {d['compute_capability']}, {d['mult
       f"({d['memory_clock_khz'] / 1e3:.0f} MHz x {d['bus_width_bits']} bit x 2)")
 EOF
 
-step "tests/test_cuda.py"
-"$py" -m pytest -p no:cacheprovider -o addopts="" -q -rs tests/test_cuda.py
+if [ "${LESDE_GPU_SKIP_TESTS:-0}" != 1 ]; then
+  step "tests on the GPU: tests/test_cuda.py and the physics tests, backend cuda"
+  # A failing test is reported, and the benchmarks still run (their numbers are still news).
+  LESDE_REQUIRE_BACKENDS=cuda LESDE_BACKENDS=cuda "$py" -m pytest -p no:cacheprovider \
+    -o addopts="" -q -rs tests/test_closed_form.py tests/test_statistics.py \
+    tests/test_determinism.py tests/test_reference_run.py tests/test_cuda.py \
+    >"$out/gpu_tests.log" 2>&1 \
+    && echo "GPU tests: all passed" || echo "gpu_check: GPU TESTS FAILED (log: gpu_tests.log)"
+  tail -n 25 "$out/gpu_tests.log"
+fi
 
-step "benchmark: fused SDE step, N = ${LESDE_BENCH_N:-10000000}, K = p = 10"
-"$py" - <<'EOF'
-import os
-import time
+step "benchmark: bench/gpu_bench.py, N = ${LESDE_BENCH_N:-10000000}, K = p = 10"
+skip_cpu=()
+[ "${LESDE_BENCH_SKIP_CPU:-0}" = 1 ] && skip_cpu=(--skip-cpu)
+"$py" bench/gpu_bench.py --N "${LESDE_BENCH_N:-1e7}" "${skip_cpu[@]}" --out "$out/gpu_bench.json"
 
-import numpy as np
-
-import lesde
-from lesde import _core
-from lesde.engine import allocate, engine_config
-
-N = int(float(os.environ.get("LESDE_BENCH_N", "1e7")))
-skip_cpu = os.environ.get("LESDE_BENCH_SKIP_CPU") == "1"
-K = 10
-cores = os.cpu_count() or 1
-peak = _core.cuda_device_info()["peak_bandwidth"]
-
-
-def per_step(sim, short: int, long: int, repeats: int) -> float:
-    """Seconds per step: two advances of different lengths, so the copy of the state back
-    to the host at the end of each advance cancels; the best of `repeats`."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sim.advance(sim.step + short)
-        t1 = time.perf_counter()
-        sim.advance(sim.step + long)
-        t2 = time.perf_counter()
-        best = min(best, ((t2 - t1) - (t1 - t0)) / (long - short))
-    return best
-
-
-def engine(cfg, backend):
-    bits = "64" if cfg.dtype == "float64" else "32"
-    cls = getattr(_core, ("CudaSimulation" if backend == "cuda" else "Simulation") + bits)
-    arrays = allocate(cfg)
-    sim = cls(engine_config(cfg), **arrays)
-    t0 = time.perf_counter()
-    sim.initialize()
-    return sim, arrays, time.perf_counter() - t0
-
-
-rows = []
-for signal, scheme in [("cross_entropy", "euler_maruyama"), ("linear", "euler_maruyama"),
-                       ("cross_entropy", "heun")]:
-    for dtype in ("float32", "float64"):
-        cfg = lesde.Config(n_classes=K, n_per_class=N // K, signal=signal, scheme=scheme,
-                           dtype=dtype, alpha=1.0, beta=0.2, sigma=0.5, dt=1e-3, steps=100_000,
-                           record_every=100_000, threads=cores, seed=1)
-        itemsize = 4 if dtype == "float32" else 8
-        sweeps = 2 if scheme == "heun" else 1
-        traffic = 2 * sweeps * cfg.n_samples * cfg.p * itemsize  # bytes per step
-        sim, arrays, t_init = engine(cfg, "cuda")
-        sim.advance(3)  # warm-up
-        gpu = per_step(sim, 10, 110, 2)
-        assert (arrays["status"] == 0).all(), "the GPU run became non-finite"
-        del sim, arrays
-        cpu = float("nan")
-        if not skip_cpu and scheme == "euler_maruyama":
-            csim, carrays, _ = engine(cfg, "cpu")
-            csim.advance(1)
-            cpu = per_step(csim, 1, 4, 2)
-            del csim, carrays
-        bandwidth = traffic / gpu if gpu > 0 else float("nan")
-        rows.append((f"{signal}/{scheme}", dtype, gpu * 1e3, bandwidth / 1e9,
-                     bandwidth / peak if peak > 0 else float("nan"), cpu * 1e3, cpu / gpu,
-                     t_init))
-        print(f"  done {signal} {scheme} {dtype}", flush=True)
-
-print()
-print(f"N = {N:.3g}, K = p = {K} (N * p = {N * K:.3g}); CPU: {cores} threads; "
-      f"peak {peak / 1e9:.0f} GB/s; traffic = state read + written once per sweep")
-head = f"{'signal/scheme':<28} {'dtype':<8} {'GPU ms/step':>11} {'GB/s':>7} {'of peak':>8} " \
-       f"{'CPU ms/step':>11} {'speed-up':>9} {'GPU init s':>10}"
-print(head)
-print("-" * len(head))
-for name, dtype, g, bw, frac, c, ratio, t_init in rows:
-    cpu_txt = f"{c:11.1f}" if np.isfinite(c) else f"{'-':>11}"
-    ratio_txt = f"{ratio:8.1f}x" if np.isfinite(ratio) else f"{'-':>9}"
-    print(f"{name:<28} {dtype:<8} {g:11.3f} {bw:7.0f} {frac:8.1%} {cpu_txt} {ratio_txt} "
-          f"{t_init:10.2f}")
-print("(GB/s = bytes that must move per step / time per step; 'of peak' divides by "
-      "2 x memory clock x bus width, as the driver reports them)")
-EOF
+weak=${LESDE_WEAK_SAMPLES:-1.5e8}
+if [ "$weak" != 0 ]; then
+  step "weak order on the GPU: bench/weak_order.py, $weak samples"
+  "$py" bench/weak_order.py --backend cuda --samples "$weak" --out "$out/weak_order_gpu.json"
+fi
 
 step "gpu_check: OK in $((SECONDS - start)) s"

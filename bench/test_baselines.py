@@ -1,4 +1,5 @@
-"""Correctness of the benchmark baselines against a plain NumPy float64 reference.
+"""Correctness of the benchmark backends (lesde.bench) against a plain NumPy float64
+reference, on every dtype and thread count, and the harness's rows.
 
 Run: python -m pytest bench/test_baselines.py -q
 torch / jax cases skip when the package is missing. JAX runs in this process with
@@ -6,15 +7,11 @@ whatever XLA_FLAGS are set (thread flags only matter for timing).
 """
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import baselines  # noqa: E402
+from lesde.bench import bandwidth, baselines, harness, problem
 
 AVAIL = baselines.available_backends()
 
@@ -22,6 +19,8 @@ AVAIL = baselines.available_backends()
 def _param_backends():
     out = []
     for b in baselines.BACKENDS:
+        if b == "lesde":
+            continue  # test_lesde_matches_the_reference
         ok, why = AVAIL[b]
         marks = [pytest.mark.skipif(not ok, reason=why)]
         if b in ("torch", "jax"):
@@ -34,8 +33,8 @@ BACKEND_PARAMS = _param_backends()
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-@pytest.mark.parametrize("signal", baselines.SIGNALS)
-@pytest.mark.parametrize("dtype", baselines.DTYPES)
+@pytest.mark.parametrize("signal", problem.SIGNALS)
+@pytest.mark.parametrize("dtype", problem.DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_matches_reference_sigma0(backend, signal, dtype, threads):
     if backend == "numpy" and threads == 2:
@@ -49,10 +48,10 @@ def test_reference_is_sensitive():
     rng = np.random.default_rng(0)
     for signal, p in (("linear", 3), ("cross_entropy", 4)):
         E = rng.uniform(-0.5, 2.0, (4, 4))
-        prob = baselines.make_problem(
+        prob = problem.make_problem(
             signal, 500, 4, p, E=E, dt=0.5, sigma=0.0, x0_scale=2.0, counts=[50, 150, 100, 200]
         )
-        ref = baselines.reference_run(prob, 5)
+        ref = problem.reference_run(prob, 5)
         st = baselines.make_stepper("numpy", problem=prob)
         st.E = st.E.T.copy()
         st.run(5)
@@ -61,13 +60,13 @@ def test_reference_is_sensitive():
 
 def test_reference_linear_closed_form():
     """Class means under the linear signal follow dm/dt = (E o pi) m; with small dt the
-    Euler reference must track the exact exponential (MODEL.md section 2(c))."""
+    Euler reference must track the exact exponential (docs/model.md section 2(c))."""
     from scipy.linalg import expm
 
     K, p, dt, n = 3, 2, 1e-3, 400
-    E = baselines.default_impact(K, 2.0, 0.5)
-    prob = baselines.make_problem("linear", 300, K, p, E=E, dt=dt, sigma=0.0, seed=1)
-    X = baselines.reference_run(prob, n)
+    E = problem.default_impact(K, 2.0, 0.5)
+    prob = problem.make_problem("linear", 300, K, p, E=E, dt=dt, sigma=0.0, seed=1)
+    X = problem.reference_run(prob, n)
     m0 = np.stack([prob.X0[prob.c == k].mean(0) for k in range(K)])
     m = np.stack([X[prob.c == k].mean(0) for k in range(K)])
     A = E * prob.pi[None, :]
@@ -76,11 +75,11 @@ def test_reference_linear_closed_form():
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-@pytest.mark.parametrize("dtype", baselines.DTYPES)
+@pytest.mark.parametrize("dtype", problem.DTYPES)
 def test_noise_statistics(backend, dtype):
     """E = 0: one step is pure noise, increments must be N(0, sigma^2 dt)."""
     K, p, N = 3, 4, 30_000
-    prob = baselines.make_problem("linear", N, K, p, E=np.zeros((K, K)), dt=0.25, sigma=2.0)
+    prob = problem.make_problem("linear", N, K, p, E=np.zeros((K, K)), dt=0.25, sigma=2.0)
     st = baselines.make_stepper(backend, problem=prob, dtype=dtype, threads=2)
     st.run(1)
     d = (st.state() - prob.X0.astype(dtype)) / (prob.sigma * math.sqrt(prob.dt))
@@ -103,20 +102,28 @@ def test_stepper_interface_and_unavailable():
 def test_harness_rows_json():
     import json
 
-    import harness
-
-    row = harness.bench_one("numpy", "linear", 2000, 4, 3, "float64", 1, n_steps=2, repeats=2)
-    assert row["status"] == "ok" and row["seconds_per_step"] > 0
-    for k in harness.ROW_KEYS:
-        assert k in row
-    json.dumps(row)
-    lrow = harness.bench_one("lesde", "linear", 2000, 4, 3)
-    assert lrow["status"] == "unavailable" and "not built" in lrow["notes"]
+    rows = harness.run_baselines(
+        [(2000, 4, 3)],
+        backends=("numpy", "lesde"),
+        dtypes=("float64",),
+        signal="linear",
+        n_steps=2,
+        repeats=2,
+        subprocess_isolation=False,
+    )
+    for row in rows:  # lesde is part of the package: it is always timed
+        assert row["status"] == "ok" and row["seconds_per_step"] > 0, row
+        assert row["check_error"] < row["check_tolerance"], row
+        for k in harness.ROW_KEYS:
+            assert k in row
+        json.dumps(row)
+    numpy_row, lesde_row = rows
+    assert numpy_row["speedup_vs_numpy"] == 1.0
+    expected = numpy_row["seconds_per_step"] / lesde_row["seconds_per_step"]
+    assert lesde_row["speedup_vs_numpy"] == pytest.approx(expected)
 
 
 def test_bandwidth_small():
-    import bandwidth
-
     r = bandwidth.measure_bandwidth(8e6, threads=(1, 2), repeats=1, block=4096)
     for th in ("1", "2"):
         assert r["results"][th]["copy_GBps"] > 0
@@ -126,9 +133,6 @@ def test_bandwidth_small():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_lesde_matches_the_reference(signal, dtype):
     """lesde's engine on the baselines' problem (sigma = 0) equals the float64 reference."""
-    pytest.importorskip("lesde")
-    import harness
-
     rng = np.random.default_rng(3)
     K, N = 4, 997
     p = K if signal == "cross_entropy" else 3
@@ -138,11 +142,11 @@ def test_lesde_matches_the_reference(signal, dtype):
     y = c.copy()
     flip = rng.random(N) < 0.2
     y[flip] = rng.integers(0, K, flip.sum())
-    prob = baselines.make_problem(
+    prob = problem.make_problem(
         signal, N, K, p, counts=counts, E=E, dt=0.5, sigma=0.0, seed=3, y=y, x0_scale=2.0
     )
-    ref = baselines.reference_run(prob, 5)
-    st = harness.LesdeStepper(prob, dtype, threads=1)
+    ref = problem.reference_run(prob, 5)
+    st = baselines.LesdeStepper(prob, dtype, threads=1)
     st.run(5)
     err = np.abs(st.state() - ref).max() / np.abs(ref).max()
     assert err < (1e-10 if dtype == "float64" else 1e-4), f"lesde differs from reference: {err}"

@@ -1,7 +1,7 @@
 """Estimate alpha(t), beta(t) from class-mean trajectories and replay them (paper, Fig. 5).
 
 The paper records the class-mean logits m_k(t) of a real network, reads off the impact
-integrals A(t), B(t) with the "I" estimator (MODEL.md section 5), differentiates them
+integrals A(t), B(t) with the "I" estimator (docs/model.md section 5), differentiates them
 (Savitzky-Golay) into alpha_hat(t), beta_hat(t), then feeds those back into the LE-ODE and
 compares the replayed class means with the genuine ones. Here the "genuine" trajectories
 come from the simulator itself, the LE-SDE with a known, time-varying alpha(t) (a power-law

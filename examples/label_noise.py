@@ -1,6 +1,6 @@
 """Label corruption: with alpha > beta the clean accuracy crosses chance at p_err = (K-1)/K.
 
-MODEL.md section 3: if each training label is replaced, with probability p_err, by one of
+docs/model.md section 3: if each training label is replaced, with probability p_err, by one of
 the other K-1 classes, the net push of a class toward its own label direction is
 proportional to (alpha - beta) [(1 - p_err) - p_err / (K-1)] (cross-entropy signal, near
 initialisation). It changes sign at p_err = (K-1)/K (2/3 for K = 3): below it the model

@@ -1,6 +1,6 @@
 """Neural collapse under local elasticity: cross-entropy versus projected signal.
 
-MODEL.md section 3, with alpha > beta:
+docs/model.md section 3, with alpha > beta:
 
 - ``cross_entropy``: the push on class k starts along its label direction v_k = e_k - 1/K,
   so the centred class means approach a simplex equiangular tight frame aligned with the

@@ -1,6 +1,6 @@
 """The phase transition of the linear LE-SDE: separable iff alpha > beta.
 
-MODEL.md section 3: with the linear signal g(x, y) = x the within-class deviations get no
+docs/model.md section 3: with the linear signal g(x, y) = x the within-class deviations get no
 drift and only diffuse (spread ~ sqrt(init_scale^2 + sigma^2 t)), while the class contrasts
 m_k - mbar grow like exp((alpha - beta) t / K). With alpha > beta the point clouds become
 linearly separable with probability -> 1; with alpha <= beta they never do.

@@ -12,6 +12,8 @@ form, statistics, determinism, the reference run) hold on each of them:
 
 CI sets ``LESDE_REQUIRE_BACKENDS=cuda_emulator`` so that a build without the emulator fails
 loudly instead of quietly skipping its tests; on a GPU machine ``cuda_emulator,cuda``.
+``LESDE_BACKENDS=cuda`` (a comma-separated list) runs the backend tests on those backends
+only (bench/gpu_check.sh: the real GPU, not again the CPU and the emulator).
 """
 
 from __future__ import annotations
@@ -20,38 +22,17 @@ import os
 
 import pytest
 
-import lesde
-from lesde import _core
-
-# backend name -> prefix of its engine classes in lesde._core (Simulation64, ...)
-ENGINE_CLASSES = {
-    "cpu": "Simulation",
-    "cuda_emulator": "CudaEmulatorSimulation",
-    "cuda": "CudaSimulation",
-}
-
-
-def available_backends() -> list[str]:
-    found = ["cpu"]
-    if lesde.build_info().get("cuda_emulator"):
-        found.append("cuda_emulator")
-    if _core.cuda_device_count() > 0:
-        found.append("cuda")
-    return found
-
-
-BACKENDS = available_backends()
-DEVICE_BACKENDS = [b for b in BACKENDS if b != "cpu"]
+from backends import BACKENDS, DEVICE_BACKENDS, available_backends
 
 
 def pytest_configure(config):
     required = [b for b in os.environ.get("LESDE_REQUIRE_BACKENDS", "").split(",") if b]
-    missing = [b for b in required if b not in BACKENDS]
+    missing = [b for b in required if b not in available_backends()]
     if missing:
         raise pytest.UsageError(
             f"LESDE_REQUIRE_BACKENDS asks for {missing}, but this build and machine offer only "
-            f"{BACKENDS} (cuda_emulator: CMake LESDE_CUDA_EMULATOR=ON; cuda: a CUDA build and "
-            f"a visible GPU)"
+            f"{available_backends()} (cuda_emulator: CMake LESDE_CUDA_EMULATOR=ON; cuda: a CUDA "
+            f"build and a visible GPU)"
         )
 
 
@@ -75,15 +56,3 @@ def backend(request) -> str:
 def device_backend(request) -> str:
     """A CUDA-kind backend (the emulator, or a real GPU)."""
     return request.param
-
-
-def engine_class(backend: str, dtype: str):
-    """The compiled engine class of ``backend`` for ``dtype`` (float64 or float32)."""
-    bits = "64" if dtype == "float64" else "32"
-    return getattr(_core, ENGINE_CLASSES[backend] + bits)
-
-
-def small_for(backend: str, cpu_size: int, emulator_size: int) -> int:
-    """A run size: the emulator executes each warp's 32 lanes as coroutines, about 1000 times
-    slower than the CPU engine, so tests that only need the physics to hold on it shrink."""
-    return emulator_size if backend == "cuda_emulator" else cpu_size

@@ -93,7 +93,7 @@ def signal(kind, X, y, K):
 
 
 def sde_euler(cfg, replica=0):
-    """A plain NumPy Euler-Maruyama run of MODEL.md 2(b) with the core's random numbers.
+    """A plain NumPy Euler-Maruyama run of docs/model.md 2(b) with the core's random numbers.
 
     Constant alpha/beta/sigma, p = K, no head. Returns (features, labels).
     """

@@ -132,18 +132,18 @@ def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
 
 # ---------------------------------------------------------------------- in-process resume
 def _interrupt_after(monkeypatch, n_writes):
-    """Make the n-th checkpoint write end the run as a Ctrl-C would (after writing it)."""
-    original, count = ck.write_checkpoint, [0]
+    """Make the n-th checkpoint write end the run as a Ctrl-C just after it would."""
+    original, count = ck.Checkpointer.write, [0]
     steps = []
 
-    def write(path, cfg, step, arrays, wall_seconds=0.0):
-        original(path, cfg, step, arrays, wall_seconds)
+    def write(self, step, arrays, wall_seconds):
+        original(self, step, arrays, wall_seconds)
         steps.append(step)
         count[0] += 1
         if count[0] == n_writes:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(ck, "write_checkpoint", write)
+    monkeypatch.setattr(ck.Checkpointer, "write", write)
     return steps
 
 
@@ -429,3 +429,171 @@ def test_bad_checkpoint_arguments(kwargs, error, tmp_path, monkeypatch):
     with pytest.raises(error):
         lesde.simulate(**SMALL, progress=False, **kwargs)
     assert not (tmp_path / "x.ckpt").exists()
+
+
+# ---------------------------------------------------------------------- Ctrl-C between records
+def _ctrl_c_at_chunk(monkeypatch, n):
+    """One step per chunk, and a Ctrl-C after the n-th chunk (as the loop sees a real one:
+    between chunks). Returns the list of steps the chunks ended at."""
+    from lesde import engine
+
+    monkeypatch.setattr(engine, "CHUNK_SECONDS", 0.0)  # chunks of one step
+    ends, original = [], engine.Progress.update
+
+    def update(self, step):
+        original(self, step)
+        ends.append(step)
+        if len(ends) == n:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine.Progress, "update", update)
+    return ends
+
+
+@pytest.mark.parametrize("process", ["sde", "sgd"])
+def test_ctrl_c_between_records_checkpoints_at_the_next_record(process, tmp_path, monkeypatch):
+    """The reported bug: Ctrl-C before the first timed checkpoint left no checkpoint at all.
+    Now the run goes on to the next record step (SGD folds its lazy noise there) and
+    checkpoints it, and resuming gives the uninterrupted run's bytes."""
+    cfg = lesde.Config(**SMALL, process=process)
+    reference = lesde.simulate(cfg, progress=False)
+    path = tmp_path / "run.ckpt"
+    ends = _ctrl_c_at_chunk(monkeypatch, 8)  # Ctrl-C at step 8, between records 6 and 12
+    with pytest.warns(RuntimeWarning, match=r"interrupted at step 12 .* holds step 12"):
+        part = lesde.simulate(cfg, checkpoint=path, progress=False)  # default: by wall time
+    monkeypatch.undo()
+    assert ends[-1] == 8 and cfg.record_index(8) == -1, "Ctrl-C must fall between records"
+    assert part.interrupted and part.steps_done == 12 and part.meta["checkpoint_step"] == 12
+    assert ck.read_checkpoint(path).step == 12
+    assert_bit_identical(lesde.resume(path, progress=False), reference, process)
+
+
+def test_the_first_chunk_is_one_step_whatever_the_record_interval(monkeypatch):
+    """The first chunk used to be a whole record interval: with records at the start and
+    the end only, the whole run was one call that Ctrl-C could not interrupt."""
+    from lesde import engine
+
+    cfg = lesde.Config(**{**SMALL, "record_every": SMALL["steps"]})
+    ends, original = [], engine.Progress.update
+
+    def ctrl_c_after_the_first_chunk(self, step):
+        original(self, step)
+        ends.append(step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine.Progress, "update", ctrl_c_after_the_first_chunk)
+    with pytest.warns(RuntimeWarning, match="interrupted at step 1 of 120"):
+        part = lesde.simulate(cfg, progress=False)
+    assert ends == [1] and part.interrupted and part.steps_done == 1
+
+
+def test_second_ctrl_c_stops_at_once_and_keeps_the_checkpoint_on_disk(tmp_path, monkeypatch):
+    from lesde import engine
+
+    cfg = lesde.Config(**{**SMALL, "record_every": 60})  # records at 0, 60, 120
+    path = tmp_path / "run.ckpt"
+    lesde.simulate(cfg, checkpoint=path, progress=False)  # a checkpoint from an earlier run
+    before = path.read_bytes()
+    _ctrl_c_at_chunk(monkeypatch, 62)  # at step 62, far from record step 120...
+    monkeypatch.setattr(engine, "NOTICE_SECONDS", 0.0)  # ...so the notice always shows
+    original = engine.make_engine
+
+    class SecondCtrlC:  # the engine, with a Ctrl-C while it finishes the steps to 120
+        def __init__(self, sim):
+            self.sim = sim
+
+        def __getattr__(self, name):
+            return getattr(self.sim, name)
+
+        def advance(self, until):
+            if self.sim.step >= 62:
+                raise KeyboardInterrupt
+            return self.sim.advance(until)
+
+    monkeypatch.setattr(engine, "make_engine", lambda *args: SecondCtrlC(original(*args)))
+    with pytest.warns(RuntimeWarning) as caught:
+        part = lesde.simulate(cfg, checkpoint=path, progress=False)
+    notice, final = (str(w.message) for w in caught)
+    assert "interrupted at step 62: finishing the 58 steps to record step 120" in notice
+    assert "Ctrl-C again" in notice
+    assert "interrupted at step 62 of 120" in final and "no checkpoint was written" in final
+    assert part.interrupted and part.steps_done == 62 and part.meta["checkpoint_step"] is None
+    assert path.read_bytes() == before, "the checkpoint on disk must be left alone"
+
+
+# ---------------------------------------------------------------------- what resume keeps
+def test_resume_keeps_the_runs_checkpoint_every_and_meta(tmp_path, monkeypatch):
+    """lesde resume used to fall back to wall-time checkpoints (and the CLI to run.npz)."""
+    cfg = lesde.Config(**SMALL)
+    path = tmp_path / "run.ckpt"
+    _interrupt_after(monkeypatch, 1)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        lesde.simulate(cfg, checkpoint=path, checkpoint_every=30, checkpoint_meta={"out": "a.npz"})
+    saved = ck.read_checkpoint(path)
+    assert (saved.step, saved.every, saved.meta) == (30, 30, {"out": "a.npz"})
+    steps = _interrupt_after(monkeypatch, 10**6)
+    lesde.resume(path, progress=False)  # no checkpoint_every: the run's own 30
+    assert steps == [60, 90, 120]
+    assert ck.read_checkpoint(path).meta == {"out": "a.npz"}, "resume must keep the meta"
+
+
+# ---------------------------------------------------------------------- writing fails
+def test_a_failing_checkpoint_write_warns_once_and_the_run_goes_on(tmp_path, monkeypatch):
+    """A full disk at a checkpoint must not cost the run (or its result): one warning, the
+    checkpoint on disk stays as it was, and later due checkpoints try again."""
+    import errno
+
+    cfg = lesde.Config(**SMALL)
+    path = tmp_path / "run.ckpt"
+    original, tries = ck.write_checkpoint, []
+
+    def disk_full_after_the_first(path, cfg, step, arrays, wall_seconds=0.0, **kwargs):
+        tries.append(step)
+        if len(tries) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(path, cfg, step, arrays, wall_seconds, **kwargs)
+
+    monkeypatch.setattr(ck, "write_checkpoint", disk_full_after_the_first)
+    with pytest.warns(RuntimeWarning) as caught:
+        res = lesde.simulate(cfg, checkpoint=path, checkpoint_every=30, progress=False)
+    assert [str(w.message) for w in caught] == [
+        f"cannot write checkpoint {path} at step 60: No space left on device; the run goes "
+        "on and the checkpoint on disk still holds step 30"
+    ]
+    assert tries == [30, 60, 90, 120] and res.ok and res.steps_done == cfg.n_steps
+    assert res.meta["checkpoint_step"] == 30 and ck.read_checkpoint(path).step == 30
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "device", "folder"])
+def test_a_checkpoint_path_that_is_not_a_regular_file_is_refused(kind, tmp_path):
+    """Writing the checkpoint would have replaced a link, a FIFO or /dev/null with a file."""
+    from filesystems import device_node
+
+    target = tmp_path / "run.ckpt"
+    if kind == "symlink":
+        (tmp_path / "elsewhere.ckpt").write_bytes(b"x")
+        target.symlink_to(tmp_path / "elsewhere.ckpt")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        target = device_node(tmp_path)
+    else:
+        target.mkdir()
+    before = os.lstat(target)
+    with pytest.raises(ValueError, match="not a regular file"):
+        lesde.simulate(**SMALL, checkpoint=target, progress=False)
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
+def test_an_unwritable_checkpoint_folder_is_refused_before_the_run(tmp_path, monkeypatch):
+    from filesystems import read_only_folder
+
+    ran = []
+    simulate_module = sys.modules["lesde.simulate"]  # lesde.simulate is the function
+    monkeypatch.setattr(simulate_module, "run_engine", lambda *a, **k: ran.append(1))
+    with read_only_folder(tmp_path) as folder:
+        with pytest.raises(OSError, match="cannot write a checkpoint") as info:
+            lesde.simulate(**SMALL, checkpoint=folder / "run.ckpt", progress=False)
+    assert info.value.filename == str(folder / "run.ckpt")
+    assert not ran, "the run started before the checkpoint was found unwritable"

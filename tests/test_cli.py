@@ -15,6 +15,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,8 +26,10 @@ import pytest
 import tomllib
 
 import lesde
+from lesde import _core
 
 PKG_PARENT = str(Path(lesde.__file__).resolve().parents[1])
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 COMMANDS = ("demo", "run", "sweep", "plot", "bench", "resume", "validate", "info")
 # Small and single-threaded: fast on a shared 2-core machine.
 SMALL = ["--set", "n_per_class=30", "--set", "t_end=0.5", "--set", "threads=1"]
@@ -88,11 +91,87 @@ def test_info_json(tmp_path):
     assert info["random_stream_version"] == lesde.build_info()["random_stream_version"]
     assert info["threads"] >= 1
     assert info["cuda_built"] is bool(lesde.build_info().get("cuda_built", False))
+    assert info["cuda_emulator_built"] is bool(lesde.build_info().get("cuda_emulator", False))
+    assert info["cuda_devices_visible"] == _core.cuda_device_count()
     if not info["cuda_built"]:
-        assert info["cuda_device_visible"] is False
+        assert info["cuda_devices_visible"] == 0 and info["cuda_device"] is None
     assert "openmp" in info["build_info"]
     human = lesde_cli("info", cwd=tmp_path)
     assert human.returncode == 0 and "random-stream version" in human.stdout
+
+
+def _optional_requirements() -> set[str]:
+    """Every package an extra of pyproject.toml names, but the test and dev tools."""
+    with open(PYPROJECT, "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    names = set()
+    for extra, requirements in extras.items():
+        if extra in ("test", "dev"):
+            continue
+        for requirement in requirements:
+            names.add(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower())
+    return names
+
+
+@pytest.mark.skipif(not PYPROJECT.is_file(), reason="needs the source tree's pyproject.toml")
+def test_info_reports_every_optional_package_and_the_cuda_devices(tmp_path):
+    proc = lesde_cli("info", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    missing = _optional_requirements() - set(info["optional"])
+    assert not missing, f"lesde info does not report these packages of the extras: {missing}"
+    assert {"pyarrow", "jax", "torch"} <= set(info["optional"])
+    for name, version in info["optional"].items():
+        installed = importlib.util.find_spec(name) is not None or name == "mpich"
+        if not installed:
+            assert version is None, (name, version)
+    human = lesde_cli("info", cwd=tmp_path).stdout
+    for name in info["optional"]:
+        assert re.search(rf"^  {name} ", human, re.M), f"{name} missing from:\n{human}"
+    cuda = next(line for line in human.splitlines() if line.startswith("CUDA"))
+    assert ("not built" in cuda) != info["cuda_built"], cuda
+    if info["cuda_built"]:
+        assert "device" in cuda, cuda  # says whether a device is visible
+    assert ("emulator built" in cuda) == info["cuda_emulator_built"], cuda
+
+
+def test_info_names_a_visible_gpu(monkeypatch, capsys):
+    """The GPU branch of `lesde info`, here without a GPU: the core's answers are stubbed
+    with those of a CUDA build that sees one device."""
+    from lesde.cli import main
+
+    built = {**_core.build_info(), "cuda_built": True}
+    device = {"name": "NVIDIA H200", "compute_capability": "9.0", "total_memory": 141 * 2**30}
+    monkeypatch.setattr(_core, "build_info", lambda: built)
+    monkeypatch.setattr(_core, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(_core, "cuda_device_info", lambda: device, raising=False)  # CUDA only
+    assert main(["info"]) == 0
+    cuda = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("CUDA"))
+    assert "built, 1 device(s) visible: NVIDIA H200 (sm 9.0, 141 GiB)" in cuda, cuda
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cuda_devices_visible"] == 1 and info["cuda_device"].startswith("NVIDIA H200")
+
+
+@pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["validate"], ["--help"]])
+def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path, command):
+    """``lesde info | head -1``: the reader leaves early; lesde must not fail or complain."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before lesde writes a byte
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lesde", *command],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stderr == "", proc.stderr
 
 
 # ---------------------------------------------------------------------------- validate / --set
@@ -157,6 +236,7 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         ("n_clases = 3\n", (), "did you mean 'n_classes'"),
         ('alpha = "big"\n', (), "alpha"),
         ("alpha = \n", (), "invalid TOML"),
+        ("signal = linear\n", (), 'strings need quotes: signal = "linear"'),
         (None, (), "not found"),
         ("n_classes = 3\n[grid]\nalpha = [1.0]\n", (), "lesde sweep"),
         ("", ("--set", "sigma=-1"), "sigma must be >= 0"),
@@ -167,6 +247,7 @@ def test_run_dry_run_prints_plan_and_runs_nothing(tmp_path):
         "unknown-key",
         "bad-value",
         "invalid-toml",
+        "unquoted-string",
         "missing-file",
         "grid-in-run",
         "bad-set-value",
@@ -185,6 +266,19 @@ def test_config_errors_exit_1_without_traceback(tmp_path, content, args, expecte
         assert expected in err, err
         assert proc.stdout == ""
     assert not (tmp_path / "run.npz").exists()
+
+
+def test_a_bad_set_value_is_blamed_on_set_not_on_the_file(tmp_path):
+    (tmp_path / "cfg.toml").write_text("n_classes = 3\nn_per_class = 10\n")
+    err = assert_clean_error(
+        lesde_cli("run", "cfg.toml", "--set", "record_samples=100", cwd=tmp_path)
+    )
+    assert "--set record_samples: record_samples" in err and "cfg.toml" not in err, err
+    err = assert_clean_error(lesde_cli("validate", "--set", "alpah=1", cwd=tmp_path))
+    assert "--set alpah: unknown config field 'alpah'; did you mean 'alpha'?" in err, err
+    (tmp_path / "bad.toml").write_text("n_classes = 3\nsigma = -1.0\n")
+    err = assert_clean_error(lesde_cli("run", "bad.toml", "--set", "alpha=2", cwd=tmp_path))
+    assert "bad.toml: sigma" in err, err  # the file's own mistake is still the file's
 
 
 def test_numerical_failure_exits_2_and_saves_partial_result(tmp_path):
@@ -280,14 +374,13 @@ def test_resume_refuses_missing_or_damaged_checkpoints(tmp_path):
     assert_clean_error(lesde_cli("resume", "bad.ckpt", cwd=tmp_path))
 
 
-def test_bench_forwards_or_explains(tmp_path):
-    proc = lesde_cli("bench", "--", "--help", cwd=tmp_path)
-    source_script = Path(lesde.__file__).resolve().parents[2] / "bench" / "run_bench.py"
-    if importlib.util.find_spec("lesde.bench") is not None or source_script.is_file():
+def test_bench_is_the_packaged_suite(tmp_path):
+    """lesde bench runs lesde.bench (part of the package, not a source checkout's script)."""
+    for args in (["bench", "--help"], ["bench", "--", "--help"]):
+        proc = lesde_cli(*args, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert "usage" in proc.stdout
-    else:
-        assert proc.returncode == 1 and "not part of this installation" in proc.stderr
+        assert proc.stdout.startswith("usage: lesde bench") and "--smoke" in proc.stdout
+    assert "--bogus" in assert_clean_error(lesde_cli("bench", "--bogus", cwd=tmp_path))
 
 
 # ---------------------------------------------------------------------------- run, plot, sweep
@@ -314,6 +407,37 @@ def test_run_saves_result_and_json_summary_matches_file(tmp_path):
     assert human.returncode == 0, human.stderr
     assert "ncc_accuracy" in human.stdout and "wrote run.npz" in human.stdout
     assert (tmp_path / "run.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "signal, alpha, beta, first, reading",
+    [
+        ("linear", 2.0, 0.5, "separable_ncc", "separates the classes iff alpha > beta"),
+        ("projected", 2.0, 0.5, "separable_ncc", "on both sides of alpha = beta"),
+        ("cross_entropy", 0.5, 2.0, "loss", "pushes each class away from its label"),
+    ],
+)
+def test_run_summary_leads_with_what_the_signal_drives(
+    tmp_path, signal, alpha, beta, first, reading
+):
+    """README's first example (linear, alpha = 2 > beta = 0.5) printed loss 190.6 and accuracy
+    0.33 on top, which reads as "does not learn": the summary must lead with separability
+    for linear and projected runs, and with loss and accuracy for cross-entropy."""
+    sets = [f"signal={signal}", f"alpha={alpha}", f"beta={beta}", "t_end=20", "n_per_class=200"]
+    proc = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    top = lines.index(next(line for line in lines if line.startswith("what the")))
+    headline = lesde.result.HEADLINE_METRICS[signal]
+    rows = [line.split()[0] for line in lines[top + 3 : top + 3 + len(headline)]]
+    assert rows == list(headline) and rows[0] == first, proc.stdout
+    assert reading in " ".join(proc.stdout.split()), proc.stdout
+    if signal == "linear":  # alpha > beta: the classes separate; the table says so first
+        values = lines[top + 3].split()
+        assert values[0] == "separable_ncc" and float(values[1]) == 1.0, proc.stdout
+    report = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--json", cwd=tmp_path)
+    summary = json.loads(report.stdout)["summary"]
+    assert list(summary)[: len(headline)] == list(headline), summary
 
 
 def test_run_then_plot(tmp_path):
@@ -384,9 +508,13 @@ def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     # Fixed seeds: the boundary is the diagonal (smeared by the finite horizon).
     assert min(on_or_below) == 0.0 and max(on_or_below) <= 0.1, grid
     assert sum(above) / len(above) >= 0.5, grid
+    assert all(set(lesde.result.HEADLINE_METRICS["linear"]) <= set(r) for r in grid), grid
     ce_up, ce_down = report["cross_entropy"]
     assert ce_up["alpha"] > ce_up["beta"] and ce_up["loss"] < ce_up["loss_t0"]
     assert ce_down["alpha"] < ce_down["beta"] and ce_down["loss"] > ce_down["loss_t0"]
+    # alpha < beta: away from the labels (accuracy 0), yet the clouds separate (model.md 3)
+    assert ce_down["accuracy"] < 0.05 and ce_down["separable_ncc"] >= 0.5, ce_down
+    assert list(ce_up)[-6:] == list(lesde.result.HEADLINE_METRICS["cross_entropy"]), ce_up
     # pandas and matplotlib are core dependencies: the table and both figures always come.
     assert {Path(f).name for f in report["figures"]} == {
         "phase_diagram.png",
@@ -412,3 +540,347 @@ def test_demo_with_a_broken_matplotlib_fails_at_once(tmp_path):
     assert "matplotlib" in assert_clean_error(proc)
     assert proc.stdout == ""
     assert not (tmp_path / "d").exists(), "nothing is run or written"
+
+
+# ---------------------------------------------------------------------------- Ctrl-C, resume
+# Marks that the run loop has started (the first chunk is done), so that a test's Ctrl-C
+# reaches the run, not the imports.
+STARTED_HOOK = """
+import pathlib
+import lesde.engine as engine
+_update = engine.Progress.update
+def _update_and_mark(self, step):
+    pathlib.Path("started").touch()
+    _update(self, step)
+engine.Progress.update = _update_and_mark
+"""
+RESUMABLE = [
+    "--set",
+    "n_per_class=20000",
+    "--set",
+    "steps=600",
+    "--set",
+    "record_every=50",
+    "--set",
+    "threads=1",
+    "--set",
+    "seed=4",
+    "--quiet",
+]
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_resume_saves_where_the_run_would_have(tmp_path):
+    """The reported session: Ctrl-C in the first minute left no checkpoint, `lesde resume`
+    said "no checkpoint file", it would have written run.npz, and a raw RuntimeWarning
+    line came first. Now: one line with the command, a checkpoint at the next record step,
+    and resume writes the run's own --out, checkpointing as often as the run did."""
+    import signal
+
+    code = f"{STARTED_HOOK}\nimport sys\nfrom lesde.cli import main\nsys.exit(main(sys.argv[1:]))"
+    args = ["run", *RESUMABLE, "--checkpoint", "run.ckpt", "--checkpoint-every", "500"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args, "--out", "mine.npz"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    assert "Traceback" not in err and "RuntimeWarning" not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("lesde: interrupted at step ") and "mine.npz" in line, err
+    assert line.endswith("with: lesde resume run.ckpt"), line
+    from lesde.checkpoint import read_checkpoint
+
+    saved = read_checkpoint(tmp_path / "run.ckpt")
+    assert 0 < saved.step < 500, "the Ctrl-C checkpoint, not a scheduled one"
+    assert f"continue from step {saved.step} " in line
+
+    resumed = lesde_cli("resume", "run.ckpt", "--quiet", cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (tmp_path / "run.npz").exists(), "resume must not fall back to run.npz"
+    assert read_checkpoint(tmp_path / "run.ckpt").every == 500  # the run's own setting
+    whole = lesde_cli("run", *RESUMABLE, "--out", "whole.npz", cwd=tmp_path, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    a, b = lesde.load(tmp_path / "mine.npz"), lesde.load(tmp_path / "whole.npz")
+    assert not a.interrupted and a.features.tobytes() == b.features.tobytes()
+    for name in b.metrics:
+        assert a.metrics[name].tobytes() == b.metrics[name].tobytes(), name
+
+
+def test_resume_replaces_only_its_own_result(tmp_path):
+    ran = lesde_cli("run", *SMALL, "--checkpoint", "c.ckpt", "--out", "r.npz", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    (tmp_path / "r.npz").write_bytes(b"someone else's file")
+    err = assert_clean_error(lesde_cli("resume", "c.ckpt", cwd=tmp_path))
+    assert "not a result of this run" in err and "--force" in err
+    assert (tmp_path / "r.npz").read_bytes() == b"someone else's file"
+    forced = lesde_cli("resume", "c.ckpt", "--force", "--quiet", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert lesde.load(tmp_path / "r.npz").config.n_per_class == 30
+    again = lesde_cli("resume", "c.ckpt", "--quiet", cwd=tmp_path)  # its own result now
+    assert again.returncode == 0, again.stderr
+
+    lesde.simulate(n_per_class=10, t_end=0.1, checkpoint=tmp_path / "lib.ckpt", progress=False)
+    err = assert_clean_error(lesde_cli("resume", "lib.ckpt", cwd=tmp_path))
+    assert "give --out" in err
+    given = lesde_cli("resume", "lib.ckpt", "--out", "lib.npz", "--quiet", cwd=tmp_path)
+    assert given.returncode == 0 and (tmp_path / "lib.npz").exists(), given.stderr
+
+
+# ---------------------------------------------------------------------------- sizes
+def test_dry_run_counts_records_and_refuses_what_does_not_fit(tmp_path):
+    """steps = 2^31 - 1 recorded every step took 53 s and 16 GiB before saying anything.
+    Counting is arithmetic; the dry run prints the estimate and exits 2 (here under a 4 GiB
+    address-space limit, which building the record grid would exceed)."""
+    huge = ["--set", "steps=2147483647", "--set", "record_every=1", "--dry-run"]
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))"
+    start = time.perf_counter()
+    proc = lesde_cli("run", *huge, cwd=tmp_path, pre=limit, timeout=60)
+    assert time.perf_counter() - start < 30
+    err = assert_clean_error(proc, code=2)
+    assert "2147483648 records, about 560.00 GiB of state and records" in proc.stdout
+    assert "record less often (record_every)" in err
+    plan = json.loads(lesde_cli("run", *huge, "--json", cwd=tmp_path, pre=limit).stdout)
+    assert plan["n_records"] == 2**31 and plan["fits_in_memory"] is False
+    fits = lesde_cli("run", "--dry-run", "--json", cwd=tmp_path)
+    assert fits.returncode == 0 and json.loads(fits.stdout)["fits_in_memory"] is True
+    # The same refusal without --dry-run, before anything is allocated: exit 2 as well.
+    sets = ["--set", "n_per_class=600000000", "--set", "dim=100", "--set", "signal=linear"]
+    big = lesde_cli("run", *sets, cwd=tmp_path)
+    err = assert_clean_error(big, code=2)
+    assert "GiB" in err and err.count("\n") == 1, err
+
+
+def in_process(capsys, *args: str, cwd: Path):
+    """``lesde ARGS`` in this process (for refusals, which need no run: no start-up cost);
+    returns (exit code, stdout, stderr)."""
+    from lesde.cli import main
+
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        code = main(list(args))
+    finally:
+        os.chdir(old)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error_line(code, out, err, expected_code: int = 1) -> str:
+    assert code == expected_code, (code, out, err)
+    assert err.startswith("lesde: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "grid, expected",
+    [
+        ("alpha = {start = 0, stop = 1, num = 1e8}", "num must be in [1, 100000]"),
+        (
+            "alpha = {start = 0, stop = 1, num = 1000}\nbeta = {start = 0, stop = 1, num = 1000}",
+            "the grid has 1000000 points (1000 alpha x 1000 beta)",
+        ),
+    ],
+    ids=["one-huge-axis", "huge-product"],
+)
+def test_huge_grids_are_counted_and_refused(tmp_path, capsys, grid, expected):
+    """`lesde validate` of a grid with num = 1e8 did not return."""
+    (tmp_path / "g.toml").write_text(f"n_classes = 3\n[grid]\n{grid}\n")
+    for command in ("validate", "sweep"):
+        start = time.perf_counter()
+        err = assert_one_error_line(*in_process(capsys, command, "g.toml", cwd=tmp_path))
+        assert expected in err and time.perf_counter() - start < 10, err
+    assert not (tmp_path / "lesde-sweep").exists()
+
+
+# ---------------------------------------------------------------------------- odd input
+def test_a_set_value_with_a_line_break_is_refused(tmp_path):
+    """'alpha=1\\nbeta=5' set alpha and silently dropped beta."""
+    err = assert_clean_error(lesde_cli("validate", "--set", "alpha=1\nbeta=5", cwd=tmp_path))
+    assert "--set alpha" in err and "line break" in err
+
+
+def test_deeply_nested_input_is_a_one_line_error(tmp_path, capsys):
+    """A RecursionError traceback came out instead of the documented one-line error."""
+    as_arg = "alpha=" + "[" * 5000 + "]" * 5000  # the reproducer, as a user types it
+    err = assert_clean_error(lesde_cli("validate", "--set", as_arg, cwd=tmp_path))
+    assert "--set alpha: the value is nested too deeply" in err
+    for depth in (5_000, 100_000):  # 100,000 exceeds what one command-line argument holds
+        nested = "[" * depth + "]" * depth
+        err = assert_one_error_line(
+            *in_process(capsys, "validate", "--set", f"alpha={nested}", cwd=tmp_path)
+        )
+        assert "nested too deeply" in err
+        (tmp_path / "deep.toml").write_text(f"alpha = {nested}\n")
+        err = assert_one_error_line(*in_process(capsys, "validate", "deep.toml", cwd=tmp_path))
+        assert "deep.toml: invalid TOML: values nested too deeply" in err
+        header = '{"kind": "lesde-result", "format_version": 1, "meta": ' + nested + "}"
+        with open(tmp_path / "deep.npz", "wb") as f:
+            np.savez(f, header=np.array(header))
+        assert_one_error_line(*in_process(capsys, "plot", "deep.npz", cwd=tmp_path))
+        with open(tmp_path / "deep.ckpt", "wb") as f:
+            np.savez(f, header=np.array(header.replace("lesde-result", "lesde-checkpoint")))
+        resume = ("resume", "deep.ckpt", "--out", "x.npz")
+        assert_one_error_line(*in_process(capsys, *resume, cwd=tmp_path))
+
+
+# ---------------------------------------------------------------------------- outputs
+def _not_a_regular_file(folder: Path, kind: str) -> Path:
+    from filesystems import device_node
+
+    folder.mkdir(exist_ok=True)
+    target = folder / f"target-{kind}"
+    if kind == "symlink":
+        (folder / "real.npz").write_bytes(b"the real file")
+        target.symlink_to(folder / "real.npz")
+    elif kind == "device":
+        target = device_node(folder)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    return target
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_before_the_run(tmp_path, capsys):
+    """--out /dev/null or a symlink used to be replaced by a regular file after the run."""
+    link = _not_a_regular_file(tmp_path, "symlink")  # the reproducer, as a user runs it
+    proc = lesde_cli("run", *SMALL, "--out", str(link), cwd=tmp_path)
+    assert "is a symbolic link, not a regular file" in assert_clean_error(proc)
+    assert proc.stdout == "" and link.is_symlink()
+    for kind in ("symlink", "device", "fifo", "folder"):
+        for option in ("--out", "--checkpoint", "--zarr"):
+            target = _not_a_regular_file(tmp_path / option.strip("-"), kind)
+            if option == "--zarr" and kind == "folder":
+                continue  # a Zarr store is a folder
+            before = os.lstat(target)
+            code, out, err = in_process(capsys, "run", *SMALL, option, str(target), cwd=tmp_path)
+            assert_one_error_line(code, out, err)
+            assert f"{option} '{target}' is a" in err, err
+            assert out == "", "nothing may run"
+            after = os.lstat(target)
+            assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino), (kind, option)
+    code, out, err = in_process(
+        capsys, "run", *SMALL, "--out", "same.npz", "--checkpoint", "same.npz", cwd=tmp_path
+    )
+    assert "the same file" in assert_one_error_line(code, out, err)
+
+
+def test_an_unwritable_output_is_refused_before_the_run(tmp_path, capsys):
+    """A read-only --out was found only after the whole run."""
+    from filesystems import read_only_folder
+
+    with read_only_folder(tmp_path) as folder:
+        for args in (
+            ("run", *SMALL, "--out", str(folder / "old.npz")),
+            ("run", *SMALL, "--out", "r.npz", "--checkpoint", str(folder / "run.ckpt")),
+            ("run", *SMALL, "--out", str(folder / "new" / "r.npz")),
+        ):
+            code, out, err = in_process(capsys, *args, cwd=tmp_path)
+            assert "cannot be written" in assert_one_error_line(code, out, err), args
+            assert out == "", "nothing may run"
+        (tmp_path / "g.toml").write_text("n_per_class = 5\nt_end = 0.1\n[grid]\nalpha = [1.0]\n")
+        sweep = ("sweep", "g.toml", "--out", str(folder / "sweep"))
+        assert_one_error_line(*in_process(capsys, *sweep, cwd=tmp_path))
+        assert (folder / "old.npz").read_bytes() == b"an older result"
+
+
+# Makes every write of a result fail as on a full disk, inside numpy's writer (where the
+# chained tracebacks came from); checkpoints are written as usual.
+RESULT_DISK_FULL = """
+import errno
+import lesde.storage as storage
+_write_npz = storage.write_npz
+def _full_for_results(path, arrays, header):
+    if header.get("kind") == "lesde-result":
+        import numpy
+        _savez = numpy.savez
+        def savez(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        numpy.savez = savez
+        try:
+            return _write_npz(path, arrays, header)
+        finally:
+            numpy.savez = _savez
+    return _write_npz(path, arrays, header)
+storage.write_npz = _full_for_results
+"""
+
+
+def test_a_full_disk_at_the_end_is_one_line_and_keeps_everything(tmp_path):
+    """Three chained tracebacks and no `lesde: error:` line. Now one line that says what
+    was kept; the file already at --out is unchanged, and the checkpoint (which holds the
+    finished run) saves the result elsewhere without running again."""
+    (tmp_path / "r.npz").write_bytes(b"the previous result")
+    args = ["run", *SMALL, "--out", "r.npz", "--checkpoint", "run.ckpt"]
+    proc = lesde_cli(*args, cwd=tmp_path, pre=RESULT_DISK_FULL)
+    err = assert_clean_error(proc)
+    assert err.count("\n") == 1, err
+    assert "cannot write r.npz: No space left on device; no file was replaced" in err
+    assert "holds the finished run: `lesde resume run.ckpt --out OTHER.npz` saves it" in err
+    assert (tmp_path / "r.npz").read_bytes() == b"the previous result"
+    assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
+    saved = lesde_cli("resume", "run.ckpt", "--out", "other.npz", "--quiet", cwd=tmp_path)
+    assert saved.returncode == 0 and lesde.load(tmp_path / "other.npz").ok, saved.stderr
+
+
+def test_a_really_full_disk_is_one_line(tmp_path):
+    """The same on a real 64 KiB file system (where this test may mount one)."""
+    from filesystems import full_folder
+
+    with full_folder(tmp_path) as folder:
+        (folder / "r.npz").write_bytes(b"the previous result")
+        args = ["run", *SMALL, "--set", "n_per_class=3000", "--out", str(folder / "r.npz")]
+        proc = lesde_cli(*args, cwd=tmp_path)
+        err = assert_clean_error(proc)
+        assert "lesde: warning: --out" in err and "free on its file system" in err  # at once
+        assert "No space left on device; no file was replaced" in err
+        assert (folder / "r.npz").read_bytes() == b"the previous result"
+        assert sorted(p.name for p in folder.iterdir()) == ["r.npz"]
+
+
+# ---------------------------------------------------------------------------- one sweep writer
+HOLD_LOCK = """
+import sys, time
+from lesde.sweep import sweep_lock
+with sweep_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_sweep_of_the_same_folder_is_refused_until_the_first_is_gone(tmp_path):
+    """Two sweeps on one --out deleted each other's temporary files and overwrote each
+    other's table.csv. The second now stops at once, naming the folder and the pid that
+    holds it; the lock goes with its holder, even one killed with SIGKILL."""
+    (tmp_path / "g.toml").write_text(
+        "n_per_class = 10\nt_end = 0.1\nthreads = 1\n[grid]\nalpha = [1.0, 2.0]\n"
+    )
+    (tmp_path / "sw").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, "sw"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        err = assert_clean_error(lesde_cli("sweep", "g.toml", "--out", "sw", cwd=tmp_path))
+        assert "'sw' is in use by another lesde sweep" in err and f"pid {holder.pid}" in err
+        assert not (tmp_path / "sw" / "table.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    proc = lesde_cli("sweep", "g.toml", "--out", "sw", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "sw" / "table.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["ok", "ok"]

@@ -1,4 +1,4 @@
-"""Closed forms and convergence order: the linear LE-ODE (MODEL.md section 2c).
+"""Closed forms and convergence order: the linear LE-ODE (docs/model.md section 2c).
 
 Every test runs on each backend present (conftest.py ``backend``); the convergence orders
 are the ones the core declares for its schemes (``lesde.engine.scheme_orders``).
@@ -16,7 +16,7 @@ MEANS0 = np.array([[1.0, 0.2, -0.3], [-0.4, 0.9, 0.1], [0.3, -0.5, 0.7]])
 
 
 def closed_form(t, A, B):
-    """Class means of the linear model with balanced classes (MODEL.md 2c)."""
+    """Class means of the linear model with balanced classes (docs/model.md 2c)."""
     mbar0 = MEANS0.mean(axis=0)
     d0 = MEANS0 - mbar0
     return np.exp((A + (K - 1) * B) / K) * mbar0 + np.exp((A - B) / K) * d0
@@ -70,7 +70,7 @@ def test_linear_class_means_converge_at_the_scheme_order(case, scheme, backend):
 
 def test_within_class_deviations_get_no_drift(backend):
     # Linear signal, sigma = 0: every sample of a class moves by the same amount, so the
-    # spread around the class mean is frozen (MODEL.md section 3).
+    # spread around the class mean is frozen (docs/model.md section 3).
     res = lesde.simulate(
         n_classes=K,
         n_per_class=50,

@@ -31,7 +31,7 @@ import lesde
 from lesde import _core
 from lesde.engine import allocate, engine_config
 
-from conftest import engine_class
+from backends import engine_class
 
 # dtype -> (rtol, atol relative to the largest magnitude compared)
 TOLERANCE = {"float64": (1e-12, 1e-12), "float32": (1e-5, 1e-5)}

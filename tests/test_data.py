@@ -4,7 +4,7 @@
   count *and* brightness yet distinguishable, that each option does what it says (rotation,
   blur, noise, size), and argument validation
 - Dataset: validation and conversion, subset, stratified split, repr
-- corrupt_labels: the corruption model of MODEL.md section 3 (never the true label, uniform
+- corrupt_labels: the corruption model of docs/model.md section 3 (never the true label, uniform
   over the other K-1 classes, rate p_err), no mutation, validation
 - cifar10: a tiny fake copy in the real pickle format (folder, parent folder, archive),
   pixel layout, class selection and remapping, n_per_class, split, errors, and that a

@@ -5,7 +5,7 @@ import pytest
 
 import lesde
 
-from conftest import small_for
+from backends import small_for
 
 
 def assert_same(a, b, what):

@@ -265,9 +265,11 @@ def test_mpi_pool_executor_gives_the_local_table(tmp_path, local_table):
         "from mpi4py.futures import MPIPoolExecutor\n"
         "from lesde.sweep import sweep\n"
         f"base = lesde.Config.from_toml({BASE.to_toml()!r})\n"
-        "with MPIPoolExecutor() as pool:\n"
-        f"    res = sweep(base, {GRID!r}, replicas={REPLICAS}, executor=pool,\n"
-        f"                progress=False, out_dir={str(tmp_path / 'out')!r})\n"
+        # The worker ranks run this script too: only rank 0 may sweep (docs/distributed.md)
+        'if __name__ == "__main__":\n'
+        "    with MPIPoolExecutor() as pool:\n"
+        f"        res = sweep(base, {GRID!r}, replicas={REPLICAS}, executor=pool,\n"
+        f"                    progress=False, out_dir={str(tmp_path / 'out')!r})\n"
     )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(

@@ -50,7 +50,7 @@ def initial_means(seed=0, k=K):
 
 
 def linear_closed_form(t, m0):
-    """MODEL.md section 2: mbar grows as exp((A+(K-1)B)/K), contrasts as exp((A-B)/K)."""
+    """docs/model.md section 2: mbar grows as exp((A+(K-1)B)/K), contrasts as exp((A-B)/K)."""
     k = m0.shape[0]
     A, B = A_fn(t), B_fn(t)
     mbar0 = m0.mean(axis=0)
@@ -99,7 +99,7 @@ def solve_projected_ode(t, m0):
 
 
 def projected_modes_closed_form(t, m0):
-    """a(t) from the mode decomposition of MODEL.md section 3 (common vs zero-sum modes)."""
+    """a(t) from the mode decomposition of docs/model.md section 3 (common vs zero-sum modes)."""
     k = m0.shape[0]
     a0 = np.einsum("kj,kj->k", label_dirs(k), m0) * k / (k - 1)
     abar0 = a0.mean()
@@ -126,7 +126,7 @@ class TestRoundTripI:
             solve_linear_ode(t, m0),
             linear_closed_form(t, m0),
             rtol=1e-9,
-            err_msg="MODEL.md closed form disagrees with the integrated linear LE-ODE",
+            err_msg="docs/model.md closed form disagrees with the integrated linear LE-ODE",
         )
 
     def test_integrals_exact_data(self):
@@ -180,7 +180,7 @@ class TestRoundTripL:
             a,
             projected_modes_closed_form(t, m0),
             rtol=1e-9,
-            err_msg="MODEL.md section 3 mode decomposition disagrees with the projected ODE",
+            err_msg="docs/model.md section 3 mode decomposition disagrees with the projected ODE",
         )
 
     def test_integrals_exact_modes(self):

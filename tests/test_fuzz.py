@@ -172,7 +172,15 @@ def test_config_accepts_or_raises_value_or_type_error(fields):
     assert cfg.n_steps >= 1 and cfg.p >= 1 and cfg.n_samples >= cfg.n_classes
     if _few_records(cfg):
         engine_config(cfg)  # the C++ EngineConfig::check() raises on anything it cannot run
-        assert cfg.record_steps[0] == 0 and cfg.record_steps[-1] == cfg.n_steps
+        steps = cfg.record_steps
+        assert steps[0] == 0 and steps[-1] == cfg.n_steps
+        # Counting and finding records is arithmetic, and agrees with the grid built here.
+        assert cfg.n_records == steps.size
+        for step in {0, 1, 2, cfg.record_interval, cfg.n_steps - 1, cfg.n_steps}:
+            i = int(np.searchsorted(steps, step))
+            expected = i if i < steps.size and steps[i] == step else -1
+            assert cfg.record_index(step) == expected, step
+            assert cfg.next_record_step(step) == steps[min(i, steps.size - 1)], step
 
 
 @FUZZ
@@ -187,6 +195,26 @@ def test_config_from_dict_and_toml_text(data):
         lesde.Config.from_toml(text + "\n")
     except (ValueError, TypeError):
         pass
+
+
+NESTED = st.integers(1, 100_000).map(lambda depth: "[" * depth + "]" * depth)
+
+
+@FUZZ
+@given(st.text(max_size=30) | NESTED | st.builds("{}\n{}".format, st.text(max_size=9), NESTED))
+@example("1\nbeta=5")  # a second line used to set another field, or vanish
+@example("[" * 100_000 + "]" * 100_000)  # nesting used to end in a RecursionError
+@example('{kind="power_law", a0=1, tau=2, gamma=0.5}')
+def test_set_values_parse_or_are_refused_in_one_line(text):
+    from lesde.cli.common import UsageError, parse_set
+
+    try:
+        parsed = parse_set([f"alpha={text}"])
+    except UsageError as err:
+        assert "\n" not in str(err).strip() and "alpha" in str(err)
+        return
+    assert list(parsed) == ["alpha"]  # one --set, one field
+    assert "\n" not in text.strip() and "\r" not in text.strip()  # outer blanks are trimmed
 
 
 # ---------------------------------------------------------------------- metrics

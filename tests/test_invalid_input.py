@@ -55,6 +55,29 @@ CASES = [
     (dict(alpha={"kind": "power_law", "a0": 1.0, "tau": -1.0, "gamma": 1.0}), ValueError, "tau"),
     (dict(alpha={"kind": "wavy"}), ValueError, "alpha"),
     (dict(sigma=([0.0, 0.0], [1.0, 2.0])), ValueError, "increasing"),
+    # A horizon that is not a whole number of steps used to be rounded silently.
+    (dict(t_end=1.0, dt=0.3), ValueError, "t_end=0.9 (steps=3) or t_end=1.2 (steps=4)"),
+    (dict(t_end=0.001, dt=0.01), ValueError, "t_end=0.01 (steps=1)"),
+    # One SGD step of 10^9 draws from 30 samples: minutes that Ctrl-C cannot interrupt.
+    (dict(batch_size=10**9, n_per_class=10, process="sgd"), ValueError, "batch_size"),
+    (dict(batch_size=31, n_per_class=10, process="sgd"), ValueError, "N = 30"),
+    # sigma < 0 at some time, through a schedule as through a constant.
+    (dict(sigma={"kind": "power_law", "a0": -1.0, "tau": 1.0, "gamma": 1.0}), ValueError, "sigma"),
+    (dict(sigma={"kind": "power_law", "a0": -1.0, "tau": 1.0, "gamma": -1.0}), ValueError, "bound"),
+    (dict(sigma={"kind": "exponential", "a0": -0.1, "tau": 1.0}), ValueError, "sigma"),
+    (dict(sigma=([0.0, 1.0, 2.0], [1.0, -0.5, 1.0])), ValueError, "reaches -0.5"),
+    (
+        dict(sigma=lesde.Tabulated(times=[0.0, 1.0], values=[0.5, -1e-9])),
+        ValueError,
+        "sigma must be >= 0",
+    ),
+    # A 2-D table is a mistake, not a series to flatten.
+    (dict(alpha=([[0.0, 1.0], [2.0, 3.0]], [1.0, 1.0, 1.0, 1.0])), ValueError, "1-D"),
+    (
+        dict(beta={"kind": "tabulated", "times": [0.0, 1.0], "values": [[1.0], [2.0]]}),
+        ValueError,
+        "beta",
+    ),
 ]
 
 
@@ -63,6 +86,32 @@ def test_invalid_config_raises_a_clear_error(fields, error, word):
     with pytest.raises(error) as info:
         lesde.Config(**fields)
     assert word in str(info.value), f"message {str(info.value)!r} does not name {word!r}"
+
+
+def test_whole_numbers_of_steps_are_accepted_despite_rounding():
+    """t_end = n * dt computed in floating point (0.1 * 3 = 0.30000000000000004) is n steps;
+    so is a horizon far beyond the float precision of one step."""
+    for dt in (0.1, 0.01, 0.3, 0.05, 0.002, 1e-4, 7.0):
+        for n in (1, 3, 7, 10, 333, 1000, 12345, 2**31 - 1):
+            cfg = lesde.Config(t_end=n * dt, dt=dt)
+            assert cfg.n_steps == n, (dt, n, cfg.n_steps)
+    assert lesde.Config(t_end=0.3, dt=0.1).n_steps == 3
+    assert lesde.Config(t_end=10.0, dt=0.05).n_steps == 200
+
+
+def test_schedules_stay_generic_and_sigma_may_reach_zero():
+    """Only sigma must be >= 0; alpha and beta may be negative; a decay to 0 is fine."""
+    lesde.Config(alpha={"kind": "power_law", "a0": -1.0, "tau": 1.0, "gamma": 1.0})
+    lesde.Config(beta=([0.0, 1.0], [-1.0, 1.0]))
+    lesde.Config(sigma={"kind": "power_law", "a0": 1.0, "tau": 1.0, "gamma": 2.0})
+    lesde.Config(sigma={"kind": "power_law", "a0": 1.0, "tau": 1.0, "gamma": -1.0})
+    lesde.Config(sigma={"kind": "exponential", "a0": 0.0, "tau": 1.0})
+    lesde.Config(sigma=([0.0, 1.0], [1.0, 0.0]))
+    assert lesde.Config(batch_size=30, n_per_class=10, process="sgd").batch_size == 30
+    with pytest.raises(ValueError, match="times must be a 1-D"):
+        lesde.Tabulated(times=[[0.0, 1.0]], values=[1.0, 2.0])
+    with pytest.raises(ValueError, match="values must be a 1-D"):
+        lesde.Tabulated(times=[0.0], values=[[1.0]])
 
 
 def test_label_noise_may_be_one():

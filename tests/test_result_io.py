@@ -1,6 +1,9 @@
-"""Saving and loading results: exact round trip, never pickle, clear refusals."""
+"""Saving and loading results and configs: exact round trip, never pickle, clear refusals,
+files that get the mode the user's umask asks for; and what a result's summary leads with."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -87,3 +90,159 @@ def test_config_toml_round_trip():
     assert lesde.Config.from_dict(cfg.to_dict()) == cfg
     resolved = lesde.Config.from_toml(cfg.to_toml(resolved=True))
     assert resolved.n_steps == cfg.n_steps and resolved.record_interval == cfg.record_interval
+
+
+def _resaved(result, tmp_path, change_header=None, change_arrays=None):
+    """The saved result, rewritten with its header and arrays changed."""
+    path = tmp_path / "run.npz"
+    result.save(path)
+    with np.load(path) as data:
+        payload = dict(data)
+    header = json.loads(str(payload.pop("header")))
+    if change_header:
+        change_header(header)
+    if change_arrays:
+        change_arrays(payload)
+    np.savez(tmp_path / "changed.npz", header=np.array(json.dumps(header)), **payload)
+    return tmp_path / "changed.npz"
+
+
+def test_records_must_be_those_of_the_header(result, tmp_path):
+    """The record count follows from the config and steps_done, the record times from the
+    config: a file whose records disagree is refused (the count before anything is read)."""
+    cases = {
+        "holds 51 records, but 26 for steps_done = 25": lambda h: h.update(steps_done=25),
+        r"steps_done 60 outside \[0, 50\]": lambda h: h.update(steps_done=60),
+    }
+    for message, change in cases.items():
+        with pytest.raises(ValueError, match=message):
+            lesde.load(_resaved(result, tmp_path, change_header=change))
+
+    def shifted(arrays):
+        arrays["times"] = arrays["times"] + 1e-3
+
+    with pytest.raises(ValueError, match="record times are not those of its config"):
+        lesde.load(_resaved(result, tmp_path, change_arrays=shifted))
+
+
+def test_every_array_is_checked_against_the_config_before_reading(result, tmp_path):
+    def extra_metric(arrays):
+        arrays["metric__extra"] = np.zeros((2, 7))
+
+    with pytest.raises(ValueError, match=r"'metric__extra' should be float \(2, 51\)"):
+        lesde.load(_resaved(result, tmp_path, change_arrays=extra_metric))
+
+
+def test_unknown_config_field_is_named_with_a_suggestion_and_the_fields():
+    with pytest.raises(TypeError) as info:
+        lesde.Config(alpah=1.0)
+    message = str(info.value)
+    assert message.startswith("unknown config field 'alpah'; did you mean 'alpha'?"), message
+    assert "fields: n_classes, n_per_class" in message and "\n" not in message, message
+    with pytest.raises(ValueError) as info:
+        lesde.Config.from_dict({"n_classes": 3, "sigam": 0.1})
+    assert "did you mean 'sigma'?" in str(info.value) and "fields: " in str(info.value)
+    with pytest.raises(TypeError, match="unknown config field 'zzz' \\(fields: n_classes"):
+        lesde.Config(zzz=1)  # nothing close: no guess, the fields
+
+
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("signal = linear\n", 'strings need quotes: signal = "linear"'),
+        ("n_classes = 3\nprocess = sgd   # the SGD imitation\n", 'process = "sgd"'),
+        ("n_classes = 3\nalpha = \n", None),  # another mistake: no misleading hint
+        ('dtype = "float32"\nsignal = ]\n', None),
+    ],
+)
+def test_unquoted_toml_string_gets_a_hint(text, hint):
+    with pytest.raises(ValueError) as info:
+        lesde.Config.from_toml(text)
+    message = str(info.value)
+    assert message.startswith("invalid TOML"), message
+    if hint is None:
+        assert "quotes" not in message, message
+    else:
+        assert message.endswith(hint), message
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o077], ids=lambda m: f"umask-{m:03o}")
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_written_files_get_the_mode_of_the_umask(umask, tmp_path):
+    """Results, checkpoints, sweep tables and training records: 0666 less the umask, like
+    any new file (atomic writers made them 0600 whatever the umask said)."""
+    from lesde.result import TrainingResult
+    from lesde.sweep import sweep
+
+    expected = 0o666 & ~umask
+    res = lesde.simulate(
+        n_classes=2, n_per_class=5, t_end=0.1, progress=False, checkpoint=tmp_path / "r.ckpt"
+    )
+    res.save(tmp_path / "r.npz")
+    sweep(res.config, {"alpha": [1.0]}, out_dir=tmp_path / "sweep", progress=False)
+    training = TrainingResult(
+        times=np.zeros(1),
+        steps=np.zeros(1, dtype=np.int64),
+        class_means=np.zeros((1, 1, 2, 2)),
+        label_means=np.zeros((1, 1, 2, 2)),
+        metrics={},
+        features=np.zeros((1, 3, 2)),
+        classes=np.array([0, 1, 1]),
+        labels=np.array([[0, 1, 1]]),
+        logits=None,
+        impact=None,
+        status=np.array(["ok"]),
+        fail_step=np.array([-1]),
+        steps_done=0,
+    )
+    training.save(tmp_path / "train.npz")
+    written = [tmp_path / n for n in ("r.npz", "r.ckpt", "train.npz")]
+    written += [tmp_path / "sweep" / n for n in ("table.csv", "summary.csv")]
+    written += list((tmp_path / "sweep" / "points").glob("*.npz"))
+    assert len(written) == 6
+    for path in written:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == expected, f"{path.name}: mode {mode:03o}, the umask gives {expected:03o}"
+
+
+@pytest.mark.parametrize(
+    "signal, alpha, beta",
+    [
+        ("linear", 2.0, 0.5),
+        ("linear", 0.5, 2.0),
+        ("projected", 2.0, 0.5),
+        ("cross_entropy", 0.5, 2.0),
+    ],
+)
+def test_summary_leads_with_the_headline_and_separable_ncc_is_the_ncc_certificate(
+    signal, alpha, beta
+):
+    res = lesde.simulate(
+        n_classes=3,
+        n_per_class=100,
+        signal=signal,
+        alpha=alpha,
+        beta=beta,
+        sigma=0.5,
+        t_end=15.0,
+        replicas=4,
+        seed=5,
+        progress=False,
+    )
+    summary = res.summary()
+    assert res.headline == lesde.result.HEADLINE_METRICS[signal]
+    assert list(summary)[: len(res.headline)] == list(res.headline), list(summary)
+    assert set(res.metrics) < set(summary) and list(summary)[-2:] == ["t_end", "replicas_ok"]
+    certified = [
+        lesde.metrics.separable(res.features[r], res.labels[r], method="ncc").separable
+        for r in range(4)
+    ]
+    np.testing.assert_array_equal(res.final("separable_ncc"), np.array(certified, dtype=float))
+    assert summary["separable_ncc"] == pytest.approx(np.mean(certified))
+    if signal == "linear":  # the transition itself, in the headline
+        assert summary["separable_ncc"] == (1.0 if alpha > beta else 0.0), summary

@@ -9,7 +9,7 @@ import pytest
 
 import lesde
 
-from conftest import small_for
+from backends import small_for
 
 Z = 5.0
 
@@ -70,7 +70,7 @@ def test_sde_increments_are_independent_across_steps(backend):
 @pytest.mark.parametrize("signal", ["linear", "cross_entropy"])
 def test_sgd_mean_drift_matches_sde_drift(signal):
     # One SGD step from one deterministic state, averaged over 4000 replicas, moves the
-    # class means by eta * b_k with b_k = sum_k' pi_k' E[k, k'] g(mu_k', k') (MODEL.md 2b).
+    # class means by eta * b_k with b_k = sum_k' pi_k' E[k, k'] g(mu_k', k') (docs/model.md 2b).
     K, eta, B, R = 3, 0.1, 2, 4000
     means = np.array([[1.0, 0.0, -0.5], [0.2, 0.8, 0.0], [-0.3, 0.1, 0.6]])
     alpha, beta = 1.5, 0.4

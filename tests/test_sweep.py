@@ -1,4 +1,4 @@
-"""Sweeps: grid grammar, seeds, failure handling, and the phase transitions of MODEL.md 3."""
+"""Sweeps: grid grammar, seeds, failure handling, and the phase transitions of docs/model.md 3."""
 
 import math
 import multiprocessing
@@ -70,6 +70,14 @@ def test_grid_grammar_lists_linspace_logspace_and_values():
         ({"alpha": {"start": 0, "stop": 1, "num": 2, "scale": "log"}}, ValueError, "start > 0"),
         ({"alpha": {"start": "0", "stop": 1, "num": 2}}, TypeError, "start must be a number"),
         ({}, ValueError, "grid is empty"),
+        # Counted before anything is built: a grid of 10^8 points never returned.
+        ({"alpha": {"start": 0, "stop": 1, "num": 1e8}}, ValueError, r"in \[1, 100000\]"),
+        ({"alpha": {"start": 0, "stop": 1, "num": 2.5}}, TypeError, "num must be an integer"),
+        (
+            {"alpha": {"start": 0, "stop": 1, "num": 400}, "beta": list(range(300))},
+            ValueError,
+            r"120000 points \(400 alpha x 300 beta\), more than the 100000",
+        ),
     ],
 )
 def test_grid_errors(grid, error, match):
@@ -77,6 +85,44 @@ def test_grid_errors(grid, error, match):
         expand_grid(grid)
     with pytest.raises(error, match=match):
         sweep(TINY, grid, progress=False)
+
+
+def test_a_whole_float_num_is_a_count():
+    assert expand_grid({"alpha": {"start": 0.0, "stop": 1.0, "num": 3.0}}) == {
+        "alpha": [0.0, 0.5, 1.0]
+    }
+    assert len(expand_grid({"alpha": {"start": 0, "stop": 1, "num": 100_000}})["alpha"]) == 10**5
+
+
+def test_a_sweep_folder_has_one_writer_at_a_time(tmp_path):
+    """Two sweeps on one folder deleted each other's temporary files and overwrote each
+    other's table.csv. The second now stops at once; the lock goes with the first."""
+    import threading
+
+    from lesde.sweep import LOCK_NAME, SweepFolderInUse, sweep_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def first_sweep():  # holds the folder as a running sweep does
+        with sweep_lock(tmp_path):
+            held.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=first_sweep)
+    thread.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(SweepFolderInUse, match="in use by another sweep of this process"):
+            sweep(TINY, {"alpha": [1.0]}, out_dir=tmp_path, progress=False)
+        assert not (tmp_path / "table.csv").exists()
+        assert (tmp_path / LOCK_NAME).read_text().startswith("pid ")
+    finally:
+        release.set()
+        thread.join()
+    res = sweep(TINY, {"alpha": [1.0]}, out_dir=tmp_path, progress=False)
+    assert (res.table["status"] == "ok").all() and (tmp_path / "table.csv").exists()
+    with sweep_lock(tmp_path), sweep_lock(tmp_path):  # reentrant in its own thread
+        sweep(TINY, {"alpha": [1.0]}, out_dir=tmp_path, progress=False)
 
 
 def test_invalid_point_raises_before_running_and_names_the_point():
@@ -239,7 +285,7 @@ def test_phase_transition_in_separability_linear_signal():
     """alpha > beta: separable in nearly all replicas; alpha < beta: in nearly none.
 
     Linear signal, K = 3, 40 samples per class, zero initial class means, init_scale = 1,
-    sigma = 0.5 (MODEL.md section 3). The class contrasts start at about
+    sigma = 0.5 (docs/model.md section 3). The class contrasts start at about
     init_scale / sqrt(40) ~ 0.16 per coordinate and grow like exp((alpha - beta) t / K);
     the within-class spread is sqrt(init_scale^2 + sigma^2 t), no drift.
     At t_end = 6:
@@ -277,7 +323,7 @@ def test_phase_transition_in_separability_linear_signal():
 def test_label_noise_transition_at_k_minus_1_over_k():
     """Cross-entropy, alpha > beta, K = 3: the class push is proportional to
     (alpha - beta) [(1 - p_err) - p_err / 2], positive below p_err = 2/3 and negative above
-    (MODEL.md section 3), so the clean accuracy ends above chance (1/3) at p_err = 0.3 and
+    (docs/model.md section 3), so the clean accuracy ends above chance (1/3) at p_err = 0.3 and
     below it at p_err = 0.9. t_end = 5 leaves time for the class means to move ~1-2 units
     along (or against) their label directions, against a spread of about 1.5.
     Observed with these seeds: about 0.68 and 0.14 (standard errors ~0.01).

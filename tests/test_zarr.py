@@ -245,3 +245,94 @@ def test_bad_paths_and_missing_zarr_are_clear_errors(tmp_path, monkeypatch):
         lesde.simulate(progress=False, zarr_store=tmp_path / "new.zarr", **SMALL)
     with pytest.raises(ImportError, match=r"lesde\[zarr\]"):
         lesde.load_zarr(tmp_path / "new.zarr")
+
+
+# ---------------------------------------------------------------------- crafted stores
+@needs_zarr
+def test_a_store_claiming_2_to_the_31_records_is_read_without_building_its_grid(
+    tmp_path, monkeypatch
+):
+    """The Zarr form of the crafted result: attributes claiming steps = 2**31 - 1 with
+    record_every = 1. The record grid (16 GiB of step numbers) is never built: the store
+    is refused when finished, since its records cannot be those of its steps_done."""
+    import zarr
+
+    path = tmp_path / "run.zarr"
+    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    root = zarr.open_group(str(path), mode="r+")
+    huge = lesde.Config.from_toml(root.attrs["config_toml"]).replace(
+        steps=2**31 - 1, record_every=1
+    )
+    root.attrs.update({"config_toml": huge.to_toml()})
+
+    def built(self):
+        raise AssertionError("load_zarr built the record grid of the store's config")
+
+    monkeypatch.setattr(lesde.Config, "record_steps", property(built))
+    with pytest.raises(ValueError, match="records_complete 19 disagrees with steps_done 120"):
+        lesde.load_zarr(path)
+
+
+@needs_zarr
+def test_array_metadata_are_checked_before_any_chunk_is_read(tmp_path, monkeypatch):
+    """A record array whose chunk would decode to 9 GiB, or a state array of the wrong
+    shape, is refused in one line before anything is read."""
+    import json as json_module
+
+    import zarr
+
+    path = tmp_path / "run.zarr"
+    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    meta_path = path / "sigma_w" / "zarr.json"
+    meta = json_module.loads(meta_path.read_text())
+    meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 2**27, 3, 3]
+    meta_path.write_text(json_module.dumps(meta))
+    reads = []
+    original = zarr.Array.__getitem__
+    monkeypatch.setattr(
+        zarr.Array, "__getitem__", lambda self, key: reads.append(self.path) or original(self, key)
+    )
+    monkeypatch.setattr(lesde.storage, "available_memory", lambda: 8 * 2**30)
+    with pytest.raises(ValueError, match=r"chunks declare 9\.00 GiB") as refused:
+        lesde.load_zarr(path)
+    assert "\n" not in str(refused.value) and str(path) in str(refused.value)
+    assert reads == [], f"read {reads} before refusing the store"
+
+    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    zarr.open_group(str(path), mode="r+")["labels"].resize((1, 599))
+    with pytest.raises(ValueError, match=r"'labels' is int32 \(1, 599\), expected \(1, 600\)"):
+        lesde.load_zarr(path)
+    assert reads == [], f"read {reads} before refusing the store"
+
+
+@needs_zarr
+def test_every_metadata_state_a_reader_can_see_is_consistent(tmp_path, monkeypatch):
+    """Each write of the group's attributes holds records_complete and the steps_done that
+    counts them together (zarr 3's attrs.update wrote one key at a time: a reader saw two
+    new records beside the old steps_done 0, and refused the store)."""
+    import json as json_module
+
+    import zarr
+
+    store_class = getattr(zarr.storage, "LocalStore", None)
+    if store_class is None:
+        pytest.skip("zarr 2 writes a group's attributes in one .zattrs file")
+    states = []
+    write = store_class.set
+
+    async def spy(self, key, value, *args, **kwargs):
+        if key == "zarr.json":
+            attributes = json_module.loads(value.to_bytes()).get("attributes", {})
+            if "records_complete" in attributes:
+                states.append((attributes["records_complete"], attributes.get("steps_done")))
+        return await write(self, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(store_class, "set", spy)
+    monkeypatch.setattr(zarr_store, "APPEND_WAIT_RATIO", 0.0)  # append after every chunk
+    cfg = lesde.Config(**{**SMALL, "n_per_class": 2000, "steps": 300, "record_every": 3})
+    lesde.simulate(cfg, progress=False, zarr_store=tmp_path / "run.zarr")
+    from lesde.result import record_count
+
+    assert states[0] == (0, 0) and len(states) > 2, states  # created: nothing counted yet
+    for complete, steps_done in states[1:]:
+        assert complete == record_count(cfg, steps_done), f"a reader could see {states}"

@@ -75,10 +75,11 @@ vpy="$venv/bin/python"
 # --only-binary: the user's path needs no compiler and no Eigen, for lesde or anything else.
 quiet "$vpy" -m pip install --only-binary=:all: "$whl[test]"
 
-run="$work/run"  # tests (and the examples they run) only: `import lesde` is the installed one
+run="$work/run"  # tests (and the examples and bench/ scripts they run) only: `import lesde` is the installed one
 mkdir -p "$run"
 cp -r tests "$run/"
 [ -d examples ] && cp -r examples "$run/"
+[ -d bench ] && cp -r bench "$run/"
 cp pyproject.toml "$run/"  # pytest's settings (addopts, testpaths); no Python code
 cd "$run"
 

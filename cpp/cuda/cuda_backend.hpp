@@ -2,9 +2,10 @@
 // platform of device.hpp (a real GPU, or the host emulator that tests the same kernels).
 //
 // The caller's host arrays (NumPy) stay the run's arrays: the state goes to the device at
-// initialize()/resume() and stays there while advancing; the features come back before every
-// record and at the end of every advance(), so the caller always sees what the CPU backend
-// would have written. Replicas advance in lock step: one launch moves every running replica.
+// initialize()/resume() and stays there while advancing; records are computed on the device
+// (record_kernels.cuh: only their totals cross the bus), and the features come back at the
+// end of every advance(), so the caller always sees what the CPU backend would have written.
+// Replicas advance in lock step: one launch moves every running replica.
 //
 // Host-only C++: the CUDA runtime is behind device.hpp, so this header compiles without it.
 #pragma once
@@ -16,7 +17,6 @@
 
 #include "device.hpp"
 #include "lesde/integrators.hpp"
-#include "lesde/metrics.hpp"
 #include "lesde/model.hpp"
 #include "lesde/reduce.hpp"
 #include "lesde/simulation.hpp"
@@ -61,31 +61,23 @@ class CudaBackend {
       std::copy(out_.begin() + j * Kp, out_.begin() + (j + 1) * Kp, sums[j]->begin());
     if (s.move != Move::None) host_current_ = false;
     if (!s.record) return;
-    to_host();
-    for (size_t j = 0; j < replicas.size(); ++j) {
-      first[j]->assign(size_t(RecordLayout(cfg_).first_width()), 0.0);
-      host_first_moments(cfg_, features(replicas[j]), labels(replicas[j]), state_.classes,
-                         host_threads_, first[j]->data());
-    }
+    device_->first_moments(replicas, out_);  // on the device: only the totals come back
+    const size_t width = size_t(RecordLayout(cfg_).first_width());
+    for (size_t j = 0; j < replicas.size(); ++j)
+      first[j]->assign(out_.begin() + j * width, out_.begin() + (j + 1) * width);
   }
 
   void second_moments(const std::vector<int32_t>& replicas, const std::vector<double>& means,
                       const std::vector<double>& counts,
                       const std::vector<std::vector<double>*>& second) {
-    to_host();
-    const size_t Kp = size_t(cfg_.K) * cfg_.p;
-    for (size_t j = 0; j < replicas.size(); ++j) {
-      second[j]->assign(size_t(RecordLayout(cfg_).second_width()), 0.0);
-      host_second_moments(cfg_, features(replicas[j]), labels(replicas[j]), means.data() + j * Kp,
-                          counts.data() + j * cfg_.K, host_threads_, second[j]->data());
-    }
+    device_->second_moments(replicas, means, counts, out_);
+    const size_t width = size_t(RecordLayout(cfg_).second_width());
+    for (size_t j = 0; j < replicas.size(); ++j)
+      second[j]->assign(out_.begin() + j * width, out_.begin() + (j + 1) * width);
   }
 
   void copy_samples(int32_t r, const std::vector<int64_t>& samples, double* out) {
-    to_host();
-    const Real* X = features(r);
-    for (size_t s = 0; s < samples.size(); ++s)
-      for (int q = 0; q < cfg_.p; ++q) out[s * cfg_.p + q] = double(X[samples[s] * cfg_.p + q]);
+    device_->copy_samples(r, samples, out);
   }
 
  private:
@@ -95,9 +87,6 @@ class CudaBackend {
   std::vector<double> out_;
   bool host_current_ = true;
   int host_threads_ = 1;
-
-  Real* features(int32_t r) const { return state_.features + int64_t(r) * cfg_.n_samples() * cfg_.p; }
-  int32_t* labels(int32_t r) const { return state_.labels + int64_t(r) * cfg_.n_samples(); }
 };
 
 // The engine bound as CudaSimulation64/32 (and CudaEmulatorSimulation64/32): the SDE on the

@@ -6,28 +6,35 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <sstream>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "device.hpp"
 #include "kernels.cuh"
+#include "lesde/state.hpp"  // RecordLayout
+#include "record_kernels.cuh"
 #include "runtime.cuh"
 
 // Every CUDA runtime call goes through this: an error becomes a std::runtime_error (a
 // Python RuntimeError) that names the call and CUDA's own message.
+//
+// Messages are built with std::to_string and snprintf, never with iostreams: on a GPU machine
+// (GCC 13, nvcc 13) formatting a number with std::ostringstream in this nvcc-compiled file
+// crashed inside libstdc++'s locale code (seen, with a backtrace, in the refusal of a state
+// larger than the device).
 #define CUDA_CHECK(call) check((call), #call, __FILE__, __LINE__)
 
 namespace lesde::cuda::LESDE_CUDA_PLATFORM {
 
 void check(cudaError_t err, const char* what, const char* file, int line) {
   if (err == cudaSuccess) return;
-  std::ostringstream msg;
-  msg << "CUDA error " << cudaGetErrorName(err) << ": " << cudaGetErrorString(err) << " (in "
-      << what << " at " << file << ":" << line << ")";
+  const std::string msg = std::string("CUDA error ") + cudaGetErrorName(err) + ": " +
+                          cudaGetErrorString(err) + " (in " + what + " at " + file + ":" +
+                          std::to_string(line) + ")";
   (void)cudaGetLastError();  // clear a non-sticky error so the next call starts clean
-  throw std::runtime_error(msg.str());
+  throw std::runtime_error(msg);
 }
 
 // A device allocation that frees itself.
@@ -68,10 +75,9 @@ size_t local_reserve(F kernel, int device) {
 }
 
 std::string gib(size_t bytes) {
-  std::ostringstream s;
-  s.precision(3);
-  s << double(bytes) / double(size_t(1) << 30) << " GiB";
-  return s.str();
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g GiB", double(bytes) / double(size_t(1) << 30));
+  return text;
 }
 
 // ---------------------------------------------------------------- device queries
@@ -120,8 +126,16 @@ struct Impl {
   DeviceArray<double> head, means, coef, seg_partial, block_partial;
   std::vector<double> host_partial;
   void* pinned = nullptr;  // the host features buffer, while page-locked by us
+  // Records: their segments, the label means and counts of pass 2, the partial totals (by
+  // segment, then by block) of up to record_slots replicas at a time, the gathered rows.
+  RecordSegments record_segments;
+  DeviceArray<int64_t> rec_begin, rec_end, rec_samples;
+  DeviceArray<int32_t> rec_first;
+  DeviceArray<double> rec_means, rec_counts, rec_partial, rec_blocks, rec_rows;
+  int64_t record_slots = 1;
 
-  explicit Impl(const EngineConfig& c) : cfg(c), N(c.n_samples()), tables(c) {}
+  explicit Impl(const EngineConfig& c)
+      : cfg(c), N(c.n_samples()), tables(c), record_segments(c.n_samples()) {}
   ~Impl() {
     if (pinned) (void)cudaHostUnregister(pinned);
     if (stream) (void)cudaStreamDestroy(stream);
@@ -146,6 +160,14 @@ class PlatformState final : public DeviceState<Real> {
   void sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
              const std::vector<double>& coef, double dt, double noise_scale,
              std::vector<double>& sums) override;
+  void first_moments(const std::vector<int32_t>& replicas, std::vector<double>& out) override;
+  void second_moments(const std::vector<int32_t>& replicas, const std::vector<double>& means,
+                      const std::vector<double>& counts, std::vector<double>& out) override;
+  void copy_samples(int32_t r, const std::vector<int64_t>& samples, double* out) override;
+
+  // Replicas whose record partials fit in at most kRecordBytes at once.
+  static int64_t record_slots(const EngineConfig& cfg);
+  static constexpr size_t kRecordBytes = size_t(256) << 20;
 
  private:
   std::unique_ptr<Impl<Real>> impl_;
@@ -161,7 +183,19 @@ size_t PlatformState<Real>::bytes_needed(const EngineConfig& cfg) {
          + t.table_bytes()                                // segment and block tables
          + R * size_t(t.seg_entries + t.block_entries()) * p * sizeof(double)  // partials
          + R * (K * p * sizeof(double) + sizeof(int32_t))  // coefficients, replica list
-         + 2 * K * p * sizeof(double);                     // head, initial means
+         + 2 * K * p * sizeof(double)                      // head, initial means
+         + size_t(record_slots(cfg)) * (K * p + K) * sizeof(double)  // records: means, counts
+         + kRecordBytes                                    // records: partial totals
+         + cfg.record_samples.size() * (sizeof(int64_t) + p * sizeof(double));  // trajectories
+}
+
+template <class Real>
+int64_t PlatformState<Real>::record_slots(const EngineConfig& cfg) {
+  const RecordSegments segments(cfg.n_samples());
+  const RecordLayout at(cfg);
+  const int64_t width = std::max(at.first_width(), at.second_width());
+  const int64_t per_slot = (segments.count() + segments.blocks()) * width * int64_t(sizeof(double));
+  return std::max<int64_t>(1, std::min<int64_t>(cfg.replicas, int64_t(kRecordBytes) / per_slot));
 }
 
 template <class Real>
@@ -190,12 +224,12 @@ PlatformState<Real>::PlatformState(const EngineConfig& cfg, const int32_t* class
   if (needed > free_bytes) {
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, m.device));
-    std::ostringstream msg;
-    msg << "CUDA backend: this run needs " << needed << " bytes (" << gib(needed)
-        << ") of device memory, but device " << m.device << " (" << prop.name << ") has only "
-        << free_bytes << " bytes (" << gib(free_bytes) << ") free of " << total_bytes
-        << "; use fewer samples or replicas, dtype float32, or the CPU backend";
-    throw std::runtime_error(msg.str());
+    throw std::runtime_error(
+        "CUDA backend: this run needs " + std::to_string(needed) + " bytes (" + gib(needed) +
+        ") of device memory, but device " + std::to_string(m.device) + " (" + prop.name +
+        ") has only " + std::to_string(free_bytes) + " bytes (" + gib(free_bytes) + ") free of " +
+        std::to_string(total_bytes) + "; use fewer samples or replicas, dtype float32, or the CPU "
+        "backend");
   }
 
   CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
@@ -220,6 +254,19 @@ PlatformState<Real>::PlatformState(const EngineConfig& cfg, const int32_t* class
   m.coef.allocate(size_t(R * K * p));
   m.seg_partial.allocate(size_t(R * t.seg_entries * p));
   m.block_partial.allocate(size_t(R * t.block_entries() * p));
+  const RecordSegments& rs = m.record_segments;
+  upload_vector(m.rec_begin, rs.begin, m.stream);
+  upload_vector(m.rec_end, rs.end, m.stream);
+  upload_vector(m.rec_first, rs.first, m.stream);
+  upload_vector(m.rec_samples, cfg.record_samples, m.stream);
+  m.record_slots = record_slots(cfg);
+  const RecordLayout at(cfg);
+  const int64_t width = std::max(at.first_width(), at.second_width());
+  m.rec_means.allocate(size_t(m.record_slots * K * p));
+  m.rec_counts.allocate(size_t(m.record_slots * K));
+  m.rec_partial.allocate(size_t(m.record_slots * rs.count() * width));
+  m.rec_blocks.allocate(size_t(m.record_slots * rs.blocks() * width));
+  m.rec_rows.allocate(cfg.record_samples.size() * size_t(p));
   m.sync();  // the host vectors above may go away
 }
 
@@ -332,15 +379,16 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   a.seg_entries = t.seg_entries;
   a.seg_partial = m.seg_partial.ptr;
   const unsigned grid = grid_size(n_slots * t.segments() * 32);
+  const size_t shared = sweep_shared_bytes<Real>(p);
   switch (move) {
     case Move::None:
-      launch(sweep_kernel<Real, Move::None>, grid, kThreads, m.stream, a);
+      launch(sweep_kernel<Real, Move::None>, grid, kThreads, m.stream, a, shared);
       break;
     case Move::Drift:
-      launch(sweep_kernel<Real, Move::Drift>, grid, kThreads, m.stream, a);
+      launch(sweep_kernel<Real, Move::Drift>, grid, kThreads, m.stream, a, shared);
       break;
     case Move::Shift:
-      launch(sweep_kernel<Real, Move::Shift>, grid, kThreads, m.stream, a);
+      launch(sweep_kernel<Real, Move::Shift>, grid, kThreads, m.stream, a, shared);
       break;
   }
   CUDA_CHECK(cudaGetLastError());
@@ -367,6 +415,100 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   m.sync();
 
   add_block_partials(t, K, p, n_slots, m.host_partial.data(), sums);
+}
+
+// Runs one record pass (kernel: record_first_kernel or record_second_kernel) over the listed
+// replicas, record_slots of them at a time, and adds each one's block totals in block order.
+template <class Real, class Kernel>
+void record_pass(Impl<Real>& m, Kernel kernel, int64_t width, const std::vector<int32_t>& replicas,
+                 const std::vector<double>* means, const std::vector<double>* counts,
+                 std::vector<double>& out) {
+  const int K = m.cfg.K, p = m.cfg.p;
+  const RecordSegments& rs = m.record_segments;
+  out.assign(replicas.size() * size_t(width), 0.0);
+  for (size_t done = 0; done < replicas.size();) {
+    const int64_t n_slots = std::min<int64_t>(m.record_slots, int64_t(replicas.size() - done));
+    CUDA_CHECK(cudaMemcpyAsync(m.replicas.ptr, replicas.data() + done, n_slots * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, m.stream));
+    if (means != nullptr) {
+      CUDA_CHECK(cudaMemcpyAsync(m.rec_means.ptr, means->data() + done * K * p,
+                                 n_slots * K * p * sizeof(double), cudaMemcpyHostToDevice, m.stream));
+      CUDA_CHECK(cudaMemcpyAsync(m.rec_counts.ptr, counts->data() + done * K,
+                                 n_slots * K * sizeof(double), cudaMemcpyHostToDevice, m.stream));
+    }
+    RecordArgs<Real> a{};
+    a.X = m.X.ptr;
+    a.labels = m.labels.ptr;
+    a.classes = m.classes.ptr;
+    a.N = m.N;
+    a.K = K;
+    a.p = p;
+    a.spec = SignalSpec{m.cfg.signal, K, p, m.cfg.has_head() ? m.head.ptr : nullptr};
+    a.replicas = m.replicas.ptr;
+    a.n_slots = n_slots;
+    a.n_seg = rs.count();
+    a.seg_begin = m.rec_begin.ptr;
+    a.seg_end = m.rec_end.ptr;
+    a.means = m.rec_means.ptr;
+    a.counts = m.rec_counts.ptr;
+    a.width = width;
+    a.partial = m.rec_partial.ptr;
+    launch(kernel, grid_size(n_slots * rs.count() * 32), kThreads, m.stream, a);
+    CUDA_CHECK(cudaGetLastError());
+    SegmentSumArgs b{n_slots, rs.count(), rs.blocks(), width, m.rec_first.ptr, m.rec_partial.ptr,
+                     m.rec_blocks.ptr};
+    launch(record_block_sums_kernel, grid_size(n_slots * rs.blocks() * width), kThreads, m.stream, b);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<double> blocks(size_t(n_slots * rs.blocks() * width));
+    CUDA_CHECK(cudaMemcpyAsync(blocks.data(), m.rec_blocks.ptr, blocks.size() * sizeof(double),
+                               cudaMemcpyDeviceToHost, m.stream));
+    m.sync();
+    for (int64_t slot = 0; slot < n_slots; ++slot) {  // the blocks in order, as sum_blocks
+      double* total = out.data() + (done + size_t(slot)) * width;
+      for (int64_t b2 = 0; b2 < rs.blocks(); ++b2) {
+        const double* part = blocks.data() + (slot * rs.blocks() + b2) * width;
+        for (int64_t j = 0; j < width; ++j) total[j] += part[j];
+      }
+    }
+    done += size_t(n_slots);
+  }
+}
+
+template <class Real>
+void PlatformState<Real>::first_moments(const std::vector<int32_t>& replicas,
+                                        std::vector<double>& out) {
+  Impl<Real>& m = *impl_;
+  m.use_device();
+  record_pass(m, record_first_kernel<Real>, RecordLayout(m.cfg).first_width(), replicas, nullptr,
+              nullptr, out);
+}
+
+template <class Real>
+void PlatformState<Real>::second_moments(const std::vector<int32_t>& replicas,
+                                         const std::vector<double>& means,
+                                         const std::vector<double>& counts,
+                                         std::vector<double>& out) {
+  Impl<Real>& m = *impl_;
+  m.use_device();
+  record_pass(m, record_second_kernel<Real>, RecordLayout(m.cfg).second_width(), replicas,
+              &means, &counts, out);
+}
+
+template <class Real>
+void PlatformState<Real>::copy_samples(int32_t r, const std::vector<int64_t>& samples,
+                                       double* out) {
+  Impl<Real>& m = *impl_;
+  if (samples.empty()) return;
+  if (samples != m.cfg.record_samples)
+    throw std::invalid_argument("copy_samples: only the run's record_samples are on the device");
+  m.use_device();
+  const int64_t S = int64_t(samples.size());
+  GatherArgs<Real> a{m.X.ptr, m.N, m.cfg.p, r, m.rec_samples.ptr, S, m.rec_rows.ptr};
+  launch(gather_kernel<Real>, grid_size(S * m.cfg.p), kThreads, m.stream, a);
+  CUDA_CHECK(cudaGetLastError());
+  CUDA_CHECK(cudaMemcpyAsync(out, m.rec_rows.ptr, S * m.cfg.p * sizeof(double),
+                             cudaMemcpyDeviceToHost, m.stream));
+  m.sync();
 }
 
 }  // namespace lesde::cuda::LESDE_CUDA_PLATFORM

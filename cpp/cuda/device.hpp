@@ -75,6 +75,18 @@ class DeviceState {
   virtual void sweep(Move move, const std::vector<int32_t>& replicas, uint32_t step,
                      const std::vector<double>& coef, double dt, double noise_scale,
                      std::vector<double>& sums) = 0;
+
+  // A record's two passes over the listed replicas' current state (metrics.hpp), on the
+  // device: out gets each replica's totals, one after another (first: RecordLayout's
+  // first_width each; second: second_width each, from the label means (K x p) and counts
+  // (K) of each listed replica, one after another).
+  virtual void first_moments(const std::vector<int32_t>& replicas, std::vector<double>& out) = 0;
+  virtual void second_moments(const std::vector<int32_t>& replicas,
+                              const std::vector<double>& means, const std::vector<double>& counts,
+                              std::vector<double>& out) = 0;
+
+  // Rows `samples` (global indices) of replica r's features, as doubles (S x p).
+  virtual void copy_samples(int32_t r, const std::vector<int64_t>& samples, double* out) = 0;
 };
 
 // Allocates the state of cfg.replicas replicas on the current device and uploads the

@@ -97,19 +97,47 @@ struct Warp {
   }
 };
 
-inline double __shfl_down_sync(unsigned mask, double v, int delta) {
+// A round in which every lane of the warp publishes v and then reads lane `from(lane)`'s.
+template <class From>
+inline double warp_exchange(unsigned mask, double v, From from, const char* what) {
   if (mask != 0xffffffffu) {
-    std::fprintf(stderr, "lesde CUDA emulator: only full-warp shuffles are emulated\n");
+    std::fprintf(stderr, "lesde CUDA emulator: only full-warp %s is emulated\n", what);
     std::abort();
   }
   Warp& w = Warp::get();
   const int lane = w.current;
   w.value[lane] = v;
   w.yield();  // every lane has written
-  const double out = lane + delta < 32 ? w.value[lane + delta] : v;
+  const int src = from(lane);
+  const double out = src >= 0 && src < 32 ? w.value[src] : v;
   w.yield();  // every lane has read
   return out;
 }
+
+inline double __shfl_down_sync(unsigned mask, double v, int delta) {
+  return warp_exchange(mask, v, [delta](int lane) { return lane + delta; }, "__shfl_down_sync");
+}
+
+inline double __shfl_sync(unsigned mask, double v, int src_lane) {
+  return warp_exchange(mask, v, [src_lane](int) { return src_lane & 31; }, "__shfl_sync");
+}
+
+// Every lane arrives before any goes on (a round of the scheduler).
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  if (mask != 0xffffffffu) {
+    std::fprintf(stderr, "lesde CUDA emulator: only full-warp __syncwarp is emulated\n");
+    std::abort();
+  }
+  Warp::get().yield();
+}
+
+// The CTA's dynamic shared memory: one buffer, as CTAs run one after another. Filled with
+// 0xFF bytes at each launch, so a kernel that reads what nobody wrote shows it.
+inline std::vector<unsigned char>& shared_buffer() {
+  static std::vector<unsigned char> buffer;
+  return buffer;
+}
+inline unsigned char* shared_bytes() { return shared_buffer().data(); }
 
 // ---- the runtime API, as far as device.cu uses it
 enum cudaError_t { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
@@ -220,9 +248,11 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 // kernel<<<grid, block>>>(args): every warp of every CTA in turn, its lanes as coroutines.
 // One launch at a time in the process (the warp and the built-in variables are shared).
 template <class Args>
-void launch(void (*kernel)(Args), unsigned grid, unsigned block, cudaStream_t, const Args& args) {
+void launch(void (*kernel)(Args), unsigned grid, unsigned block, cudaStream_t, const Args& args,
+            size_t shared = 0) {
   static std::mutex one_at_a_time;
   const std::lock_guard<std::mutex> lock(one_at_a_time);
+  shared_buffer().assign(shared + 16, 0xFF);
   gridDim = {grid, 1, 1};
   blockDim = {block, 1, 1};
   for (unsigned b = 0; b < grid; ++b) {

@@ -128,28 +128,50 @@ __device__ __forceinline__ double warp_sum(double v) {  // lane 0 gets the sum, 
   return v;
 }
 
-// Moves sample i of one replica (kMove) and writes g(x_new, y_i) to g.
+// Moves sample i of one replica (kMove) in place (x: its row of the warp's staging tile) and
+// writes g(x_new, y_i) to g.
 template <class Real, Move kMove>
-__device__ void move_and_signal(const SweepArgs<Real>& a, Real* X, const int32_t* labels,
-                                const Stream& noise, const double* coef, int64_t i, int c, Real* x,
+__device__ void move_and_signal(const SweepArgs<Real>& a, Real* x, const int32_t* labels,
+                                const Stream& noise, const double* coef, int64_t i, int c,
                                 Real* tmp, double* g, double* scratch) {
   const int p = a.p;
-  Real* xi_global = X + i * p;
-  for (int q = 0; q < p; ++q) x[q] = xi_global[q];
   if constexpr (kMove != Move::None) {
     // Increments i*p .. i*p+p-1 of the step, none where the noise scale is zero (as the CPU).
     const bool draws = kMove == Move::Drift && a.noise_scale != 0.0;
     if (draws) increments_at(a.noise, noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);
     move_sample(kMove, p, coef + c * p, a.dt, a.noise_scale, draws ? tmp : nullptr, x);
-    for (int q = 0; q < p; ++q) xi_global[q] = x[q];
   }
   signal(a.spec, x, labels[i], g, tmp, scratch);
 }
 
+// The state goes through a staging tile in shared memory, 32 samples (one row) at a time:
+// read and written by the warp with coalesced transfers (consecutive lanes, consecutive
+// addresses), where each lane striding through its own sample (p values, p * sizeof(Real)
+// bytes from its neighbour's) kept the load units busy and the warps waiting.
+template <class Real>
+__device__ __forceinline__ void load_row(const Real* src, int64_t count, Real* tile, int lane) {
+  for (int64_t e = lane; e < count; e += 32) tile[e] = src[e];
+  __syncwarp();
+}
+template <class Real>
+__device__ __forceinline__ void store_row(const Real* tile, int64_t count, Real* dst, int lane) {
+  __syncwarp();
+  for (int64_t e = lane; e < count; e += 32) dst[e] = tile[e];
+  __syncwarp();
+}
+
+// Dynamic shared memory a sweep needs: one staging row per warp of the CTA.
+template <class Real>
+inline size_t sweep_shared_bytes(int p) {
+  return size_t(kWarps) * 32 * size_t(p) * sizeof(Real);
+}
+
 // One warp per (listed replica, segment): move the segment's samples and write its partial
-// class sums.
+// class sums. Lane l takes samples begin + l, begin + l + 32, ... (one per row).
+// At least three CTAs per SM (at most 85 registers a thread): the warps in flight hide the
+// memory latency better than registers spare the local memory (ptxas reported 118).
 template <class Real, Move kMove>
-__global__ void __launch_bounds__(kThreads) sweep_kernel(const SweepArgs<Real> a) {
+__global__ void __launch_bounds__(kThreads, 3) sweep_kernel(const SweepArgs<Real> a) {
   const int lane = int(threadIdx.x) & 31;
   const int64_t warp = int64_t(blockIdx.x) * kWarps + int64_t(threadIdx.x >> 5);
   if (warp >= a.n_slots * a.n_seg) return;  // the whole warp leaves together
@@ -163,15 +185,26 @@ __global__ void __launch_bounds__(kThreads) sweep_kernel(const SweepArgs<Real> a
   const int64_t begin = a.seg_begin[s], end = a.seg_end[s];
   const int clo = a.seg_clo[s], chi = a.seg_chi[s];
   double* out = a.seg_partial + (slot * a.seg_entries + a.seg_off[s]) * p;
+  Real* tile = reinterpret_cast<Real*>(shared_bytes()) + (threadIdx.x >> 5) * 32 * p;
+  Real* x = tile + lane * p;  // this lane's sample in the tile
 
-  Real x[kMaxDim], tmp[kMaxDim];
+  Real tmp[kMaxDim];
   double g[kMaxDim], scratch[kMaxDim];
   if (clo == chi) {  // one class (the usual case): each lane sums its samples, then the warp
     double acc[kMaxDim];
     for (int q = 0; q < p; ++q) acc[q] = 0.0;
-    for (int64_t i = begin + lane; i < end; i += 32) {
-      move_and_signal<Real, kMove>(a, X, labels, noise, coef, i, clo, x, tmp, g, scratch);
-      for (int q = 0; q < p; ++q) acc[q] += g[q];
+    for (int64_t row = begin; row < end; row += 32) {
+      const int64_t n = end - row < 32 ? end - row : 32;
+      load_row(X + row * p, n * p, tile, lane);
+      if (lane < n) {
+        move_and_signal<Real, kMove>(a, x, labels, noise, coef, row + lane, clo, tmp, g, scratch);
+        for (int q = 0; q < p; ++q) acc[q] += g[q];
+      }
+      if constexpr (kMove != Move::None) {
+        store_row(tile, n * p, X + row * p, lane);
+      } else {
+        __syncwarp();  // the tile is read before the next row overwrites it
+      }
     }
     for (int q = 0; q < p; ++q) {
       const double v = warp_sum(acc[q]);
@@ -184,14 +217,20 @@ __global__ void __launch_bounds__(kThreads) sweep_kernel(const SweepArgs<Real> a
     for (int j = 0; j < (chi - clo + 1) * p; ++j) out[j] = 0.0;
   }
   for (int64_t row = begin; row < end; row += 32) {
-    const int64_t i = row + lane;
+    const int64_t n = end - row < 32 ? end - row : 32;
+    load_row(X + row * p, n * p, tile, lane);
     int c = -1;
-    if (i < end) {
-      c = a.classes[i];
-      move_and_signal<Real, kMove>(a, X, labels, noise, coef, i, c, x, tmp, g, scratch);
+    if (lane < n) {
+      c = a.classes[row + lane];
+      move_and_signal<Real, kMove>(a, x, labels, noise, coef, row + lane, c, tmp, g, scratch);
+    }
+    if constexpr (kMove != Move::None) {
+      store_row(tile, n * p, X + row * p, lane);
+    } else {
+      __syncwarp();
     }
     const int c_first = a.classes[row];
-    const int c_last = a.classes[(row + 31 < end ? row + 31 : end - 1)];
+    const int c_last = a.classes[row + n - 1];
     for (int k = c_first; k <= c_last; ++k) {
       for (int q = 0; q < p; ++q) {
         const double v = warp_sum(c == k ? g[q] : 0.0);

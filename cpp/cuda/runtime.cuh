@@ -17,11 +17,19 @@ namespace lesde::cuda::gpu {
 
 constexpr Platform kPlatform = Platform::Gpu;
 
-// kernel<<<grid, block, 0, stream>>>(args); the caller checks cudaGetLastError().
+// kernel<<<grid, block, shared, stream>>>(args); the caller checks cudaGetLastError().
 template <class Args>
 void launch(void (*kernel)(Args), unsigned grid, unsigned block, cudaStream_t stream,
-            const Args& args) {
-  kernel<<<grid, block, 0, stream>>>(args);
+            const Args& args, size_t shared = 0) {
+  if (shared > 48 * 1024)  // above the default limit: opt in, once per size
+    (void)cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
+  kernel<<<grid, block, shared, stream>>>(args);
+}
+
+// The CTA's dynamic shared memory (the `shared` bytes of launch).
+__device__ __forceinline__ unsigned char* shared_bytes() {
+  extern __shared__ __align__(16) unsigned char lesde_shared[];
+  return lesde_shared;
 }
 
 }  // namespace lesde::cuda::gpu

@@ -37,11 +37,15 @@ True
 
 from __future__ import annotations
 
-import functools
+import glob
 import hashlib
 import os
+import re
+import stat
+import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,7 @@ import numpy as np
 from . import _core, storage, validate
 from .config import Config
 from .engine import allocate, check_memory, check_on_nonfinite, run_engine
+from .result import record_count
 from .version import __version__
 
 __all__ = [
@@ -58,9 +63,13 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "Checkpointer",
+    "ShardedCheckpointer",
     "read_checkpoint",
+    "read_sharded_checkpoint",
     "resume",
+    "sharded_part_names",
     "write_checkpoint",
+    "write_sharded_checkpoint",
 ]
 
 #: Wall time between checkpoints when ``checkpoint_every`` is not given.
@@ -84,21 +93,21 @@ def _digest(header_json: str, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _record_index(cfg: Config, step: int) -> int:
-    """Index of ``step`` in the record steps, or -1."""
-    steps = cfg.record_steps
-    i = int(np.searchsorted(steps, step))
-    return i if i < steps.size and steps[i] == step else -1
-
-
 def write_checkpoint(
     path: str | os.PathLike,
     cfg: Config,
     step: int,
     arrays: dict[str, Any],
     wall_seconds: float = 0.0,
+    *,
+    every: int | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> None:
     """Write the state in ``arrays`` (after ``step`` steps, a record step) to ``path``.
+
+    ``every`` (the run's ``checkpoint_every``) and ``meta`` (JSON-friendly values of the
+    caller, e.g. where the ``lesde`` command saves the result) are kept in the header, so
+    that :func:`resume` carries on as the run would have.
 
     Examples
     --------
@@ -112,7 +121,7 @@ def write_checkpoint(
     >>> read_checkpoint(path).step
     4
     """
-    idx = _record_index(cfg, step)
+    idx = cfg.record_index(step)
     if idx < 0:
         raise ValueError(f"a checkpoint must be taken at a record step; {step} is not one")
     payload = {name: arrays[name] for name in _STATE if arrays.get(name) is not None}
@@ -127,6 +136,8 @@ def write_checkpoint(
         "lesde_version": __version__,
         "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
         "wall_seconds": float(wall_seconds),
+        "checkpoint_every": every,
+        "meta": dict(meta or {}),
     }
     payload["sha256"] = np.array(_digest(storage.header_text(header), payload))
     storage.write_npz(path, payload, header)
@@ -140,6 +151,17 @@ class Checkpoint:
     step: int
     arrays: dict[str, np.ndarray | None]
     header: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def every(self) -> int | None:
+        """The run's ``checkpoint_every`` (None: by wall time)."""
+        return self.header.get("checkpoint_every")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What the writer kept beside the state (``checkpoint_meta`` of simulate)."""
+        return self.header.get("meta") or {}
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -151,14 +173,20 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     config, and every array's dtype and shape against the config, the step (a record
     step), status codes and labels.
     """
-    contents = storage.read_npz(
-        path,
-        what="lesde checkpoint",
-        kind=KIND,
-        format_version=FORMAT_VERSION,
-        required=("sha256", *_STATE_ALWAYS, *_RECORDS),
-        optional=("noise_var",),
-    )
+    try:
+        contents = storage.read_npz(
+            path,
+            what="lesde checkpoint",
+            kind=KIND,
+            format_version=FORMAT_VERSION,
+            required=("sha256", *_STATE_ALWAYS, *_RECORDS),
+            optional=("noise_var",),
+            expect=_expected_checkpoint_arrays,
+        )
+    except RecursionError:  # a JSON header nested thousands deep
+        raise ValueError(
+            f"{path}: not a readable lesde checkpoint (header nested too deeply)"
+        ) from None
     header, stored = contents.header, contents.arrays
     if str(stored.pop("sha256")[()]) != _digest(contents.header_text, stored):
         raise ValueError(
@@ -184,10 +212,15 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         step = header["step"]
         if cfg.dtype != header.get("dtype"):
             raise ValueError(f"dtype {header.get('dtype')!r} disagrees with the config")
+        every = header.get("checkpoint_every")
+        if every is not None:
+            validate.integer("checkpoint_every", every, at_least=1)
+        if not isinstance(header.get("meta", {}), dict):
+            raise TypeError("meta must be a table")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid checkpoint header ({err})") from None
     check_memory(cfg)  # before the record grid or any array is built
-    idx = _record_index(cfg, step) if isinstance(step, int) and not isinstance(step, bool) else -1
+    idx = cfg.record_index(step) if isinstance(step, int) and not isinstance(step, bool) else -1
     if idx < 0:
         raise ValueError(f"{path}: step {step!r} is not a record step of its config")
     arrays = allocate(cfg)
@@ -214,7 +247,43 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     labels = arrays["labels"]
     if labels.size and (labels.min() < 0 or labels.max() >= cfg.n_classes):
         raise ValueError(f"{path}: labels outside [0, {cfg.n_classes})")
-    return Checkpoint(cfg, int(step), arrays, header)
+    return Checkpoint(cfg, int(step), arrays, header, Path(path))
+
+
+def _expected_checkpoint_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
+    """The dtype and shape of every array of a checkpoint, from its header, checked by
+    storage.read_npz before anything is read: the run must fit in memory (check_memory,
+    from the config alone) and the records go up to the checkpoint's step."""
+    try:
+        cfg = Config.from_toml(header["config_toml"])
+        step = header["step"]
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise TypeError(f"step must be an int, got {step!r}")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"invalid checkpoint header ({err})") from None
+    check_memory(cfg)
+    n, every = cfg.n_steps, cfg.record_interval
+    if not (0 <= step <= n and (step % every == 0 or step == n)):
+        raise ValueError(f"step {step} is not a record step of its config")
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T, S = record_count(cfg, step), len(cfg.recorded_sample_indices)
+    real = np.dtype(np.float64 if cfg.dtype == "float64" else np.float32)
+    f8, i4, i8 = np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int64)
+    expected = {
+        "sha256": ("U", ()),
+        "features": (real, (R, N, p)),
+        "labels": (i4, (R, N)),
+        "status": (i4, (R,)),
+        "fail_step": (i8, (R,)),
+        "class_means": (f8, (R, T, K, p)),
+        "label_means": (f8, (R, T, K, p)),
+        "sigma_w": (f8, (R, T, p, p)),
+        "scalars": (f8, (R, T, _core.NUM_SCALARS)),
+        "samples": (f8, (R, T, S, p)),
+    }
+    if cfg.process == "sgd":
+        expected["noise_var"] = (f8, (R, N))
+    return expected
 
 
 class Checkpointer:
@@ -227,34 +296,69 @@ class Checkpointer:
     """
 
     def __init__(
-        self, path: str | os.PathLike, cfg: Config, every: int | None = None, start_step: int = 0
+        self,
+        path: str | os.PathLike,
+        cfg: Config,
+        every: int | None = None,
+        start_step: int = 0,
+        *,
+        saved_step: int | None = None,
+        meta: dict[str, Any] | None = None,
     ):
         self.path, self.cfg, self.every = Path(path), cfg, every
+        self.meta = dict(meta or {})
         self.last_step, self.last_time = start_step, time.perf_counter()
+        self.saved_step = saved_step  # the step of the checkpoint at path: None while none
+        self.failing = False  # the last write failed (warned once)
         storage.remove_stale_temporaries(self.path)  # left by a killed writer
 
     @classmethod
-    def create(cls, path: Any, cfg: Config, every: Any, start_step: int = 0) -> Checkpointer | None:
-        """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing."""
+    def create(
+        cls,
+        path: Any,
+        cfg: Config,
+        every: Any,
+        start_step: int = 0,
+        *,
+        saved_step: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Checkpointer | None:
+        """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing.
+
+        A path that exists and is not a regular file (a folder, a symbolic link, a device,
+        a FIFO) is refused: writing the checkpoint would replace it. So is a folder where no
+        file can be created (an ``OSError``, before the run starts).
+        """
         if path is None:
             if every is not None:
                 raise ValueError("checkpoint_every needs a checkpoint path (checkpoint=...)")
+            if meta:
+                raise ValueError("checkpoint_meta needs a checkpoint path (checkpoint=...)")
             return None
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        if str(path) == "" or Path(path).is_dir():
-            raise ValueError(f"checkpoint must be a file path, got {str(path)!r}")
+        if str(path) == "":
+            raise ValueError("checkpoint must be a file path, got ''")
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise ValueError(
+                f"checkpoint must be a file path; {str(path)!r} exists and is not a regular "
+                "file (a folder, a symbolic link, a device or a FIFO), which writing a "
+                "checkpoint would replace"
+            )
         if every is not None:
             every = validate.integer("checkpoint_every", every, at_least=1)
-        return cls(path, cfg, every, start_step)
-
-    @functools.cached_property
-    def record_steps(self) -> np.ndarray:  # built on first use, after the memory check
-        return self.cfg.record_steps
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise TypeError(f"checkpoint_meta must be a dict, got {type(meta).__name__}")
+            try:
+                storage.header_text(meta)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"checkpoint_meta must hold JSON values only: {err}") from None
+        _check_can_write(Path(path))
+        return cls(path, cfg, every, start_step, saved_step=saved_step, meta=meta)
 
     def _record_at_or_after(self, step: int) -> int | None:
-        i = int(np.searchsorted(self.record_steps, step))
-        return int(self.record_steps[i]) if i < self.record_steps.size else None
+        return self.cfg.next_record_step(step) if step <= self.cfg.n_steps else None
 
     def due_step(self, step: int) -> int | None:
         """The record step of the next checkpoint, once one is due (else None)."""
@@ -273,26 +377,66 @@ class Checkpointer:
             self.write(step, arrays, wall_seconds)
 
     def write_final(self, step: int, arrays: dict, wall_seconds: float) -> None:
-        if step != self.last_step and _record_index(self.cfg, step) >= 0:
+        if step != self.last_step and self.cfg.record_index(step) >= 0:  # not tried yet
             self.write(step, arrays, wall_seconds)
 
     def write(self, step: int, arrays: dict, wall_seconds: float) -> None:
-        write_checkpoint(self.path, self.cfg, step, arrays, wall_seconds)
+        """Write the checkpoint of ``step``. A write that fails (a full disk) is a warning,
+        not an error: the run goes on, so its result is not lost with the checkpoint, and
+        the next due checkpoint tries again; the file on disk is left as it was."""
+        try:
+            write_checkpoint(
+                self.path, self.cfg, step, arrays, wall_seconds, every=self.every, meta=self.meta
+            )
+        except OSError as err:
+            if not self.failing:  # once, not at every due step while the disk stays full
+                kept = (
+                    "no checkpoint was written"
+                    if self.saved_step is None
+                    else f"the checkpoint on disk still holds step {self.saved_step}"
+                )
+                warnings.warn(
+                    f"cannot write checkpoint {self.path} at step {step}: "
+                    f"{err.strerror or err}; the run goes on and {kept}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self.failing = True
+        else:
+            self.saved_step, self.failing = step, False
         self.last_step, self.last_time = step, time.perf_counter()
 
 
+def _check_can_write(path: Path) -> None:
+    """Create and delete a file beside ``path`` (creating its folder, as the writer would),
+    so that a read-only or unwritable place fails before the run, not at its first
+    checkpoint."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:  # errno keeps the class (PermissionError, ...); name the target
+        raise OSError(err.errno, f"cannot write a checkpoint: {err.strerror}", str(path)) from None
+
+
 def resume(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Checkpoint,
     *,
     progress: bool | None = None,
     checkpoint_every: int | None = None,
     on_nonfinite: str = "raise",
+    checkpoint_meta: dict[str, Any] | None = None,
 ):
     """Finish the run saved in checkpoint ``path``; the result equals an uninterrupted run.
 
-    The run keeps checkpointing to ``path`` (``checkpoint_every`` as in
-    :func:`lesde.simulate`). ``progress`` and ``on_nonfinite`` are those of
-    :func:`lesde.simulate`.
+    The run keeps checkpointing to ``path``, every ``checkpoint_every`` steps as in
+    :func:`lesde.simulate`; by default as often as the run that wrote the checkpoint did.
+    ``checkpoint_meta`` replaces what that run kept in the checkpoint (default: kept as it
+    is). ``progress`` and ``on_nonfinite`` are those of :func:`lesde.simulate`. ``path`` may
+    also be the :class:`Checkpoint` that :func:`read_checkpoint` returned (the ``lesde``
+    command reads it first, to learn where the result goes); the run continues in its
+    arrays, so it is used up.
 
     Raises
     ------
@@ -303,8 +447,17 @@ def resume(
         random-stream version.
     """
     check_on_nonfinite(on_nonfinite)
-    ckpt = read_checkpoint(path)
-    writer = Checkpointer.create(path, ckpt.config, checkpoint_every, start_step=ckpt.step)
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+    if ckpt.path is None:
+        raise ValueError("resume needs the checkpoint's file: Checkpoint.path is None")
+    writer = Checkpointer.create(
+        ckpt.path,
+        ckpt.config,
+        ckpt.every if checkpoint_every is None else checkpoint_every,
+        start_step=ckpt.step,
+        saved_step=ckpt.step,
+        meta=ckpt.meta if checkpoint_meta is None else checkpoint_meta,
+    )
     return run_engine(
         ckpt.config,
         ckpt.arrays,
@@ -314,3 +467,345 @@ def resume(
         resume_step=ckpt.step,
         wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
     )
+
+
+# ----------------------------------------------------------------------------- sharded runs
+# A run sharded over MPI ranks (lesde.mpi) checkpoints in parts: every rank writes its own
+# samples' state, rank 0 the records (the same on every rank), then, once every part is on
+# disk, rank 0 writes the manifest at the checkpoint's path, which names each part and its
+# digest. A checkpoint exists only when its manifest does; the parts are tagged with their
+# step, so writing the next checkpoint never touches the parts the current manifest names,
+# and a rank killed while writing leaves the previous checkpoint whole.
+SHARDED_KIND = "lesde-sharded-checkpoint"
+SHARD_KIND = "lesde-checkpoint-shard"
+RECORDS_KIND = "lesde-checkpoint-records"
+_SHARD_STATE = ("features", "labels", "status", "fail_step")
+
+
+def sharded_part_names(path: str | os.PathLike, step: int, ranks: int) -> tuple[str, list[str]]:
+    """File names (in the manifest's folder) of the records and of every rank's part of the
+    sharded checkpoint ``path`` at ``step``.
+
+    Examples
+    --------
+    >>> records, parts = sharded_part_names("out/run.ckpt", 120, 2)
+    >>> records, parts[1]
+    ('run.ckpt.step000000000120.records', 'run.ckpt.step000000000120.rank1-of-2')
+    """
+    stem = f"{Path(path).name}.step{int(step):012d}"
+    return f"{stem}.records", [f"{stem}.rank{r}-of-{ranks}" for r in range(ranks)]
+
+
+def _write_part(file: Path, kind: str, about: dict[str, Any], arrays: dict) -> str:
+    """One part of a sharded checkpoint (atomically), with its digest; returns the digest."""
+    header = {"kind": kind, "format_version": FORMAT_VERSION, **about}
+    arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    digest = _digest(storage.header_text(header), arrays)
+    storage.write_npz(file, {**arrays, "sha256": np.array(digest)}, header)
+    return digest
+
+
+def write_sharded_checkpoint(
+    path: str | os.PathLike,
+    cfg: Config,
+    step: int,
+    arrays: dict[str, Any],
+    comm: Any,
+    sample_range: tuple[int, int],
+    wall_seconds: float = 0.0,
+) -> None:
+    """Write the checkpoint of a sharded run after ``step`` steps (a record step); every
+    rank of ``comm`` calls it with its own ``arrays`` (its samples ``sample_range``).
+
+    Every rank writes its part; rank 0 also writes the records; once all parts are written
+    (an all-gather of their digests), rank 0 writes the manifest ``path`` and deletes the
+    parts of older checkpoints. A failure on any rank raises the same OSError on all of
+    them, and the previous checkpoint stays whole.
+
+    Examples
+    --------
+    >>> import lesde, tempfile, os
+    >>> from mpi4py import MPI
+    >>> from lesde.engine import allocate, run_engine
+    >>> cfg = lesde.Config(n_classes=2, n_per_class=5, steps=4, record_every=2)
+    >>> arrays = allocate(cfg)
+    >>> _ = run_engine(cfg, arrays, progress=False, on_nonfinite="raise")
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+    >>> write_sharded_checkpoint(path, cfg, 4, arrays, MPI.COMM_SELF, (0, 10))
+    >>> sorted(os.listdir(os.path.dirname(path)))
+    ['run.ckpt', 'run.ckpt.step000000000004.rank0-of-1', 'run.ckpt.step000000000004.records']
+    >>> read_sharded_checkpoint(path, MPI.COMM_SELF, lambda cfg: (0, 10)).step
+    4
+    """
+    rank, size = comm.Get_rank(), comm.Get_size()
+    if record_count(cfg, step) - record_count(cfg, step - 1) != 1:
+        raise ValueError(f"a checkpoint must be taken at a record step; {step} is not one")
+    T = record_count(cfg, step)
+    path = Path(path)
+    records_name, shard_names = sharded_part_names(path, step, size)
+    error, digest, records_digest = None, None, None
+    try:
+        about = {"step": int(step), "rank": rank, "ranks": size, "samples": list(sample_range)}
+        shard = {name: arrays[name] for name in _SHARD_STATE}
+        digest = _write_part(path.parent / shard_names[rank], SHARD_KIND, about, shard)
+        if rank == 0:
+            records = {name: arrays[name][:, :T] for name in _RECORDS}
+            about = {"step": int(step), "ranks": size}
+            records_digest = _write_part(path.parent / records_name, RECORDS_KIND, about, records)
+    except OSError as err:
+        error = f"rank {rank}: {err}"
+    # The all-gather is the barrier: the manifest is written once every part is.
+    parts = comm.allgather((error, digest, list(sample_range)))
+    failed = next((e for e, _, _ in parts if e), None)
+    if failed:  # on every rank alike, so that none waits for the others
+        raise OSError(f"{path}: not written, the previous checkpoint is kept ({failed})")
+    if rank == 0:
+        header = {
+            "kind": SHARDED_KIND,
+            "format_version": FORMAT_VERSION,
+            "step": int(step),
+            "config_toml": cfg.to_toml(),
+            "dtype": cfg.dtype,
+            "lesde_version": __version__,
+            "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+            "wall_seconds": float(wall_seconds),
+            "ranks": size,
+            "records": {"file": records_name, "sha256": records_digest},
+            "shards": [
+                {"file": name, "sha256": d, "samples": samples}
+                for name, (_, d, samples) in zip(shard_names, parts, strict=True)
+            ],
+        }
+        try:
+            storage.write_npz(path, {}, header)
+            _remove_parts_before(path, step)
+        except OSError as err:
+            error = f"rank 0: {err}"
+    error = comm.bcast(error, root=0)
+    if error:
+        raise OSError(f"{path}: manifest not written, the previous one is kept ({error})")
+
+
+def _remove_parts_before(path: Path, step: int) -> None:
+    """Delete the parts of sharded checkpoints at ``path`` older than ``step``."""
+    pattern = re.compile(re.escape(path.name) + r"\.step(\d{12})\.(records|rank\d+-of-\d+)")
+    for part in path.parent.glob(f"{glob.escape(path.name)}.step*"):
+        found = pattern.fullmatch(part.name)
+        if found and int(found.group(1)) < step:
+            try:
+                part.unlink()
+            except OSError:
+                pass
+
+
+def _read_part(
+    folder: Path, entry: Any, what: str, kind: str, manifest: Path, expected: dict
+) -> dict[str, np.ndarray]:
+    """A part named by the manifest: its arrays, checked against ``expected`` before they
+    are read, and its digest against its own and the manifest's."""
+    name = entry.get("file") if isinstance(entry, dict) else None
+    if (
+        not isinstance(name, str)
+        or Path(name).name != name
+        or not name.startswith(f"{manifest.name}.step")
+    ):
+        raise ValueError(f"{manifest}: invalid manifest entry for the {what}: {entry!r}")
+    contents = storage.read_npz(
+        folder / name,
+        what=f"{what} of a sharded lesde checkpoint",
+        kind=kind,
+        format_version=FORMAT_VERSION,
+        required=("sha256", *expected),
+        expect=lambda header, declared: {"sha256": ("U", ()), **expected},
+    )
+    stored = contents.arrays
+    digest = str(stored.pop("sha256")[()])
+    if digest != _digest(contents.header_text, stored) or digest != entry.get("sha256"):
+        raise ValueError(
+            f"{folder / name}: damaged, truncated or not the part its manifest names "
+            "(SHA-256 mismatch); refusing to resume from it"
+        )
+    return stored
+
+
+def read_sharded_checkpoint(
+    path: str | os.PathLike, comm: Any, layout: Callable[[Config], tuple[int, int]]
+) -> Checkpoint:
+    """Read this rank's part of the sharded checkpoint ``path``, and its records.
+
+    Collective: every rank of ``comm`` calls it; if any rank finds something wrong (the
+    manifest, a part, a digest, another rank count or sample layout), all raise the same
+    error. ``layout(config)`` gives the samples (lo, hi) this rank owns, which its part must
+    hold. The arrays are this rank's ``features`` and ``labels``, ``status``, ``fail_step``
+    and the records up to the checkpoint's step (an example: :func:`write_sharded_checkpoint`).
+    """
+    error, ckpt = None, None
+    try:
+        ckpt = _read_sharded_part(Path(path), comm.Get_rank(), comm.Get_size(), layout)
+    except FileNotFoundError as err:
+        error = ("FileNotFoundError", str(err))
+    except (OSError, ValueError) as err:
+        error = ("ValueError", str(err))
+    errors = [e for e in comm.allgather(error) if e]
+    if errors:
+        kind, message = errors[0]
+        raise (FileNotFoundError if kind == "FileNotFoundError" else ValueError)(message)
+    return ckpt
+
+
+def _read_sharded_part(path: Path, rank: int, size: int, layout: Callable) -> Checkpoint:
+    manifest = storage.read_npz(
+        path,
+        what="sharded lesde checkpoint",
+        kind=SHARDED_KIND,
+        format_version=FORMAT_VERSION,
+        required=(),
+        expect=lambda header, declared: {},
+    ).header
+    if manifest.get("ranks") != size:
+        raise ValueError(
+            f"{path}: written by {manifest.get('ranks')} MPI ranks; resume it on as many "
+            f"(mpiexec -n {manifest.get('ranks')}), not on {size}"
+        )
+    stream = manifest.get("random_stream_version")
+    if stream != int(_core.RANDOM_STREAM_VERSION):
+        raise ValueError(
+            f"{path}: written with random-stream version {stream}, this lesde draws version "
+            f"{int(_core.RANDOM_STREAM_VERSION)}; the run cannot be continued identically"
+        )
+    try:
+        cfg = Config.from_toml(manifest["config_toml"])
+        step, shards = manifest["step"], manifest["shards"]
+        if not isinstance(step, int) or isinstance(step, bool) or len(shards) != size:
+            raise TypeError("step must be an int and shards one entry per rank")
+        if cfg.dtype != manifest.get("dtype"):
+            raise ValueError(f"dtype {manifest.get('dtype')!r} disagrees with the config")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: invalid sharded checkpoint manifest ({err})") from None
+    if not 0 <= step <= cfg.n_steps or record_count(cfg, step) == record_count(cfg, step - 1):
+        raise ValueError(f"{path}: step {step} is not a record step of its config")
+    if rank == 0 and manifest.get("lesde_version") != __version__:
+        warnings.warn(
+            f"{path}: written by lesde {manifest.get('lesde_version')}, resuming with "
+            f"{__version__} (same random-stream version)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    samples = layout(cfg)
+    if not isinstance(shards[rank], dict) or shards[rank].get("samples") != list(samples):
+        raise ValueError(
+            f"{path}: the part of rank {rank} is not of samples {list(samples)}, which this "
+            "lesde gives it"
+        )
+    R, K, p, n = cfg.replicas, cfg.n_classes, cfg.p, samples[1] - samples[0]
+    T, S = record_count(cfg, step), len(cfg.recorded_sample_indices)
+    real = np.dtype(np.float64 if cfg.dtype == "float64" else np.float32)
+    f8, i4, i8 = np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int64)
+    state = {
+        "features": (real, (R, n, p)),
+        "labels": (i4, (R, n)),
+        "status": (i4, (R,)),
+        "fail_step": (i8, (R,)),
+    }
+    records = {
+        "class_means": (f8, (R, T, K, p)),
+        "label_means": (f8, (R, T, K, p)),
+        "sigma_w": (f8, (R, T, p, p)),
+        "scalars": (f8, (R, T, _core.NUM_SCALARS)),
+        "samples": (f8, (R, T, S, p)),
+    }
+    folder = path.parent
+    arrays = _read_part(folder, shards[rank], f"rank {rank}'s part", SHARD_KIND, path, state)
+    arrays.update(
+        _read_part(folder, manifest.get("records"), "records", RECORDS_KIND, path, records)
+    )
+    status, fail_step, labels = arrays["status"], arrays["fail_step"], arrays["labels"]
+    if not np.all(np.isin(status, (0, 1))) or np.any((status == 0) != (fail_step == -1)):
+        raise ValueError(f"{path}: status and fail_step of rank {rank} disagree")
+    if labels.size and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"{path}: labels of rank {rank} outside [0, {K})")
+    return Checkpoint(cfg, int(step), arrays, manifest)
+
+
+class ShardedCheckpointer:
+    """The :class:`lesde.engine.Checkpointing` of a run sharded over MPI ranks.
+
+    Every method is collective: the run loops of all ranks call :meth:`limit` once per
+    chunk, so it all-gathers each rank's chunk target and due checkpoint step and every
+    rank takes the smallest. The chunks therefore end at the same step on every rank (the
+    engine's exchanges pair up, replica by replica), and a checkpoint due by wall time on
+    one rank is written by all at the same record step.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        cfg: Config,
+        every: int | None,
+        comm: Any,
+        sample_range: tuple[int, int],
+        start_step: int = 0,
+    ):
+        self.path, self.cfg, self.every, self.comm = Path(path), cfg, every, comm
+        self.saved_step: int | None = None  # the step of the manifest this writer wrote last
+        self.sample_range = sample_range
+        self.last_step, self.last_time = start_step, time.perf_counter()
+        self.due: int | None = None  # agreed by every rank in limit()
+        if comm.Get_rank() == 0:  # left by a killed writer; no rank writes before a step
+            for stale in self.path.parent.glob(f".{glob.escape(self.path.name)}*.tmp"):
+                stale.unlink(missing_ok=True)
+        comm.Barrier()
+
+    @classmethod
+    def create(
+        cls, path: Any, cfg: Config, every: Any, comm: Any, sample_range: tuple[int, int]
+    ) -> ShardedCheckpointer | None:
+        """Validate ``checkpoint``/``checkpoint_every`` as :meth:`Checkpointer.create` does;
+        None if not checkpointing."""
+        if path is None:
+            if every is not None:
+                raise ValueError("checkpoint_every needs a checkpoint path (checkpoint=...)")
+            return None
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
+        if str(path) == "" or Path(path).is_dir():
+            raise ValueError(f"checkpoint must be a file path, got {str(path)!r}")
+        if every is not None:
+            every = validate.integer("checkpoint_every", every, at_least=1)
+        return cls(path, cfg, every, comm, sample_range)
+
+    def _record_at_or_after(self, step: int) -> int | None:
+        index = record_count(self.cfg, step - 1)  # records before step
+        if index >= record_count(self.cfg):
+            return None
+        return min(index * self.cfg.record_interval, self.cfg.n_steps)
+
+    def limit(self, step: int, target: int) -> int:
+        if self.every is not None:
+            due = self._record_at_or_after(self.last_step + self.every)
+        elif time.perf_counter() - self.last_time >= CHECKPOINT_SECONDS:
+            due = self._record_at_or_after(step)
+        else:
+            due = None
+        agreed = self.comm.allgather((due, target))
+        dues = [d for d, _ in agreed if d is not None]
+        self.due = min(dues) if dues else None
+        target = min(t for _, t in agreed)
+        return min(target, self.due) if self.due is not None and self.due > step else target
+
+    def maybe_write(self, step: int, arrays: dict, wall_seconds: float) -> None:
+        if self.due is not None and step == self.due:
+            self.write(step, arrays, wall_seconds)
+
+    def write_final(self, step: int, arrays: dict, wall_seconds: float) -> None:
+        if step != self.last_step and record_count(self.cfg, step) > record_count(
+            self.cfg, step - 1
+        ):
+            self.write(step, arrays, wall_seconds)
+
+    def write(self, step: int, arrays: dict, wall_seconds: float) -> None:
+        write_sharded_checkpoint(
+            self.path, self.cfg, step, arrays, self.comm, self.sample_range, wall_seconds
+        )
+        self.saved_step = step
+        self.last_step, self.last_time, self.due = step, time.perf_counter(), None

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,9 @@ __all__ = [
     "NOISES",
     "DTYPES",
     "BACKENDS",
+    "toml_error_message",
     "toml_value",
+    "unknown_field_message",
 ]
 
 SIGNALS = ("linear", "projected", "cross_entropy")
@@ -72,6 +76,44 @@ def _schedule_value(name: str, value: Any) -> float | Schedule:
     return sched.value if isinstance(sched, Constant) else sched
 
 
+#: How far t_end / dt may be from a whole number of steps (rounding in decimal inputs).
+STEPS_REL_TOL, STEPS_ABS_TOL = 1e-12, 1e-9
+
+
+def _check_whole_steps(t_end: float, dt: float) -> None:
+    """Refuse a horizon that is not a whole number of steps, suggesting the nearest ones.
+
+    Without it t_end=1.0, dt=0.3 would silently stop at 0.9 and t_end=0.001, dt=0.01 run
+    to 0.01.
+    """
+    ratio = t_end / dt
+    if not math.isfinite(ratio):
+        return  # the step count check names the overflow
+    steps = round(ratio)
+    if steps >= 1 and math.isclose(ratio, steps, rel_tol=STEPS_REL_TOL, abs_tol=STEPS_ABS_TOL):
+        return
+    below, above = math.floor(ratio), math.floor(ratio) + 1
+    options = [f"t_end={n * dt:.12g} (steps={n})" for n in (below, above) if n >= 1]
+    raise ValueError(
+        f"t_end={t_end:g} is not a whole number of steps of dt={dt:g} (t_end / dt = "
+        f"{ratio:.6g}); use {' or '.join(options)}, or give steps instead of t_end"
+    )
+
+
+def _check_never_negative(name: str, value: float | Schedule) -> None:
+    """Refuse a parameter (sigma) that is negative at some time t >= 0, schedules included."""
+    sched = as_schedule(name, value)
+    lowest = sched.infimum()
+    if lowest >= 0:
+        return
+    if isinstance(sched, Constant):
+        raise ValueError(f"{name} must be >= 0, got {sched.value}")
+    reaches = "decreases without bound" if lowest == -math.inf else f"reaches {lowest:g}"
+    raise ValueError(
+        f"{name} must be >= 0 at every time t >= 0; its {sched.kind} schedule {reaches}"
+    )
+
+
 def _plain(value: Any) -> Any:
     """A field value as TOML/JSON-friendly builtins."""
     if isinstance(value, np.ndarray):
@@ -83,6 +125,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def unknown_field_message(key: str, fields: list[str]) -> str:
+    """One line for an unknown Config field: the name, the closest field, all the fields.
+
+    Examples
+    --------
+    >>> unknown_field_message("alpah", ["alpha", "beta"])
+    "unknown config field 'alpah'; did you mean 'alpha'? (fields: alpha, beta)"
+    """
+    hint = difflib.get_close_matches(key, fields, n=1)
+    guess = f"; did you mean {hint[0]!r}?" if hint else ""
+    return f"unknown config field {key!r}{guess} (fields: {', '.join(fields)})"
+
+
+def _hint_unknown_fields(cls):
+    """Class decorator: ``Config(alpah=1)`` says which field is unknown and what it may mean,
+    where the dataclass ``__init__`` says only "unexpected keyword argument"."""
+    init = cls.__init__
+    fields = [f.name for f in dataclasses.fields(cls)]
+
+    @functools.wraps(init)  # keeps the signature that help() and IDEs show
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for key in kwargs:
+            if key not in fields:
+                raise TypeError(unknown_field_message(key, fields))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_hint_unknown_fields
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Config:
     """Everything that defines a run; pass it to :func:`lesde.simulate`.
@@ -97,7 +170,7 @@ class Config:
         p, the feature dimension (default K; must be K for "projected", and for
         "cross_entropy" unless a ``head`` is given).
     signal : {"linear", "projected", "cross_entropy"}
-        The backprop signal g(x, y) of MODEL.md section 1.
+        The backprop signal g(x, y) of docs/model.md section 1.
     alpha, beta : float or schedule
         Intra- and inter-class impact (defaults 1.0 and 0.2). Not with ``impact``.
     impact : (K, K) array, optional
@@ -121,7 +194,7 @@ class Config:
     head : (K, p) array, optional
         Fixed head H: logits are H x and the cross-entropy signal is H^T (e_y - softmax(H x)).
     process : {"sde", "sgd"}
-        The LE-SDE (MODEL.md 2b) or the discrete SGD imitation (2a).
+        The LE-SDE (docs/model.md 2b) or the discrete SGD imitation (2a).
     scheme : {"euler_maruyama", "heun"}
         Integrator for the SDE.
     dt : float
@@ -235,8 +308,7 @@ class Config:
             )
             put("beta", _schedule_value("beta", DEFAULT_BETA if self.beta is None else self.beta))
         put("sigma", _schedule_value("sigma", self.sigma))
-        if isinstance(self.sigma, float) and self.sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+        _check_never_negative("sigma", self.sigma)
 
         put("label_noise", probability("label_noise", self.label_noise))
         put("init_scale", real("init_scale", self.init_scale, at_least=0))
@@ -259,6 +331,8 @@ class Config:
         put("dt", dt)
         if self.t_end is not None:
             put("t_end", real("t_end", self.t_end, above=0))
+            if self.steps is None:
+                _check_whole_steps(self.t_end, dt)
         if self.steps is not None:
             put("steps", integer("steps", self.steps, at_least=1, at_most=2**31 - 1))
             if self.t_end is not None and abs(self.steps * dt - self.t_end) > 1e-9 * self.t_end:
@@ -270,6 +344,13 @@ class Config:
         if self.n_steps > 2**31 - 1:
             raise ValueError(f"t_end / dt gives {self.n_steps} steps; at most 2^31 - 1 are allowed")
         put("batch_size", integer("batch_size", self.batch_size, at_least=1, at_most=2**31 - 1))
+        if self.batch_size > self.n_samples:
+            raise ValueError(
+                f"batch_size must be <= the number of samples N = {self.n_samples}, got "
+                f"{self.batch_size}: a batch is drawn with replacement from the N samples, so "
+                "a larger one averages the same N signals over and over within one step (and "
+                "Ctrl-C acts only between steps); for the large-batch limit use process='sde'"
+            )
         put("replicas", integer("replicas", self.replicas, at_least=1, at_most=2**24 - 1))
         put("seed", integer("seed", self.seed, at_least=0, at_most=MAX_SEED))
         if self.noise_seed is not None:
@@ -326,11 +407,55 @@ class Config:
 
     @property
     def record_steps(self) -> np.ndarray:
-        """The step numbers at which the run records (0, every interval, and the last)."""
+        """The step numbers at which the run records (0, every interval, and the last).
+
+        This builds the array (8 bytes a record): to count records or find one, use
+        :attr:`n_records`, :meth:`record_index` and :meth:`next_record_step`, which do not.
+        """
         steps = np.arange(0, self.n_steps + 1, self.record_interval, dtype=np.int64)
         if steps[-1] != self.n_steps:
             steps = np.append(steps, self.n_steps)
         return steps
+
+    @property
+    def n_records(self) -> int:
+        """Number of records, ``len(record_steps)``, counted without building them.
+
+        Examples
+        --------
+        >>> Config(steps=2**31 - 1, record_every=1).n_records
+        2147483648
+        """
+        every = self.record_interval
+        return self.n_steps // every + 1 + int(self.n_steps % every > 0)
+
+    def record_index(self, step: int) -> int:
+        """The index of ``step`` among the record steps, or -1 when it is not one.
+
+        Examples
+        --------
+        >>> cfg = Config(steps=25, record_every=10)
+        >>> [cfg.record_index(s) for s in (0, 10, 15, 25)]
+        [0, 1, -1, 3]
+        """
+        every, last = self.record_interval, self.n_steps
+        if step == last:
+            return self.n_records - 1
+        if 0 <= step < last and step % every == 0:
+            return step // every
+        return -1
+
+    def next_record_step(self, step: int) -> int:
+        """The first record step at or after ``step`` (``n_steps`` past the last one).
+
+        Examples
+        --------
+        >>> cfg = Config(steps=25, record_every=10)
+        >>> [cfg.next_record_step(s) for s in (0, 1, 20, 21, 99)]
+        [0, 10, 20, 25, 25]
+        """
+        every = self.record_interval
+        return min(-(-max(step, 0) // every) * every, self.n_steps)
 
     @property
     def effective_noise_seed(self) -> int:
@@ -365,16 +490,32 @@ class Config:
         return np.full((K, K), b) + (a - b) * np.eye(K)
 
     def state_bytes(self) -> int:
-        """Bytes of the per-sample state a run allocates (features, labels, SGD bookkeeping)."""
+        """Bytes a run allocates: the per-sample state (features, labels, SGD bookkeeping)
+        and the records (:meth:`record_bytes`). Counted, never built.
+
+        Examples
+        --------
+        >>> Config(n_classes=2, n_per_class=10, steps=10, record_every=5).state_bytes()
+        880
+        """
         itemsize = 8 if self.dtype == "float64" else 4
         per_sample = self.p * itemsize + 4
         if self.process == "sgd":
             per_sample += 8  # noise variance already applied to each sample (lazy noise)
-        # Counted, not built: the record grid itself may be what does not fit.
-        T = self.n_steps // self.record_interval + 1 + int(self.n_steps % self.record_interval > 0)
-        records = T * (2 * self.n_classes * self.p + self.p * self.p + 8)
-        records += T * len(self.recorded_sample_indices) * self.p
-        return self.replicas * (self.n_samples * per_sample + 8 * records)
+        return self.replicas * self.n_samples * per_sample + self.record_bytes()
+
+    def record_bytes(self) -> int:
+        """Bytes of the records (float64): :attr:`n_records` x (class and label means,
+        scatter matrix, scalars, recorded samples) per replica. Counted, never built.
+
+        Examples
+        --------
+        >>> Config(steps=2**31 - 1, record_every=1).record_bytes() / 2**30  # GiB
+        560.0
+        """
+        per_record = 2 * self.n_classes * self.p + self.p * self.p + 8
+        per_record += len(self.recorded_sample_indices) * self.p
+        return self.replicas * self.n_records * 8 * per_record
 
     # ------------------------------------------------------------------ conversion
     def replace(self, **changes: Any) -> Config:
@@ -425,12 +566,7 @@ class Config:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:
-            key = unknown[0]
-            hint = difflib.get_close_matches(key, names, n=1)
-            extra = (
-                f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(names)}"
-            )
-            raise ValueError(f"unknown config field {key!r}{extra}")
+            raise ValueError(unknown_field_message(unknown[0], names))
         kwargs = dict(data)
         for key in ("class_sizes", "record_samples"):
             if isinstance(kwargs.get(key), list):
@@ -473,7 +609,9 @@ class Config:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"invalid TOML: {err}") from None
+            raise ValueError(toml_error_message(text, err)) from None
+        except RecursionError:  # tomllib recurses once per level of nesting
+            raise ValueError("invalid TOML: values nested too deeply") from None
         return cls.from_dict(data)
 
     # ------------------------------------------------------------------ comparison
@@ -484,6 +622,39 @@ class Config:
 
     def __hash__(self) -> int:
         return hash(self.to_toml())
+
+
+# `key = value` where value is a bare word TOML does not know (true, false, inf and nan are
+# TOML values): the commonest TOML mistake in a config, an unquoted string.
+_UNQUOTED_STRING = re.compile(
+    r"^\s*(?P<key>[A-Za-z0-9_.-]+)\s*=\s*(?P<word>(?!(?:true|false|[+-]?inf|[+-]?nan)\b)"
+    r"[A-Za-z_][A-Za-z0-9_.-]*)\s*(?:#.*)?$"
+)
+
+
+def toml_error_message(text: str, err: Exception) -> str:
+    """The message for TOML ``text`` that failed to parse with ``err``, with a hint when the
+    line at fault (or, without a line number, the first such line) is an unquoted string.
+
+    Examples
+    --------
+    >>> text = "n_classes = 3\\nsignal = linear\\n"
+    >>> try:
+    ...     tomllib.loads(text)
+    ... except tomllib.TOMLDecodeError as err:
+    ...     print(toml_error_message(text, err))
+    invalid TOML: Invalid value (at line 2, column 10); strings need quotes: signal = "linear"
+    """
+    lines = text.splitlines()
+    at = re.search(r"at line (\d+)", str(err))
+    if at and 0 < int(at.group(1)) <= len(lines):
+        lines = [lines[int(at.group(1)) - 1]]
+    for line in lines:
+        bare = _UNQUOTED_STRING.match(line)
+        if bare:
+            key, word = bare.group("key"), bare.group("word")
+            return f'invalid TOML: {err}; strings need quotes: {key} = "{word}"'
+    return f"invalid TOML: {err}"
 
 
 def toml_value(value: Any) -> str:
@@ -505,6 +676,3 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-# lesde.cli imports the old private name; it goes once the CLI imports toml_value.

@@ -1,6 +1,6 @@
 """Data sets for training real networks: the paper's synthetic shapes and a CIFAR-10 loader.
 
-The paper validates the LE-SDE against small CNNs trained with plain SGD (MODEL.md,
+The paper validates the LE-SDE against small CNNs trained with plain SGD (docs/model.md,
 section 5) on two kinds of inputs, both produced here as a :class:`Dataset` of float32
 images ``(N, C, H, W)`` in ``[0, 1]`` with their *true* integer classes:
 
@@ -13,7 +13,7 @@ images ``(N, C, H, W)`` in ``[0, 1]`` with their *true* integer classes:
     Class subsets of CIFAR-10 read from a local copy of the "python version" (a folder or
     the ``.tar.gz`` archive; never downloaded), unpickled with a restricted unpickler.
 
-Label noise is applied separately with :func:`corrupt_labels` (MODEL.md, section 3, "Label
+Label noise is applied separately with :func:`corrupt_labels` (docs/model.md, section 3, "Label
 corruption"), so the true classes stay available to measure clean accuracy.
 
 NumPy and SciPy only: the arrays are what ``lesde.nn`` (or any framework) consumes.

@@ -1,7 +1,7 @@
 """The container for a network's training data, and label corruption.
 
 :class:`Dataset` holds float32 images ``(N, C, H, W)`` in ``[0, 1]`` with their *true*
-integer classes; :func:`corrupt_labels` makes the training labels of MODEL.md section 3
+integer classes; :func:`corrupt_labels` makes the training labels of docs/model.md section 3
 ("Label corruption") separately, so the true classes stay available to measure clean
 accuracy. The data sets themselves come from :mod:`lesde.shapes` and :mod:`lesde.cifar`;
 :mod:`lesde.data` gathers all of it.
@@ -300,7 +300,7 @@ class Dataset:
 def corrupt_labels(labels, p_err, n_classes, seed=0) -> np.ndarray:
     """Replace each label, with probability ``p_err``, by one of the other ``K-1`` classes.
 
-    The model of MODEL.md section 3 ("Label corruption"): independently for every entry, with
+    The model of docs/model.md section 3 ("Label corruption"): independently for every entry, with
     probability ``p_err`` the label becomes a class drawn uniformly from the ``K-1`` classes
     *other* than the true one (a corrupted label is never the true one); otherwise it is kept.
     So a fraction ``(1 - p_err)`` of labels is correct, and the transition in clean accuracy

@@ -49,6 +49,7 @@ __all__ = [
     "NonFiniteError",
     "Progress",
     "RecordWriter",
+    "RunInterruptedWarning",
     "allocate",
     "check_memory",
     "check_on_nonfinite",
@@ -60,6 +61,8 @@ __all__ = [
 
 #: Wall time a chunk of steps aims at: how quickly Ctrl-C and the progress bar respond.
 CHUNK_SECONDS = 0.25
+#: After Ctrl-C, finishing the steps to a record step for longer than this gets a notice.
+NOTICE_SECONDS = 1.0
 #: replicas * N * p below which backend="auto" stays on the CPU.
 AUTO_CUDA_MIN_SIZE = 10**6
 ON_NONFINITE = ("raise", "warn", "ignore")
@@ -79,6 +82,14 @@ class InsufficientMemoryError(MemoryError, ValueError):
     """The run would not fit in memory; raised before anything is allocated."""
 
 
+class RunInterruptedWarning(RuntimeWarning):
+    """A run was stopped by Ctrl-C; the Result holds what was recorded (``interrupted``).
+
+    Its own class, so that a caller that reports the interrupt itself (the ``lesde``
+    command) can filter it.
+    """
+
+
 # ----------------------------------------------------------------------------- before a run
 def check_memory(cfg: Config) -> None:
     """Raise :class:`InsufficientMemoryError` if ``cfg`` needs over 90 % of free memory.
@@ -92,10 +103,17 @@ def check_memory(cfg: Config) -> None:
     need = cfg.state_bytes()
     have = storage.available_memory()
     if have is not None and need > 0.9 * have:
+        records = cfg.record_bytes()
+        if records > need / 2:  # say what to change: most of it is records
+            advice = (
+                f"{records / 2**30:.2f} GiB of it are its {cfg.n_records} records: record "
+                "less often (record_every), fewer samples (record_samples) or fewer replicas"
+            )
+        else:
+            advice = "reduce replicas, class sizes, dim or use dtype='float32'"
         raise InsufficientMemoryError(
             f"this run needs about {need / 2**30:.2f} GiB for its state and records, but only "
-            f"{have / 2**30:.2f} GiB of memory is available; reduce replicas, class sizes, dim "
-            f"or use dtype='float32'"
+            f"{have / 2**30:.2f} GiB of memory is available; {advice}"
         )
 
 
@@ -329,6 +347,7 @@ class Progress:
         """Remove the bar, if one was shown."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 # ----------------------------------------------------------------------------- the run loop
@@ -343,7 +362,15 @@ class Checkpointing(Protocol):
         """After a chunk: write a checkpoint if one is due at ``step``."""
 
     def write_final(self, step: int, arrays: Arrays, wall_seconds: float) -> None:
-        """At the end: write the finished state."""
+        """At the end (or on Ctrl-C, at a record step): write the state, if not written."""
+
+    @property
+    def saved_step(self) -> int | None:
+        """The step of the checkpoint on disk (None while there is none)."""
+
+    @property
+    def path(self) -> Any:
+        """The checkpoint file (None for a writer that only keeps ranks' chunks in step)."""
 
 
 class RecordWriter(Protocol):
@@ -370,6 +397,146 @@ def _likely_cause(cfg: Config) -> str:
     return "the step is probably too large for the impact matrix; reduce dt or alpha/beta"
 
 
+def resolution_loss(
+    times: np.ndarray, means: np.ndarray, sigma_w: np.ndarray, dtype: str = "float64"
+) -> tuple[float, float] | None:
+    """When the records' within-class structure falls below the resolution of the features.
+
+    Features are stored in ``dtype``, so a feature near a class mean ``m_k`` carries a
+    rounding error of about ``eps * |m_k|``. What the metrics measure, the contrasts
+    ``M_k = m_k - mbar`` and the within-class spread ``sqrt(trace Sigma_W)``, is resolved
+    only to ``eps * max_k |m_k| / structure``, with ``structure`` the smaller of
+    ``max_k |M_k|`` and the spread (the nonzero ones). The linear signal's common mode grows
+    like ``exp((alpha + (K-1) beta) t / K)``, its contrasts like ``exp((alpha - beta) t / K)``
+    and its spread like ``sigma sqrt(t)``, so this error grows long before anything
+    overflows. Returns ``(t, ratio)`` for the first record time at which ``ratio =
+    structure / max_k |m_k|`` falls below ``sqrt(eps)`` in some replica (about 1.5e-8 in
+    float64, 3.5e-4 in float32: half the significant digits lost), with the smallest ratio
+    over replicas there; None if it never does. Absent classes and failed records are
+    left out.
+
+    Parameters
+    ----------
+    times : (T,) record times
+    means : (R, T, K, p) class means (the engine's ``label_means``)
+    sigma_w : (R, T, p, p) within-class covariances
+    dtype : "float64" or "float32", the features' dtype
+
+    Examples
+    --------
+    >>> means = np.array([[[[1e9 + 1.0, 0.0], [1e9 - 1.0, 0.0]]]])  # (R, T, K, p)
+    >>> t, ratio = resolution_loss(np.array([2.0]), means, np.zeros((1, 1, 2, 2)))
+    >>> t, f"{ratio:.1e}"
+    (2.0, '1.0e-09')
+    >>> means[..., 0] -= 1e9 - 1e3  # class means near 1e3: nine digits of contrast left
+    >>> resolution_loss(np.array([2.0]), means, np.zeros((1, 1, 2, 2))) is None
+    True
+    """
+    limit = math.sqrt(np.finfo(np.float64 if dtype == "float64" else np.float32).eps)
+    with np.errstate(all="ignore"):
+        present = np.all(np.isfinite(means), axis=-1)  # (R, T, K)
+        counts = present.sum(axis=-1)
+        m = np.where(present[..., None], means, 0.0)
+        common = np.where(present, np.linalg.norm(m, axis=-1), 0.0).max(axis=-1, initial=0.0)
+        centre = m.sum(axis=-2) / counts[..., None]
+        contrast = np.linalg.norm(m - centre[..., None, :], axis=-1)
+        contrast = np.where(present & (counts[..., None] >= 2), contrast, 0.0).max(
+            axis=-1, initial=0.0
+        )
+        spread = np.sqrt(np.trace(sigma_w, axis1=-2, axis2=-1))
+        spread = np.where(np.isfinite(spread), spread, 0.0)
+        structure = np.where(
+            (contrast > 0) & ((spread <= 0) | (contrast < spread)), contrast, spread
+        )
+        ratio = np.where((structure > 0) & (common > 0), structure / common, np.inf)
+    lost = np.flatnonzero(np.any(ratio < limit, axis=0))
+    if lost.size == 0:
+        return None
+    first = int(lost[0])
+    return float(times[first]), float(ratio[:, first].min())
+
+
+def _warn_resolution(result: Result) -> None:
+    """One RuntimeWarning (one line) if the run's records lost their resolution; not for a
+    run with failed replicas, which on_nonfinite reports (with the same likely cause)."""
+    cfg = result.config
+    if np.any(result.status != "ok"):
+        return
+    sigma_w = result.sigma_w
+    if cfg.init_scale == 0 and isinstance(cfg.sigma, float) and cfg.sigma == 0:
+        # No within-class spread by construction: what the records hold is rounding noise,
+        # not structure that lost its resolution (only the contrasts count).
+        sigma_w = np.zeros_like(sigma_w)
+    lost = resolution_loss(result.times, result.label_means, sigma_w, cfg.dtype)
+    if lost is None:
+        return
+    t, ratio = lost
+    eps = np.finfo(np.float64 if cfg.dtype == "float64" else np.float32).eps
+    if cfg.signal == "linear":
+        advice = (
+            "the linear signal's common mode grows like exp((alpha+(K-1)beta)t/K) and "
+            "outgrows the contrasts; shorten t_end or use signal='cross_entropy'"
+        )
+    else:
+        advice = "shorten t_end" + (" or use dtype='float64'" if cfg.dtype == "float32" else "")
+    digits = math.log10(ratio / eps)
+    left = f"about {digits:.0f} significant digits" if digits >= 0.5 else "no significant digit"
+    warnings.warn(
+        f"from t = {t:g} the class contrasts or within-class spread are only {ratio:.1e} of "
+        f"the class means, so {left} of them (and of nc1, nc2) remain in {cfg.dtype}: "
+        f"{advice}",
+        RuntimeWarning,
+        stacklevel=4,  # the caller of lesde.simulate / lesde.resume
+    )
+
+
+def _checkpoint_on_interrupt(
+    cfg: Config,
+    sim,
+    arrays: Arrays,
+    checkpointer: Checkpointing,
+    rate: float | None,
+    wall_before: float,
+    started: float,
+) -> None:
+    """After Ctrl-C: run on to the next record step and checkpoint there.
+
+    Only a record step is a state the engine can resume from (there the SGD class offsets
+    and pending noise are folded into the features; the core refuses any other step), so
+    the steps up to the next one are finished first, in chunks, with a notice saying how
+    long that takes. A second Ctrl-C stops at once; the checkpoint on disk (if any) stays.
+    """
+    target = cfg.next_record_step(sim.step)
+    seconds = (target - sim.step) / rate if rate else math.inf
+    if target > sim.step and seconds >= NOTICE_SECONDS:  # why Ctrl-C has not stopped it yet
+        eta = "" if math.isinf(seconds) else f", about {seconds:.2g} s"
+        warnings.warn(
+            f"interrupted at step {sim.step}: finishing the {target - sim.step} steps to "
+            f"record step {target}{eta}, to write checkpoint {checkpointer.path} there; "
+            "press Ctrl-C again to stop at once without it",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    try:
+        chunk = max(1, int(rate * CHUNK_SECONDS)) if rate else 1
+        while sim.step < target:
+            sim.advance(min(target, sim.step + chunk))
+        checkpointer.write_final(sim.step, arrays, wall_before + _since(started))
+    except KeyboardInterrupt:  # the second Ctrl-C: the checkpoint on disk stands
+        pass
+
+
+def _checkpoint_note(checkpointer: Checkpointing | None) -> str:
+    if checkpointer is None or checkpointer.path is None:  # none, or chunks kept in step only
+        return ""
+    if checkpointer.saved_step is None:
+        return f"; no checkpoint was written to {checkpointer.path}"
+    return (
+        f"; checkpoint {checkpointer.path} holds step {checkpointer.saved_step}: "
+        f"lesde.resume({str(checkpointer.path)!r}) finishes the run"
+    )
+
+
 def run_engine(
     cfg: Config,
     arrays: Arrays,
@@ -390,6 +557,12 @@ def run_engine(
     ``zarr_writer`` gets the records complete after each chunk, and the Result at the end.
     ``on_nonfinite`` is that of :func:`lesde.simulate`.
 
+    Ctrl-C ends the run between chunks with a :class:`RunInterruptedWarning` and a Result
+    marked ``interrupted``. With a ``checkpointer`` the run first goes on to the next
+    record step (the only steps it can be resumed from), saying how long that takes, and
+    checkpoints there; a second Ctrl-C skips that. ``result.meta["checkpoint_step"]`` is
+    the step of the checkpoint on disk (None if there is none).
+
     Examples
     --------
     >>> cfg = Config(n_classes=2, n_per_class=10, steps=20, record_every=10)
@@ -399,15 +572,19 @@ def run_engine(
     check_on_nonfinite(on_nonfinite)
     sim = make_engine(cfg, arrays, engine_setup)
     status = arrays["status"]
-    interrupted = False
+    interrupted, drawn = False, False
     bar = Progress(cfg.n_steps, progress, first_step=resume_step or 0)
     started = time.perf_counter()
+    rate = None  # steps per second, once a chunk has run
     try:
         if resume_step is None:
             sim.initialize()
         else:
             sim.resume(resume_step)
-        chunk = max(1, cfg.record_interval)
+        drawn = True
+        # Start with one step and let the rate set the size: a first chunk of a whole record
+        # interval could be the whole run, which Ctrl-C cannot interrupt.
+        chunk = 1
         while sim.step < cfg.n_steps and np.any(status == 0):
             before = sim.step
             target = before + chunk
@@ -428,10 +605,13 @@ def run_engine(
             checkpointer.write_final(sim.step, arrays, wall_before + _since(started))
     except KeyboardInterrupt:
         interrupted = True
+        bar.close()
+        if checkpointer is not None and checkpointer.path is not None and drawn:
+            _checkpoint_on_interrupt(cfg, sim, arrays, checkpointer, rate, wall_before, started)
         warnings.warn(
             f"interrupted at step {sim.step} of {cfg.n_steps}: the result holds the records "
-            f"up to t = {sim.step * cfg.dt:g}",
-            RuntimeWarning,
+            f"up to t = {sim.step * cfg.dt:g}{_checkpoint_note(checkpointer)}",
+            RunInterruptedWarning,
             stacklevel=3,
         )
     finally:
@@ -448,6 +628,9 @@ def run_engine(
     )
     if resume_step is not None:
         result.meta["resumed_from_step"] = int(resume_step)
+    _warn_resolution(result)
+    if checkpointer is not None:
+        result.meta["checkpoint_step"] = checkpointer.saved_step
     if zarr_writer is not None:
         zarr_writer.close(result, arrays)
     failed = np.flatnonzero(status != 0)

@@ -1,6 +1,6 @@
 """Estimate the impact integrals A(t), B(t) and rates alpha(t), beta(t) from class means.
 
-This is the paper's procedure (MODEL.md section 5): record the class-mean logits
+This is the paper's procedure (docs/model.md section 5): record the class-mean logits
 ``m_k(t)`` of a real network during training, read off ``A(t) = int_0^t alpha`` and
 ``B(t) = int_0^t beta`` by inverting a closed-form solution of the LE-ODE, then
 differentiate (Savitzky-Golay) to get ``alpha_hat(t)``, ``beta_hat(t)``. Feeding these back
@@ -9,7 +9,7 @@ into the simulator and comparing with the genuine trajectories is the validation
 Two estimators, for balanced classes (``pi_k = 1/K``):
 
 ``"I"`` (linear model, ``g(x, y) = x``)
-    With ``mbar = (1/K) sum_k m_k`` and ``d_k = m_k - mbar``, MODEL.md section 2 gives,
+    With ``mbar = (1/K) sum_k m_k`` and ``d_k = m_k - mbar``, docs/model.md section 2 gives,
     coordinate-wise, ``mbar(t) = exp((A + (K-1) B)/K) mbar(0)`` and
     ``d_k(t) = exp((A - B)/K) d_k(0)``. Every coordinate ``j`` of every class ``k`` with
     positive, finite ratios ``mbar_j(t)/mbar_j(0)`` and ``d_kj(t)/d_kj(0)`` yields one
@@ -150,11 +150,11 @@ def impact_integrals(class_mean_logits, model="I", times=None, conventions="lesd
 
     Notes
     -----
-    Model ``"I"``. From the closed form (MODEL.md section 2), coordinate-wise,
+    Model ``"I"``. From the closed form (docs/model.md section 2), coordinate-wise,
     ``log(mbar(t)/mbar(0)) = (A + (K-1) B)/K =: u`` and ``log(d_k(t)/d_k(0)) = (A - B)/K
     =: v``. Hence ``A = u + (K-1) v`` and ``B = u - v``, i.e.
     ``exp(A) = [mbar(t)/mbar(0)] [d_k(t)/d_k(0)]^(K-1)`` and
-    ``exp(-B) = [d_k(t)/d_k(0)] [mbar(0)/mbar(t)]``: the formulas printed in MODEL.md
+    ``exp(-B) = [d_k(t)/d_k(0)] [mbar(0)/mbar(t)]``: the formulas printed in docs/model.md
     section 5 agree with the closed form. Each pair ``(k, j)`` with both ratios positive
     and finite gives one ``(A, B)``; the logs are averaged over those pairs.
 

@@ -37,8 +37,12 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .validate import integer
 
-__all__ = ["config_hash", "expand_grid", "point_seed", "table_cell"]
+__all__ = ["MAX_GRID_POINTS", "config_hash", "expand_grid", "point_seed", "table_cell"]
+
+#: Most points a grid may have (each is a run and a Config built before any runs).
+MAX_GRID_POINTS = 100_000
 
 # Fields a grid may not name, and why.
 _NOT_SWEEPABLE = {
@@ -80,9 +84,7 @@ def _grid_values(name: str, spec: Any) -> list:
                     raise TypeError(f"{where}: {key} must be a number, got {v!r}")
                 if not math.isfinite(float(v)):
                     raise ValueError(f"{where}: {key} must be finite, got {v!r}")
-            num = spec["num"]
-            if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-                raise ValueError(f"{where}: num must be an integer >= 1, got {num!r}")
+            num = integer(f"{where}: num", spec["num"], at_least=1, at_most=MAX_GRID_POINTS)
             scale = spec.get("scale", "linear")
             if scale == "linear":
                 values = np.linspace(float(start), float(stop), int(num))
@@ -111,8 +113,9 @@ def _grid_values(name: str, spec: Any) -> list:
 def expand_grid(grid: Mapping[str, Any]) -> dict[str, list]:
     """Check a grid and expand every entry to its list of values.
 
-    Raises ValueError for an unknown Config field (with a did-you-mean hint) or a field
-    that a sweep sets itself (seed, noise_seed, replicas, threads).
+    Raises ValueError for an unknown Config field (with a did-you-mean hint), a field
+    that a sweep sets itself (seed, noise_seed, replicas, threads), or a grid of more than
+    :data:`MAX_GRID_POINTS` points (counted before any list of values is built).
 
     Examples
     --------
@@ -137,6 +140,13 @@ def expand_grid(grid: Mapping[str, Any]) -> dict[str, list]:
         if name in _NOT_SWEEPABLE:
             raise ValueError(f"{name!r} cannot be swept: {_NOT_SWEEPABLE[name]}")
         out[name] = _grid_values(name, spec)
+    points = math.prod(len(v) for v in out.values())  # counted, never built
+    if points > MAX_GRID_POINTS:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in out.items())
+        raise ValueError(
+            f"the grid has {points} points ({sizes}), more than the {MAX_GRID_POINTS} a sweep "
+            "may have; split it into several sweeps"
+        )
     return out
 
 

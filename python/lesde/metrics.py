@@ -6,7 +6,7 @@ comes from ``n_classes`` (default ``y.max() + 1``) or, for metrics that need log
 the number of logit columns. Logits are ``X`` itself when the features are logits
 (``p == K``, no head) or ``X @ head.T`` for a fixed head matrix ``head`` of shape ``(K, p)``.
 
-Definitions (MODEL.md, section 4). With class means ``mu_k``, the *unweighted* global mean
+Definitions (docs/model.md, section 4). With class means ``mu_k``, the *unweighted* global mean
 ``mu_G = (1/K) sum_k mu_k`` and the centred means ``M_k = mu_k - mu_G``:
 
 - ``loss``: mean softmax cross-entropy of the logits against ``y`` (stable log-sum-exp);

@@ -245,7 +245,7 @@ class ImpactMatrix:
     ``matrix[k, k']`` is the mean, over stepped inputs of class k' and target inputs of
     class k, of ``(Δf_target · g) / (lr |g|^2)``: the move of the target's logits along the
     stepped input's signal direction ``g = e_y - softmax(f)``, per unit of step. By
-    MODEL.md section 1 it estimates ``E[k, k']``. ``alpha_hat`` is the mean of the diagonal,
+    docs/model.md section 1 it estimates ``E[k, k']``. ``alpha_hat`` is the mean of the diagonal,
     ``beta_hat`` the mean off it; ``*_ci`` are two-way bootstrap percentile intervals
     (stepped inputs and targets resampled within their classes) at level ``confidence``,
     ``difference_ci`` the interval of ``alpha_hat - beta_hat``. Stepped inputs whose softmax
@@ -355,7 +355,7 @@ def impact_matrix(
     of size ``lr`` on its cross-entropy loss, starting from the current weights (the model
     is left unchanged), and record the change ``Δf_i`` of the logits of every target input
     i (``targets_per_class`` per class, disjoint from the stepped ones). Project it on the
-    stepped input's signal direction ``g_j = e_{y_j} - softmax(f_j)`` (MODEL.md: a step at j
+    stepped input's signal direction ``g_j = e_{y_j} - softmax(f_j)`` (docs/model.md: a step at j
     moves i by ``lr E[c_i, c_j] g_j`` to first order) and average per class pair:
 
         E_hat[k, k'] = mean over c_j = k', c_i = k of (Δf_i · g_j) / (lr |g_j|^2)

@@ -1,7 +1,7 @@
 """Neural-collapse metrics: NC1 (within- against between-class spread), NC2 (class means
 against a simplex equiangular tight frame) and NC4 (nearest class centre against argmax).
 
-Definitions in :mod:`lesde.metrics` (and MODEL.md section 4), which re-exports every
+Definitions in :mod:`lesde.metrics` (and docs/model.md section 4), which re-exports every
 function here; ``lesde.metrics.nc1`` and ``lesde.neural_collapse.nc1`` are the same
 function. The ``*_from_moments`` / ``*_from_means`` variants finish the metrics from the
 small K x p and p x p aggregates that the engine streams at record steps.
@@ -29,15 +29,20 @@ import numpy as np
 from . import chunked
 
 __all__ = [
+    "NC2_KEYS",
     "nc1",
     "nc1_from_moments",
+    "nc1_from_moments_batched",
     "nc2",
     "nc2_from_means",
+    "nc2_from_means_batched",
     "nc4",
     "within_between",
 ]
 
 _EPS = np.finfo(np.float64).eps
+#: The statistics :func:`nc2_from_means` returns, in its order.
+NC2_KEYS = ("equinorm", "equiangularity", "etf_distance", "coherence")
 
 
 # --------------------------------------------------------------------------------------
@@ -288,9 +293,8 @@ def nc2_from_means(class_means):
     """
     mu, _ = chunked.present_means(class_means)
     K = mu.shape[0]
-    keys = ("equinorm", "equiangularity", "etf_distance", "coherence")
     if K < 2:
-        return dict.fromkeys(keys, math.nan)
+        return dict.fromkeys(NC2_KEYS, math.nan)
     M = mu - mu.mean(axis=0)
     norms = np.linalg.norm(M, axis=1)
     mean_norm = norms.mean()
@@ -336,6 +340,144 @@ def nc2(X, y, n_classes=None, *, _chunk=chunked.CHUNK):
     """
     X, y, K = chunked.features_and_labels(X, y, n_classes)
     return nc2_from_means(chunked.class_means(X, y, K, chunked.check_chunk(_chunk)))
+
+
+# --------------------------------------------------------------------------------------
+# many records at once
+# --------------------------------------------------------------------------------------
+
+
+def _stacked(class_means, sigma_w=None):
+    """Flat (B, K, p) class means and (B, p, p) covariances, and the leading shape."""
+    mu = np.asarray(chunked.as_real_array(class_means, "class_means"), dtype=np.float64)
+    if mu.ndim < 2 or mu.shape[-2] == 0 or mu.shape[-1] == 0:
+        raise ValueError(f"class_means must have shape (..., K, p), K, p >= 1; got {mu.shape}")
+    lead, (K, p) = mu.shape[:-2], mu.shape[-2:]
+    if sigma_w is None:
+        return mu.reshape(-1, K, p), None, lead
+    sw = np.asarray(chunked.as_real_array(sigma_w, "sigma_w"), dtype=np.float64)
+    if sw.shape != (*lead, p, p):
+        raise ValueError(
+            f"sigma_w must have shape {(*lead, p, p)} to match class_means {mu.shape}; "
+            f"got {sw.shape}"
+        )
+    return mu.reshape(-1, K, p), sw.reshape(-1, p, p), lead
+
+
+def _groups_by_present_classes(mu, sw=None):
+    """(records, present) pairs: the flat records that can be finished, grouped by which
+    classes they hold (rows that are not all-NaN), each group with its boolean class mask.
+
+    A record with fewer than two present classes, a partly non-finite class mean or a
+    non-finite ``sw`` is in no group: its statistics stay NaN (where the single-record
+    functions would return NaN or raise).
+    """
+    absent = np.isnan(mu).all(axis=2)
+    finite = np.isfinite(mu).all(axis=2)
+    ok = np.all(finite | absent, axis=1) & ((~absent).sum(axis=1) >= 2)
+    if sw is not None:
+        ok &= np.isfinite(sw).all(axis=(1, 2))
+    records = np.flatnonzero(ok)
+    if records.size == 0:
+        return []
+    present = ~absent[records]
+    if present.all():  # the usual case: every record holds every class
+        return [(records, present[0])]
+    patterns, which = np.unique(present, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    return [(records[which == g], present) for g, present in enumerate(patterns)]
+
+
+def nc1_from_moments_batched(sigma_w, class_means):
+    """:func:`nc1_from_moments` (variant ``"pinv"``) of many records at once.
+
+    The same definition (the SVD of the centred means in the basis of class contrasts, the
+    same cut-off and the same NaN / inf cases), evaluated by stacked ``numpy.linalg``
+    calls over all records that hold the same classes, instead of one call per record.
+    A record that :func:`nc1_from_moments` would refuse (a non-finite ``sigma_w``, a class
+    mean with some but not all entries NaN or inf) gives NaN here, so that one diverged
+    replica does not stop the others.
+
+    Parameters
+    ----------
+    sigma_w : array_like, shape (..., p, p)
+        Within-class covariances.
+    class_means : array_like, shape (..., K, p)
+        Class means; all-NaN rows are absent classes (left out, as in
+        :func:`nc1_from_moments`).
+
+    Returns
+    -------
+    ndarray, shape (...)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> means = np.array([[[1.0, 0.0], [-1.0, 0.0]], [[2.0, 0.0], [-2.0, 0.0]]])
+    >>> nc1_from_moments_batched(np.diag([0.5, 3.0])[None].repeat(2, axis=0), means)
+    array([0.25  , 0.0625])
+    """
+    mu_all, sw_all, lead = _stacked(class_means, sigma_w)
+    p = mu_all.shape[2]
+    out = np.full(mu_all.shape[0], np.nan)
+    for records, present in _groups_by_present_classes(mu_all, sw_all):
+        mu, sw = mu_all[records][:, present], sw_all[records]
+        K = mu.shape[1]
+        contrasts = _contrast_basis(K).T @ (mu - mu.mean(axis=1, keepdims=True))
+        _, s, Vt = np.linalg.svd(contrasts, full_matrices=False)
+        scale = np.maximum(s[:, 0], np.linalg.norm(mu, axis=2).max(axis=1))
+        tol = max(K, p) * _EPS
+        keep = s > tol * scale[:, None]
+        q = np.einsum("bij,bjk,bik->bi", Vt, sw, Vt)  # v_j^T Sigma_W v_j
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nc1_values = np.sum(np.where(keep, q / s**2, 0.0), axis=1)
+        coincide = s[:, 0] <= tol * scale  # all class means equal (to rounding)
+        spread = np.any(sw != 0, axis=(1, 2))
+        out[records] = np.where(coincide, np.where(spread, np.inf, np.nan), nc1_values)
+    return out.reshape(lead)
+
+
+def nc2_from_means_batched(class_means):
+    """:func:`nc2_from_means` of many records at once: a dict of arrays of shape (...).
+
+    The same four statistics by the same formulas, stacked over all records that hold the
+    same classes. A record with fewer than two present classes or a partly non-finite class
+    mean gives NaN.
+
+    Parameters
+    ----------
+    class_means : array_like, shape (..., K, p)
+        Class means; all-NaN rows are absent classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> etf = np.eye(3) - 1.0 / 3.0
+    >>> out = nc2_from_means_batched(np.stack([etf, 2.0 * etf, np.full((3, 3), np.nan)]))
+    >>> out["etf_distance"].round(12) + 0.0
+    array([ 0.,  0., nan])
+    """
+    mu_all, _, lead = _stacked(class_means)
+    out = {key: np.full(mu_all.shape[0], np.nan) for key in NC2_KEYS}
+    for records, present in _groups_by_present_classes(mu_all):
+        mu = mu_all[records][:, present]
+        K = mu.shape[1]
+        M = mu - mu.mean(axis=1, keepdims=True)
+        norms = np.linalg.norm(M, axis=2)
+        mean_norm = norms.mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            equinorm = np.where(mean_norm > 0, norms.std(axis=1) / mean_norm, np.nan)
+            U = M / norms[:, :, None]
+            G = U @ U.transpose(0, 2, 1)
+            E = np.eye(K) - 1.0 / K
+            G_unit = G / np.linalg.norm(G, axis=(1, 2))[:, None, None]
+            etf = np.linalg.norm(G_unit - E / np.linalg.norm(E), axis=(1, 2))
+        off = G[:, ~np.eye(K, dtype=bool)]
+        out["equinorm"][records] = equinorm
+        out["equiangularity"][records] = off.std(axis=1)
+        out["etf_distance"][records] = etf
+        out["coherence"][records] = np.mean(np.abs(off + 1.0 / (K - 1)), axis=1)
+    return {key: values.reshape(lead) for key, values in out.items()}
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ The paper's claims are about real networks; this module connects the simulator t
   every other input's logits projected on the stepped input's signal direction
   ``g = e_y - softmax(f)``, averaged per class pair, with bootstrap confidence intervals.
 
-Time is measured as in the SGD imitation (MODEL.md section 2a): ``t = step * lr``, so the
+Time is measured as in the SGD imitation (docs/model.md section 2a): ``t = step * lr``, so the
 rates fitted here are on the simulator's time scale.
 
 Install with ``pip install 'lesde[nn]'`` (PyTorch 2.13.0, CPU build).

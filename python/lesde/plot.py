@@ -107,7 +107,7 @@ def _select(sweep_result, where, keep: tuple[str, ...]):
 def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate=None, where=None):
     """Heatmap of the mean of ``metric`` over replicas on the alpha x beta grid.
 
-    The theoretical boundary alpha = beta (MODEL.md section 3) is drawn and labelled.
+    The theoretical boundary alpha = beta (docs/model.md section 3) is drawn and labelled.
     ``annotate`` writes the value in every cell (default: when there are at most 100).
     ``where`` fixes the other swept fields, e.g. ``where={"t_end": 10.0}``.
     Returns the Axes.
@@ -229,7 +229,7 @@ def label_noise(sweep_result, metrics=("clean_accuracy", "accuracy"), ax=None, w
     """Mean (line) and 5-95% quantile ribbon of ``metrics`` against p_err.
 
     Marks p_err = (K-1)/K, where theory puts the transition of the clean accuracy
-    (MODEL.md section 3), and the chance level 1/K. ``where`` fixes the other swept
+    (docs/model.md section 3), and the chance level 1/K. ``where`` fixes the other swept
     fields. Returns the Axes.
 
     Examples

@@ -25,20 +25,34 @@ import numpy as np
 
 from . import _core, storage
 from .config import Config
-from .metrics import nc1_from_moments, nc2_from_means
+from .neural_collapse import nc1_from_moments_batched, nc2_from_means_batched
 from .version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "HEADLINE_METRICS",
     "SCALAR_METRICS",
     "Result",
     "final_values",
     "finish_metrics",
     "load",
     "provenance",
+    "record_count",
     "status_names",
 ]
 
+#: What a summary of a run leads with, per signal: what its dynamics drive (docs/model.md,
+#: section 3). Linear: the clouds separate iff alpha > beta, but nothing pulls them toward
+#: their labels, so loss and accuracy (the features read as logits) say nothing. Projected:
+#: the clouds separate on both sides of alpha = beta; the argmax accuracy shows the side.
+#: Cross-entropy: loss -> 0 and accuracy -> 1 iff alpha > beta (the clouds can still be
+#: separable when alpha < beta). ``separable_ncc``: 1 for a replica whose final features
+#: the nearest-class-centre rule classifies without error, a certificate of separability.
+HEADLINE_METRICS = {
+    "linear": ("separable_ncc", "ncc_accuracy", "nc1"),
+    "projected": ("separable_ncc", "ncc_accuracy", "accuracy", "nc1"),
+    "cross_entropy": ("loss", "accuracy", "separable_ncc", "ncc_accuracy", "nc1", "etf_distance"),
+}
 # Order of the scalars the engine records (cpp/include/lesde/state.hpp: enum Scalar).
 SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
 STATUS = {0: "ok", 1: "nonfinite"}
@@ -76,7 +90,12 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
     """Per-record metrics: the engine's scalars, plus NC1/NC2 from its small moments.
 
     ``scalars`` (R, T, NUM_SCALARS), ``sigma_w`` (R, T, p, p) and ``label_means``
-    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T).
+    (R, T, K, p) are the engine's record arrays; every metric comes out as (R, T). NC1 and
+    NC2 are those of :func:`lesde.metrics.nc1_from_moments` and
+    :func:`lesde.metrics.nc2_from_means`, evaluated for all replicas and records at once
+    (:mod:`lesde.neural_collapse`'s batched forms). A class whose mean is not finite (no
+    sample holds its label, or the replica diverged) is left out; a record with fewer than
+    two classes left, or a non-finite ``sigma_w`` (a failed replica), gets NaN.
 
     Examples
     --------
@@ -86,30 +105,31 @@ def finish_metrics(scalars: np.ndarray, sigma_w: np.ndarray, label_means: np.nda
     >>> out["loss"].shape, out["nc1"].shape
     ((1, 2), (1, 2))
     """
-    R, T = scalars.shape[:2]
     out = {name: np.ascontiguousarray(scalars[..., j]) for j, name in enumerate(SCALAR_METRICS)}
-    out["nc1"] = np.full((R, T), np.nan)
     with np.errstate(all="ignore"):  # records of a diverging run may hold huge values
-        for r in range(R):
-            for t in range(T):
-                means = label_means[r, t]
-                present = np.all(np.isfinite(means), axis=1)
-                if present.sum() < 2 or not np.all(np.isfinite(sigma_w[r, t])):
-                    continue
-                out["nc1"][r, t] = nc1_from_moments(sigma_w[r, t], means[present])
-                for key, value in nc2_from_means(means[present]).items():
-                    out.setdefault(key, np.full((R, T), np.nan))[r, t] = value
+        usable = np.all(np.isfinite(sigma_w), axis=(-2, -1))
+        present = np.all(np.isfinite(label_means), axis=-1) & usable[..., None]
+        means = np.where(present[..., None], label_means, np.nan)
+        out["nc1"] = nc1_from_moments_batched(sigma_w, means)
+        out.update(nc2_from_means_batched(means))
     return out
 
 
 def final_values(metrics: dict[str, np.ndarray], name: str) -> np.ndarray:
     """The last finite record of ``metrics[name]`` (R, T) for every replica, shape (R,).
 
+    ``separable_ncc`` is derived: 1.0 where the final ``ncc_accuracy`` is 1, else 0.0.
+
     Examples
     --------
     >>> final_values({"loss": np.array([[1.0, 0.5, np.nan]])}, "loss")
     array([0.5])
+    >>> final_values({"ncc_accuracy": np.array([[0.5, 1.0], [1.0, 0.9]])}, "separable_ncc")
+    array([1., 0.])
     """
+    if name == "separable_ncc" and "ncc_accuracy" in metrics:
+        ncc = final_values(metrics, "ncc_accuracy")
+        return np.where(np.isnan(ncc), np.nan, (ncc == 1.0).astype(float))
     if name not in metrics:
         raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(metrics)}")
     values = metrics[name]
@@ -212,18 +232,31 @@ class Result:
         """
         return final_values(self.metrics, name)
 
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The metrics that tell this run's story, for its signal (:data:`HEADLINE_METRICS`).
+
+        >>> import lesde
+        >>> lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, signal="linear",
+        ...                progress=False).headline
+        ('separable_ncc', 'ncc_accuracy', 'nc1')
+        """
+        return HEADLINE_METRICS[self.config.signal]
+
     def summary(self) -> dict[str, float]:
-        """Mean over replicas of each metric's final value (and the run's status).
+        """Mean over replicas of each metric's final value, :attr:`headline` first, then
+        the other metrics, ``t_end`` and ``replicas_ok``. ``separable_ncc`` is the fraction
+        of replicas whose final features the nearest-class-centre rule separates.
 
         Examples
         --------
         >>> import lesde
         >>> s = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, progress=False).summary()
-        >>> sorted(s)[:3]
-        ['accuracy', 'clean_accuracy', 'coherence']
+        >>> list(s)[:3]  # the cross-entropy signal's headline
+        ['loss', 'accuracy', 'separable_ncc']
         """
         out: dict[str, Any] = {}
-        for name in self.metrics:
+        for name in dict.fromkeys([*self.headline, *self.metrics]):
             values = self.final(name)
             out[name] = float(np.nanmean(values)) if np.any(np.isfinite(values)) else float("nan")
         out["t_end"] = float(self.times[-1]) if self.times.size else 0.0
@@ -309,18 +342,15 @@ def load(path: str | os.PathLike) -> Result:
         optional=["features"],
         prefixes=[METRIC_PREFIX],
         allow_missing_kind=True,  # result files written before the kind tag have none
+        expect=_expected_result_arrays,
     )
     header = contents.header
-    try:
-        cfg = Config.from_toml(header["config_toml"])
-        steps_done, interrupted = header["steps_done"], header["interrupted"]
-        meta = header.get("meta", {})
-        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
-            raise TypeError("steps_done must be an int and interrupted a bool")
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: invalid result header ({type(err).__name__}: {err})") from None
+    cfg, steps_done, interrupted = _result_header(header)
     arrays, metrics = _split_metrics(contents.arrays)
-    _check_result_arrays(path, cfg, arrays, metrics)
+    T = arrays["times"].shape[0]
+    grid = np.minimum(np.arange(T, dtype=np.int64) * cfg.record_interval, cfg.n_steps)
+    if not np.array_equal(arrays["times"], grid * cfg.dt):
+        raise ValueError(f"{path}: the record times are not those of its config; damaged file")
     if "features" not in arrays:
         arrays["features"] = np.empty((cfg.replicas, 0, cfg.p))
     return Result(
@@ -329,12 +359,80 @@ def load(path: str | os.PathLike) -> Result:
         status=arrays.pop("status").astype(str),
         steps_done=steps_done,
         interrupted=interrupted,
-        meta=meta,
+        meta=header.get("meta", {}),
         **arrays,
     )
 
 
-# ----------------------------------------------------------------------------- shared by both
+def record_count(cfg: Config, step: int | None = None) -> int:
+    """How many of the record steps of ``cfg`` come at or before ``step`` (default: all).
+
+    Counted, not built: the record grid of a crafted config could itself not fit.
+
+    Examples
+    --------
+    >>> cfg = Config(n_classes=2, steps=25, record_every=10)
+    >>> cfg.record_steps.tolist(), record_count(cfg), record_count(cfg, 24)
+    ([0, 10, 20, 25], 4, 3)
+    """
+    n, every = cfg.n_steps, cfg.record_interval
+    step = n if step is None else min(int(step), n)
+    if step < 0:
+        return 0
+    return step // every + 1 + int(step == n and n % every != 0)
+
+
+def _result_header(header: dict) -> tuple[Config, int, bool]:
+    """(config, steps_done, interrupted) of a result file's header."""
+    try:
+        cfg = Config.from_toml(header["config_toml"])
+        steps_done, interrupted = header["steps_done"], header["interrupted"]
+        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
+            raise TypeError("steps_done must be an int and interrupted a bool")
+        if not 0 <= steps_done <= cfg.n_steps:
+            raise ValueError(f"steps_done {steps_done} outside [0, {cfg.n_steps}] of its config")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"invalid result header ({type(err).__name__}: {err})") from None
+    return cfg, steps_done, interrupted
+
+
+def _expected_result_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
+    """The dtype and shape of every array of a result file, from its header: the sizes of
+    the config, and as many records as its steps_done makes (for storage.read_npz)."""
+    cfg, steps_done, _ = _result_header(header)
+    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+    T = _dimension(declared, "times", 1)
+    records = record_count(cfg, steps_done)
+    if T != records:
+        raise ValueError(
+            f"the file holds {T} records, but {records} for steps_done = {steps_done} of its "
+            "config; the file is damaged (nothing was read)"
+        )
+    if declared["labels"].shape != (R, N):  # N is right before it sizes anything below
+        raise ValueError(
+            f"array 'labels' should have shape {(R, N)} for its header, but declares "
+            f"{declared['labels'].shape}; the file is damaged (nothing was read)"
+        )
+    S = len(cfg.recorded_sample_indices)
+    expected = {
+        "times": (FLOAT, (T,)),
+        "class_means": (FLOAT, (R, T, K, p)),
+        "label_means": (FLOAT, (R, T, K, p)),
+        "sigma_w": (FLOAT, (R, T, p, p)),
+        "features": (FLOAT, (R, N, p)),
+        "classes": (INTEGER, (N,)),
+        "labels": (INTEGER, (R, N)),
+        "sample_indices": (INTEGER, (S,)),
+        "sample_trajectories": (FLOAT, (R, T, S, p)),
+        "status": (TEXT, (R,)),
+        "fail_step": (INTEGER, (R,)),
+    }
+    metrics = [name for name in declared if name.startswith(METRIC_PREFIX)]
+    expected.update({name: (FLOAT, (R, T)) for name in metrics})
+    return expected
+
+
+# ------------------------------------------------------------------ shared with training_result
 def _metric_arrays(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {METRIC_PREFIX + name: values for name, values in metrics.items()}
 
@@ -352,50 +450,12 @@ def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
 FLOAT, INTEGER, TEXT = "f", "iu", "U"
 
 
-def _check_arrays(path: Any, found: dict[str, np.ndarray], expected: dict[str, tuple]) -> None:
-    """Every array in ``found`` of the dtype kind and shape that ``expected[name]`` gives."""
-    for name, value in found.items():
-        kinds, shape = expected[name]
-        if value.dtype.kind not in kinds:
-            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
-        if value.shape != shape:
-            raise ValueError(
-                f"{path}: array {name!r} has shape {value.shape}, expected "
-                f"{shape} for its config; the file is damaged"
-            )
-
-
-def _length(path: Any, array: np.ndarray, name: str, ndim: int, axis: int = 0) -> int:
-    """``array.shape[axis]``, once ``array`` has ``ndim`` dimensions (the size the other
-    arrays of a file are checked against)."""
-    if array.ndim != ndim:
+def _dimension(declared: dict, name: str, ndim: int, axis: int = 0) -> int:
+    """``shape[axis]`` that member ``name`` declares, once it has ``ndim`` dimensions (the
+    size the other members are checked against)."""
+    shape = declared[name].shape
+    if len(shape) != ndim:
         raise ValueError(
-            f"{path}: array {name!r} must be {ndim}-D, got shape {array.shape}; the file is damaged"
+            f"array {name!r} must be {ndim}-D, declares shape {shape}; the file is damaged"
         )
-    return array.shape[axis]
-
-
-def _check_result_arrays(path: Any, cfg: Config, arrays: dict, metrics: dict) -> None:
-    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    T = arrays["times"].shape[0] if arrays["times"].ndim == 1 else -1
-    if not 0 <= T <= len(cfg.record_steps):
-        raise ValueError(
-            f"{path}: times must be 1-D with at most {len(cfg.record_steps)} "
-            f"records; got shape {arrays['times'].shape}"
-        )
-    S = _length(path, arrays["sample_indices"], "sample_indices", 1)
-    expected = {
-        "times": (FLOAT, (T,)),
-        "class_means": (FLOAT, (R, T, K, p)),
-        "label_means": (FLOAT, (R, T, K, p)),
-        "sigma_w": (FLOAT, (R, T, p, p)),
-        "features": (FLOAT, (R, N, p)),
-        "classes": (INTEGER, (N,)),
-        "labels": (INTEGER, (R, N)),
-        "sample_indices": (INTEGER, (S,)),
-        "sample_trajectories": (FLOAT, (R, T, S, p)),
-        "status": (TEXT, (R,)),
-        "fail_step": (INTEGER, (R,)),
-    }
-    expected.update({METRIC_PREFIX + m: (FLOAT, (R, T)) for m in metrics})
-    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
+    return shape[axis]

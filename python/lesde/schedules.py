@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,14 @@ class Constant:
     def __call__(self, t):
         return _out(np.full_like(np.asarray(t, dtype=float), self.value))
 
+    def infimum(self) -> float:
+        """The greatest lower bound of the values over t >= 0.
+
+        >>> Constant(-0.5).infimum()
+        -0.5
+        """
+        return self.value
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value}
 
@@ -80,6 +89,19 @@ class PowerLaw:
         t = np.asarray(t, dtype=float)
         return _out(self.a0 * (1.0 + t / self.tau) ** (-self.gamma))
 
+    def infimum(self) -> float:
+        """The greatest lower bound of the values over t >= 0 (the sign is that of ``a0``).
+
+        >>> PowerLaw(a0=2.0, tau=1.0, gamma=0.5).infimum(), PowerLaw(-1.0, 1.0, 0.5).infimum()
+        (0.0, -1.0)
+        """
+        if self.gamma == 0 or self.a0 == 0:
+            return self.a0
+        decays = self.gamma > 0  # toward 0 from a0; otherwise it grows from a0 without bound
+        if self.a0 > 0:
+            return 0.0 if decays else self.a0
+        return self.a0 if decays else -math.inf
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "a0": self.a0, "tau": self.tau, "gamma": self.gamma}
 
@@ -107,6 +129,14 @@ class ExponentialDecay:
         t = np.asarray(t, dtype=float)
         return _out(self.a0 * np.exp(-t / self.tau))
 
+    def infimum(self) -> float:
+        """The greatest lower bound of the values over t >= 0.
+
+        >>> ExponentialDecay(a0=1.0, tau=1.0).infimum(), ExponentialDecay(-1.0, 1.0).infimum()
+        (0.0, -1.0)
+        """
+        return min(self.a0, 0.0)
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "a0": self.a0, "tau": self.tau}
 
@@ -133,8 +163,13 @@ class Tabulated:
         for part in (self.times, self.values):  # never drop imaginary parts silently
             if isinstance(part, np.ndarray) and part.dtype.kind == "c":
                 raise TypeError(f"tabulated schedule needs real numbers, got dtype {part.dtype}")
-        times = np.array(self.times, dtype=np.float64, copy=True).reshape(-1)
-        values = np.array(self.values, dtype=np.float64, copy=True).reshape(-1)
+        times = np.array(self.times, dtype=np.float64, copy=True)
+        values = np.array(self.values, dtype=np.float64, copy=True)
+        for name, part in (("times", times), ("values", values)):
+            if part.ndim != 1:  # never flattened: a 2-D table is a mistake, not a series
+                raise ValueError(
+                    f"tabulated schedule {name} must be a 1-D sequence, got shape {part.shape}"
+                )
         if times.size < 1 or times.size != values.size:
             raise ValueError(
                 "tabulated schedule needs times and values of the same non-zero length, "
@@ -151,6 +186,14 @@ class Tabulated:
 
     def __call__(self, t):
         return _out(np.interp(np.asarray(t, dtype=float), self.times, self.values))
+
+    def infimum(self) -> float:
+        """The smallest tabulated value (interpolation stays between neighbours).
+
+        >>> Tabulated(times=[0.0, 1.0], values=[2.0, -1.0]).infimum()
+        -1.0
+        """
+        return float(self.values.min())
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -189,8 +232,13 @@ def as_schedule(name: str, value: Any) -> Schedule:
             return _KINDS[kind](**fields)
         except TypeError as err:
             raise ValueError(f"{name}: bad fields for a {kind} schedule: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
     if isinstance(value, tuple) and len(value) == 2:
-        return Tabulated(times=value[0], values=value[1])
+        try:
+            return Tabulated(times=value[0], values=value[1])
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
     try:
         return Constant(value)
     except (TypeError, ValueError) as err:

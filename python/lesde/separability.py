@@ -1,5 +1,5 @@
 """Separability of a labelled point cloud: the nearest-class-centre certificate, the exact
-linear program and the training-loss (argmax) reading (MODEL.md section 3).
+linear program and the training-loss (argmax) reading (docs/model.md section 3).
 
 :func:`separable` is the entry point; :mod:`lesde.metrics` re-exports it and
 :class:`SeparabilityResult`, so ``lesde.metrics.separable`` is this function. The exact
@@ -91,7 +91,7 @@ def separable(
 ):
     """Decide whether the labelled point cloud is separable.
 
-    Two readings of "separable" (MODEL.md section 3) are offered; report both:
+    Two readings of "separable" (docs/model.md section 3) are offered; report both:
 
     ``"ncc"``
         Nearest-class-centre rule on all ``N`` samples. The NCC rule is a linear classifier

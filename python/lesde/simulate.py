@@ -44,6 +44,7 @@ def simulate(
     on_nonfinite: str = "raise",
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
+    checkpoint_meta: dict[str, Any] | None = None,
     zarr_store: str | os.PathLike | None = None,
     zarr_features: bool = False,
     comm: Any = None,
@@ -64,12 +65,18 @@ def simulate(
     checkpoint : path, optional
         Write the full state of the run to this file (atomically, with a checksum) at
         record steps, so that :func:`lesde.resume` can finish a killed run with a
-        bit-identical result. An existing file at this path is overwritten.
+        bit-identical result. An existing file at this path is overwritten. On Ctrl-C the
+        run goes on to the next record step and checkpoints there (a second Ctrl-C skips
+        that), so an interrupted run can always be resumed.
     checkpoint_every : int, optional
         Steps between checkpoints (each written at the first record step at or after the
         due step). Default: one checkpoint about every
         :data:`lesde.checkpoint.CHECKPOINT_SECONDS` (60 s) of wall time. A last checkpoint
         holds the finished state.
+    checkpoint_meta : dict, optional
+        JSON-friendly values kept in every checkpoint's header, for whoever resumes it
+        (``lesde.checkpoint.read_checkpoint(path).meta``; the ``lesde`` command keeps its
+        ``--out`` there).
     zarr_store : path, optional
         Also append the records to a Zarr group in this folder while the run goes
         (:mod:`lesde.zarr_store`; needs ``pip install 'lesde[zarr]'``): a killed run leaves
@@ -80,6 +87,8 @@ def simulate(
     comm : mpi4py communicator, optional
         Shard this one run by samples over the ranks of ``comm`` (:mod:`lesde.mpi`); the
         result is bit-identical to a single-process run. Rank 0 gets the gathered features.
+        With ``checkpoint`` each rank writes its part and rank 0 a manifest at that path;
+        :func:`lesde.mpi.resume_sharded` finishes the run on as many ranks.
 
     Returns
     -------
@@ -103,11 +112,20 @@ def simulate(
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
     if comm is not None and comm.Get_size() > 1:
-        if checkpoint is not None or zarr_store is not None:
-            raise ValueError("checkpoint and zarr_store are not supported with comm (MPI)")
+        if zarr_store is not None:
+            raise ValueError("zarr_store is not supported with comm (MPI)")
+        if checkpoint_meta is not None:
+            raise ValueError("checkpoint_meta is not supported with comm (MPI)")
         check_memory(cfg)
-        return simulate_sharded(cfg, comm, progress=progress, on_nonfinite=on_nonfinite)
-    writer = Checkpointer.create(checkpoint, cfg, checkpoint_every)
+        return simulate_sharded(
+            cfg,
+            comm,
+            progress=progress,
+            on_nonfinite=on_nonfinite,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+        )
+    writer = Checkpointer.create(checkpoint, cfg, checkpoint_every, meta=checkpoint_meta)
     check_memory(cfg)
     store = ZarrWriter.create(zarr_store, cfg, zarr_features)
     return run_engine(

@@ -4,16 +4,19 @@ Writing. :func:`atomic_write_bytes`, :func:`atomic_write_text` and :func:`atomic
 write a temporary file ``.<name>.<random>.tmp`` in the target's folder, flush and fsync it,
 rename it over the target with :func:`os.replace` (atomic on POSIX) and fsync the folder,
 so a reader sees the old file or the whole new one, and the rename survives a power cut.
-The folder is created if needed. The file keeps the temporary file's mode (0600).
+The folder is created if needed. The file gets the mode any new file gets (0666 less the
+umask, as ``open(path, "w")`` would give it; :func:`tempfile.mkstemp` would make it 0600).
 
 lesde's ``.npz`` files (results, checkpoints, training records) are ``np.savez`` archives
 with one JSON member ``header`` that holds at least ``kind`` and ``format_version``:
 :func:`write_npz` writes one, :func:`read_npz` reads one back without ever unpickling.
 Before any array is read it checks the member names, the header's kind and format
 version, and every member's declared dtype and shape (``.npy`` headers) against the bytes
-the archive holds and against a memory limit, so a damaged or hostile file cannot make it
-allocate more than it may. Every refusal is one ``ValueError`` line that starts with the
-file's path.
+the zip directory gives, against a memory limit and against what the header says the
+file must hold (the reader's ``expect``: results and checkpoints compute every shape from
+their config), so a damaged or hostile file cannot make it allocate more than the file
+says it holds, nor that more than the memory allows. Every refusal is one ``ValueError``
+line that starts with the file's path.
 
 Examples
 --------
@@ -26,12 +29,13 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -40,12 +44,16 @@ import numpy as np
 
 __all__ = [
     "KINDS",
+    "Declared",
+    "Expect",
     "NpzContents",
+    "Spec",
     "atomic_savez",
     "atomic_write_bytes",
     "atomic_write_text",
     "available_memory",
     "check_header",
+    "check_size",
     "header_text",
     "read_npz",
     "remove_stale_temporaries",
@@ -59,16 +67,36 @@ KINDS = {
     "lesde-checkpoint": "a checkpoint, resume it with lesde.resume",
     "lesde.nn.TrainingResult": "a training record, read it with lesde.nn.load_training",
     "lesde-zarr": "a Zarr store, read it with lesde.load_zarr",
+    "lesde-sharded-checkpoint": (
+        "the checkpoint of a run sharded over MPI ranks, resume it on as many ranks with "
+        "`mpiexec -n RANKS lesde resume PATH --mpi` (lesde.mpi.resume_sharded)"
+    ),
+    "lesde-checkpoint-shard": "one rank's part of a sharded checkpoint, resume its manifest",
+    "lesde-checkpoint-records": "the records of a sharded checkpoint, resume its manifest",
 }
 #: Share of the available memory that the arrays of one file may declare.
 MEMORY_SHARE = 0.9
 
 
 # ----------------------------------------------------------------------------- writing
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """Create ``.<name>.<random>.tmp`` beside ``path``, open for writing, with mode 0666 less
+    the umask: the kernel applies the umask (and any default ACL) itself, so nothing reads
+    the process-wide umask, which threads writing at the same time could race on."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")  # pragma: no cover
+
+
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -255,6 +283,31 @@ class NpzContents:
     arrays: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What a member's ``.npy`` header declares: dtype and shape (nothing read yet)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+#: What a reader expects of one member: its dtype (exact, or a string of dtype kinds such
+#: as ``"f"``, ``"iu"``, ``"U"``) and its shape.
+Spec = tuple["np.dtype | str", tuple[int, ...]]
+#: ``expect(header, declared)``: the :data:`Spec` of every member a file with this header
+#: may hold, given what the members declare (e.g. a record count read off one member).
+#: It raises ValueError (a message without the path) for a header it cannot use.
+Expect = Callable[[dict[str, Any], dict[str, Declared]], Mapping[str, Spec]]
+
+#: Largest JSON header read (bytes of its ``.npy`` member): a config with long tabulated
+#: schedules takes a few MB; anything far beyond is not a lesde file.
+MAX_HEADER_BYTES = 64 * 2**20
+
+
 class _Unreadable(Exception):
     """A file that cannot be parsed; :func:`read_npz` turns it into one ValueError."""
 
@@ -270,15 +323,20 @@ def read_npz(
     prefixes: Iterable[str] = (),
     allow_missing_kind: bool = False,
     limit_bytes: int | None = None,
+    expect: Expect | None = None,
 ) -> NpzContents:
     """Read an ``.npz`` file written by :func:`write_npz`, checking it first.
 
-    In order: the ``.npy`` header of every member (no Python objects; the declared dtype
-    and shape must account for exactly the bytes the member holds; all together at most
-    ``limit_bytes``, by default 90 % of :func:`available_memory`), the JSON header
-    (:func:`check_header`), the member names (all of ``required``, the others among
-    ``optional`` or starting with one of ``prefixes``), then every array (the zip CRC of
-    each is checked). Never unpickles.
+    Nothing but the zip directory, ``.npy`` headers and the JSON header is read until every
+    check has passed. In order: the zip directory (every member an ``.npy`` array, no name
+    twice, a ``header``); the JSON header (at most :data:`MAX_HEADER_BYTES`; kind and
+    format version, :func:`check_header`); the member names (all of ``required``, the
+    others among ``optional`` or starting with one of ``prefixes``); every member's ``.npy``
+    header (no Python objects; the declared dtype and shape account for exactly the
+    uncompressed bytes the zip directory gives); the total declared bytes (at most
+    ``limit_bytes``, by default 90 % of :func:`available_memory`); then, with ``expect``,
+    every member's declared dtype and shape against what the header says it must be. Only
+    then are the arrays read (the zip CRC of each is checked). Never unpickles.
 
     Parameters
     ----------
@@ -286,13 +344,16 @@ def read_npz(
         How messages name the file, e.g. ``"lesde result file"``.
     kind, format_version, allow_missing_kind
         What the header must say (:func:`check_header`).
+    expect : callable, optional
+        ``expect(header, declared)`` (see :data:`Expect`): the dtype and shape each member
+        must declare. A member it does not name is refused.
 
     Raises
     ------
     FileNotFoundError
         No file at ``path``.
     ValueError
-        Anything else; the message starts with the path and says what is wrong.
+        Anything else; one line that starts with the path and says what is wrong.
 
     Examples
     --------
@@ -307,78 +368,173 @@ def read_npz(
     Traceback (most recent call last):
         ...
     ValueError: ...demo.npz: incomplete demo file, missing y
+    >>> read_npz(path, what="demo file", kind="demo", format_version=1, required=["x"],
+    ...          expect=lambda header, declared: {"x": ("f", (3,))})
+    Traceback (most recent call last):
+        ...
+    ValueError: ...demo.npz: array 'x' should be float (3,) for its header, but declares ...
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no {what} at {path}")
     try:
         with open(path, "rb") as file:
-            sizes = _declared_sizes(file)
-            _check_total(path, sizes, what, limit_bytes)
-            if "header" not in sizes:
-                members = ", ".join(sorted(sizes)) or "none"
-                raise ValueError(f"{path}: not a readable {what} (no header; members: {members})")
+            text, header, declared = _read_directory(
+                path, file, what, kind, format_version, allow_missing_kind
+            )
+            _check_names(path, set(declared), what, required, optional, prefixes)
+            _check_total(path, declared, what, limit_bytes)
+            if expect is not None:
+                try:
+                    expected = expect(header, declared)
+                except ValueError as err:  # keeps its type (InsufficientMemoryError, ...)
+                    raise type(err)(f"{path}: {err}") from None
+                _check_declared(path, declared, expected, what)
             file.seek(0)
             with np.load(file, allow_pickle=False) as data:
-                text = str(_member(data, "header")[()])
-                header = _parse_header(text)
-                check_header(
-                    path,
-                    header,
-                    what=what,
-                    kind=kind,
-                    format_version=format_version,
-                    allow_missing_kind=allow_missing_kind,
-                )
-                _check_names(path, set(sizes) - {"header"}, what, required, optional, prefixes)
-                arrays = {name: _member(data, name) for name in sizes if name != "header"}
+                arrays = {name: _member(data, name) for name in declared}
     except _Unreadable as err:
         raise ValueError(f"{path}: not a readable {what}, damaged or truncated ({err})") from None
     return NpzContents(header, text, arrays)
 
 
-def _declared_sizes(file: IO[bytes]) -> dict[str, int]:
-    """Bytes of array data that each member declares in its ``.npy`` header."""
-    sizes = {}
+def _read_directory(
+    path: Any, file: IO[bytes], what: str, kind: str, format_version: int, allow_missing: bool
+) -> tuple[str, dict[str, Any], dict[str, Declared]]:
+    """The header's text and content, and every other member's declared dtype and shape,
+    from the zip directory and the first bytes of each member."""
+    with _parsing():
+        archive = zipfile.ZipFile(file)
+    with archive:
+        infos = _members(path, archive.infolist(), what)
+        with _parsing():
+            text = _header_text(archive, infos.pop("header"))
+        header = _parse_header(text)
+        check_header(
+            path,
+            header,
+            what=what,
+            kind=kind,
+            format_version=format_version,
+            allow_missing_kind=allow_missing,
+        )
+        with _parsing():
+            declared = {name: _npy_header(archive, name, info) for name, info in infos.items()}
+    return text, header, declared
+
+
+@contextlib.contextmanager
+def _parsing() -> Iterator[None]:
+    """Any error of the zip or .npy parsers (BadZipFile, EOFError, zlib.error, a bad .npy
+    header, ...) as :class:`_Unreadable`."""
     try:
-        with zipfile.ZipFile(file) as archive:
-            for info in archive.infolist():
-                name = info.filename.removesuffix(".npy")
-                if name == info.filename:
-                    raise _Unreadable(f"member {name!r} is not an .npy array")
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-                    elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-                    else:
-                        raise _Unreadable(f"array {name!r} has .npy version {version}")
-                    data_offset = member.tell()
-                if dtype.hasobject:  # only a pickle could restore it
-                    raise _Unreadable(f"array {name!r} holds Python objects")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if data_offset + nbytes != info.file_size:
-                    raise _Unreadable(
-                        f"array {name!r} declares {nbytes} bytes but holds "
-                        f"{info.file_size - data_offset}"
-                    )
-                sizes[name] = nbytes
+        yield
     except (_Unreadable, MemoryError):
         raise
-    except Exception as err:  # BadZipFile, EOFError, zlib.error, a bad .npy header, ...
+    except Exception as err:
         raise _Unreadable(f"{type(err).__name__}: {err}") from None
-    return sizes
 
 
-def _check_total(path: Any, sizes: dict[str, int], what: str, limit: int | None) -> None:
+def _members(path: Any, infos: list[zipfile.ZipInfo], what: str) -> dict[str, zipfile.ZipInfo]:
+    """The zip directory by array name: each member an ``.npy``, none twice, a header."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename.removesuffix(".npy")
+        if name == info.filename:
+            raise _Unreadable(f"member {name!r} is not an .npy array")
+        if name in members:
+            raise _Unreadable(f"member {info.filename!r} appears twice")
+        members[name] = info
+    if "header" not in members:
+        names = ", ".join(sorted(members)) or "none"
+        raise ValueError(f"{path}: not a readable {what} (no header; members: {names})")
+    return members
+
+
+def _npy_header(archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo) -> Declared:
+    """The dtype and shape a member's ``.npy`` header declares, checked against the
+    uncompressed size in the zip directory (what reading it would produce)."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise _Unreadable(f"array {name!r} has .npy version {version}")
+        data_offset = member.tell()
+    if dtype.hasobject:  # only a pickle could restore it
+        raise _Unreadable(f"array {name!r} holds Python objects")
+    declared = Declared(dtype, tuple(int(n) for n in shape))
+    if data_offset + declared.nbytes != info.file_size:
+        raise _Unreadable(
+            f"array {name!r} declares {declared.nbytes} bytes but holds "
+            f"{info.file_size - data_offset}"
+        )
+    return declared
+
+
+def _header_text(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """The JSON text of the ``header`` member (a 0-d text array of bounded size)."""
+    declared = _npy_header(archive, "header", info)
+    if declared.shape != () or declared.dtype.kind != "U":
+        raise _Unreadable(f"the header is {declared.dtype} {declared.shape}, not a text")
+    if declared.nbytes > MAX_HEADER_BYTES:
+        raise _Unreadable(
+            f"the header declares {declared.nbytes} bytes, more than the "
+            f"{MAX_HEADER_BYTES} a header may take"
+        )
+    with archive.open(info) as member:
+        return str(np.lib.format.read_array(member, allow_pickle=False)[()])
+
+
+def _describe(dtype: np.dtype | str) -> str:
+    if isinstance(dtype, str):
+        names = {"f": "float", "i": "int", "u": "uint", "U": "text"}
+        return "/".join(names.get(k, k) for k in dtype)
+    return str(dtype)
+
+
+def _check_declared(
+    path: Any, declared: dict[str, Declared], expected: Mapping[str, Spec], what: str
+) -> None:
+    for name, found in declared.items():
+        if name not in expected:
+            raise ValueError(f"{path}: unexpected array {name!r} in a {what}")
+        dtype, shape = expected[name]
+        dtype_ok = found.dtype.kind in dtype if isinstance(dtype, str) else found.dtype == dtype
+        if not dtype_ok or found.shape != tuple(shape):
+            raise ValueError(
+                f"{path}: array {name!r} should be {_describe(dtype)} {tuple(shape)} for its "
+                f"header, but declares {found.dtype} {found.shape}; the file is damaged "
+                "(nothing was read)"
+            )
+
+
+def _check_total(path: Any, declared: dict[str, Declared], what: str, limit: int | None) -> None:
+    check_size(path, sum(d.nbytes for d in declared.values()), what, limit)
+
+
+def check_size(path: Any, nbytes: int, what: str, limit: int | None = None) -> None:
+    """Refuse to read ``nbytes`` of arrays of one file: more than ``limit``, by default
+    90 % of :func:`available_memory` (no limit where that is unknown).
+
+    Examples
+    --------
+    >>> check_size("run.zarr", 3 * 2**30, "store", limit=2**30)
+    Traceback (most recent call last):
+        ...
+    ValueError: run.zarr: the arrays of this store declare 3.00 GiB, more than the 1.00 GiB ...
+    """
     if limit is None:
         memory = available_memory()
         limit = None if memory is None else int(MEMORY_SHARE * memory)
-    total = sum(sizes.values())
-    if limit is not None and total > limit:
+        why = " (90 % of the available memory)"
+    else:
+        why = ""
+    if limit is not None and nbytes > limit:
         raise ValueError(
-            f"{path}: the arrays of this {what} declare {total / 2**30:.2f} GiB, more than "
-            f"the {limit / 2**30:.2f} GiB it may take (90 % of the available memory)"
+            f"{path}: the arrays of this {what} declare {nbytes / 2**30:.2f} GiB, more than "
+            f"the {limit / 2**30:.2f} GiB it may take{why}"
         )
 
 
@@ -392,6 +548,7 @@ def _member(data: Any, name: str) -> np.ndarray:
 
 
 def _parse_header(text: str) -> dict[str, Any]:
+    """The JSON object of a header's text."""
     try:
         header = json.loads(text)
     except ValueError as err:

@@ -4,7 +4,7 @@ A sweep takes a base :class:`~lesde.Config` and a *grid* that maps Config field 
 lists of values. Every point of the Cartesian product runs one :func:`lesde.simulate` call
 with ``replicas`` replicas, and every replica becomes one row of a pandas DataFrame: the
 grid values, the seeds, the status, the final value of every recorded metric and two
-readings of separability (MODEL.md section 3):
+readings of separability (docs/model.md section 3):
 
 ``separable_ncc``
     The nearest-class-centre rule, fitted on the final features with the training labels,
@@ -49,11 +49,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import itertools
 import math
 import os
+import socket
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
@@ -68,8 +72,15 @@ from .storage import atomic_write_text
 from .sweep_result import SweepResult
 from .version import __version__, build_info
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock
+    fcntl = None
+
 __all__ = [
+    "LOCK_NAME",
     "SEPARABILITY_METHODS",
+    "SweepFolderInUse",
     "SweepResult",
     "config_hash",
     "expand_grid",
@@ -77,6 +88,7 @@ __all__ = [
     "phase_diagram",
     "point_seed",
     "sweep",
+    "sweep_lock",
 ]
 
 SEPARABILITY_METHODS = ("ncc", "argmax", "lp")
@@ -319,7 +331,9 @@ def sweep(
         is already there and loads is not run again: its rows are rebuilt from the file,
         so calling the same sweep again finishes an interrupted one, and the table is the
         same as an uninterrupted run's. At the end ``table.csv`` and ``summary.csv`` are
-        written (atomically). Without ``out_dir`` nothing is written.
+        written (atomically). Without ``out_dir`` nothing is written. One sweep writes a
+        folder at a time (:func:`sweep_lock`): a second one raises
+        :class:`SweepFolderInUse` at once.
 
     Returns
     -------
@@ -355,33 +369,35 @@ def sweep(
     configs = _point_configs(base, values, combos, R, threads)
 
     started = time.perf_counter()
-    folder, paths = _point_files(out_dir, configs)
-    outcomes = _load_finished(configs, paths, methods, lp_max_samples)
-    reused = len(outcomes)
-    tasks = {
-        index: (cfg.to_dict(), methods, lp_max_samples, None if path is None else str(path))
-        for index, (cfg, path) in enumerate(zip(configs, paths, strict=True))
-        if index not in outcomes
-    }
-    outcomes.update(_run_missing(tasks, R, executor, workers, len(configs), progress))
-    table = _assemble_table(configs, values, combos, outcomes)
+    folder = _make_folder(out_dir)
+    with contextlib.nullcontext() if folder is None else sweep_lock(folder):
+        paths = _point_files(folder, configs)
+        outcomes = _load_finished(configs, paths, methods, lp_max_samples)
+        reused = len(outcomes)
+        tasks = {
+            index: (cfg.to_dict(), methods, lp_max_samples, None if path is None else str(path))
+            for index, (cfg, path) in enumerate(zip(configs, paths, strict=True))
+            if index not in outcomes
+        }
+        outcomes.update(_run_missing(tasks, R, executor, workers, len(configs), progress))
+        table = _assemble_table(configs, values, combos, outcomes)
 
-    meta = {
-        "workers": workers,
-        "threads": threads,
-        "wall_seconds": time.perf_counter() - started,
-        "separability": methods,
-    }
-    if folder is not None:
-        meta.update(
-            out_dir=str(folder),
-            point_files=[str(p) for p in paths],
-            points_reused=reused,
-            points_run=len(tasks),
-        )
-    result = SweepResult(table, base, values, meta)
-    if folder is not None:
-        _write_files(folder, paths, result)
+        meta = {
+            "workers": workers,
+            "threads": threads,
+            "wall_seconds": time.perf_counter() - started,
+            "separability": methods,
+        }
+        if folder is not None:
+            meta.update(
+                out_dir=str(folder),
+                point_files=[str(p) for p in paths],
+                points_reused=reused,
+                points_run=len(tasks),
+            )
+        result = SweepResult(table, base, values, meta)
+        if folder is not None:
+            _write_files(folder, paths, result)
     return result
 
 
@@ -408,15 +424,97 @@ def _point_configs(base: Config, values: dict, combos: list, R: int, threads: in
     return configs
 
 
-def _point_files(out_dir, configs: list) -> tuple[Path | None, list]:
-    """Step 2: the sweep's folder and each point's result file (None without ``out_dir``)."""
+def _make_folder(out_dir) -> Path | None:
+    """Step 2: the sweep's folder, created (None without ``out_dir``)."""
     if out_dir is None:
-        return None, [None] * len(configs)
+        return None
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out_dir {str(folder)!r} exists and is not a folder")
     (folder / "points").mkdir(parents=True, exist_ok=True)
-    return folder, [folder / "points" / f"{config_hash(cfg)}.npz" for cfg in configs]
+    return folder
+
+
+def _point_files(folder: Path | None, configs: list) -> list:
+    """Each point's result file (None without a folder)."""
+    if folder is None:
+        return [None] * len(configs)
+    return [folder / "points" / f"{config_hash(cfg)}.npz" for cfg in configs]
+
+
+# ---------------------------------------------------------------------------- one writer
+class SweepFolderInUse(RuntimeError):
+    """Another sweep (another process, or another thread) is writing this folder."""
+
+
+#: The lock file in a sweep folder; it stays there, locked only while a sweep runs.
+LOCK_NAME = ".lesde-sweep.lock"
+# Folders this process holds: resolved path -> [owning thread, depth, lock file descriptor].
+_held: dict[str, list] = {}
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def sweep_lock(folder: str | os.PathLike):
+    """Hold the lock of a sweep folder: one sweep writes a folder at a time.
+
+    The lock is an exclusive ``flock`` on ``folder/.lesde-sweep.lock``, which also says who
+    holds it (pid and host). The system drops it when its holder exits or is killed, so a
+    crashed sweep never leaves the folder locked. A second sweep of the same folder gets a
+    :class:`SweepFolderInUse` at once, naming the holder. The thread that holds the lock
+    may take it again (:func:`sweep` inside a caller that already holds it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with sweep_lock(folder):
+    ...     with sweep_lock(folder):  # the same thread: fine
+    ...         pass
+    """
+    key = os.path.realpath(folder)
+    me = threading.get_ident()
+    with _held_guard:
+        held = _held.get(key)
+        if held is not None and held[0] != me:
+            raise SweepFolderInUse(
+                f"sweep folder {str(folder)!r} is in use by another sweep of this process "
+                f"(pid {os.getpid()}); wait for it to finish, or choose another folder"
+            )
+        if held is None:
+            held = _held[key] = [me, 0, _lock_file(Path(folder))]
+        held[1] += 1
+    try:
+        yield
+    finally:
+        with _held_guard:
+            held[1] -= 1
+            if held[1] == 0:
+                del _held[key]
+                if held[2] is not None:
+                    os.close(held[2])  # releases the flock
+
+
+def _lock_file(folder: Path) -> int | None:
+    """An open descriptor of the folder's lock file, exclusively locked (None where the
+    system has no flock)."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+        os.close(fd)
+        if err.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise SweepFolderInUse(
+            f"sweep folder {str(folder)!r} is in use by another lesde sweep ({holder}); "
+            "wait for it to finish, or choose another folder"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return fd
 
 
 def _load_finished(configs: list, paths: list, methods, lp_max_samples: int) -> dict:
@@ -527,7 +625,7 @@ def phase_diagram(
     """Sweep the alpha x beta plane (alpha the outer, beta the inner loop).
 
     ``alphas`` and ``betas`` follow the grid grammar of :func:`sweep` (lists or
-    ``{"start", "stop", "num"}``); ``kwargs`` go to :func:`sweep`. The theory (MODEL.md
+    ``{"start", "stop", "num"}``); ``kwargs`` go to :func:`sweep`. The theory (docs/model.md
     section 3) puts the boundary of separability at alpha = beta.
 
     Examples
@@ -545,7 +643,7 @@ def label_noise_sweep(base: Config, p_errs, replicas: int | None = None, **kwarg
     """Sweep the label-corruption probability p_err (Config field ``label_noise``).
 
     With the cross-entropy signal and alpha > beta the clean accuracy falls below chance
-    (1/K) past p_err = (K-1)/K (MODEL.md section 3). ``kwargs`` go to :func:`sweep`.
+    (1/K) past p_err = (K-1)/K (docs/model.md section 3). ``kwargs`` go to :func:`sweep`.
 
     Examples
     --------

@@ -9,7 +9,7 @@ Its :class:`~lesde.training_result.TrainingResult` has the layout of :class:`les
 PyTorch (:func:`lesde.training_result.load_training`). :func:`lesde.nn.train_ensemble`
 trains many such networks and stacks them along the replica axis.
 
-Time is measured as in the SGD imitation (MODEL.md section 2a): ``t = step * lr``, so the
+Time is measured as in the SGD imitation (docs/model.md section 2a): ``t = step * lr``, so the
 rates fitted here are on the simulator's time scale. Users reach it through :mod:`lesde.nn`.
 
 Examples
@@ -105,7 +105,7 @@ def train_and_record(
     data : lesde.data.Dataset
         Training inputs with their true classes.
     lr : float
-        SGD step size; record times are ``t = step * lr`` (MODEL.md section 2a).
+        SGD step size; record times are ``t = step * lr`` (docs/model.md section 2a).
     steps : int
         Number of SGD steps.
     batch_size : int

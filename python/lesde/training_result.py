@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 
 from . import storage
-from .result import METRIC_PREFIX, final_values
+from .result import (
+    FLOAT,
+    INTEGER,
+    METRIC_PREFIX,
+    TEXT,
+    _dimension,
+    _metric_arrays,
+    _split_metrics,
+    final_values,
+)
 
 __all__ = [
     "TRAINING_FORMAT_VERSION",
@@ -40,8 +49,6 @@ __all__ = [
     "stepped_class_means",
 ]
 
-# dtype kinds an array may have: floating point, integer, text.
-FLOAT, INTEGER, TEXT = "f", "iu", "U"
 
 #: Version of the training record layout; a file of another version is refused, except
 #: version 1 (one network, impact arrays without the replica axis), which is read and given
@@ -531,6 +538,7 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
         required=_TRAINING_ARRAYS,
         optional=["logits", *_STEPPED_ARRAYS],
         prefixes=[METRIC_PREFIX, IMPACT_PREFIX],
+        expect=_expected_training_arrays,
     )
     try:
         contents = storage.read_npz(path, format_version=TRAINING_FORMAT_VERSION, **read)
@@ -552,7 +560,6 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
                 arrays[IMPACT_PREFIX + name] = arrays[IMPACT_PREFIX + name][None]
     if ("stepped_indices" in arrays) != ("stepped_logits" in arrays):
         raise ValueError(f"{path}: incomplete lesde training result, stepped records")
-    _check_training_arrays(path, arrays, metrics)
     try:
         steps_done, interrupted = header["steps_done"], header["interrupted"]
         if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
@@ -580,11 +587,14 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
     )
 
 
-def _check_training_arrays(path: Any, arrays: dict, metrics: dict) -> None:
-    T = _length(path, arrays["times"], "times", 1)
-    N = _length(path, arrays["classes"], "classes", 1)
-    R = _length(path, arrays["class_means"], "class_means", 4, axis=0)
-    K = _length(path, arrays["class_means"], "class_means", 4, axis=2)
+def _expected_training_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
+    """The dtype and shape of every array of a training record, from the sizes its times,
+    classes and class means declare (for storage.read_npz). Format version 1 (one network)
+    stored the impact arrays without a replica axis."""
+    T = _dimension(declared, "times", 1)
+    N = _dimension(declared, "classes", 1)
+    R = _dimension(declared, "class_means", 4, axis=0)
+    K = _dimension(declared, "class_means", 4, axis=2)
     expected = {
         "times": (FLOAT, (T,)),
         "steps": (INTEGER, (T,)),
@@ -597,56 +607,20 @@ def _check_training_arrays(path: Any, arrays: dict, metrics: dict) -> None:
         "fail_step": (INTEGER, (R,)),
         "logits": (FLOAT, (T, N, K)),
     }
-    if R != 1 and "logits" in arrays:
-        raise ValueError(f"{path}: logits of {R} networks; the file is damaged")
-    if "stepped_indices" in arrays:
-        S = _length(path, arrays["stepped_indices"], "stepped_indices", 2, axis=1)
+    if R != 1 and "logits" in declared:
+        raise ValueError(f"logits of {R} networks; the file is damaged")
+    if "stepped_indices" in declared:
+        S = _dimension(declared, "stepped_indices", 2, axis=1)
         expected["stepped_indices"] = (INTEGER, (R, S))
         expected["stepped_logits"] = (FLOAT, (R, S, K))
-    expected.update({METRIC_PREFIX + m: (FLOAT, (R, T)) for m in metrics})
-    if IMPACT_PREFIX + "times" in arrays:
-        S = _length(path, arrays[IMPACT_PREFIX + "times"], IMPACT_PREFIX + "times", 1)
+    expected.update({n: (FLOAT, (R, T)) for n in declared if n.startswith(METRIC_PREFIX)})
+    if IMPACT_PREFIX + "times" in declared:
+        S = _dimension(declared, IMPACT_PREFIX + "times", 1)
+        per = (R,) if header.get("format_version") != 1 else ()
         impact = {"times": (FLOAT, (S,)), "steps": (INTEGER, (S,))}
-        impact["matrices"] = (FLOAT, (R, S, K, K))
-        impact.update({n: (FLOAT, (R, S)) for n in ("alpha_hat", "beta_hat", "ratio")})
-        impact.update({n: (FLOAT, (R, S, 2)) for n in ImpactTrack.FIELDS if n.endswith("_ci")})
-        impact["dropped_inputs"] = (INTEGER, (R, S))
+        impact["matrices"] = (FLOAT, (*per, S, K, K))
+        impact.update({n: (FLOAT, (*per, S)) for n in ("alpha_hat", "beta_hat", "ratio")})
+        impact.update({n: (FLOAT, (*per, S, 2)) for n in ImpactTrack.FIELDS if n.endswith("_ci")})
+        impact["dropped_inputs"] = (INTEGER, (*per, S))
         expected.update({IMPACT_PREFIX + n: kind_shape for n, kind_shape in impact.items()})
-    _check_arrays(path, {**arrays, **_metric_arrays(metrics)}, expected)
-
-
-# ----------------------------------------------------------------------------- file checks
-def _metric_arrays(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {METRIC_PREFIX + name: values for name, values in metrics.items()}
-
-
-def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
-    """(arrays, metrics): the ``metric__<name>`` members become ``metrics[name]``."""
-    arrays = {k: v for k, v in stored.items() if not k.startswith(METRIC_PREFIX)}
-    metrics = {
-        k.removeprefix(METRIC_PREFIX): v for k, v in stored.items() if k.startswith(METRIC_PREFIX)
-    }
-    return arrays, metrics
-
-
-def _length(path: Any, array: np.ndarray, name: str, ndim: int, axis: int = 0) -> int:
-    """``array.shape[axis]``, once ``array`` has ``ndim`` dimensions (the size the other
-    arrays of a file are checked against)."""
-    if array.ndim != ndim:
-        raise ValueError(
-            f"{path}: array {name!r} must be {ndim}-D, got shape {array.shape}; the file is damaged"
-        )
-    return array.shape[axis]
-
-
-def _check_arrays(path: Any, found: dict[str, np.ndarray], expected: dict[str, tuple]) -> None:
-    """Every array in ``found`` of the dtype kind and shape that ``expected[name]`` gives."""
-    for name, value in found.items():
-        kinds, shape = expected[name]
-        if value.dtype.kind not in kinds:
-            raise ValueError(f"{path}: array {name!r} has dtype {value.dtype}; the file is damaged")
-        if value.shape != shape:
-            raise ValueError(
-                f"{path}: array {name!r} has shape {value.shape}, expected {shape}; "
-                "the file is damaged"
-            )
+    return expected

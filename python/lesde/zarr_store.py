@@ -50,7 +50,14 @@ import numpy as np
 
 from . import storage
 from .config import Config
-from .result import SCALAR_METRICS, Result, finish_metrics, provenance, status_names
+from .result import (
+    SCALAR_METRICS,
+    Result,
+    finish_metrics,
+    provenance,
+    record_count,
+    status_names,
+)
 
 __all__ = ["ZARR_HINT", "FORMAT_VERSION", "KIND", "ZarrWriter", "load_zarr"]
 
@@ -96,6 +103,17 @@ def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     t = int(np.clip(CHUNK_BYTES // max(R * per_replica, 1), 1, MAX_CHUNK_RECORDS))
     r = max(1, min(R, CHUNK_BYTES // max(per_replica, 1)))
     return (r, t, *rest)
+
+
+def _update_attrs(group: Any, values: dict) -> None:
+    """Set the group attributes ``values`` in one metadata write. zarr 3's
+    ``attrs.update`` writes the metadata once per key, so a reader could see a new
+    ``records_complete`` beside an old ``steps_done``."""
+    update = getattr(group, "update_attributes", None)  # zarr 3: one write
+    if update is not None:
+        update(values)
+    else:  # zarr 2: Attributes.update writes once
+        group.attrs.update(values)
 
 
 def _is_zarr_dir(path: Path) -> bool:
@@ -146,7 +164,8 @@ class ZarrWriter:
         self.fail_step = _create_array(root, "fail_step", (R,), (R,), "i8", -1)
         made_by = provenance(cfg, 0.0)
         made_by.pop("wall_seconds")
-        root.attrs.update(
+        _update_attrs(
+            root,
             {
                 "kind": KIND,
                 "format_version": FORMAT_VERSION,
@@ -165,7 +184,7 @@ class ZarrWriter:
                 "interrupted": None,
                 "meta": made_by,
                 "has_features": False,
-            }
+            },
         )
 
     @classmethod
@@ -227,12 +246,13 @@ class ZarrWriter:
         self.status[:] = arrays["status"]
         self.fail_step[:] = arrays["fail_step"]
         self.written = n
-        self.root.attrs.update(
+        _update_attrs(
+            self.root,
             {
                 "records_complete": n,
                 "steps_done": int(step),
                 "wall_seconds": time.perf_counter() - self.started,
-            }
+            },
         )
         end = time.perf_counter()
         self.next_append = end + APPEND_WAIT_RATIO * (end - start)
@@ -245,7 +265,7 @@ class ZarrWriter:
                 self.labels[:] = arrays["labels"]
             self._write_records(arrays, n)
         elif n < self.written:  # every replica failed before the last appended record
-            self.root.attrs.update({"records_complete": n})
+            _update_attrs(self.root, {"records_complete": n})
             for out in (*self.arrays.values(), *self.metrics.values()):
                 out.resize((out.shape[0], n, *out.shape[2:]))
             self.times.resize((n,))
@@ -260,7 +280,8 @@ class ZarrWriter:
                 self.root, "features", (R, N, p), (1, rows, max(p, 1)), features.dtype, np.nan
             )[:] = features
         self.written = n
-        self.root.attrs.update(
+        _update_attrs(
+            self.root,
             {
                 "records_complete": n,
                 "steps_done": int(result.steps_done),
@@ -269,8 +290,35 @@ class ZarrWriter:
                 "meta": result.meta,
                 "wall_seconds": result.meta.get("wall_seconds"),
                 "has_features": self.features,
-            }
+            },
         )
+
+
+def _checked_array(
+    path: Any, root: Any, name: str, kinds: str, shape: tuple, records: bool
+) -> tuple[Any, int]:
+    """The store's array ``name`` (nothing read) and the bytes reading it would take, once
+    its metadata agree with the config: dtype kind, shape (a record array may be longer
+    along T than the records complete: an append cut short) and one chunk that fits."""
+    try:
+        array = root[name]
+    except KeyError:
+        raise ValueError(f"{path}: incomplete store, missing array {name!r}") from None
+    have, dtype = tuple(array.shape), np.dtype(array.dtype)
+    if records:
+        t = 1 if len(shape) > 1 else 0
+        ok = len(have) == len(shape) and have[t] >= shape[t]
+        ok = ok and have[:t] + have[t + 1 :] == shape[:t] + shape[t + 1 :]
+    else:
+        ok = have == shape
+    if not ok or dtype.kind not in kinds:
+        raise ValueError(
+            f"{path}: array {name!r} is {dtype} {have}, expected {shape} for its config; "
+            "the store is damaged (nothing was read)"
+        )
+    chunk = int(np.prod(array.chunks, dtype=object)) * dtype.itemsize  # decoded whole
+    storage.check_size(path, chunk, "lesde Zarr store's chunks")
+    return array, int(np.prod(shape, dtype=object)) * dtype.itemsize + chunk
 
 
 def load_zarr(path: str | os.PathLike) -> Result:
@@ -315,42 +363,52 @@ def load_zarr(path: str | os.PathLike) -> Result:
         why = f"{type(err).__name__}: {err}"
         raise ValueError(f"{path}: invalid store attributes ({why})") from None
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    S = len(cfg.recorded_sample_indices)
-    planned = len(cfg.record_steps)
+    planned = record_count(cfg)  # counted: a crafted config's record grid may not fit
     if not 0 <= n <= planned:
         raise ValueError(f"{path}: records_complete {n} outside [0, {planned}]")
+    # A finished store counts the records of its steps_done; a store cut short may count
+    # fewer (its last append, or the trimming of a run whose replicas all failed).
+    reached = record_count(cfg, steps_done) if 0 <= steps_done <= cfg.n_steps else -1
+    if reached < 0 or n > reached or (attrs.get("finished") is True and n != reached):
+        raise ValueError(
+            f"{path}: records_complete {n} disagrees with steps_done {steps_done} of its "
+            "config; the store is damaged"
+        )
+    # Every array's metadata is checked against the config, and what would be read against
+    # the memory, before any chunk is read. S is counted only once N is known to fit.
+    specs = {
+        "times": ("f", (n,), True),
+        "class_means": ("f", (R, n, K, p), True),
+        "label_means": ("f", (R, n, K, p), True),
+        "sigma_w": ("f", (R, n, p, p), True),
+        **{f"metrics/{m}": ("f", (R, n), True) for m in SCALAR_METRICS},
+        "classes": ("iu", (N,), False),
+        "labels": ("iu", (R, N), False),
+        "status": ("iu", (R,), False),
+        "fail_step": ("iu", (R,), False),
+    }
+    if attrs.get("has_features"):
+        specs["features"] = ("f", (R, N, p), False)
+    stored = {name: _checked_array(path, root, name, *spec) for name, spec in specs.items()}
+    S = len(cfg.recorded_sample_indices)
+    more = {"sample_indices": ("iu", (S,), False), "sample_trajectories": ("f", (R, n, S, p), True)}
+    stored.update({name: _checked_array(path, root, name, *spec) for name, spec in more.items()})
+    specs.update(more)
+    storage.check_size(path, sum(nbytes for _, nbytes in stored.values()), "lesde Zarr store")
 
-    def read(name: str, shape: tuple, records: bool = False) -> np.ndarray:
-        try:
-            array = root[name]
-        except KeyError:
-            raise ValueError(f"{path}: incomplete store, missing array {name!r}") from None
-        have = tuple(array.shape)
-        if records:  # may be longer along T than records_complete (an append cut short)
-            t = 1 if len(shape) > 1 else 0
-            ok = len(have) == len(shape) and have[t] >= n
-            ok = ok and have[:t] + have[t + 1 :] == shape[:t] + shape[t + 1 :]
-        else:
-            ok = have == shape
-        if not ok:
-            raise ValueError(
-                f"{path}: array {name!r} has shape {have}, expected {shape} for its "
-                "config; the store is damaged"
-            )
+    def read(name: str) -> np.ndarray:
+        array, records = stored[name][0], specs[name][2]
         if not records:
             return np.asarray(array[...])
-        return np.asarray(array[:n] if len(shape) == 1 else array[:, :n])
+        return np.asarray(array[:n] if array.ndim == 1 else array[:, :n])
 
     records = {
-        "times": read("times", (n,), True),
-        "class_means": read("class_means", (R, n, K, p), True),
-        "label_means": read("label_means", (R, n, K, p), True),
-        "sigma_w": read("sigma_w", (R, n, p, p), True),
-        "sample_trajectories": read("sample_trajectories", (R, n, S, p), True),
+        name: read(name)
+        for name in ("times", "class_means", "label_means", "sigma_w", "sample_trajectories")
     }
-    scalars = np.stack([read(f"metrics/{m}", (R, n), True) for m in SCALAR_METRICS], axis=-1)
+    scalars = np.stack([read(f"metrics/{m}") for m in SCALAR_METRICS], axis=-1)
     features = (
-        read("features", (R, N, p), False)
+        read("features")
         if attrs.get("has_features")
         else np.empty((R, 0, p), dtype=np.float64 if cfg.dtype == "float64" else np.float32)
     )
@@ -363,11 +421,11 @@ def load_zarr(path: str | os.PathLike) -> Result:
         config=cfg,
         metrics=finish_metrics(scalars, records["sigma_w"], records["label_means"]),
         features=features,
-        classes=read("classes", (N,), False),
-        labels=read("labels", (R, N), False),
-        sample_indices=read("sample_indices", (S,), False),
-        status=status_names(read("status", (R,), False)),
-        fail_step=read("fail_step", (R,), False),
+        classes=read("classes"),
+        labels=read("labels"),
+        sample_indices=read("sample_indices"),
+        status=status_names(read("status")),
+        fail_step=read("fail_step"),
         steps_done=steps_done,
         interrupted=interrupted,
         meta=meta,

@@ -156,10 +156,8 @@ class CpuBackend {
         Real* Xt = X + li * p;
         if (draws)
           fill_increments(cfg_.noise, noise, sweep.step, uint64_t(i0) * p, n * p, tile.xi.data());
-        if (sweep.move != Move::None)
-          for (int64_t i = 0; i < n; ++i)
-            move_sample(sweep.move, p, coef + int64_t(classes[li + i]) * p, sweep.dt,
-                        sweep.noise_scale, draws ? tile.xi.data() + i * p : nullptr, Xt + i * p);
+        move_tile(sweep.move, p, coef, classes + li, n, sweep.dt, sweep.noise_scale,
+                  draws ? tile.xi.data() : nullptr, Xt, tile);
         const double* lse = add_signal_tile(spec, Xt, y + li, classes + li, n, tile,
                                             partial.data() + (b - shard.first) * K * p);
         if (first)  // the tile is in cache: its record costs no memory traffic

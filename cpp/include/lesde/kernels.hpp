@@ -12,6 +12,7 @@
 #include "fastmath.hpp"
 #include "rng.hpp"
 #include "rng_fill.hpp"  // LESDE_CLONES
+#include "sample.hpp"
 #include "signals.hpp"
 
 namespace lesde {
@@ -52,8 +53,44 @@ template <class Real>
 struct TileScratch {
   std::vector<Real> xi, z;
   std::vector<double> g, zd, lse;
-  TileScratch(int K, int p) : xi(kTile * p), z(kTile * std::max(K, p)), g(p), zd(K), lse(kTile) {}
+  // move_tile's steps of one class, repeated kTile times, kept while the class stays the same
+  // (samples are class-sorted; a TileScratch lives for one block of one sweep).
+  std::vector<double> steps;
+  int steps_class = -1;
+  TileScratch(int K, int p)
+      : xi(kTile * p), z(kTile * std::max(K, p)), g(p), zd(K), lse(kTile), steps(kTile * p) {}
 };
+
+// Moves n <= kTile consecutive samples as move_sample moves each, by runs of one class: the
+// run's values are contiguous and its steps repeat with period p, so with the steps laid out
+// once per class the loop runs flat over the run's values and vectorises.
+template <class Real>
+LESDE_CLONES void move_tile(Move move, int p, const double* coef, const int32_t* classes,
+                            int64_t n, double dt, double noise_scale, const Real* xi, Real* X,
+                            TileScratch<Real>& tile) {
+  if (move == Move::None) return;
+  const bool noisy = move == Move::Drift && xi != nullptr;
+  for (int64_t lo = 0; lo < n;) {
+    int64_t hi = lo + 1;
+    while (hi < n && classes[hi] == classes[lo]) ++hi;
+    const double* coef_c = coef + int64_t(classes[lo]) * p;
+    if (tile.steps_class != classes[lo]) {
+      for (int q = 0; q < p; ++q) tile.steps[q] = coordinate_step(move, coef_c[q], dt);
+      for (int64_t e = p; e < kTile * p; ++e) tile.steps[e] = tile.steps[e - p];
+      tile.steps_class = classes[lo];
+    }
+    const double* __restrict step = tile.steps.data();
+    Real* __restrict x = X + lo * p;
+    const int64_t count = (hi - lo) * p;
+    if (noisy) {
+      const Real* __restrict z = xi + lo * p;
+      for (int64_t e = 0; e < count; ++e) x[e] = moved(x[e], step[e], noise_scale, z[e]);
+    } else {
+      for (int64_t e = 0; e < count; ++e) x[e] = moved(x[e], step[e]);
+    }
+    lo = hi;
+  }
+}
 
 // Adds g(x_i, y_i) of n <= kTile consecutive samples to the class sums (K x p): signal() per
 // sample, except where a whole tile at once is faster (the same numbers either way).

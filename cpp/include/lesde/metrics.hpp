@@ -29,30 +29,6 @@
 
 namespace lesde {
 
-// One record's entries in the caller's arrays (state.hpp RecordView).
-struct RecordOutput {
-  double* class_means;  // K x p
-  double* label_means;  // K x p
-  double* sigma_w;      // p x p
-  double* scalars;      // kNumScalars
-};
-
-// Where each total sits in a pass's accumulator.
-struct RecordLayout {
-  int K, p;
-  RecordLayout(int K_, int p_) : K(K_), p(p_) {}
-  explicit RecordLayout(const EngineConfig& cfg) : K(cfg.K), p(cfg.p) {}
-  // pass 1: [sum by class c (K x p) | sum by label y (K x p) | count by label (K) |
-  //          loss, correct, clean correct]
-  int64_t sum_c() const { return 0; }
-  int64_t sum_y() const { return int64_t(K) * p; }
-  int64_t count_y() const { return 2 * int64_t(K) * p; }
-  int64_t tail() const { return 2 * int64_t(K) * p + K; }
-  int64_t first_width() const { return tail() + 3; }
-  // pass 2: [scatter (p x p) | nearest-centre correct | nearest centre == argmax logits]
-  int64_t second_width() const { return int64_t(p) * p + 2; }
-};
-
 // Whether a model has logits to score (MODEL.md section 4): a head, or features that are
 // logits (p == K).
 inline bool has_logits(const SignalSpec& spec) { return spec.head != nullptr || spec.p == spec.K; }

@@ -40,18 +40,34 @@ enum class Move : int {
   Shift = 2,  // x <- x + coef_c (Heun corrector)
 };
 
+// The move of one coordinate, the one expression every backend evaluates: x + step (+ the
+// scaled increment), in double, rounded to the state's type. step is coef * dt for a drift,
+// coef itself for Heun's shift.
+template <class Real>
+LESDE_HD Real moved(Real x, double step) {
+  return Real(double(x) + step);
+}
+template <class Real, class Noise>
+LESDE_HD Real moved(Real x, double step, double noise_scale, Noise xi) {
+  return Real(double(x) + step + noise_scale * xi);
+}
+
+// The step of one coordinate of a class: coef * dt for Move::Drift, coef for Move::Shift.
+LESDE_HD double coordinate_step(Move move, double coef, double dt) {
+  return move == Move::Drift ? coef * dt : coef;
+}
+
 // Moves one sample of class c: coef_c is its class's row of the sweep's K x p coefficients,
 // xi its p noise increments of this step (read only by Move::Drift; nullptr where the noise
 // scale is zero: then none were drawn).
 template <class Real, class Noise>
 LESDE_HD void move_sample(Move move, int p, const double* coef_c, double dt, double noise_scale,
                           const Noise* xi, Real* x) {
-  if (move == Move::Drift && xi != nullptr) {
-    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q] * dt + noise_scale * xi[q]);
-  } else if (move == Move::Drift) {
-    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q] * dt);
-  } else if (move == Move::Shift) {
-    for (int q = 0; q < p; ++q) x[q] = Real(double(x[q]) + coef_c[q]);
+  if (move == Move::None) return;
+  const bool noisy = move == Move::Drift && xi != nullptr;
+  for (int q = 0; q < p; ++q) {
+    const double step = coordinate_step(move, coef_c[q], dt);
+    x[q] = noisy ? moved(x[q], step, noise_scale, xi[q]) : moved(x[q], step);
   }
 }
 

@@ -21,9 +21,11 @@ Conventions (docs/cli.md):
   (``signal=linear``); strings are never evaluated;
 - ``--json`` prints one JSON document on stdout and nothing else there (NaN -> null);
 - ``--quiet`` turns progress bars off;
-- exit codes: 0 ok, 1 usage or configuration error (one line on stderr, no traceback),
-  2 numerical failure (a replica became NaN/Inf; the partial result is still saved),
-  130 interrupted (Ctrl-C; the partial result is saved).
+- exit codes: 0 ok, 1 usage, configuration or file error (one line on stderr, no
+  traceback), 2 the run failed or cannot run (a replica became NaN/Inf: the partial result
+  is still saved; or it does not fit in memory), 130 interrupted (Ctrl-C; the partial
+  result is saved);
+- warnings are one ``lesde: warning: ...`` line each (``LESDE_DEBUG=1``: Python's format).
 
 Examples
 --------
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import info, nn, plot, run, sweep
@@ -54,7 +57,9 @@ from .common import (
     Parser,
     UsageError,
     load_config,
+    os_error_line,
     parse_set,
+    reader_went_away,
 )
 from .sweep import demo_setup
 
@@ -101,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         description="Simulate locally elastic SDEs (Zhang, Wang & Su, NeurIPS 2021): the "
         "features of N training samples, coupled through a K x K impact matrix.",
-        epilog="Exit codes: 0 ok, 1 usage or configuration error, 2 numerical failure "
-        "(NaN/Inf; the partial result is still saved), 130 interrupted.\n\n"
+        epilog="Exit codes: 0 ok, 1 usage, configuration or file error, 2 the run failed "
+        "(NaN/Inf; the partial result is still saved) or does not fit in memory, "
+        "130 interrupted.\n\n"
         "Start with `lesde demo --quick`; `lesde COMMAND --help` for each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -124,13 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["validate", "--set", "sigma=-1"])  # one line on stderr, no traceback
     1
     """
-    from ..simulate import InsufficientMemoryError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
-        # Everything after "bench" belongs to the suite, options included (argparse's
-        # REMAINDER would stop at an option such as --quick).
+    if argv[:1] == ["bench"]:
+        # Everything after "bench" belongs to the suite, options and --help included
+        # (argparse's REMAINDER would stop at an option such as --quick).
         args = argparse.Namespace(func=info.cmd_bench, bench_args=argv[1:])
     else:
         args = parser.parse_args(argv)
@@ -138,10 +142,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         print(f"{PROG}: error: a command is required", file=sys.stderr)
         return EXIT_USAGE
+    with warnings.catch_warnings():
+        if not os.environ.get("LESDE_DEBUG"):
+            warnings.showwarning = _one_line_warning
+        return _run_command(args)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _run_command(args) -> int:
+    """Run the chosen command; every error becomes one line on stderr and an exit code."""
+    from ..engine import InsufficientMemoryError, RunInterruptedWarning
+    from ..sweep import SweepFolderInUse
+
+    # The commands report an interrupt themselves, in one line with what to do next.
+    warnings.simplefilter("ignore", RunInterruptedWarning)
     try:
-        return args.func(args)
-    except (UsageError, InsufficientMemoryError) as err:
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
+    except (UsageError, SweepFolderInUse) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
+    except InsufficientMemoryError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return EXIT_NUMERIC
+    except RecursionError:  # a file nested thousands of levels deep (e.g. a JSON header)
+        if os.environ.get("LESDE_DEBUG"):
+            raise
+        print(f"{PROG}: error: the input is nested too deeply to be read", file=sys.stderr)
     except (TypeError, ValueError) as err:
         # Validation errors not wrapped above (e.g. the engine's own checks). Show the
         # traceback only on request, so users see one line and developers can still debug.
@@ -150,11 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {err} (set LESDE_DEBUG=1 for the traceback)", file=sys.stderr)
     except ImportError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        print(f"{PROG}: error: {err.strerror}: {err.filename}", file=sys.stderr)
+    except BrokenPipeError:  # the reader stopped reading, e.g. `lesde info | head -1`
+        return reader_went_away()
+    except OSError as err:  # a missing file, a full disk, a read-only file system
+        if os.environ.get("LESDE_DEBUG"):
+            raise
+        print(f"{PROG}: error: {os_error_line(err)}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `lesde info | head -1`
-        sys.stderr.close()
     return EXIT_USAGE

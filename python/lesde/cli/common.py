@@ -17,7 +17,10 @@ import dataclasses
 import json
 import math
 import os
+import re
+import stat
 import sys
+import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +39,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "PROG",
+    "SIGNAL_READING",
     "HelpFormatter",
     "Out",
     "Parser",
@@ -43,14 +47,19 @@ __all__ = [
     "add_command",
     "add_output_options",
     "add_set_option",
+    "check_output_file",
+    "check_output_folder",
     "config_fields_epilog",
     "load_config",
+    "os_error_line",
     "parse_set",
     "plain",
     "plot_module",
     "print_json",
     "progress_flag",
+    "reader_went_away",
     "save_figure",
+    "summary_tables",
     "table",
 ]
 
@@ -262,6 +271,61 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+#: How to read a run's headline metrics (Result.headline), per signal: docs/model.md, section 3.
+SIGNAL_READING = {
+    "linear": "The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) "
+    "but never pulls the features toward their labels: loss and accuracy, which read the "
+    "features as logits, say nothing about learning here.",
+    "projected": "The projected signal separates the classes on both sides of alpha = beta; "
+    "the side shows in the argmax accuracy (above chance when alpha > beta), not in "
+    "separability.",
+    "cross_entropy": "alpha > beta drives the loss to 0 and the accuracy to 1; alpha < beta "
+    "pushes each class away from its label (loss up, accuracy to 0), while the classes can "
+    "stay separable by another linear map (separable_ncc).",
+}
+
+
+def _metric_row(result, name: str) -> list[Any]:
+    values = result.final(name)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return [name, math.nan, math.nan, math.nan, math.nan]
+    return [name, finite.mean(), finite.std(), finite.min(), finite.max()]
+
+
+def summary_tables(result) -> str:
+    """A run's final metrics over its replicas: those that mean something for its signal
+    (``result.headline``) first, with how to read them, then the others.
+
+    >>> import lesde
+    >>> res = lesde.simulate(n_classes=3, n_per_class=50, signal="linear", alpha=2.0,
+    ...                      beta=0.5, t_end=20.0, progress=False)
+    >>> print(summary_tables(res))  # doctest: +ELLIPSIS
+    what the linear signal drives (docs/model.md, section 3):
+    metric ...
+    separable_ncc          1    0          1          1
+    ncc_accuracy           1    0          1          1
+    nc1 ...
+      The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) but
+    ...
+    other metrics:
+    ...
+    """
+    header = ["metric", "mean", "std", "min", "max"]
+    signal = result.config.signal
+    others = [name for name in result.metrics if name not in result.headline]
+    reading = textwrap.fill(SIGNAL_READING[signal], 88, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(
+        [
+            f"what the {signal.replace('_', '-')} signal drives (docs/model.md, section 3):",
+            table([_metric_row(result, name) for name in result.headline], header),
+            reading,
+            "other metrics:",
+            table([_metric_row(result, name) for name in others], header),
+        ]
+    )
+
+
 class Out:
     """Where human-readable lines go: stdout, or stderr when --json owns stdout.
 
@@ -275,6 +339,28 @@ class Out:
 
     def __call__(self, text: str = "") -> None:
         print(text, file=self.stream)
+
+
+def reader_went_away() -> int:
+    """After a BrokenPipeError on stdout (``lesde info | head -1``): exit status 0, quietly.
+
+    The reader took what it wanted; that is not an error of lesde. stdout is pointed at
+    the null device, so that Python's final flush at exit does not fail again (the recipe
+    of the Python documentation, "Note on SIGPIPE"; it exits 1, we exit 0 as ``head``'s
+    writers usually do when they ignore SIGPIPE).
+
+    >>> import subprocess, sys
+    >>> code = "from lesde.cli.common import reader_went_away; raise SystemExit(reader_went_away())"
+    >>> subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL).returncode
+    0
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests, notebooks)
+        pass
+    return EXIT_OK
 
 
 def progress_flag(args) -> bool | None:
@@ -325,12 +411,18 @@ def save_figure(plot, obj, path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- configuration
-def _parse_value(text: str) -> Any:
+def _parse_value(key: str, text: str) -> Any:
     """A --set value: a TOML value if it parses as one, else the bare string."""
+    if "\n" in text or "\r" in text:  # 'alpha=1\nbeta=5' would set alpha and drop beta
+        raise UsageError(
+            f"--set {key}: the value holds a line break; give each field its own --set"
+        )
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UsageError(f"--set {key}: the value is nested too deeply") from None
 
 
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
@@ -347,7 +439,7 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     for item in items or ():
         key, sep, text = item.partition("=")
         key = key.strip()
-        if not sep or not key:
+        if not sep or not key or any(c in key for c in "\n\r"):
             raise UsageError(f"--set expects key=value, got {item!r}")
         *parents, leaf = key.split(".")
         node = out
@@ -356,7 +448,7 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
             if not isinstance(child, dict):
                 raise UsageError(f"--set {key}: {part!r} is not a table")
             node = child
-        node[leaf] = _parse_value(text.strip())
+        node[leaf] = _parse_value(key, text.strip())
     return out
 
 
@@ -372,17 +464,36 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    from ..config import toml_error_message
+
     p = Path(path)
     if not p.exists():
         raise UsageError(f"config file {str(p)!r} not found")
     if p.is_dir():
         raise UsageError(f"{str(p)!r} is a directory, not a TOML config file")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{p}: invalid TOML: {err}") from None
+        raise UsageError(f"{p}: {toml_error_message(text, err)}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UsageError(f"{p}: invalid TOML: values nested too deeply") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {p}: {err}") from None
+
+
+def _blame(message: str, path: str | os.PathLike | None, overrides: dict[str, Any]) -> str:
+    """Where a Config error came from: the ``--set`` fields its message names, else the file.
+
+    >>> _blame("record_samples must be <= 600", "q.toml", {"record_samples": 1000})
+    '--set record_samples: record_samples must be <= 600'
+    >>> _blame("sigma must be >= 0", "q.toml", {"alpha": 2})
+    'q.toml: sigma must be >= 0'
+    """
+    named = [key for key in overrides if re.search(rf"\b{re.escape(key)}\b", message)]
+    if named:
+        return f"--set {', '.join(named)}: {message}"
+    return f"{path}: {message}" if path is not None else message
 
 
 def load_config(
@@ -401,7 +512,8 @@ def load_config(
     from ..config import Config
 
     data = _read_toml(path) if path is not None else {}
-    data = _merge(data, parse_set(sets))
+    overrides = parse_set(sets)
+    data = _merge(data, overrides)
     grid = data.pop("grid", None)
     if grid is not None and not allow_grid:
         raise UsageError(
@@ -409,9 +521,98 @@ def load_config(
         )
     if grid is not None and not isinstance(grid, dict):
         raise UsageError("grid must be a table: [grid] with one line per swept field")
-    where = f"{path}: " if path is not None else ""
     try:
         cfg = Config.from_dict(data)
     except (TypeError, ValueError) as err:
-        raise UsageError(f"{where}{err}") from None
+        raise UsageError(_blame(str(err), path, overrides)) from None
     return cfg, grid
+
+
+# ---------------------------------------------------------------------------- outputs
+def _what_it_is(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists and is not a regular file, else None (``os.lstat``:
+    a symbolic link is reported as one, not as what it points to)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _check_can_create_in(folder: Path, option: str, target: Path) -> None:
+    """Create and delete a file where ``target`` will go (in its nearest existing folder,
+    since lesde creates missing folders), so a read-only or unwritable place is found now."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {str(target)!r}: {str(existing)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lesde-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {str(target)!r} cannot be written: {err.strerror or err} "
+            f"(in {str(existing)!r})"
+        ) from None
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Refuse an output file before any work starts: one that exists and is not a regular
+    file (a folder, a symbolic link, a device, a FIFO: writing would replace it), or a place
+    where no file can be created (a read-only or unwritable folder). Returns the path.
+
+    >>> import tempfile
+    >>> check_output_file(tempfile.mkdtemp(), "--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.cli.common.UsageError: --out '...' is a folder, not a regular file; give a file path
+    """
+    target = Path(path)
+    kind = _what_it_is(target)
+    if kind is not None:
+        raise UsageError(
+            f"{option} {str(target)!r} is {kind}, not a regular file; give a file path"
+        )
+    _check_can_create_in(target.parent, option, target)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike, option: str) -> Path:
+    """Refuse an output folder before any work starts: one that exists and is not a folder
+    (a symbolic link too), or a place where nothing can be written. Returns the path.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output_folder(os.path.join(folder, "new", "sweep"), "--out").name
+    'sweep'
+    """
+    target = Path(path)
+    kind = _what_it_is(target)
+    if kind is None and os.path.lexists(target):
+        kind = "a file"
+    if kind not in (None, "a folder"):
+        raise UsageError(f"{option} {str(target)!r} is {kind}, not a folder")
+    _check_can_create_in(target, option, target)
+    return target
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OSError: which file, and what the system said.
+
+    >>> os_error_line(OSError(28, "No space left on device", "run.npz"))
+    'run.npz: No space left on device'
+    """
+    what = err.strerror or str(err)
+    return f"{err.filename}: {what}" if err.filename else what

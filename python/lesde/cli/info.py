@@ -1,4 +1,5 @@
-"""``lesde info`` (how this lesde was built) and ``lesde bench`` (the benchmark suite).
+"""``lesde info`` (how this lesde was built) and ``lesde bench`` (the benchmark suite,
+:mod:`lesde.bench`).
 
 Examples
 --------
@@ -13,23 +14,41 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .common import EXIT_OK, EXIT_USAGE, PROG, add_command, add_output_options, print_json
+from .common import EXIT_OK, EXIT_USAGE, add_command, add_output_options, print_json
 
-__all__ = ["add_bench", "add_info", "cmd_bench", "cmd_info"]
+__all__ = [
+    "OPTIONAL_PACKAGES",
+    "add_bench",
+    "add_info",
+    "cmd_bench",
+    "cmd_info",
+    "cuda_status",
+    "optional_packages",
+]
 
-# Extras that `lesde info` reports as installed or not (the core dependencies always are).
-OPTIONAL_PACKAGES = ("pyarrow", "distributed", "zarr", "mpi4py", "torch")
-# python/lesde: the package folder, whatever this module's place inside it.
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Every package an extra of pyproject.toml brings (or lesde uses when present), as
+# (distribution, module to look for or None, extras, what lesde does with it).
+# tests/test_cli.py checks this against pyproject.toml's optional dependencies.
+OPTIONAL_PACKAGES = (
+    ("matplotlib", "matplotlib", "core, plot", "figures"),
+    ("pandas", "pandas", "core, sweep", "sweep tables"),
+    ("pyarrow", "pyarrow", "-", "table.parquet in sweeps"),
+    ("dask", "dask", "distributed", "sweeps on a Dask cluster"),
+    ("distributed", "distributed", "distributed", "sweeps on a Dask cluster"),
+    ("mpi4py", "mpi4py", "mpi", "MPI sweeps and sharded runs"),
+    ("mpich", None, "mpi", "the MPI library from PyPI"),
+    ("zarr", "zarr", "zarr", "records appended to a Zarr store"),
+    ("torch", "torch", "nn, bench", "real networks; a benchmark baseline"),
+    ("jax", "jax", "bench", "a benchmark baseline"),
+)
 
 
 # ---------------------------------------------------------------------------- info
@@ -51,21 +70,78 @@ def add_info(commands) -> None:
     add_output_options(p, quiet=False)
 
 
+def optional_packages() -> dict[str, str | None]:
+    """The installed version of every optional package (None when it is missing).
+
+    Nothing is imported: the versions come from the installed distributions' metadata.
+
+    >>> optional_packages()["matplotlib"] is not None  # a core dependency
+    True
+    """
+    found = {}
+    for dist, module, _, _ in OPTIONAL_PACKAGES:
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if module is not None and importlib.util.find_spec(module) is None:
+            version = None
+        elif module is not None and version is None:
+            version = "installed"  # importable without metadata (e.g. a source tree)
+        found[dist] = version
+    return found
+
+
+def cuda_status() -> dict[str, Any]:
+    """Whether CUDA was built in, whether the emulator was, and which devices are visible.
+
+    >>> sorted(cuda_status())
+    ['built', 'device', 'devices_visible', 'emulator_built']
+    """
+    from .. import _core
+
+    info = _core.build_info()
+    devices = int(_core.cuda_device_count())
+    device = None
+    if devices > 0:
+        d = _core.cuda_device_info()
+        device = f"{d['name']} (sm {d['compute_capability']}, {d['total_memory'] / 2**30:.0f} GiB)"
+    return {
+        "built": bool(info.get("cuda_built", False)),
+        "emulator_built": bool(info.get("cuda_emulator", False)),
+        "devices_visible": devices,
+        "device": device,
+    }
+
+
+def _cuda_line(cuda: dict[str, Any]) -> str:
+    if not cuda["built"]:
+        line = "not built (CPU-only core; docs/cuda.md)"
+    elif cuda["devices_visible"]:
+        line = f"built, {cuda['devices_visible']} device(s) visible: {cuda['device']}"
+    else:
+        line = "built, no device visible (driver? CUDA_VISIBLE_DEVICES?)"
+    return line + ("; emulator built" if cuda["emulator_built"] else "")
+
+
 def _info() -> dict[str, Any]:
     from ..config import Config
     from ..version import __version__, build_info
 
     info = build_info()
+    cuda = cuda_status()
     return {
         "version": __version__,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "threads": Config().effective_threads,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cuda_built": bool(info.get("cuda_built", False)),
-        "cuda_device_visible": bool(info.get("cuda_device_visible", False)),
+        "cuda_built": cuda["built"],
+        "cuda_emulator_built": cuda["emulator_built"],
+        "cuda_devices_visible": cuda["devices_visible"],
+        "cuda_device": cuda["device"],
         "random_stream_version": info.get("random_stream_version"),
-        "optional": {m: importlib.util.find_spec(m) is not None for m in OPTIONAL_PACKAGES},
+        "optional": optional_packages(),
         "build_info": info,
     }
 
@@ -97,16 +173,16 @@ def cmd_info(args) -> int:
         ["simd", ", ".join(b.get("simd", [])) or "none"],
         ["threads (default)", info["threads"]],
         ["OMP_NUM_THREADS", info["omp_num_threads"] or "unset"],
-        ["CUDA built", info["cuda_built"]],
-        ["CUDA device visible", info["cuda_device_visible"]],
+        ["CUDA", _cuda_line(cuda_status())],
         ["random-stream version", info["random_stream_version"]],
-        [
-            "optional packages",
-            ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["optional"].items()),
-        ],
     ]
     width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines.append("optional packages:")
+    for dist, _, extras, purpose in OPTIONAL_PACKAGES:
+        version = info["optional"][dist] or "not installed"
+        lines.append(f"  {dist:<12} {version:<14} {purpose} ({extras})")
+    print("\n".join(lines))
     return EXIT_OK
 
 
@@ -114,8 +190,9 @@ def cmd_info(args) -> int:
 def add_bench(commands) -> None:
     """Register ``lesde bench`` on the subcommands ``commands``.
 
-    ``lesde.cli.main`` hands everything after ``bench`` to :func:`cmd_bench` itself, since
-    argparse would stop at the first option it does not know; this parser serves ``--help``.
+    ``lesde.cli.main`` hands everything after ``bench`` (``--help`` included) to
+    :func:`cmd_bench` itself, since argparse would stop at the first option it does not
+    know; this parser only lists the command.
 
     >>> from lesde.cli import build_parser
     >>> build_parser().parse_args(["bench", "out.json"]).bench_args
@@ -125,58 +202,36 @@ def add_bench(commands) -> None:
         commands,
         "bench",
         cmd_bench,
-        "run the benchmark suite (source checkouts)",
-        description="Forward the remaining arguments to the benchmark suite "
-        "(bench/run_bench.py in a source checkout).",
-        epilog="Examples:\n  lesde bench --quick --out bench.json\n"
-        "  lesde bench -- --help      (the suite's own options)",
+        "time lesde against NumPy / PyTorch / JAX baselines",
+        description="Run the benchmark suite (lesde.bench): lesde's step against NumPy, "
+        "threaded NumPy, PyTorch and JAX baselines of the same problem, each checked "
+        "against a float64 reference first, with the speed-up over NumPy of the same run.",
+        epilog="Examples:\n  lesde bench --quick --out bench.json\n  lesde bench --smoke",
     )
     p.add_argument(
         "bench_args",
         nargs=argparse.REMAINDER,
         metavar="ARGS",
-        help="arguments for the benchmark suite (see lesde bench --help there)",
+        help="the suite's options (lesde bench --help lists them)",
     )
 
 
-def _source_bench_script() -> Path | None:
-    script = PACKAGE_DIR.parents[1] / "bench" / "run_bench.py"  # python/lesde -> the checkout
-    return script if script.is_file() else None
-
-
 def cmd_bench(args) -> int:
-    """Run the benchmark suite with ``args.bench_args``; its exit status.
-
-    The suite is the ``lesde.bench`` module when installed, else ``bench/run_bench.py`` of
-    a source checkout (run in a fresh Python that imports this lesde); without either it
-    says so and returns 1.
+    """Run the benchmark suite :func:`lesde.bench.main` with ``args.bench_args``.
 
     >>> import argparse, contextlib, io
-    >>> with contextlib.redirect_stderr(io.StringIO()):  # the suite's help, or why not
-    ...     code = cmd_bench(argparse.Namespace(bench_args=["--", "--help"]))
-    >>> code in (0, 1)
-    True
+    >>> with contextlib.redirect_stdout(io.StringIO()) as text:
+    ...     code = cmd_bench(argparse.Namespace(bench_args=["--help"]))
+    >>> code, text.getvalue().startswith("usage: lesde bench")
+    (0, True)
     """
+    from ..bench import main as bench_main
+
     forwarded = list(args.bench_args)
-    if forwarded[:1] == ["--"]:
+    if forwarded[:1] == ["--"]:  # `lesde bench -- ARGS`, as documented before
         forwarded = forwarded[1:]
     try:
-        module = importlib.import_module("lesde.bench")
-    except ModuleNotFoundError as err:
-        if err.name not in ("lesde.bench",):
-            raise
-        module = None
-    if module is not None and hasattr(module, "main"):
-        return int(module.main(forwarded) or 0)
-    script = _source_bench_script()
-    if script is None:
-        print(
-            f"{PROG}: error: the benchmark suite is not part of this installation; run "
-            "bench/run_bench.py from a source checkout of lesde",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    env = dict(os.environ)
-    path = [str(PACKAGE_DIR.parent), env.get("PYTHONPATH")]  # this lesde first
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
-    return subprocess.call([sys.executable, str(script), *forwarded], env=env)
+        return int(bench_main(forwarded))
+    except SystemExit as done:  # argparse: --help, or a usage error (it printed why)
+        code = done.code
+        return code if isinstance(code, int) else EXIT_USAGE

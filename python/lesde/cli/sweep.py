@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from .common import (
     DISTRIBUTED_HINT,
     EXIT_OK,
     PROG,
+    SIGNAL_READING,
     Out,
     UsageError,
     add_command,
     add_output_options,
     add_set_option,
+    check_output_folder,
     load_config,
     plot_module,
     print_json,
@@ -126,9 +129,17 @@ def cmd_sweep(args) -> int:
             "--workers is for local sweeps; with --scheduler the cluster's workers run the "
             "points (set the threads of each run with --set threads=T)"
         )
-    outdir = Path(args.out)
-    res = _run_sweep(args, base, grid, outdir)
-    files = _sweep_files(res, outdir)
+    from ..sweep import expand_grid, sweep_lock
+
+    try:
+        expand_grid(grid)  # before anything is created
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{args.config}: {err}") from None
+    outdir = check_output_folder(args.out, "--out")
+    outdir.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(outdir):  # one writer, also of the Parquet table and the figures
+        res = _run_sweep(args, base, grid, outdir)
+        files = _sweep_files(res, outdir)
     if args.json:
         _print_sweep_json(args, res, outdir, files)
     else:
@@ -270,7 +281,8 @@ def add_demo(commands) -> None:
         description="Run the built-in demo: a linear-signal alpha x beta grid around the "
         "diagonal (K = 3, class means started on a simplex) and two "
         "cross-entropy runs (alpha > beta and alpha < beta). Prints P(separable) "
-        "and final losses; writes two figures and a CSV table.",
+        "for the grid and the loss and accuracy of the cross-entropy runs; writes two "
+        "figures and a CSV table.",
         epilog="Example:\n  lesde demo --quick --out demo-out",
     )
     p.add_argument("--out", default="lesde-demo", metavar="DIR", help="folder for the figures")
@@ -394,77 +406,70 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+# Column titles of the demo's tables for the metrics they show.
+DEMO_TITLES = {
+    "separable_ncc": "P(sep NCC)",
+    "ncc_accuracy": "NCC acc",
+    "nc1": "NC1",
+    "loss": "loss(t)",
+    "accuracy": "accuracy",
+    "etf_distance": "ETF dist",
+}
+
+
 def _phase_rows(res) -> list[dict[str, Any]]:
-    """One plain dict per grid point of the phase-diagram sweep (means over replicas)."""
+    """One plain dict per grid point of the phase-diagram sweep: the linear signal's
+    headline metrics (means over replicas; lesde.result.HEADLINE_METRICS)."""
+    from ..result import HEADLINE_METRICS
+
     rows = []
     for _, r in res.summary().iterrows():
-        rows.append(
-            {
-                "alpha": float(r["alpha"]),
-                "beta": float(r["beta"]),
-                "replicas_ok": int(r["replicas_ok"]),
-                "separable_ncc": float(r["separable_ncc_mean"]),
-                "separable_argmax": float(r["separable_argmax_mean"]),
-                "loss": float(r["loss_mean"]),
-                "ncc_accuracy": float(r["ncc_accuracy_mean"]),
-            }
-        )
+        row = {"alpha": float(r["alpha"]), "beta": float(r["beta"])}
+        row["replicas_ok"] = int(r["replicas_ok"])
+        row.update({m: float(r[f"{m}_mean"]) for m in HEADLINE_METRICS["linear"]})
+        rows.append(row)
     return rows
 
 
 def _cross_entropy_row(res) -> dict[str, Any]:
-    """The final metrics of one cross-entropy run, and its loss at t = 0."""
+    """The loss at t = 0 and the headline metrics of one cross-entropy run at its end."""
     s = res.summary()
-    return {
-        "alpha": float(res.config.alpha),
-        "beta": float(res.config.beta),
-        "t_end": s["t_end"],
-        "loss": s["loss"],
-        "accuracy": s["accuracy"],
-        "ncc_accuracy": s["ncc_accuracy"],
-        "nc1": s["nc1"],
-        "etf_distance": s.get("etf_distance", math.nan),
-        "loss_t0": float(np.nanmean(res.metrics["loss"][:, 0])),
-    }
+    row = {"alpha": float(res.config.alpha), "beta": float(res.config.beta)}
+    row["t_end"] = s["t_end"]
+    row["loss_t0"] = float(np.nanmean(res.metrics["loss"][:, 0]))
+    row.update({name: s[name] for name in res.headline})
+    return row
 
 
 def _print_demo(out: Out, base, grid_rows, ce_rows, figures, seconds: float) -> None:
+    from ..result import HEADLINE_METRICS
+
+    wrap = lambda text: textwrap.fill(text, 88, initial_indent="  ", subsequent_indent="  ")  # noqa: E731
     out(
-        "Phase transition, linear signal (docs/model.md, section 3): P(separable) over "
-        "replicas at "
-        f"t = {base.n_steps * base.dt:g}"
+        "Phase transition, linear signal (docs/model.md, section 3): separability over "
+        f"replicas at t = {base.n_steps * base.dt:g}"
     )
-    header = [
-        "alpha",
-        "beta",
-        "alpha-beta",
-        "P(sep NCC)",
-        "P(argmax=y)",
-        "NCC acc",
-        "final loss",
-        "ok",
-    ]
-    keys = ("separable_ncc", "separable_argmax", "ncc_accuracy", "loss", "replicas_ok")
+    shown = HEADLINE_METRICS["linear"]
+    header = ["alpha", "beta", "alpha-beta", *(DEMO_TITLES[m] for m in shown), "ok"]
     rows = [
-        [r["alpha"], r["beta"], r["alpha"] - r["beta"]] + [r[k] for k in keys] for r in grid_rows
+        [r["alpha"], r["beta"], r["alpha"] - r["beta"], *(r[m] for m in shown), r["replicas_ok"]]
+        for r in grid_rows
     ]
     out(table(rows, header))
     above = [r["separable_ncc"] for r in grid_rows if r["alpha"] > r["beta"]]
     on_below = [r["separable_ncc"] for r in grid_rows if r["alpha"] <= r["beta"]]
     out(
-        f"mean P(separable by NCC): alpha > beta {np.nanmean(above):.2f}, "
+        f"  mean P(separable by NCC): alpha > beta {np.nanmean(above):.2f}, "
         f"alpha <= beta {np.nanmean(on_below):.2f}"
     )
-    out(
-        "(P(argmax=y) and the loss read the linear model's features as logits; nothing in "
-        "the linear signal drives them toward the labels, so only separability matters here.)"
-    )
+    out(wrap(SIGNAL_READING["linear"]))
     out()
-    out("Cross-entropy signal: the loss falls when alpha > beta and grows when alpha < beta")
-    header = ["alpha", "beta", "t", "loss(0)", "loss(t)", "accuracy", "NCC acc", "NC1", "ETF dist"]
-    keys = ("alpha", "beta", "t_end", "loss_t0", "loss", "accuracy", "ncc_accuracy")
-    keys += ("nc1", "etf_distance")
+    out("Cross-entropy signal: the same transition in the loss and the accuracy")
+    shown = HEADLINE_METRICS["cross_entropy"]
+    header = ["alpha", "beta", "t", "loss(0)", *(DEMO_TITLES[m] for m in shown)]
+    keys = ("alpha", "beta", "t_end", "loss_t0", *shown)
     out(table([[r[k] for k in keys] for r in ce_rows], header))
+    out(wrap(SIGNAL_READING["cross_entropy"]))
     out()
     for f in figures:
         out(f"wrote {f}")

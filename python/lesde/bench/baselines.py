@@ -1,24 +1,7 @@
-"""Baseline implementations of one LE-SDE Euler-Maruyama step (MODEL.md, section 2(b)).
-
-These are the comparison points for lesde's fused C++ step: the same model written the way
-a competent researcher would write it in NumPy, PyTorch (CPU) and JAX (CPU).
-
-Model (all baselines implement exactly this):
-
-    state X (N, p), samples stored class-sorted: class k occupies rows
-        offsets[k] : offsets[k] + counts[k]
-    c (N,) true classes, y (N,) training labels (y == c unless given), E (K, K) impact matrix
-    S[k']  = sum_{j : c_j = k'} g(x_j, y_j)                      (K, p)
-    b      = (1 / N) E @ S   i.e.  b_k = sum_k' pi_k' E[k, k'] Gbar_k'
-    x_i   <- x_i + b[c_i] dt + sigma sqrt(dt) xi_i,   xi_i ~ N(0, I_p)
-
-Signals: "linear" g(x, y) = x; "cross_entropy" g(x, y) = e_y - softmax(x) (needs p == K).
-
-For the cross-entropy signal every baseline uses the identity
-    S[k'] = L[k'] - sum_{j : c_j = k'} softmax(x_j),     L[k', l] = #{j : c_j = k', y_j = l}
-where the label-count matrix L is fixed for the whole run and computed once; this saves
-forming e_y - softmax(x) sample by sample and is what anyone who wrote the formula down
-would do.
+"""The backends of the benchmark: the same LE-SDE step (:mod:`lesde.bench.problem`) written
+the way a competent researcher would write it in NumPy, PyTorch (CPU) and JAX (CPU), and
+lesde's own engine behind the same interface (:class:`Stepper`: ``run(n_steps)`` blocks
+until done, ``state()`` returns a float64 copy).
 
 Implementation choices (micro-benchmarks on the 2-core Zen 3 box, N = 1e6, K = p = 10,
 taken while other jobs shared the machine: read them as relative, not absolute, timings):
@@ -59,7 +42,21 @@ taken while other jobs shared the machine: read them as relative, not absolute, 
   thread-count flag (see ``configure_jax_threads``); the harness runs every configuration
   in a fresh subprocess pinned to ``threads`` cores, which is what limits it.
 
-All imports of torch / jax are lazy: ``available_backends()`` reports what can run.
+* lesde: the compiled engine, built as :func:`lesde.simulate` builds it, started from the
+  problem's X0 and advanced with no records in between (:class:`LesdeStepper`).
+
+All imports of torch / jax are lazy: :func:`available_backends` reports what can run,
+without importing them.
+
+Examples
+--------
+>>> st = make_stepper("numpy", "cross_entropy", N=1000, K=4, p=4)
+>>> st.run(2)
+>>> st.state().shape
+(1000, 4)
+>>> err, tol = check_against_reference("lesde", "linear", "float64")
+>>> err < tol
+True
 """
 
 from __future__ import annotations
@@ -70,150 +67,27 @@ import os
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
-SIGNALS = ("linear", "cross_entropy")
-BACKENDS = ("numpy", "numpy_mt", "torch", "jax")
-DTYPES = ("float64", "float32")
+from .problem import DTYPES, Problem, make_problem, reference_run
 
+__all__ = [
+    "BACKENDS",
+    "JaxStepper",
+    "LesdeStepper",
+    "NumpyStepper",
+    "NumpyThreadedStepper",
+    "Stepper",
+    "TorchStepper",
+    "available_backends",
+    "check_against_reference",
+    "configure_jax_threads",
+    "make_stepper",
+]
 
-# --------------------------------------------------------------------------------------
-# Problem definition (shared by all baselines so they start from the same state)
-# --------------------------------------------------------------------------------------
-
-
-def default_impact(K: int, alpha: float = 1.0, beta: float = 0.2) -> np.ndarray:
-    """Canonical impact matrix: alpha on the diagonal, beta off it."""
-    E = np.full((K, K), float(beta))
-    np.fill_diagonal(E, float(alpha))
-    return E
-
-
-@dataclass
-class Problem:
-    """One LE-SDE instance in class-sorted layout (float64 master copy of X0)."""
-
-    signal: str
-    N: int
-    K: int
-    p: int
-    counts: np.ndarray  # (K,) int64, n_k
-    offsets: np.ndarray  # (K,) int64, first row of class k
-    c: np.ndarray  # (N,) int64 true classes, sorted
-    y: np.ndarray  # (N,) int64 training labels
-    E: np.ndarray  # (K, K) float64
-    dt: float
-    sigma: float
-    X0: np.ndarray  # (N, p) float64
-    seed: int = 0
-    label_counts: np.ndarray = field(default=None)  # (K, K): L[k', l] = #{c = k', y = l}
-
-    @property
-    def pi(self) -> np.ndarray:
-        return self.counts / self.N
-
-
-def make_problem(
-    signal: str,
-    N: int,
-    K: int,
-    p: int,
-    *,
-    counts=None,
-    E=None,
-    alpha: float = 1.0,
-    beta: float = 0.2,
-    dt: float = 1e-2,
-    sigma: float = 0.1,
-    seed: int = 0,
-    X0=None,
-    y=None,
-    x0_scale: float = 1.0,
-) -> Problem:
-    """Build a class-sorted problem. ``counts`` defaults to (nearly) balanced classes.
-
-    ``y`` (training labels, same class-sorted row order) defaults to ``c``.
-    ``X0`` defaults to ``x0_scale`` * standard normal (PCG64(seed), float64).
-    """
-    if signal not in SIGNALS:
-        raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
-    if signal == "cross_entropy" and p != K:
-        raise ValueError("cross_entropy signal needs p == K (no head matrix in the baselines)")
-    N, K, p = int(N), int(K), int(p)
-    if counts is None:
-        counts = np.full(K, N // K, dtype=np.int64)
-        counts[: N % K] += 1
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.shape != (K,) or counts.sum() != N or (counts <= 0).any():
-        raise ValueError("counts must be K positive integers summing to N")
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    c = np.repeat(np.arange(K, dtype=np.int64), counts)
-    y = c.copy() if y is None else np.asarray(y, dtype=np.int64)
-    if y.shape != (N,):
-        raise ValueError("y must have shape (N,)")
-    E = default_impact(K, alpha, beta) if E is None else np.array(E, dtype=np.float64)
-    if E.shape != (K, K):
-        raise ValueError("E must be K x K")
-    if X0 is None:
-        rng = np.random.Generator(np.random.PCG64(seed))
-        X0 = rng.standard_normal((N, p))
-        if x0_scale != 1.0:
-            X0 *= x0_scale
-    X0 = np.array(X0, dtype=np.float64)
-    if X0.shape != (N, p):
-        raise ValueError("X0 must be N x p")
-    L = None
-    if signal == "cross_entropy":
-        L = np.zeros((K, K))
-        np.add.at(L, (c, y), 1.0)  # once, at set-up
-    return Problem(
-        signal, N, K, p, counts, offsets, c, y, E, float(dt), float(sigma), X0, int(seed), L
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Reference (plain, obviously-correct NumPy float64, written from the model formula)
-# --------------------------------------------------------------------------------------
-
-
-def _ref_signal(signal: str, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if signal == "linear":
-        return X.copy()
-    z = X - X.max(axis=1, keepdims=True)
-    s = np.exp(z)
-    s /= s.sum(axis=1, keepdims=True)
-    return np.eye(X.shape[1])[y] - s
-
-
-def reference_drift(prob: Problem, X: np.ndarray) -> np.ndarray:
-    """b (K, p) with b_k = sum_k' pi_k' E[k, k'] Gbar_k' (MODEL.md 2(b)), by masks, not slices."""
-    K, p = prob.K, prob.p
-    Gbar = np.zeros((K, p))
-    for k in range(K):
-        mask = prob.c == k
-        Gbar[k] = _ref_signal(prob.signal, X[mask], prob.y[mask]).mean(axis=0)
-    pi = prob.pi
-    b = np.zeros((K, p))
-    for k in range(K):
-        for kp in range(K):
-            b[k] += pi[kp] * prob.E[k, kp] * Gbar[kp]
-    return b
-
-
-def reference_run(prob: Problem, n_steps: int, X=None, noises=None) -> np.ndarray:
-    """Euler-Maruyama in float64. ``noises``: optional iterable of (N, p) standard normals
-    (one per step); without it the run is deterministic (sigma is ignored)."""
-    X = prob.X0.copy() if X is None else np.array(X, dtype=np.float64)
-    it = iter(noises) if noises is not None else None
-    for _ in range(n_steps):
-        b = reference_drift(prob, X)
-        X = X + b[prob.c] * prob.dt
-        if it is not None:
-            X = X + prob.sigma * math.sqrt(prob.dt) * next(it)
-    return X
-
+#: Every backend, lesde first; torch and jax are optional.
+BACKENDS = ("lesde", "numpy", "numpy_mt", "torch", "jax")
 
 # --------------------------------------------------------------------------------------
 # Stepper base
@@ -221,7 +95,12 @@ def reference_run(prob: Problem, n_steps: int, X=None, noises=None) -> np.ndarra
 
 
 class Stepper:
-    """Common interface: ``run(n_steps)`` advances and blocks; ``state()`` -> float64 copy."""
+    """Common interface: ``run(n_steps)`` advances and blocks; ``state()`` -> float64 copy.
+
+    >>> st = make_stepper("numpy", "linear", N=100, K=2, p=2)
+    >>> isinstance(st, Stepper), st.describe()["backend"]
+    (True, 'numpy')
+    """
 
     backend = "?"
 
@@ -272,6 +151,13 @@ def _np_rowmax(X, out):
 
 
 class NumpyStepper(Stepper):
+    """Whole-array vectorised NumPy: preallocated buffers, in-place ufuncs, gemv class sums.
+
+    >>> st = NumpyStepper(make_problem("cross_entropy", 100, 2, 2), "float32")
+    >>> st.run(1); st.X.dtype
+    dtype('float32')
+    """
+
     backend = "numpy"
 
     def __init__(
@@ -340,6 +226,13 @@ class NumpyStepper(Stepper):
 
 
 class NumpyThreadedStepper(Stepper):
+    """NumPy over ``threads`` row chunks in a thread pool, in cache-sized blocks.
+
+    >>> st = NumpyThreadedStepper(make_problem("linear", 1000, 2, 2), threads=2)
+    >>> st.run(1); st.notes
+    '2 python threads, 2048-row blocks, PCG64 per thread'
+    """
+
     backend = "numpy_mt"
 
     def __init__(
@@ -456,6 +349,12 @@ class NumpyThreadedStepper(Stepper):
 
 
 class TorchStepper(Stepper):
+    """PyTorch on the CPU under ``no_grad``: in-place ops, a hand-written softmax.
+
+    >>> if available_backends()["torch"][0]:  # optional: torch
+    ...     TorchStepper(make_problem("linear", 100, 2, 2)).run(1)
+    """
+
     backend = "torch"
 
     def __init__(
@@ -536,6 +435,9 @@ def configure_jax_threads(threads: int) -> bool:
     """Best-effort limit of XLA's CPU backend to ``threads`` threads. Works only before jax
     is imported (XLA reads XLA_FLAGS once); returns False if it was too late.
 
+    >>> isinstance(configure_jax_threads(1), bool)
+    True
+
     Honest limits: XLA exposes no flag for the size of its CPU intra-op thread pool (the
     TF-style ``intra_op_parallelism_threads`` is not an XLA flag; jaxlib 0.10 knows only
     ``--xla_cpu_multi_thread_eigen``, which covers Eigen-backed ops such as dot). For
@@ -564,6 +466,12 @@ def _import_jax(threads: int):
 
 
 class JaxStepper(Stepper):
+    """JAX on the CPU: one ``jit`` of a ``lax.scan`` over the steps, the state donated.
+
+    >>> if available_backends()["jax"][0]:  # optional: jax
+    ...     JaxStepper(make_problem("linear", 100, 2, 2)).run(1)
+    """
+
     backend = "jax"
 
     def __init__(
@@ -624,7 +532,66 @@ class JaxStepper(Stepper):
 # Factory / availability
 # --------------------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------------------
+# lesde itself
+# --------------------------------------------------------------------------------------
+
+
+class LesdeStepper(Stepper):
+    """lesde's engine on a :class:`~lesde.bench.problem.Problem`: the same E, dt, sigma,
+    classes, labels and X0.
+
+    The engine is built as :func:`lesde.simulate` builds it (NumPy arrays the C++ writes
+    into), its initial features and labels are replaced by the problem's, and ``resume(0)``
+    recomputes the class sums from them; ``run(n)`` then advances n fused steps with no
+    records in between (``record_every`` is the whole horizon): the work a baseline step does.
+
+    >>> st = LesdeStepper(make_problem("linear", 100, 2, 2))
+    >>> st.run(3); st.sim.step
+    3
+    """
+
+    backend = "lesde"
+
+    def __init__(
+        self, prob: Problem, dtype: str = "float64", threads: int = 1, noise: str = "gaussian"
+    ):
+        super().__init__(prob, dtype, threads)
+        from ..config import Config
+        from ..engine import allocate, make_engine
+
+        horizon = 10**8
+        self.cfg = Config(
+            n_classes=prob.K,
+            dim=prob.p,
+            class_sizes=tuple(int(n) for n in prob.counts),
+            signal=prob.signal,
+            impact=prob.E,
+            sigma=prob.sigma,
+            noise=noise,  # lesde's own option: the law of the increments (Config.noise)
+            dt=prob.dt,
+            steps=horizon,
+            record_every=horizon,
+            threads=threads,
+            dtype=dtype,
+        )
+        self.arrays = allocate(self.cfg)
+        self.sim = make_engine(self.cfg, self.arrays)
+        self.sim.initialize()
+        self.arrays["features"][0] = prob.X0
+        self.arrays["labels"][0] = prob.y.astype(np.int32)
+        self.sim.resume(0)
+        self.notes = f"{type(self.sim).__name__}, {threads} OpenMP thread(s)"
+
+    def run(self, n_steps: int) -> None:
+        self.sim.advance(self.sim.step + int(n_steps))
+
+    def state(self) -> np.ndarray:
+        return self.arrays["features"][0].astype(np.float64)
+
+
 _CLASSES = {
+    "lesde": LesdeStepper,
     "numpy": NumpyStepper,
     "numpy_mt": NumpyThreadedStepper,
     "torch": TorchStepper,
@@ -632,12 +599,20 @@ _CLASSES = {
 }
 
 
-def available_backends() -> dict:
-    """backend -> (available, reason). Does not import torch / jax."""
-    out = {"numpy": (True, ""), "numpy_mt": (True, "")}
+def available_backends() -> dict[str, tuple[bool, str]]:
+    """backend -> (available, why not). Does not import torch or jax.
+
+    >>> available_backends()["numpy"]
+    (True, '')
+    """
+    out = {"lesde": (True, ""), "numpy": (True, ""), "numpy_mt": (True, "")}
     for name in ("torch", "jax"):
-        found = importlib.util.find_spec(name) is not None
-        out[name] = (found, "" if found else f"{name} not installed")
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked installation
+            found = False
+        hint = "pip install 'lesde[bench]'"
+        out[name] = (found, "" if found else f"{name} is not installed ({hint})")
     return out
 
 
@@ -659,6 +634,9 @@ def make_stepper(
     K, p are taken from it). Remaining keyword arguments go to ``make_problem`` (E, alpha,
     beta, dt, sigma, seed, counts, X0, y) or, if they are stepper options (``block_rows``,
     ``bit_generator``, ``softmax``, ``jax_prng``), to the stepper.
+
+    >>> make_stepper("numpy_mt", "linear", N=100, K=2, p=2, threads=2, block_rows=16).T
+    2
     """
     if backend not in _CLASSES:
         raise ValueError(f"backend must be one of {tuple(_CLASSES)}")
@@ -667,7 +645,7 @@ def make_stepper(
         raise ImportError(why)
     stepper_opts = {
         k: kwargs.pop(k)
-        for k in ("block_rows", "bit_generator", "softmax", "jax_prng")
+        for k in ("block_rows", "bit_generator", "softmax", "jax_prng", "noise")
         if k in kwargs
     }
     if problem is None:
@@ -693,7 +671,12 @@ def check_against_reference(
     """Run ``backend`` with sigma = 0 from the reference's initial state and compare with
     ``reference_run`` (float64). Unbalanced classes, a random non-symmetric E and (for the
     cross-entropy signal) some corrupted labels exercise pi weighting, E's orientation and
-    the label-count identity. Returns (max relative error, tolerance used)."""
+    the label-count identity. Returns (max relative error, tolerance used).
+
+    >>> err, tol = check_against_reference("numpy", "cross_entropy", "float32")
+    >>> err < tol, tol
+    (True, 0.0001)
+    """
     rng = np.random.default_rng(seed)
     if p is None:
         p = K if signal == "cross_entropy" else 3

@@ -1,10 +1,20 @@
-"""Timing harness for the LE-SDE step baselines (and, once wired, lesde itself).
+"""The timing harness: every backend of :mod:`lesde.bench.baselines` on the same problem,
+each checked against the float64 reference before it is timed, each configuration in its
+own pinned subprocess, and every row compared with the NumPy baseline of the same run.
 
 Rows are JSON-serialisable dicts with at least
     backend, signal, N, K, p, dtype, threads, seconds_per_step, sample_dims_per_s
 plus seconds_per_step_median, min_traffic_GBps (2 * N * p * itemsize / seconds_per_step: the
 bandwidth implied by the unavoidable read + write of X once per step, to compare with
-bandwidth.py), status ("ok" / "unavailable" / "error"), notes, versions and load diagnostics.
+:mod:`lesde.bench.bandwidth`), ``check_error`` / ``check_tolerance`` (the backend against
+the float64 reference with sigma = 0, on a small problem, before timing), status ("ok",
+"unavailable": torch or jax missing, "wrong": the check failed, nothing timed, "error"),
+notes, versions and load diagnostics; :func:`add_speedups` adds ``speedup_vs_numpy``.
+
+Verification. A benchmark of a wrong implementation measures something else, so
+:func:`bench_one` first runs :func:`~lesde.bench.baselines.check_against_reference` for the
+row's backend, dtype and thread count (N = 997, 5 steps, a random E, unbalanced classes,
+corrupted labels) and times only a backend that passes it.
 
 Timing: one warm-up ``run(n_steps)`` (JAX compiles here; it also faults pages in), then
 ``repeats`` timed ``run(n_steps)`` calls with ``time.perf_counter``; seconds_per_step is the
@@ -30,6 +40,12 @@ the fraction of all CPUs busy during a 0.25 s idle probe just before timing, and
 1-minute load average. Treat wall times of rows with cpu_busy_other > 0.1 with suspicion;
 ``cpu_seconds_per_step`` (process CPU time, best over repeats) is then the better figure
 for threads == 1 (for threads > 1 it is the sum over threads, not a wall time).
+
+Examples
+--------
+>>> row = bench_one("numpy", "linear", 2000, 4, 3, n_steps=1, repeats=1)
+>>> row["status"], row["check_error"] < row["check_tolerance"]
+('ok', True)
 """
 
 from __future__ import annotations
@@ -41,10 +57,31 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from .baselines import (
+    available_backends,
+    check_against_reference,
+    configure_jax_threads,
+    make_stepper,
+)
+
+__all__ = [
+    "ROW_KEYS",
+    "add_speedups",
+    "bench_one",
+    "bench_subprocess",
+    "cpu_busy_fraction",
+    "format_table",
+    "ratio_table",
+    "run_baselines",
+    "time_stepper",
+    "wait_for_idle",
+    "worker",
+]
+
+# The folder that holds the lesde package: the subprocesses import this same lesde.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 ROW_KEYS = (
     "backend",
@@ -60,73 +97,18 @@ ROW_KEYS = (
 
 
 # --------------------------------------------------------------------------------------
-# lesde itself
-# --------------------------------------------------------------------------------------
-
-
-class LesdeStepper:
-    """lesde's engine on a baselines.Problem: the same E, dt, sigma, classes and X0.
-
-    The engine is built as lesde.simulate builds it (NumPy arrays the C++ writes into),
-    its initial features are replaced by the problem's X0, and ``resume(0)`` recomputes
-    the class sums from them; ``run(n)`` then advances n fused steps (no records in
-    between: record_every is the whole horizon), exactly the work a baseline step does.
-    """
-
-    def __init__(self, problem, dtype: str, threads: int, horizon: int = 10**8):
-        import numpy as np
-
-        import lesde
-        from lesde import _core
-        from lesde.engine import allocate, engine_config
-
-        K, p = problem.E.shape[0], problem.X0.shape[1]
-        self.cfg = lesde.Config(
-            n_classes=K,
-            dim=p,
-            class_sizes=tuple(int(n) for n in problem.counts),
-            signal=problem.signal,
-            impact=problem.E,
-            sigma=problem.sigma,
-            dt=problem.dt,
-            steps=horizon,
-            record_every=horizon,
-            threads=threads,
-            dtype=dtype,
-        )
-        self.arrays = allocate(self.cfg)
-        cls = _core.Simulation64 if dtype == "float64" else _core.Simulation32
-        self.sim = cls(engine_config(self.cfg), **self.arrays)
-        self.sim.initialize()
-        self.arrays["features"][0] = problem.X0
-        self.arrays["labels"][0] = problem.y.astype(np.int32)
-        self.sim.resume(0)
-
-    def run(self, n_steps: int) -> None:
-        self.sim.advance(self.sim.step + int(n_steps))
-
-    def state(self):
-        return self.arrays["features"][0].astype("float64")
-
-
-def lesde_stepper(
-    signal: str, N: int, K: int, p: int, dtype: str = "float64", threads: int = 1, **kwargs
-):
-    """lesde's fused C++ step on ``baselines.make_problem(signal, N, K, p, **kwargs)``."""
-    import baselines
-
-    problem = baselines.make_problem(signal, N, K, p, **kwargs)
-    return LesdeStepper(problem, dtype, threads)
-
-
-# --------------------------------------------------------------------------------------
 # Timing helpers
 # --------------------------------------------------------------------------------------
 
 
 def cpu_busy_fraction(interval: float = 0.25) -> float | None:
     """Fraction of total CPU time that was busy (all CPUs, all processes) over ``interval``
-    seconds while this process sleeps. None where /proc/stat is unavailable."""
+    seconds while this process sleeps. None where /proc/stat is unavailable.
+
+    >>> busy = cpu_busy_fraction(0.05)
+    >>> busy is None or 0.0 <= busy <= 1.0
+    True
+    """
 
     def snap():
         with open("/proc/stat") as f:
@@ -146,7 +128,10 @@ def cpu_busy_fraction(interval: float = 0.25) -> float | None:
 
 def wait_for_idle(max_wait: float = 0.0, threshold: float = 0.15, probe: float = 0.5):
     """Wait up to ``max_wait`` seconds until other processes use less than ``threshold`` of
-    the machine's CPUs. Returns the last busy fraction seen (None if unknown)."""
+    the machine's CPUs. Returns the last busy fraction seen (None if unknown).
+
+    >>> busy = wait_for_idle(0.0, probe=0.05)  # one probe, no waiting
+    """
     t_end = time.time() + max_wait
     busy = cpu_busy_fraction(probe)
     while busy is not None and busy > threshold and time.time() < t_end:
@@ -161,7 +146,12 @@ def time_stepper(stepper, n_steps: int = 5, repeats: int = 3, warmup: bool = Tru
     this process) of each call. On a machine shared with other jobs the CPU time of a
     single-threaded configuration is a contention-robust stand-in for its idle wall time
     (it still suffers from shared caches / memory bandwidth, and it counts spin-waiting
-    of idle OpenMP / BLAS threads)."""
+    of idle OpenMP / BLAS threads).
+
+    >>> t = time_stepper(make_stepper("numpy", "linear", N=100, K=2, p=2), 1, repeats=2)
+    >>> len(t["all"]), t["best"] <= t["median"]
+    (2, True)
+    """
     if warmup:
         stepper.run(n_steps)
     times, cpus = [], []
@@ -220,27 +210,29 @@ def bench_one(
     repeats: int = 3,
     **opts,
 ) -> dict:
-    """Time one configuration in this process and return a row."""
-    import baselines
+    """Check one configuration against the reference, time it in this process; its row.
 
+    >>> bench_one("numpy", "linear", 500, 2, 2, "float64", 1, n_steps=1, repeats=1)["status"]
+    'ok'
+    """
     row = _base_row(backend, signal, N, K, p, dtype, threads)
+    ok, why = available_backends().get(backend, (False, f"unknown backend {backend!r}"))
+    if not ok:
+        row.update(status="unavailable", notes=why)
+        return row
     try:
-        if backend == "lesde":
-            st = lesde_stepper(signal, N, K, p, dtype, threads, **opts)
-            notes = getattr(st, "notes", "")
-        else:
-            ok, why = baselines.available_backends().get(backend, (False, "unknown backend"))
-            if not ok:
-                row.update(status="unavailable", notes=why)
-                return row
-            st = baselines.make_stepper(backend, signal, N, K, p, dtype, threads, **opts)
-            notes = st.notes
-    except NotImplementedError as e:
-        row.update(status="unavailable", notes=str(e))
+        err, tol = check_against_reference(backend, signal, dtype, threads=threads)
+    except ImportError as e:  # found, but it does not import
+        row.update(status="unavailable", notes=f"{type(e).__name__}: {e}")
         return row
-    except ImportError as e:
-        row.update(status="unavailable", notes=str(e))
+    row.update(check_error=err, check_tolerance=tol)
+    if not err < tol:
+        row.update(
+            status="wrong",
+            notes=f"differs from the float64 reference by {err:.3g} (tolerance {tol:g}); not timed",
+        )
         return row
+    st = make_stepper(backend, signal, N, K, p, dtype, threads, **opts)
     busy = cpu_busy_fraction()
     t = time_stepper(st, n_steps, repeats)
     itemsize = 8 if dtype == "float64" else 4
@@ -255,7 +247,7 @@ def bench_one(
         n_steps=n_steps,
         repeats=repeats,
         status="ok",
-        notes=notes,
+        notes=st.notes,
         versions=_versions(backend),
         cpu_busy_other=busy,
         loadavg1=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -273,26 +265,46 @@ def _child_env(threads: int) -> dict:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
     return env
 
 
-def _worker(spec: dict) -> dict:
-    """Runs in the child: pin, configure, bench, return the row."""
+def worker(spec_json: str, pin: bool = True) -> str:
+    """In the child of :func:`bench_subprocess`: pin the process to the row's CPUs (not with
+    ``pin=False``), configure JAX's threads before it is imported, run :func:`bench_one`;
+    the row as one line of JSON.
+
+    >>> import json
+    >>> spec = dict(backend="numpy", signal="linear", N=100, K=2, p=2, threads=1, n_steps=1,
+    ...             repeats=1)
+    >>> json.loads(worker(json.dumps(spec), pin=False))["status"]
+    'ok'
+    """
+    spec = json.loads(spec_json)
     threads = int(spec["threads"])
-    if hasattr(os, "sched_setaffinity"):
+    if pin and hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         if threads > len(cpus):
             raise RuntimeError(f"asked for {threads} threads, only {len(cpus)} CPUs")
         os.sched_setaffinity(0, cpus[:threads])
     if spec["backend"] == "jax":
-        import baselines
-
-        baselines.configure_jax_threads(threads)
-    return bench_one(**spec)
+        configure_jax_threads(threads)
+    return json.dumps(bench_one(**spec))
 
 
 def bench_subprocess(spec: dict, timeout: float = 600.0) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    """:func:`bench_one` of ``spec`` in a fresh Python pinned to ``spec["threads"]`` CPUs.
+
+    The child runs :func:`worker` in a fresh ``python`` with this lesde first on its path
+    and prints its row as the last line of its output.
+
+    >>> spec = dict(backend="numpy", signal="linear", N=500, K=2, p=2, dtype="float64",
+    ...             threads=1, n_steps=1, repeats=1)
+    >>> bench_subprocess(spec)["status"]
+    'ok'
+    """
+    code = "import sys\nfrom lesde.bench.harness import worker\nprint('\\n' + worker(sys.argv[1]))"
+    cmd = [sys.executable, "-c", code, json.dumps(spec)]
     row = _base_row(
         spec["backend"],
         spec["signal"],
@@ -322,7 +334,7 @@ def bench_subprocess(spec: dict, timeout: float = 600.0) -> dict:
 
 def run_baselines(
     sizes,
-    backends=("numpy", "numpy_mt", "torch", "jax"),
+    backends=("lesde", "numpy", "numpy_mt", "torch", "jax"),
     dtypes=("float64", "float32"),
     threads=(1,),
     signal="cross_entropy",
@@ -334,13 +346,17 @@ def run_baselines(
     wait_idle: float = 0.0,
     **opts,
 ) -> list:
-    """Produce rows for every (size, backend, dtype, thread count).
+    """Rows for every (size, backend, dtype, thread count), with :func:`add_speedups`.
 
     sizes: iterable of (N, K, p). ``backend_threads`` overrides ``threads`` per backend
-    (e.g. {"numpy": (1,)}). Add "lesde" to ``backends`` to time the hook.
-    ``progress``: optional callable(row) called after each row.
+    (e.g. {"numpy": (1,)}). ``progress``: optional callable(row) called after each row.
     ``wait_idle``: before each configuration wait up to this many seconds for the machine
     to be idle (other processes < 15 % CPU); the row's cpu_busy_other shows what it got.
+
+    >>> rows = run_baselines([(1000, 2, 2)], backends=("lesde", "numpy"), dtypes=("float64",),
+    ...                      n_steps=1, repeats=1, subprocess_isolation=False)
+    >>> [(r["backend"], r["status"], r["speedup_vs_numpy"] > 0) for r in rows]
+    [('lesde', 'ok', True), ('numpy', 'ok', True)]
     """
     rows = []
     for N, K, p in sizes:
@@ -373,14 +389,47 @@ def run_baselines(
                     rows.append(row)
                     if progress is not None:
                         progress(row)
+    return add_speedups(rows)
+
+
+def add_speedups(rows: list[dict]) -> list[dict]:
+    """Give every timed row ``speedup_vs_numpy``: the time per step of the NumPy baseline
+    (single-threaded, the same problem and dtype, measured in the same run) over the row's.
+    NaN where that NumPy row is missing or was not timed. Returns ``rows``.
+
+    >>> rows = [dict(backend="numpy", signal="linear", N=10, K=2, p=2, dtype="float64",
+    ...              threads=1, status="ok", seconds_per_step=0.3),
+    ...         dict(backend="lesde", signal="linear", N=10, K=2, p=2, dtype="float64",
+    ...              threads=2, status="ok", seconds_per_step=0.1)]
+    >>> [round(r["speedup_vs_numpy"], 3) for r in add_speedups(rows)]
+    [1.0, 3.0]
+    """
+    numpy_rows = {
+        _problem_key(r): r["seconds_per_step"]
+        for r in rows
+        if r["backend"] == "numpy" and r.get("status") == "ok" and r["threads"] == 1
+    }
+    for r in rows:
+        reference = numpy_rows.get(_problem_key(r))
+        timed = r.get("status") == "ok" and reference is not None
+        r["speedup_vs_numpy"] = reference / r["seconds_per_step"] if timed else float("nan")
     return rows
 
 
+def _problem_key(row: dict) -> tuple:
+    return (row["signal"], row["N"], row["K"], row["p"], row["dtype"])
+
+
 def format_table(rows) -> str:
+    """The rows as a fixed-width table, with the speed-up over NumPy of the same run.
+
+    >>> print(format_table([]).splitlines()[0].split()[:3])
+    ['backend', 'signal', 'N']
+    """
     hdr = (
         f"{'backend':<9} {'signal':<13} {'N':>9} {'K':>3} {'p':>3} {'dtype':<7} {'thr':>3} "
-        f"{'ms/step':>9} {'med ms':>9} {'cpu ms':>8} {'Msample-dim/s':>13} {'X r+w GB/s':>10} "
-        f"{'busy':>5}  status"
+        f"{'ms/step':>9} {'med ms':>9} {'cpu ms':>8} {'x numpy':>8} {'Msample-dim/s':>13} "
+        f"{'X r+w GB/s':>10} {'busy':>5}  status"
     )
     out = [hdr, "-" * len(hdr)]
     for r in rows:
@@ -388,48 +437,42 @@ def format_table(rows) -> str:
         ms = f"{r['seconds_per_step'] * 1e3:9.1f}" if ok else f"{'-':>9}"
         med = f"{r['seconds_per_step_median'] * 1e3:9.1f}" if ok else f"{'-':>9}"
         cpu = f"{r['cpu_seconds_per_step'] * 1e3:8.1f}" if ok else f"{'-':>8}"
+        speedup = r.get("speedup_vs_numpy", float("nan"))
+        vs = f"{speedup:8.2f}" if ok and speedup == speedup else f"{'-':>8}"
         rate = f"{r['sample_dims_per_s'] / 1e6:13.1f}" if ok else f"{'-':>13}"
         bw = f"{r['min_traffic_GBps']:10.2f}" if ok else f"{'-':>10}"
         busy = r.get("cpu_busy_other")
         busy = f"{busy:5.2f}" if isinstance(busy, (int, float)) else f"{'-':>5}"
         st = r.get("status", "?")
         if not ok:
-            st += ": " + str(r.get("notes", ""))[:60].replace("\n", " ")
+            st += ": " + str(r.get("notes", ""))[:70].replace("\n", " ")
         out.append(
             f"{r['backend']:<9} {r['signal']:<13} {r['N']:>9} {r['K']:>3} {r['p']:>3} "
-            f"{r['dtype']:<7} {r['threads']:>3} {ms} {med} {cpu} {rate} {bw} {busy}  {st}"
+            f"{r['dtype']:<7} {r['threads']:>3} {ms} {med} {cpu} {vs} {rate} {bw} {busy}  {st}"
         )
     return "\n".join(out)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        row = _worker(json.loads(sys.argv[2]))
-        sys.stdout.write("\n" + json.dumps(row) + "\n")
-    else:
-        print("use bench/run_bench.py (this module is the harness library)", file=sys.stderr)
-        sys.exit(2)
 
 
 def ratio_table(rows, bandwidth=None) -> str:
     """lesde against every baseline measured in the same run, per problem and dtype.
 
     Each entry compares best-of-threads times: lesde's fastest configuration against the
-    baseline's fastest. With ``bandwidth`` (bandwidth.measure_bandwidth), lesde's
-    compulsory traffic (read + write the state once per step) is also given as a fraction
-    of the measured copy bandwidth at the same thread count (the roofline).
+    baseline's fastest. With ``bandwidth`` (:func:`lesde.bench.bandwidth.measure_bandwidth`),
+    lesde's compulsory traffic (read + write the state once per step) is also given as a
+    fraction of the measured copy bandwidth at the same thread count (the roofline).
+
+    >>> rows = [dict(backend=b, signal="linear", N=10, K=2, p=2, dtype="float64", threads=1,
+    ...              status="ok", seconds_per_step=t, min_traffic_GBps=1.0)
+    ...         for b, t in (("numpy", 0.3), ("lesde", 0.1))]
+    >>> ratio_table(rows)
+    'linear N=10 K=2 p=2 float64: lesde 100.0 ms/step; speed-up vs numpy x3.00'
     """
     ok = [r for r in rows if r.get("status") == "ok"]
     lines = []
-    problems = sorted({(r["signal"], r["N"], r["K"], r["p"], r["dtype"]) for r in ok})
-    for signal, N, K, p, dtype in problems:
-        same = [
-            r
-            for r in ok
-            if (r["signal"], r["N"], r["K"], r["p"], r["dtype"]) == (signal, N, K, p, dtype)
-        ]
+    for key in sorted({_problem_key(r) for r in ok}):
+        signal, N, K, p, dtype = key
         best = {}
-        for r in same:
+        for r in (r for r in ok if _problem_key(r) == key):
             if (
                 r["backend"] not in best
                 or r["seconds_per_step"] < best[r["backend"]]["seconds_per_step"]

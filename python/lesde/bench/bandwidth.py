@@ -27,6 +27,13 @@ Implementation:
 
 Each figure is the best of ``repeats`` runs after one warm-up (pages are touched before
 timing). Default array size 2e8 bytes (25e6 float64) per array, 3 arrays = 600 MB.
+``python -m lesde.bench.bandwidth`` prints the JSON of :func:`measure_bandwidth`.
+
+Examples
+--------
+>>> r = measure_bandwidth(8e6, threads=(1,), repeats=1)
+>>> sorted(r["results"]["1"])
+['copy_GBps', 'triad_GBps', 'triad_blocked_GBps', 'triad_naive_GBps']
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ def _triad_naive_chunk(a, b, c, s, lo, hi):
     np.add(a[lo:hi], b[lo:hi], out=a[lo:hi])
 
 
+__all__ = ["main", "measure_bandwidth"]
+
+
 def measure_bandwidth(
     nbytes: float = 2e8,
     threads=(1, None),
@@ -67,6 +77,9 @@ def measure_bandwidth(
 
     ``threads``: thread counts to measure; None means ``os.cpu_count()`` (or the affinity
     mask's size). GB = 1e9 bytes.
+
+    >>> measure_bandwidth(8e6, threads=(1, 2), repeats=1)["results"]["2"]["copy_GBps"] > 0
+    True
     """
     n = int(nbytes // 8)
     a = np.zeros(n)
@@ -126,8 +139,18 @@ def measure_bandwidth(
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    """``python -m lesde.bench.bandwidth [--nbytes B] [--repeats R] [--threads T ...]``.
+
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()) as text:
+    ...     code = main(["--nbytes", "8e6", "--repeats", "1", "--threads", "1"])
+    >>> code, '"copy_GBps"' in text.getvalue()
+    (0, True)
+    """
+    ap = argparse.ArgumentParser(
+        prog="python -m lesde.bench.bandwidth", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--nbytes", type=float, default=2e8)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument(
@@ -140,7 +163,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     th = tuple(args.threads) if args.threads else (1, None)
     print(json.dumps(measure_bandwidth(args.nbytes, th, args.repeats), indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
