@@ -133,13 +133,31 @@ def test_trials_stack_like_a_result_with_replicas(three, data):
 
 
 def test_trial_i_is_train_and_record_with_its_own_seed(three, data):
-    """Each trial's numbers depend on (ensemble seed, trial index) only."""
+    """Each trial's numbers depend on (ensemble seed, trial index) and the PyTorch thread
+    count only (float32 reductions split over threads round differently), so a trial run
+    alone with the workers' one thread reproduces it bit for bit."""
+    import torch
+
     res, _ = three
     seeds = [trial_seed(5, i) for i in range(3)]
     assert len(set(seeds)) == 3, f"trial seeds collide: {seeds}"
-    for i in (0, 2):
-        alone = train_and_record(default_model(data)(seed=seeds[i]), data, seed=seeds[i],
-                                 record_stepped=True, progress=False, **TINY)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' setting (train_ensemble's default threads=1)
+    try:
+        alone_runs = {
+            i: train_and_record(
+                default_model(data)(seed=seeds[i]),
+                data,
+                seed=seeds[i],
+                record_stepped=True,
+                progress=False,
+                **TINY,
+            )  # fmt: skip
+            for i in (0, 2)
+        }
+    finally:
+        torch.set_num_threads(threads)
+    for i, alone in alone_runs.items():
         np.testing.assert_array_equal(res.class_means[i], alone.class_means[0], err_msg=f"{i}")
         np.testing.assert_array_equal(
             res.stepped_logits[i], alone.stepped_logits[0], err_msg=f"stepped logits {i}"

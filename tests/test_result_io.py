@@ -176,8 +176,8 @@ def umask(request):
 def test_written_files_get_the_mode_of_the_umask(umask, tmp_path):
     """Results, checkpoints, sweep tables and training records: 0666 less the umask, like
     any new file (atomic writers made them 0600 whatever the umask said)."""
-    from lesde.result import TrainingResult
     from lesde.sweep import sweep
+    from lesde.training_result import TrainingResult
 
     expected = 0o666 & ~umask
     res = lesde.simulate(

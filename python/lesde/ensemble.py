@@ -1,6 +1,6 @@
 """Trial ensembles: many independently seeded networks, trained in parallel, stored per trial.
 
-The paper's protocol (MODEL.md section 5) trains many networks on the same data and
+The paper's protocol (docs/model.md section 5) trains many networks on the same data and
 averages what they record, which removes the step-to-step SGD fluctuation of a single
 network. :func:`train_ensemble` trains R such trials with :func:`lesde.nn.train_and_record`
 in worker processes and returns them stacked as one

@@ -1,6 +1,6 @@
 """The paper's pipeline in one call: trial-averaged class means to an LE-ODE replay.
 
-MODEL.md section 5, as the paper ran it: train many networks (a trial ensemble,
+docs/model.md section 5, as the paper ran it: train many networks (a trial ensemble,
 :func:`lesde.nn.train_ensemble`), average their class-mean logits over the trials, read
 ``A(t)``, ``B(t)`` off the averages with the L (or I) estimator, differentiate them with a
 Savitzky-Golay filter of the paper's window (21 samples, polynomial order 2), and replay
@@ -237,6 +237,8 @@ def paper_pipeline(
     ValueError
         A window that is even, not above ``polyorder`` or longer than the trajectory, a
         non-uniform record grid, fewer than 3 records, or no class means to replay from.
+        A last record off the grid (``steps`` not a multiple of ``record_every``: training
+        records its final state too) is left out, not refused.
 
     Examples
     --------
@@ -277,6 +279,11 @@ def paper_pipeline(
             raise ValueError(
                 f"class means must be (T, K, K) with times (T,); got {means.shape}, {t.shape}"
             )
+    if t.size >= 3 and not np.isclose(t[-1] - t[-2], t[-2] - t[-3], rtol=1e-9, atol=0.0):
+        # a last record off the grid: training that stopped between two records (steps not
+        # a multiple of record_every) records its final state too; the replay's uniform
+        # Euler steps cannot reach it, so it is left out
+        t, means = t[:-1], means[:-1]
     rule = "index"
     if start == "aligned":
         start, rule = aligned_start(means), "aligned"

@@ -3,7 +3,7 @@
 Beyond the paper: measure the impact matrix of a trial ensemble during the first part of
 training only (``fit_fraction`` of the steps), fit power laws to the trial-averaged
 ``alpha_hat(t)`` and ``beta_hat(t)``, extrapolate them, and run the SGD imitation of the
-LE-SDE (MODEL.md section 2a, cross-entropy signal, one sample per step, the network's
+LE-SDE (docs/model.md section 2a, cross-entropy signal, one sample per step, the network's
 learning rate and class sizes) from the networks' initial logits. The moments at which
 the simulated training passes a milestone are the prediction; the trials' own milestones
 (with their spread) are the truth. The interval of a prediction is a bootstrap over the

@@ -284,7 +284,7 @@ class Result:
                 continue
             value = getattr(self, name)
             arrays[name] = value.astype(str) if name == "status" else np.asarray(value)
-        arrays.update(_metric_arrays(self.metrics))
+        arrays.update(metric_members(self.metrics))
         header = {
             "kind": KIND,
             "format_version": FORMAT_VERSION,
@@ -346,7 +346,7 @@ def load(path: str | os.PathLike) -> Result:
     )
     header = contents.header
     cfg, steps_done, interrupted = _result_header(header)
-    arrays, metrics = _split_metrics(contents.arrays)
+    arrays, metrics = split_metrics(contents.arrays)
     T = arrays["times"].shape[0]
     grid = np.minimum(np.arange(T, dtype=np.int64) * cfg.record_interval, cfg.n_steps)
     if not np.array_equal(arrays["times"], grid * cfg.dt):
@@ -401,7 +401,7 @@ def _expected_result_arrays(header: dict, declared: dict) -> dict[str, storage.S
     the config, and as many records as its steps_done makes (for storage.read_npz)."""
     cfg, steps_done, _ = _result_header(header)
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
-    T = _dimension(declared, "times", 1)
+    T = declared_dimension(declared, "times", 1)
     records = record_count(cfg, steps_done)
     if T != records:
         raise ValueError(
@@ -433,11 +433,11 @@ def _expected_result_arrays(header: dict, declared: dict) -> dict[str, storage.S
 
 
 # ------------------------------------------------------------------ shared with training_result
-def _metric_arrays(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def metric_members(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {METRIC_PREFIX + name: values for name, values in metrics.items()}
 
 
-def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
+def split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """(arrays, metrics): the ``metric__<name>`` members become ``metrics[name]``."""
     arrays = {k: v for k, v in stored.items() if not k.startswith(METRIC_PREFIX)}
     metrics = {
@@ -450,7 +450,7 @@ def _split_metrics(stored: dict[str, np.ndarray]) -> tuple[dict, dict]:
 FLOAT, INTEGER, TEXT = "f", "iu", "U"
 
 
-def _dimension(declared: dict, name: str, ndim: int, axis: int = 0) -> int:
+def declared_dimension(declared: dict, name: str, ndim: int, axis: int = 0) -> int:
     """``shape[axis]`` that member ``name`` declares, once it has ``ndim`` dimensions (the
     size the other members are checked against)."""
     shape = declared[name].shape

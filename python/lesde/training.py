@@ -134,7 +134,7 @@ def train_and_record(
     record_stepped : bool
         Also keep, at every step, which training sample was stepped and its logits in the
         forward pass of that step (``stepped_indices``, ``stepped_logits``): what the
-        paper records (MODEL.md section 5). Costs nothing extra to compute; needs
+        paper records (docs/model.md section 5). Costs nothing extra to compute; needs
         ``batch_size == 1``.
     progress : bool, optional
         tqdm progress bar; ``None`` shows one for runs expected to last over a second.

@@ -35,10 +35,10 @@ from .result import (
     INTEGER,
     METRIC_PREFIX,
     TEXT,
-    _dimension,
-    _metric_arrays,
-    _split_metrics,
+    declared_dimension,
     final_values,
+    metric_members,
+    split_metrics,
 )
 
 __all__ = [
@@ -458,7 +458,7 @@ class TrainingResult:
         if self.stepped_indices is not None:
             arrays["stepped_indices"] = self.stepped_indices
             arrays["stepped_logits"] = self.stepped_logits
-        arrays.update(_metric_arrays(self.metrics))
+        arrays.update(metric_members(self.metrics))
         if self.impact is not None:
             for name in ImpactTrack.FIELDS:
                 arrays[IMPACT_PREFIX + name] = getattr(self.impact, name)
@@ -477,7 +477,7 @@ def stepped_class_means(result: TrainingResult, trials=None) -> np.ndarray:
     """The paper's class means: per SGD step and class, the mean over trials of the logits
     of the input stepped there, grouped by its true class; shape (steps, K, K).
 
-    The paper (MODEL.md section 5) trains many networks with one sample per step and
+    The paper (docs/model.md section 5) trains many networks with one sample per step and
     records only the stepped input's logits (before its step); averaging them per step and
     class over the trials gives one K x K matrix per step. A step at which no trial
     stepped an input of class k has NaN in row k (likely for few trials: each class has
@@ -549,7 +549,7 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
         contents = storage.read_npz(path, format_version=1, **read)
         version = 1
     header = contents.header
-    arrays, metrics = _split_metrics(contents.arrays)
+    arrays, metrics = split_metrics(contents.arrays)
     impact_arrays = {k: v for k, v in arrays.items() if k.startswith(IMPACT_PREFIX)}
     missing = [IMPACT_PREFIX + n for n in ImpactTrack.FIELDS if IMPACT_PREFIX + n not in arrays]
     if impact_arrays and missing:
@@ -591,10 +591,10 @@ def _expected_training_arrays(header: dict, declared: dict) -> dict[str, storage
     """The dtype and shape of every array of a training record, from the sizes its times,
     classes and class means declare (for storage.read_npz). Format version 1 (one network)
     stored the impact arrays without a replica axis."""
-    T = _dimension(declared, "times", 1)
-    N = _dimension(declared, "classes", 1)
-    R = _dimension(declared, "class_means", 4, axis=0)
-    K = _dimension(declared, "class_means", 4, axis=2)
+    T = declared_dimension(declared, "times", 1)
+    N = declared_dimension(declared, "classes", 1)
+    R = declared_dimension(declared, "class_means", 4, axis=0)
+    K = declared_dimension(declared, "class_means", 4, axis=2)
     expected = {
         "times": (FLOAT, (T,)),
         "steps": (INTEGER, (T,)),
@@ -610,12 +610,12 @@ def _expected_training_arrays(header: dict, declared: dict) -> dict[str, storage
     if R != 1 and "logits" in declared:
         raise ValueError(f"logits of {R} networks; the file is damaged")
     if "stepped_indices" in declared:
-        S = _dimension(declared, "stepped_indices", 2, axis=1)
+        S = declared_dimension(declared, "stepped_indices", 2, axis=1)
         expected["stepped_indices"] = (INTEGER, (R, S))
         expected["stepped_logits"] = (FLOAT, (R, S, K))
     expected.update({n: (FLOAT, (R, T)) for n in declared if n.startswith(METRIC_PREFIX)})
     if IMPACT_PREFIX + "times" in declared:
-        S = _dimension(declared, IMPACT_PREFIX + "times", 1)
+        S = declared_dimension(declared, IMPACT_PREFIX + "times", 1)
         per = (R,) if header.get("format_version") != 1 else ()
         impact = {"times": (FLOAT, (S,)), "steps": (INTEGER, (S,))}
         impact["matrices"] = (FLOAT, (*per, S, K, K))
