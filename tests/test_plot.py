@@ -188,3 +188,20 @@ def test_save_png_pdf_and_axes(tmp_path, phase_sweep):
         plot.save(ax, tmp_path / "phase.jpeg")
     with pytest.raises(TypeError):
         plot.save("not a figure", tmp_path / "x.png")
+
+
+def test_replay_error_vs_trials_leaves_a_blown_up_replay_out():
+    """One replay of 1e166 (the study's 'L, stepped' case) made the median of its size
+    1e166 and stretched the axis over 160 decades, flattening every other point."""
+    from lesde.plot_fits import replay_error_vs_trials
+
+    errors = {"L": [[0.9, 0.8], [0.5, 1e166], [0.4, 0.41]], "I": [[0.7], [np.nan], [0.3]]}
+    fig = replay_error_vs_trials([1, 4, 16], errors)
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert high < 10, f"the axis reaches {high:g}: the blown-up replay stretched it"
+    median_L = next(line for line in ax.lines if line.get_label().startswith("L,"))
+    np.testing.assert_allclose(median_L.get_ydata(), [0.85, 0.5, 0.405], err_msg="medians")
+    labels = [line.get_label() for line in ax.lines]
+    assert "L, 1 blew up (▲) (median)" in labels and "I, 1 blew up (▲) (median)" in labels, labels
+    plt.close(fig)

@@ -204,15 +204,16 @@ def impact_over_training(track, fig=None, quantiles=(0.1, 0.9)):
     return fig
 
 
-def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None):
+def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None, diverged=10.0):
     """Replay error against the number of trials R, log-log, one marker per ensemble.
 
     ``errors`` maps a label (e.g. "L estimator") to a sequence, one entry per size in
     ``sizes``, of the errors of the ensembles of that size. Each label gets its median line
     and, dotted, the reference ``c / sqrt(R)`` through its first median; ``floors`` (label ->
-    (floor, c)) adds the fitted ``sqrt(floor^2 + c^2 / R)``. An error above four times the
-    largest median (a replay that diverged) is drawn as a triangle at the top. Draws into
-    ``ax`` (a new figure without one) and returns its Figure.
+    (floor, c)) adds the fitted ``sqrt(floor^2 + c^2 / R)``. An error above ``diverged``
+    (a replay that blew up) is left out of the medians and drawn as a triangle at the top,
+    with the count in the legend. Draws into ``ax`` (a new figure without one) and returns
+    its Figure.
 
     Examples
     --------
@@ -226,29 +227,29 @@ def replay_error_vs_trials(sizes, errors, floors=None, ax=None, title=None):
     if ax is None:
         ax = plt.figure(figsize=(5.6, 4.2)).subplots()
     fig = ax.figure
-    medians = {}
+    medians, blown = {}, {}
     for label, per_size in errors.items():
         if len(per_size) != R.size:
             raise ValueError(f"{label}: {len(per_size)} entries for {R.size} sizes")
+        kept = [[e for e in v if np.isfinite(e) and e <= diverged] for v in per_size]
+        blown[label] = sum(len(v) - len(k) for v, k in zip(per_size, kept, strict=True))
         with np.errstate(all="ignore"):
-            medians[label] = np.array(
-                [np.nanmedian(v) if len(v) else np.nan for v in per_size], dtype=float
-            )
-    shown = np.concatenate(list(medians.values()))
-    shown = shown[np.isfinite(shown) & (shown > 0)]
-    # a replay that diverged (error ~1e16) would flatten every other point: draw it at the
-    # top edge as a triangle instead
-    top = 4.0 * shown.max() if shown.size else np.inf
+            medians[label] = np.array([np.median(v) if v else np.nan for v in kept])
+    shown = np.concatenate([np.asarray(v, dtype=float) for p in errors.values() for v in p])
+    shown = shown[np.isfinite(shown) & (shown > 0) & (shown <= diverged)]
+    top = 1.5 * shown.max() if shown.size else 1.0
     for i, (label, per_size) in enumerate(errors.items()):
         color = f"C{i}"
         med = medians[label]
         for r, values in zip(R, per_size, strict=True):
             v = np.asarray(values, dtype=float)
-            ax.plot(np.full(v.size, r), np.where(v > top, np.nan, v), "o", color=color,
+            out = ~(v <= diverged)  # NaN (no replay) counts as blown up too
+            ax.plot(np.full(v.size, r), np.where(out, np.nan, v), "o", color=color,
                     alpha=0.45, ms=4)  # fmt: skip
-            if np.any(v > top):
+            if np.any(out):
                 ax.plot([r], [top], "^", color=color, ms=7)
-        ax.plot(R, med, "-", color=color, lw=1.8, label=f"{label} (median)")
+        shown_as = f"{label}, {blown[label]} blew up (▲)" if blown[label] else label
+        ax.plot(R, med, "-", color=color, lw=1.8, label=f"{shown_as} (median)")
         first = np.flatnonzero(np.isfinite(med))
         if first.size:
             j = first[0]
