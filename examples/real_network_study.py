@@ -1,8 +1,9 @@
 """Real networks as the paper ran them: trial ensembles, the paper's pipeline, prediction.
 
-The study behind docs/real_networks.md ("Ensembles"). Every network is a LeNet trained with
-plain SGD, one sample per step, on the synthetic 3-class shapes data; trials are stored
-per trial in a folder outside the source tree, so a killed study resumes where it stopped.
+The study behind docs/real_networks.md ("The study: 192 networks, the paper's protocol").
+Every network is a LeNet trained with plain SGD, one sample per step, on the synthetic
+3-class shapes data; trials are stored per trial in a folder outside the source tree, so a
+killed study resumes where it stopped.
 
 Phases (``--phase``; default: all, in this order):
 

@@ -53,9 +53,7 @@ MARKS = ("skip", "slow", "file")
 # Pages another change owns, whose blocks are not marked yet: their blocks are skipped with
 # this reason until the page has its first marker. An entry for a page that has markers
 # fails test_every_block_is_runnable_or_marked: then delete it.
-UNMARKED_PAGES = {
-    "docs/real_networks.md": "trains a CNN with PyTorch; the page's owner marks its blocks",
-}
+UNMARKED_PAGES: dict[str, str] = {}
 BLOCK_TIMEOUT = 300  # seconds; a block that needs more is slow, and marked so
 FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
 MARKER = re.compile(r"^<!--\s*test:\s*(?P<kind>\w+)\s*(?:\((?P<reason>[^)]*)\))?\s*-->\s*$")
@@ -254,7 +252,6 @@ def test_block_runs_as_written(block: Block, block_outcomes):
 # and why. An entry that matches nothing any more fails the test: then delete it.
 MISSING_MODEL_NOTES_ALLOWED = {
     "cpp/": "C++ comments, outside this change (the cpp owners point them to docs/model.md)",
-    "docs/real_networks.md": "owned by another change in flight",
 }
 
 
