@@ -290,7 +290,7 @@ def _rewrite(src, dst, change_header=None, change_arrays=None, rehash=True):
     if change_arrays:
         change_arrays(files)
     text = json.dumps(header, sort_keys=True)
-    digest = ck._digest(text, files) if rehash else digest
+    digest = ck.checkpoint_digest(text, files) if rehash else digest
     files["header"], files["sha256"] = np.array(text), np.array(digest)
     np.savez(dst, **files)
     return dst

@@ -154,7 +154,7 @@ def crafted(tmp_path_factory) -> dict[str, Path]:
         {
             **ckpt,
             "header.npy": npy(np.array(text)),
-            "sha256.npy": npy(np.array(ck._digest(text, arrays))),
+            "sha256.npy": npy(np.array(ck.checkpoint_digest(text, arrays))),
         },
     )
     # 3. An .npy header declaring (10**12, 3) doubles, followed by two rows of data.

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lesde
-from lesde import checkpoint as ck
+from lesde.sharded_checkpoint import sharded_part_names
 
 pytest.importorskip("mpi4py")
 pytestmark = pytest.mark.skipif(not shutil.which("mpiexec"), reason="needs mpiexec")
@@ -175,7 +175,7 @@ def test_a_rank_killed_after_a_checkpoint_resumes_bit_identically(tmp_path):
         assert resumed.metrics[name].tobytes() == values.tobytes(), f"metric {name} differs"
     # The last checkpoint holds the finished run, and only its parts are left.
     assert _manifest_step(ckpt) == KILLED["steps"]
-    records, parts = ck.sharded_part_names(ckpt, KILLED["steps"], 2)
+    records, parts = sharded_part_names(ckpt, KILLED["steps"], 2)
     left = sorted(p.name for p in tmp_path.glob("run.ckpt.*"))
     assert left == sorted([records, *parts]), f"stale parts left: {left}"
 
@@ -226,7 +226,7 @@ def test_cli_runs_and_resumes_sharded_and_refuses_a_damaged_part(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert np.array_equal(lesde.load(again).features, single.features)
 
-    _, parts = ck.sharded_part_names(ckpt, cfg.n_steps, 2)
+    _, parts = sharded_part_names(ckpt, cfg.n_steps, 2)
     damaged = bytearray((tmp_path / parts[1]).read_bytes())
     damaged[len(damaged) // 3] ^= 0xFF
     (tmp_path / parts[1]).write_bytes(bytes(damaged))

@@ -21,7 +21,7 @@ on the CPU backend without ``record_samples`` or Zarr output.
 Checkpoints. ``simulate(cfg, comm=..., checkpoint="run.ckpt")`` makes every rank write its
 part of each checkpoint (its samples' state; rank 0 also the records) and rank 0, once all
 parts are written, the manifest ``run.ckpt`` that names them with their digests
-(:func:`lesde.checkpoint.write_sharded_checkpoint`). :func:`resume_sharded` finishes the
+(:func:`lesde.sharded_checkpoint.write_sharded_checkpoint`). :func:`resume_sharded` finishes the
 run on the same number of ranks, bit-identically; from the shell, ``mpiexec -n 2 lesde run
 cfg.toml --mpi --checkpoint run.ckpt`` and ``mpiexec -n 2 lesde resume run.ckpt --mpi``.
 
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .checkpoint import ShardedCheckpointer, read_sharded_checkpoint
 from .config import Config
 from .engine import allocate, check_on_nonfinite, run_engine
+from .sharded_checkpoint import ShardedCheckpointer, read_sharded_checkpoint
 
 __all__ = ["check_shardable", "resume_sharded", "shard_blocks", "simulate_sharded"]
 
@@ -147,7 +147,7 @@ def simulate_sharded(
     """The body of ``simulate(cfg, comm=..., checkpoint=...)`` (see the module docstring).
 
     With ``checkpoint`` every rank writes its part of each checkpoint and rank 0 the
-    manifest (:func:`lesde.checkpoint.write_sharded_checkpoint`); :func:`resume_sharded`
+    manifest (:func:`lesde.sharded_checkpoint.write_sharded_checkpoint`); :func:`resume_sharded`
     finishes the run on as many ranks.
     """
     samples, arrays, setup = _shard(cfg, comm)
