@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from interrupting import InterruptOnCall  # noqa: E402
 
 import lesde  # noqa: E402
 from lesde.data import geometric_shapes  # noqa: E402
@@ -266,21 +267,6 @@ def test_folder_without_manifest_is_refused(data, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-class InterruptOnStep(torch.nn.Module):
-    """Wraps a model; its n-th training forward raises KeyboardInterrupt (Ctrl-C)."""
-
-    def __init__(self, inner, n):
-        super().__init__()
-        self.inner, self.n, self.calls = inner, n, 0
-
-    def forward(self, x):
-        if torch.is_grad_enabled():
-            self.calls += 1
-            if self.calls == self.n:
-                raise KeyboardInterrupt
-        return self.inner(x)
-
-
 def test_ctrl_c_keeps_finished_trials_and_resumes(three, data, tmp_path):
     res, _ = three
     lenet = default_model(data)
@@ -288,7 +274,7 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(three, data, tmp_path):
 
     def model(seed):
         net = lenet(seed=seed)
-        return InterruptOnStep(net, 10) if seed == interrupt_at else net
+        return InterruptOnCall(net, 10) if seed == interrupt_at else net
 
     folder = tmp_path / "ctrl-c"
     part = train_ensemble(data, trials=3, folder=folder, model=model, workers=1, seed=5,

@@ -44,6 +44,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from interrupting import InterruptOnCall  # noqa: E402
 
 import lesde  # noqa: E402
 import lesde.metrics as M  # noqa: E402
@@ -734,21 +735,6 @@ def test_diverging_run_features_are_last_kept_record(diverged):
     res = diverged[1]
     assert np.all(np.isfinite(res.features)), "features hold the dropped non-finite record"
     np.testing.assert_array_equal(res.features[0], res.logits[-1], err_msg="features")
-
-
-class InterruptOnCall(torch.nn.Module):
-    """Wraps a model; the n-th forward with gradients on (a training step) raises Ctrl-C."""
-
-    def __init__(self, inner, n):
-        super().__init__()
-        self.inner, self.n, self.calls = inner, n, 0
-
-    def forward(self, x):
-        if torch.is_grad_enabled():
-            self.calls += 1
-            if self.calls == self.n:
-                raise KeyboardInterrupt
-        return self.inner(x)
 
 
 def test_ctrl_c_returns_records_so_far(shapes):

@@ -86,6 +86,22 @@ def checkpoint_digest(header_json: str, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def run_header(kind: str, cfg: Config, step: int, wall_seconds: float) -> dict[str, Any]:
+    """What every checkpoint header (whole or sharded) says about the run it holds: kind,
+    format version, step, the config as TOML, dtype, lesde and random-stream versions and
+    wall time so far."""
+    return {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "config_toml": cfg.to_toml(),
+        "dtype": cfg.dtype,
+        "lesde_version": __version__,
+        "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+        "wall_seconds": float(wall_seconds),
+    }
+
+
 def write_checkpoint(
     path: str | os.PathLike,
     cfg: Config,
@@ -121,14 +137,7 @@ def write_checkpoint(
     for name in RECORD_ARRAYS:
         payload[name] = np.ascontiguousarray(arrays[name][:, : idx + 1])
     header = {
-        "kind": KIND,
-        "format_version": FORMAT_VERSION,
-        "step": int(step),
-        "config_toml": cfg.to_toml(),
-        "dtype": cfg.dtype,
-        "lesde_version": __version__,
-        "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
-        "wall_seconds": float(wall_seconds),
+        **run_header(KIND, cfg, step, wall_seconds),
         "checkpoint_every": every,
         "meta": dict(meta or {}),
     }

@@ -34,6 +34,7 @@ from .checkpoint import (
     RECORD_ARRAYS,
     Checkpoint,
     checkpoint_digest,
+    run_header,
 )
 from .config import Config
 from .result import record_count
@@ -134,14 +135,7 @@ def write_sharded_checkpoint(
         raise OSError(f"{path}: not written, the previous checkpoint is kept ({failed})")
     if rank == 0:
         header = {
-            "kind": SHARDED_KIND,
-            "format_version": FORMAT_VERSION,
-            "step": int(step),
-            "config_toml": cfg.to_toml(),
-            "dtype": cfg.dtype,
-            "lesde_version": __version__,
-            "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
-            "wall_seconds": float(wall_seconds),
+            **run_header(SHARDED_KIND, cfg, step, wall_seconds),
             "ranks": size,
             "records": {"file": records_name, "sha256": records_digest},
             "shards": [
