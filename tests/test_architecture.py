@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 import sysconfig
@@ -24,6 +23,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from processes import child_env
 
 import lesde
 
@@ -36,14 +36,6 @@ PACKAGE_DIR = Path(lesde.__file__).resolve().parent
 KNOWN_EXCEPTIONS: set[tuple[str, str, str]] = set()
 
 
-def _env_for_this_lesde() -> dict[str, str]:
-    """The environment, with the lesde under test first on the path of a subprocess."""
-    env = dict(os.environ)
-    parts = [str(PACKAGE_DIR.parent), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
-    return env
-
-
 # ----------------------------------------------------------------------------- layers
 def test_import_contracts_hold():
     # The config file as an argument and --no-logo need import-linter >= 2.17 (test extra).
@@ -54,7 +46,7 @@ def test_import_contracts_hold():
         capture_output=True,
         text=True,
         cwd=PYPROJECT.parent,
-        env=_env_for_this_lesde(),
+        env=child_env(),
     )
     report = run.stdout + run.stderr
     assert run.returncode == 0, f"an import contract of pyproject.toml is broken:\n{report}"
@@ -187,7 +179,7 @@ def test_import_lesde_does_not_need_torch():
         "print('ok')\n"
     )
     run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env_for_this_lesde()
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env()
     )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
@@ -196,6 +188,6 @@ def test_import_lesde_does_not_need_torch():
 def test_without_torch_the_network_modules_say_how_to_get_it(module):
     code = f"import sys\nsys.modules['torch'] = None\nimport {module}\n"
     run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env_for_this_lesde()
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env()
     )
     assert run.returncode != 0 and "pip install 'lesde[nn]'" in run.stderr, run.stderr

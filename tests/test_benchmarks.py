@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import child_env
 
 import lesde
 import lesde.metrics
@@ -170,12 +171,9 @@ def test_a_backend_that_computes_something_else_is_reported_not_timed(monkeypatc
 def _run_bench_script(name, *args):
     """A bench/ script run as a user would, at a size that takes seconds."""
     script = Path(__file__).resolve().parent.parent / "bench" / name
-    env = dict(os.environ)
-    root = str(Path(lesde.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, str(script), *args],
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import child_env
 
 import lesde
 from lesde import checkpoint as ck
@@ -77,13 +78,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _child_env():
-    env = dict(os.environ)
-    package_root = str(Path(lesde.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    return env
-
-
 @pytest.mark.parametrize("case", sorted(KILL_CASES))
 def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
     cfg = lesde.Config(**COMMON, **KILL_CASES[case])
@@ -101,7 +95,7 @@ def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
             str(path),
             str(every),
         ],
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
+from processes import child_env
 
 import lesde
 from lesde import _core
@@ -36,8 +37,7 @@ SMALL = ["--set", "n_per_class=30", "--set", "t_end=0.5", "--set", "threads=1"]
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PKG_PARENT, env.get("PYTHONPATH")]))
+    env = child_env()
     env.pop("LESDE_DEBUG", None)
     return env
 

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from processes import child_env
 
 import lesde
 from lesde.sweep import config_hash, sweep
@@ -271,13 +272,9 @@ def test_mpi_pool_executor_gives_the_local_table(tmp_path, local_table):
         f"        res = sweep(base, {GRID!r}, replicas={REPLICAS}, executor=pool,\n"
         f"                    progress=False, out_dir={str(tmp_path / 'out')!r})\n"
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(lesde.__file__)), env.get("PYTHONPATH", "")]
-    )
     proc = subprocess.run(
         ["mpiexec", "-n", "3", sys.executable, "-m", "mpi4py.futures", str(script)],
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,13 +1,11 @@
 """Every example runs with --quick, writes its figures and prints its numbers."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-import lesde
+from processes import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -46,14 +44,6 @@ CASES["real_network_study"] = (
 )
 
 
-def _env():
-    env = dict(os.environ, MPLBACKEND="Agg")
-    # Wherever this run imports lesde from (source tree or an installed wheel).
-    path = str(Path(lesde.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
 def test_every_example_is_tested():
     found = {p.stem for p in EXAMPLES.glob("*.py")}
     assert found <= set(CASES) | set(OPTIONAL), f"untested examples: {found - set(CASES)}"
@@ -71,7 +61,7 @@ def test_example_quick(name, tmp_path):
         [sys.executable, str(script), "--quick", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=child_env(MPLBACKEND="Agg"),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

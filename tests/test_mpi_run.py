@@ -8,10 +8,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import child_env
 
 import lesde
 from lesde.sharded_checkpoint import sharded_part_names
@@ -25,13 +25,6 @@ CASES = {
         signal="linear", scheme="heun", dtype="float32", alpha=0.3, beta=0.1
     ),
 }
-
-
-def _env():
-    env = dict(os.environ)
-    src = str(Path(lesde.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -58,7 +51,7 @@ def test_two_ranks_give_the_single_process_result(case, tmp_path):
     )
     proc = subprocess.run(
         ["mpiexec", "-n", "2", sys.executable, str(script)],
-        env=_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -106,7 +99,7 @@ KILLED = dict(
 
 def _mpiexec(args, **kwargs):
     return subprocess.run(
-        ["mpiexec", "-n", "2", *args], env=_env(), capture_output=True, text=True, **kwargs
+        ["mpiexec", "-n", "2", *args], env=child_env(), capture_output=True, text=True, **kwargs
     )
 
 
@@ -134,7 +127,7 @@ def test_a_rank_killed_after_a_checkpoint_resumes_bit_identically(tmp_path):
     )
     child = subprocess.Popen(
         ["mpiexec", "-n", "2", sys.executable, str(run)],
-        env=_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -235,7 +228,7 @@ def test_cli_runs_and_resumes_sharded_and_refuses_a_damaged_part(tmp_path):
     assert proc.stderr.count(f"{parts[1]}: ") == 2, proc.stderr  # both ranks name the part
 
     single_process = subprocess.run(
-        [*lesde_cli, "resume", str(ckpt)], env=_env(), capture_output=True, text=True
+        [*lesde_cli, "resume", str(ckpt)], env=child_env(), capture_output=True, text=True
     )
     assert single_process.returncode == 1
     assert "sharded over MPI ranks" in single_process.stderr and "--mpi" in single_process.stderr

@@ -21,6 +21,7 @@ fixed, so the outcome is reproducible.
 
 import numpy as np
 import pytest
+from processes import child_env
 from scipy import stats
 
 import lesde
@@ -203,7 +204,6 @@ def test_heun_removes_the_first_order_drift_error_of_euler_with_every_noise(nois
 def test_a_killed_run_with_weak_noise_resumes_bit_identically(tmp_path):
     # The noise kind travels in the checkpoint: a run killed after its first checkpoint and
     # resumed draws the same increments as the run done in one go.
-    import os
     import signal
     import subprocess
     import sys
@@ -228,12 +228,9 @@ def test_a_killed_run_with_weak_noise_resumes_bit_identically(tmp_path):
         "cfg = lesde.Config.from_toml(open(sys.argv[1]).read())\n"
         "lesde.simulate(cfg, checkpoint=sys.argv[2], checkpoint_every=10, progress=False)\n"
     )
-    env = dict(os.environ)
-    root = str(__import__("pathlib").Path(lesde.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     child = subprocess.Popen(
         [sys.executable, "-c", child_code, str(tmp_path / "cfg.toml"), str(path)],
-        env=env,
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

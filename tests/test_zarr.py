@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import child_env
 
 import lesde
 from lesde import zarr_store
@@ -164,13 +164,6 @@ KILL = dict(
 )
 
 
-def _child_env():
-    env = dict(os.environ)
-    package_root = str(Path(lesde.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    return env
-
-
 def _records_complete(path: Path) -> int:
     import zarr
 
@@ -188,7 +181,7 @@ def test_sigkill_leaves_a_readable_partial_store(tmp_path):
     path = tmp_path / "run.zarr"
     child = subprocess.Popen(
         [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cfg.toml"), str(path)],
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
