@@ -31,11 +31,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from interrupting import InterruptOnCall  # noqa: E402
+from processes import child_env  # noqa: E402
 
 import lesde  # noqa: E402
 from lesde.data import geometric_shapes  # noqa: E402
 from lesde.ensemble import (  # noqa: E402
     MANIFEST,
+    _torch_threads,
     default_model,
     load_ensemble,
     stored_trials,
@@ -62,13 +64,6 @@ def three(data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("three")
     res = train_ensemble(data, trials=3, folder=folder, workers=1, seed=5, progress=False, **TINY)
     return res, folder
-
-
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    path = str(Path(lesde.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 def _children(pid: int) -> list[int]:
@@ -137,14 +132,10 @@ def test_trial_i_is_train_and_record_with_its_own_seed(three, data):
     """Each trial's numbers depend on (ensemble seed, trial index) and the PyTorch thread
     count only (float32 reductions split over threads round differently), so a trial run
     alone with the workers' one thread reproduces it bit for bit."""
-    import torch
-
     res, _ = three
     seeds = [trial_seed(5, i) for i in range(3)]
     assert len(set(seeds)) == 3, f"trial seeds collide: {seeds}"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers' setting (train_ensemble's default threads=1)
-    try:
+    with _torch_threads(1):  # as in the workers (train_ensemble's default threads=1)
         alone_runs = {
             i: train_and_record(
                 default_model(data)(seed=seeds[i]),
@@ -153,11 +144,9 @@ def test_trial_i_is_train_and_record_with_its_own_seed(three, data):
                 record_stepped=True,
                 progress=False,
                 **TINY,
-            )  # fmt: skip
+            )
             for i in (0, 2)
         }
-    finally:
-        torch.set_num_threads(threads)
     for i, alone in alone_runs.items():
         np.testing.assert_array_equal(res.class_means[i], alone.class_means[0], err_msg=f"{i}")
         np.testing.assert_array_equal(
@@ -301,8 +290,8 @@ def _script(folder: Path, trials: int, workers: int) -> str:
 def _start(tmp_path: Path, folder: Path, trials: int, workers: int):
     script = tmp_path / "train.py"
     script.write_text(_script(folder, trials, workers))
-    return subprocess.Popen([sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen([sys.executable, str(script)], env=child_env(OMP_NUM_THREADS="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def test_killed_worker_reports_and_the_same_call_resumes(data, tmp_path):
