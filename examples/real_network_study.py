@@ -398,6 +398,7 @@ def analyse(s: dict, store: Path, out: Path, summary_path: Path | None) -> dict:
             },  # fmt: skip
             ax=ax,
             title=f"from t = {block['t_start']:g} ({start_name})",
+            diverged=DIVERGED,  # the figure leaves out what the medians above left out
         )
     figs = {
         "real_network_replay_vs_trials.png": np.atleast_1d(panels)[0].figure,
