@@ -150,7 +150,22 @@ def _np_rowmax(X, out):
     return out
 
 
-class NumpyStepper(Stepper):
+class _NumpyLoop(Stepper):
+    """The NumPy steppers' shared part: ``run`` calls ``step`` (one LE-SDE step on the
+    array ``X``) ``n_steps`` times in Python; ``state`` is ``X`` in float64."""
+
+    def step(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, n_steps: int) -> None:
+        for _ in range(int(n_steps)):
+            self.step()
+
+    def state(self) -> np.ndarray:
+        return self.X.astype(np.float64)
+
+
+class NumpyStepper(_NumpyLoop):
     """Whole-array vectorised NumPy: preallocated buffers, in-place ufuncs, gemv class sums.
 
     >>> st = NumpyStepper(make_problem("cross_entropy", 100, 2, 2), "float32")
@@ -212,20 +227,13 @@ class NumpyStepper(Stepper):
         for k, sl in enumerate(self.slices):
             X[sl] += bdt[k]
 
-    def run(self, n_steps: int) -> None:
-        for _ in range(int(n_steps)):
-            self.step()
-
-    def state(self) -> np.ndarray:
-        return self.X.astype(np.float64)
-
 
 # --------------------------------------------------------------------------------------
 # NumPy, blocked and threaded over row chunks
 # --------------------------------------------------------------------------------------
 
 
-class NumpyThreadedStepper(Stepper):
+class NumpyThreadedStepper(_NumpyLoop):
     """NumPy over ``threads`` row chunks in a thread pool, in cache-sized blocks.
 
     >>> st = NumpyThreadedStepper(make_problem("linear", 1000, 2, 2), threads=2)
@@ -330,13 +338,6 @@ class NumpyThreadedStepper(Stepper):
             S = self.L - S
         np.multiply(self.E @ S, self.dtv / self.prob.N, out=self.bdt)
         self._par(self._phase2)
-
-    def run(self, n_steps: int) -> None:
-        for _ in range(int(n_steps)):
-            self.step()
-
-    def state(self) -> np.ndarray:
-        return self.X.astype(np.float64)
 
     def __del__(self):
         if getattr(self, "pool", None) is not None:
