@@ -250,46 +250,49 @@ LESDE_CLONES void add_second_moments_tile(const SignalSpec& spec, const Real* X,
   tail[1] += double(agree);
 }
 
-// Both passes over a replica's samples on the host, parallel over the fixed blocks (a backend
-// whose sweeps do not accumulate pass 1 themselves calls the first; the CPU's second pass is
-// the second). X, labels, classes: this process's samples (all, unless sharded).
-template <class Real>
-void host_first_moments(const EngineConfig& cfg, const Real* X, const int32_t* labels,
-                        const int32_t* classes, int threads, double* tot) {
-  const SignalSpec spec = SignalSpec::from(cfg);
+// Runs add_tile(li, n, scratch, acc) over this process's samples (li: the tile's first
+// local sample, n <= kTile), in parallel over the fixed blocks, each block into its own
+// `width` partial sums, then adds the blocks in block order (reduce.hpp), so the totals do
+// not depend on threads.
+template <class AddTile>
+void host_pass(const EngineConfig& cfg, int64_t width, int threads, double* tot,
+               AddTile add_tile) {
   const Shard shard = cfg.shard();
-  const int64_t width = RecordLayout(cfg).first_width(), off = shard.offset();
+  const int64_t off = shard.offset();
   std::vector<double> partial((shard.last - shard.first) * width, 0.0);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t b = shard.first; b < shard.last; ++b) {
     RecordScratch scratch(cfg.K, cfg.p);
     double* acc = partial.data() + (b - shard.first) * width;
-    for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile) {
-      const int64_t n = std::min(kTile, shard.blocks.end(b) - i0), li = i0 - off;
-      add_first_moments_tile(spec, X + li * cfg.p, labels + li, classes + li, n, nullptr, scratch,
-                             acc);
-    }
+    for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile)
+      add_tile(i0 - off, std::min(kTile, shard.blocks.end(b) - i0), scratch, acc);
   }
   combine_blocks(shard, cfg.exchange, partial, width, tot);
+}
+
+// Both passes over a replica's samples on the host (a backend whose sweeps do not
+// accumulate pass 1 themselves calls the first; the CPU's second pass is the second).
+// X, labels, classes: this process's samples (all, unless sharded).
+template <class Real>
+void host_first_moments(const EngineConfig& cfg, const Real* X, const int32_t* labels,
+                        const int32_t* classes, int threads, double* tot) {
+  const SignalSpec spec = SignalSpec::from(cfg);
+  host_pass(cfg, RecordLayout(cfg).first_width(), threads, tot,
+            [&](int64_t li, int64_t n, RecordScratch& scratch, double* acc) {
+              add_first_moments_tile(spec, X + li * cfg.p, labels + li, classes + li, n,
+                                     nullptr, scratch, acc);
+            });
 }
 
 template <class Real>
 void host_second_moments(const EngineConfig& cfg, const Real* X, const int32_t* labels,
                          const double* means, const double* count, int threads, double* tot) {
   const SignalSpec spec = SignalSpec::from(cfg);
-  const Shard shard = cfg.shard();
-  const int64_t width = RecordLayout(cfg).second_width(), off = shard.offset();
-  std::vector<double> partial((shard.last - shard.first) * width, 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = shard.first; b < shard.last; ++b) {
-    RecordScratch scratch(cfg.K, cfg.p);
-    double* acc = partial.data() + (b - shard.first) * width;
-    for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile) {
-      const int64_t n = std::min(kTile, shard.blocks.end(b) - i0), li = i0 - off;
-      add_second_moments_tile(spec, X + li * cfg.p, labels + li, n, means, count, scratch, acc);
-    }
-  }
-  combine_blocks(shard, cfg.exchange, partial, width, tot);
+  host_pass(cfg, RecordLayout(cfg).second_width(), threads, tot,
+            [&](int64_t li, int64_t n, RecordScratch& scratch, double* acc) {
+              add_second_moments_tile(spec, X + li * cfg.p, labels + li, n, means, count,
+                                      scratch, acc);
+            });
 }
 
 // Record entries from the pass-1 totals: class and label means, loss, accuracies. Returns
