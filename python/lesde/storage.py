@@ -30,10 +30,14 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import socket
+import stat
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ __all__ = [
     "KINDS",
     "Declared",
     "Expect",
+    "InUseError",
     "NpzContents",
     "Spec",
     "atomic_savez",
@@ -53,8 +58,12 @@ __all__ = [
     "atomic_write_text",
     "available_memory",
     "check_header",
+    "check_input",
     "check_size",
+    "exclusive_lock",
+    "file_kind",
     "header_text",
+    "open_input",
     "read_npz",
     "remove_stale_temporaries",
     "write_npz",
@@ -220,7 +229,181 @@ def write_npz(
     atomic_savez(path, {**arrays, "header": np.array(header_text(header))})
 
 
+# ----------------------------------------------------------------------------- one writer
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock
+    fcntl = None
+
+
+class InUseError(RuntimeError):
+    """Another lesde process, or another thread of this one, holds the lock of a file or
+    folder that only one writer may use at a time."""
+
+
+# Locks this process holds: resolved lock path -> [owning thread, depth, descriptor].
+_held: dict[str, list] = {}
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    lock_path: str | os.PathLike,
+    *,
+    what: str,
+    holder: str = "run",
+    error: type[InUseError] = InUseError,
+) -> Iterator[None]:
+    """Hold an exclusive lock: one writer of a file or folder at a time.
+
+    The lock is an ``flock`` on ``lock_path`` (created if needed), which also says who
+    holds it (pid and host). The system drops it when its holder exits or is killed, so a
+    crashed writer never leaves it locked. A second writer gets ``error`` at once, naming
+    ``what`` is locked and the holder. The thread that holds the lock may take it again.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> lock = os.path.join(tempfile.mkdtemp(), ".demo.lock")
+    >>> with exclusive_lock(lock, what="demo folder"):
+    ...     with exclusive_lock(lock, what="demo folder"):  # the same thread: fine
+    ...         pass
+    """
+    path = Path(lock_path)
+    key = os.path.realpath(path)
+    me = threading.get_ident()
+    with _held_guard:
+        held = _held.get(key)
+        if held is not None and held[0] != me:
+            raise error(
+                f"{what} is in use by another {holder} of this process (pid {os.getpid()}); "
+                "wait for it to finish, or choose another path"
+            )
+        if held is None:
+            held = _held[key] = [me, 0, _locked_descriptor(path, what, holder, error)]
+        held[1] += 1
+    try:
+        yield
+    finally:
+        with _held_guard:
+            held[1] -= 1
+            if held[1] == 0:
+                del _held[key]
+                if held[2] is not None:
+                    os.close(held[2])  # releases the flock
+
+
+def _locked_descriptor(path: Path, what: str, holder: str, error: type) -> int | None:
+    """An open descriptor of the lock file, exclusively locked (None without flock)."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder_line = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+        os.close(fd)
+        if err.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise error(
+            f"{what} is in use by another lesde {holder} ({holder_line}); wait for it to "
+            "finish, "
+            "or choose another path"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return fd
+
+
 # ----------------------------------------------------------------------------- reading
+def file_kind(path: str | os.PathLike, follow_links: bool = False) -> str | None:
+    """What ``path`` is when it exists and is not a regular file, else None.
+
+    Without ``follow_links`` a symbolic link is reported as one (an output must not write
+    through it); with it, the link's target is judged (an input may be a link to a file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> file_kind(tempfile.mkdtemp())
+    'a folder'
+    """
+    try:
+        mode = (os.stat if follow_links else os.lstat)(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def open_input(path: str | os.PathLike, what: str) -> IO[bytes]:
+    """Open an input file for reading, refusing anything but a regular file.
+
+    A FIFO, a device or a socket would block the reader forever or feed it endless bytes,
+    so the file is opened without blocking and checked on the open descriptor (no window
+    between the check and the read); a link to a regular file is fine.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        ``path`` is not a regular file (one line that starts with the path).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> fifo = os.path.join(tempfile.mkdtemp(), "pipe")
+    >>> os.mkfifo(fifo)
+    >>> open_input(fifo, "lesde result file")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: .../pipe: a FIFO, not a regular file; a lesde result file must be a file
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} at {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, not a regular file; a {what} must be a file") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = file_kind(path, follow_links=True) or "not a regular file"
+            raise ValueError(f"{path}: {kind}, not a regular file; a {what} must be a file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_input(path: str | os.PathLike, what: str) -> None:
+    """Refuse an input path that is not a regular file (see :func:`open_input`), for
+    readers that open the file themselves.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_input(tempfile.mkdtemp(), "trial file")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: ...: a folder, not a regular file; a trial file must be a file
+    """
+    open_input(path, what).close()
+
+
 def available_memory() -> int | None:
     """Bytes of memory available now (Linux ``MemAvailable``), or None where unknown.
 
@@ -374,10 +557,8 @@ def read_npz(
         ...
     ValueError: ...demo.npz: array 'x' should be float (3,) for its header, but declares ...
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no {what} at {path}")
     try:
-        with open(path, "rb") as file:
+        with open_input(path, what) as file:
             text, header, declared = _read_directory(
                 path, file, what, kind, format_version, allow_missing_kind
             )

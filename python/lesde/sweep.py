@@ -51,13 +51,10 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import errno
 import itertools
 import math
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
@@ -66,16 +63,12 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .config import Config, available_cores
 from .grid import config_hash, expand_grid, point_seed, table_cell
 from .storage import atomic_write_text
 from .sweep_result import SweepResult
 from .version import __version__, build_info
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no lock
-    fcntl = None
 
 __all__ = [
     "LOCK_NAME",
@@ -443,26 +436,23 @@ def _point_files(folder: Path | None, configs: list) -> list:
 
 
 # ---------------------------------------------------------------------------- one writer
-class SweepFolderInUse(RuntimeError):
+class SweepFolderInUse(storage.InUseError):
     """Another sweep (another process, or another thread) is writing this folder."""
 
 
 #: The lock file in a sweep folder; it stays there, locked only while a sweep runs.
 LOCK_NAME = ".lesde-sweep.lock"
-# Folders this process holds: resolved path -> [owning thread, depth, lock file descriptor].
-_held: dict[str, list] = {}
-_held_guard = threading.Lock()
 
 
-@contextlib.contextmanager
 def sweep_lock(folder: str | os.PathLike):
     """Hold the lock of a sweep folder: one sweep writes a folder at a time.
 
-    The lock is an exclusive ``flock`` on ``folder/.lesde-sweep.lock``, which also says who
-    holds it (pid and host). The system drops it when its holder exits or is killed, so a
-    crashed sweep never leaves the folder locked. A second sweep of the same folder gets a
-    :class:`SweepFolderInUse` at once, naming the holder. The thread that holds the lock
-    may take it again (:func:`sweep` inside a caller that already holds it).
+    The lock is an exclusive ``flock`` on ``folder/.lesde-sweep.lock``
+    (:func:`lesde.storage.exclusive_lock`), which also says who holds it (pid and host).
+    The system drops it when its holder exits or is killed, so a crashed sweep never leaves
+    the folder locked. A second sweep of the same folder gets a :class:`SweepFolderInUse`
+    at once, naming the holder. The thread that holds the lock may take it again
+    (:func:`sweep` inside a caller that already holds it).
 
     Examples
     --------
@@ -472,49 +462,12 @@ def sweep_lock(folder: str | os.PathLike):
     ...     with sweep_lock(folder):  # the same thread: fine
     ...         pass
     """
-    key = os.path.realpath(folder)
-    me = threading.get_ident()
-    with _held_guard:
-        held = _held.get(key)
-        if held is not None and held[0] != me:
-            raise SweepFolderInUse(
-                f"sweep folder {str(folder)!r} is in use by another sweep of this process "
-                f"(pid {os.getpid()}); wait for it to finish, or choose another folder"
-            )
-        if held is None:
-            held = _held[key] = [me, 0, _lock_file(Path(folder))]
-        held[1] += 1
-    try:
-        yield
-    finally:
-        with _held_guard:
-            held[1] -= 1
-            if held[1] == 0:
-                del _held[key]
-                if held[2] is not None:
-                    os.close(held[2])  # releases the flock
-
-
-def _lock_file(folder: Path) -> int | None:
-    """An open descriptor of the folder's lock file, exclusively locked (None where the
-    system has no flock)."""
-    if fcntl is None:  # pragma: no cover - not POSIX
-        return None
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
-        os.close(fd)
-        if err.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
-        raise SweepFolderInUse(
-            f"sweep folder {str(folder)!r} is in use by another lesde sweep ({holder}); "
-            "wait for it to finish, or choose another folder"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-    return fd
+    return storage.exclusive_lock(
+        Path(folder) / LOCK_NAME,
+        what=f"sweep folder {str(folder)!r}",
+        holder="sweep",
+        error=SweepFolderInUse,
+    )
 
 
 def _load_finished(configs: list, paths: list, methods, lp_max_samples: int) -> dict:

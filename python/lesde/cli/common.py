@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import stat
 import sys
 import tempfile
 import textwrap
@@ -32,6 +31,8 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
+
+from ..storage import file_kind
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -529,26 +530,6 @@ def load_config(
 
 
 # ---------------------------------------------------------------------------- outputs
-def _what_it_is(path: str | os.PathLike) -> str | None:
-    """What ``path`` is when it exists and is not a regular file, else None (``os.lstat``:
-    a symbolic link is reported as one, not as what it points to)."""
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    if stat.S_ISREG(mode):
-        return None
-    kinds = [
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-    ]
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
-
-
 def _check_can_create_in(folder: Path, option: str, target: Path) -> None:
     """Create and delete a file where ``target`` will go (in its nearest existing folder,
     since lesde creates missing folders), so a read-only or unwritable place is found now."""
@@ -580,7 +561,7 @@ def check_output_file(path: str | os.PathLike, option: str) -> Path:
     lesde.cli.common.UsageError: --out '...' is a folder, not a regular file; give a file path
     """
     target = Path(path)
-    kind = _what_it_is(target)
+    kind = file_kind(target)
     if kind is not None:
         raise UsageError(
             f"{option} {str(target)!r} is {kind}, not a regular file; give a file path"
@@ -599,7 +580,7 @@ def check_output_folder(path: str | os.PathLike, option: str) -> Path:
     'sweep'
     """
     target = Path(path)
-    kind = _what_it_is(target)
+    kind = file_kind(target)
     if kind is None and os.path.lexists(target):
         kind = "a file"
     if kind not in (None, "a folder"):
