@@ -26,6 +26,9 @@ is not in the repository (the model is docs/model.md).
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import math
 import os
 import re
 import subprocess
@@ -281,3 +284,83 @@ def test_nothing_points_to_a_missing_model_notes_file():
     )
     stale = [p for p in MISSING_MODEL_NOTES_ALLOWED if not any(h[0].startswith(p) for h in hits)]
     assert not stale, f"nothing left to allow in {stale}: delete the entries"
+
+
+# ------------------------------------------------------------------- the Config table
+def _config_table() -> dict[str, tuple[str, str]]:
+    """docs/api.md's Config table: field -> (default cell, meaning cell)."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("\n## Config\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            name = cells[0].strip("`")
+            assert name not in rows, f"docs/api.md: two rows for Config field {name}"
+            rows[name] = (cells[1], cells[2])
+    assert rows, "docs/api.md: no Config table under '## Config'"
+    return rows
+
+
+def test_the_config_table_lists_every_field_and_nothing_else():
+    fields = [f.name for f in dataclasses.fields(lesde.Config)]
+    rows = _config_table()
+    missing = [name for name in fields if name not in rows]
+    extra = [name for name in rows if name not in fields]
+    assert not missing, f"docs/api.md's Config table lacks the fields {missing}"
+    assert not extra, f"docs/api.md's Config table has rows for no field: {extra}"
+    resolved = lesde.Config().to_dict(resolved=True)
+    wrong = []
+    for name, (default, _) in rows.items():
+        literal = re.fullmatch(r"`([^`]+)`", default)
+        if literal and name in resolved:  # a value, not a rule such as `seed`
+            try:
+                value = ast.literal_eval(literal[1])
+            except (ValueError, SyntaxError):
+                continue
+            if value != resolved[name]:
+                wrong.append(f"{name}: documented {value!r}, is {resolved[name]!r}")
+    assert not wrong, "docs/api.md's Config defaults disagree:\n" + "\n".join(wrong)
+
+
+RANGE = re.compile(r"in ([\[(])\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*([\])])")
+LOWER = re.compile(r"\((?:>=|at least) (-?[\d.]+)\)")
+
+
+def _documented_ranges() -> list[tuple[str, float, bool, float, bool]]:
+    """(field, low, low included, high, high included) for each range the table states."""
+    ranges = []
+    for name, (_, meaning) in _config_table().items():
+        for m in RANGE.finditer(meaning):
+            ranges.append((name, float(m[2]), m[1] == "[", float(m[3]), m[4] == "]"))
+        for m in LOWER.finditer(meaning):
+            ranges.append((name, float(m[1]), True, math.inf, False))
+    return ranges
+
+
+def test_documented_ranges_are_what_config_accepts():
+    """An endpoint the table includes is accepted, one it excludes is refused with a
+    ValueError naming the field, and so is a value just outside."""
+    ranges = _documented_ranges()
+    assert {"label_noise", "sigma", "n_classes"} <= {r[0] for r in ranges}, ranges
+    defaults = {f.name: f.default for f in dataclasses.fields(lesde.Config)}
+    wrong = []
+    for name, low, low_in, high, high_in in ranges:
+        integer = isinstance(defaults[name], int) or name in ("record_every", "steps")
+        step = 1 if integer else 1e-9
+        kind = int if integer else float
+        cases = [(low, low_in), (low - step, False)]
+        if math.isfinite(high):
+            cases += [(high, high_in), (high + step, False)]
+        for value, accepted in cases:
+            try:
+                lesde.Config(**{name: kind(value)})
+                took = True
+            except ValueError as err:
+                took = False
+                if name not in str(err):
+                    wrong.append(f"{name}={value}: the message does not name it: {err}")
+            if took != accepted:
+                said = "accepted" if took else "refused"
+                wrong.append(f"{name}={value}: {said}, but docs/api.md says otherwise")
+    assert not wrong, "\n".join(wrong)
