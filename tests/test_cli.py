@@ -76,6 +76,56 @@ def test_help_lists_every_command_and_each_help_is_complete(tmp_path):
         assert field in run_help
 
 
+# Options whose absence means "not done" (nothing is used in their place): no default to say.
+OFF_UNLESS_GIVEN = {"--set", "--checkpoint", "--zarr", "--scheduler", "--cifar", "--out"}
+
+
+def _every_parser():
+    """(command, parser) for lesde, each subcommand at every depth, and the bench suite's."""
+    import argparse
+
+    from lesde.bench.cli import build_parser as bench_parser
+    from lesde.cli import build_parser
+
+    def walk(parser, name):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    yield from walk(subparser, f"{name} {sub}")
+
+    yield from walk(build_parser(), "lesde")
+    yield "lesde bench (the suite's options)", bench_parser()
+
+
+def test_every_option_of_every_subcommand_says_its_default(tmp_path):
+    """What an option is when it is not given shows in --help: "(default: X)" with the
+    value for every option that has one (0 and 0.0 included), and words for the rest."""
+    import argparse
+
+    parsers = dict(_every_parser())
+    assert {"lesde run", "lesde nn train", "lesde nn paper"} <= set(parsers), sorted(parsers)
+    silent = []
+    for name, parser in parsers.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            takes_value = action.option_strings and action.nargs != 0
+            if not takes_value or action.required or action.help == argparse.SUPPRESS:
+                continue
+            if action.default is None and OFF_UNLESS_GIVEN & set(action.option_strings):
+                continue
+            text = " ".join(formatter._expand_help(action).split()) if action.help else ""
+            shown = "default" in text
+            if isinstance(action.default, (int, float, str)) and action.default is not False:
+                shown = shown and str(action.default) in text
+            if not shown:
+                silent.append(f"{name} {action.option_strings[-1]}: {text!r}")
+    assert not silent, "options whose --help hides the default:\n" + "\n".join(silent)
+    train = lesde_cli("nn", "train", "--help", cwd=tmp_path).stdout
+    for shown in ("(default: 0.0)", "(default: 0)", "(default: 10000)"):
+        assert shown in " ".join(train.split()), f"{shown} missing from:\n{train}"
+
+
 def test_no_command_is_a_usage_error(tmp_path):
     proc = lesde_cli(cwd=tmp_path)
     assert_clean_error(proc)

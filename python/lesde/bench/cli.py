@@ -66,6 +66,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         bandwidth_bytes=8e6,
     ),
 }
+#: The settings without a preset (None: p = K, threads = 1 and all CPUs).
+DEFAULTS: dict[str, Any] = dict(
+    signal="cross_entropy",
+    N=[1e6],
+    K=10,
+    p=None,
+    steps=5,
+    repeats=3,
+    dtypes=["float64", "float32"],
+    threads=None,
+    in_process=False,
+    bandwidth_bytes=2e8,
+)
 # Environment variables that decide how the libraries thread: recorded with the results.
 THREAD_ENV = (
     "OPENBLAS_CORETYPE",
@@ -82,6 +95,28 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.print_usage(sys.stderr)
         self.exit(1, f"lesde: error: {message}\n")
+
+
+def _default(key: str, none: str = "") -> str:
+    """ "(default: ...)" for a setting, with what each preset sets instead, from DEFAULTS
+    and PRESETS (so --help cannot drift from what runs).
+
+    >>> _default("steps")
+    '(default: 5; --quick: 2; --smoke: 1)'
+    """
+
+    def show(value: Any) -> str:
+        if value is None:
+            return none
+        if isinstance(value, list):
+            return " ".join(show(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    text = f"default: {show(DEFAULTS[key])}"
+    for name, preset in PRESETS.items():
+        if key in preset and preset[key] != DEFAULTS[key]:
+            text += f"; --{name}: {show(preset[key])}"
+    return f"({text})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,41 +137,66 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke", action="store_true", help="a seconds-long check that the suite runs"
     )
     ap.add_argument("--out", default=None, metavar="FILE", help="write the results as JSON")
-    ap.add_argument("--signal", default=None, choices=("linear", "cross_entropy"))
-    ap.add_argument("--N", type=float, nargs="+", default=None, help="sample counts (1e6)")
-    ap.add_argument("--K", type=int, default=None, help="classes (10)")
-    ap.add_argument("--p", type=int, default=None, help="feature dimension (K)")
+    ap.add_argument(
+        "--signal",
+        default=None,
+        choices=("linear", "cross_entropy"),
+        help=f"the backprop signal {_default('signal')}",
+    )
+    ap.add_argument(
+        "--N", type=float, nargs="+", default=None, help=f"sample counts {_default('N')}"
+    )
+    ap.add_argument("--K", type=int, default=None, help=f"classes {_default('K')}")
+    ap.add_argument(
+        "--p", type=int, default=None, help=f"feature dimension {_default('p', none='K')}"
+    )
     ap.add_argument(
         "--backends",
         nargs="+",
         default=list(BACKENDS),
         choices=BACKENDS,
-        help="missing ones (torch, jax) are reported unavailable",
+        help="the backends to time (default: all); missing ones (torch, jax) are reported "
+        "unavailable",
     )
-    ap.add_argument("--dtypes", nargs="+", default=None, choices=("float64", "float32"))
+    ap.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=None,
+        choices=("float64", "float32"),
+        help=f"storage types {_default('dtypes')}",
+    )
     ap.add_argument(
         "--threads",
         type=int,
         nargs="+",
         default=None,
-        help="thread counts (default: 1 and all CPUs; numpy always 1)",
+        help=f"thread counts {_default('threads', none='1 and all CPUs')}; numpy always 1",
     )
-    ap.add_argument("--steps", type=int, default=None, help="steps per timed run (5)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed runs per row (3)")
+    ap.add_argument(
+        "--steps", type=int, default=None, help=f"steps per timed run {_default('steps')}"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=None, help=f"timed runs per row {_default('repeats')}"
+    )
     ap.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth probe")
-    ap.add_argument("--bandwidth-bytes", type=float, default=None, help="bytes per array (2e8)")
+    ap.add_argument(
+        "--bandwidth-bytes",
+        type=float,
+        default=None,
+        help=f"bytes per array {_default('bandwidth_bytes')}",
+    )
     ap.add_argument(
         "--wait-idle",
         type=float,
         default=0.0,
         metavar="SECONDS",
         help="before each configuration wait up to SECONDS for other processes "
-        "to leave the CPUs idle (shared machine)",
+        "to leave the CPUs idle (shared machine; default: 0.0, no wait)",
     )
     ap.add_argument(
         "--in-process",
         action="store_true",
-        help="no subprocess per configuration (JAX threads cannot be changed)",
+        help="no subprocess per configuration (JAX threads cannot be changed; --smoke: on)",
     )
     return ap
 
@@ -144,18 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options in force: the preset's, then what was given explicitly."""
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    chosen: dict[str, Any] = dict(
-        signal="cross_entropy",
-        N=[1e6],
-        K=10,
-        p=None,
-        steps=5,
-        repeats=3,
-        dtypes=["float64", "float32"],
-        threads=None,
-        in_process=False,
-        bandwidth_bytes=2e8,
-    )
+    chosen: dict[str, Any] = dict(DEFAULTS)
     preset = "quick" if args.quick else "smoke" if args.smoke else None
     if preset:
         chosen.update(PRESETS[preset])

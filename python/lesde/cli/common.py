@@ -95,12 +95,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     >>> p = Parser(prog="x", formatter_class=HelpFormatter)
     >>> _ = p.add_argument("--out", default="run.npz", help="where to save")
-    >>> "(default: run.npz)" in p.format_help()
-    True
+    >>> _ = p.add_argument("--seed", type=int, default=0, help="the seed")
+    >>> "(default: run.npz)" in p.format_help(), "(default: 0)" in p.format_help()
+    (True, True)
     """
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False):  # "(default: None)" says nothing
+        # "(default: None)" and a flag's "(default: False)" say nothing; by identity, since
+        # 0 == False: a default of 0 or 0.0 (--seed, --label-noise) is shown.
+        if action.default is None or action.default is False:
             return action.help or ""
         return super()._get_help_string(action)
 

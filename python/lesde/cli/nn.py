@@ -88,9 +88,18 @@ def _add_train(actions) -> None:
     p.add_argument("--trials", type=int, required=True, help="R, the number of networks")
     p.add_argument("--steps", type=int, default=10_000, help="SGD steps per trial")
     p.add_argument("--lr", type=float, default=0.005, help="SGD step size")
-    p.add_argument("--record-every", type=int, help="steps between records (default steps/200)")
-    p.add_argument("--impact-every", type=int, help="measure the impact matrix this often")
-    p.add_argument("--label-noise", type=float, default=0.0, help="p_err of the labels")
+    p.add_argument(
+        "--record-every", type=int, help="steps between records (default: steps // 200, at least 1)"
+    )
+    p.add_argument(
+        "--impact-every", type=int, help="steps between impact measurements (default: none)"
+    )
+    p.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="p_err in [0, 1]: each label is replaced by another class with this probability",
+    )
     p.add_argument("--seed", type=int, default=0, help="the ensemble's seed")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads per worker")
