@@ -185,6 +185,57 @@ def test_info_reports_every_optional_package_and_the_cuda_devices(tmp_path):
     assert ("emulator built" in cuda) == info["cuda_emulator_built"], cuda
 
 
+def _human_info(monkeypatch, capsys, build: dict) -> str:
+    from lesde.cli import main
+
+    monkeypatch.setattr(_core, "build_info", lambda: build)
+    assert main(["info"]) == 0
+    return capsys.readouterr().out
+
+
+def test_info_shows_every_fact_of_the_build(monkeypatch, capsys):
+    """Every entry of the core's build_info() shows in `lesde info`: each value is replaced
+    by a marker that must appear, and each yes/no entry, flipped, changes the output. So
+    the SIMD dispatch (AVX2 kernels chosen at load time on a baseline-compiled module) is
+    shown next to the compile flags, and an entry added to the C++ later is not hidden."""
+    real = dict(_core.build_info())
+    assert {"simd", "simd_dispatch", "eigen_version", "openmp_version"} <= set(real), real
+    marked = {}
+    for n, (key, value) in enumerate(real.items()):
+        if isinstance(value, bool):
+            marked[key] = value
+        elif isinstance(value, int):
+            marked[key] = 987650 + n
+        elif isinstance(value, list):
+            marked[key] = [f"mark-{key}-a", f"mark-{key}-b"]
+        else:
+            marked[key] = f"mark-{key}"
+    marked["openmp"] = True  # the OpenMP details show when there is OpenMP
+    out = _human_info(monkeypatch, capsys, marked)
+    hidden = []
+    for key, value in marked.items():
+        if isinstance(value, bool):
+            flipped = _human_info(monkeypatch, capsys, {**marked, key: not value})
+            if flipped == out:
+                hidden.append(f"{key} (True and False print the same)")
+        else:
+            for part in value if isinstance(value, list) else [value]:
+                if str(part) not in out:
+                    hidden.append(f"{key} ({part!r} not shown)")
+    assert not hidden, f"lesde info hides these entries of build_info(): {hidden}\n{out}"
+    simd = next(line for line in out.splitlines() if line.startswith("simd"))
+    assert "mark-simd-a" in simd and "mark-simd_dispatch" in simd, simd
+    here = next(
+        line
+        for line in _human_info(monkeypatch, capsys, real).splitlines()
+        if line.startswith("simd")
+    )
+    for flag in real["simd"]:
+        assert flag in here, here
+    if real["simd_dispatch"] != "none":  # e.g. "compiled for sse2; ... runs the avx2 kernels"
+        assert f"runs the {real['simd_dispatch']} kernels" in here, here
+
+
 def test_info_names_a_visible_gpu(monkeypatch, capsys):
     """The GPU branch of `lesde info`, here without a GPU: the core's answers are stubbed
     with those of a CUDA build that sees one device."""

@@ -32,6 +32,7 @@ __all__ = [
     "cmd_info",
     "cuda_status",
     "optional_packages",
+    "simd_line",
 ]
 
 # Every package an extra of pyproject.toml brings (or lesde uses when present), as
@@ -124,6 +125,30 @@ def _cuda_line(cuda: dict[str, Any]) -> str:
     return line + ("; emulator built" if cuda["emulator_built"] else "")
 
 
+def simd_line(build: dict[str, Any]) -> str:
+    """What the core was compiled for and what this CPU runs: the module is compiled for
+    the baseline (``simd``), and its hot kernels also carry an AVX2 version that is chosen
+    when the module loads (``simd_dispatch``: ``"avx2"`` or ``"baseline"`` on this CPU;
+    ``"none"`` when the build has no such versions, e.g. ``-march=native``).
+
+    >>> simd_line({"simd": ["sse2"], "simd_dispatch": "avx2"})
+    'compiled for sse2; this CPU runs the avx2 kernels (chosen at load time)'
+    >>> simd_line({"simd": ["sse2", "avx", "avx2"], "simd_dispatch": "none"})
+    'compiled for sse2, avx, avx2 (no runtime dispatch)'
+    """
+    compiled = ", ".join(build.get("simd", [])) or "no SIMD flags"
+    dispatch = build.get("simd_dispatch", "none")
+    if dispatch == "none":
+        return f"compiled for {compiled} (no runtime dispatch)"
+    return f"compiled for {compiled}; this CPU runs the {dispatch} kernels (chosen at load time)"
+
+
+def _openmp_line(build: dict[str, Any]) -> str:
+    if not build.get("openmp"):
+        return "no (one thread)"
+    return f"yes (version {build.get('openmp_version')}, {build.get('max_threads')} threads max)"
+
+
 def _info() -> dict[str, Any]:
     from ..config import Config
     from ..version import __version__, build_info
@@ -161,16 +186,18 @@ def cmd_info(args) -> int:
         print_json(info)
         return EXIT_OK
     b = info["build_info"]
+    assertions = "assertions on" if b.get("assertions") else "assertions off"
     rows = [
         ["version", info["version"]],
         ["python / numpy", f"{info['python']} / {info['numpy']}"],
         [
             "compiler",
             f"{b.get('compiler', '?')} (C++ {b.get('cxx_standard', '?')}, "
-            f"{b.get('build_type', '?')})",
+            f"{b.get('build_type', '?')}, {assertions})",
         ],
-        ["openmp", b.get("openmp")],
-        ["simd", ", ".join(b.get("simd", [])) or "none"],
+        ["eigen", b.get("eigen_version", "?")],
+        ["openmp", _openmp_line(b)],
+        ["simd", simd_line(b)],
         ["threads (default)", info["threads"]],
         ["OMP_NUM_THREADS", info["omp_num_threads"] or "unset"],
         ["CUDA", _cuda_line(cuda_status())],
