@@ -632,6 +632,31 @@ def test_cifar_missing_copy_mentions_download(tmp_path):
     assert "nowhere" in msg, f"the paths tried are not named: {msg}"
 
 
+def test_cifar_not_found_says_where_it_looked_and_what_to_pass(tmp_path):
+    """One sentence per case, naming the paths; never a list of paths to decode."""
+    url = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    what_to_pass = "pass that archive, the folder holding it, the cifar-10-batches-py folder"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "notes.txt"
+    other.write_text("not an archive")
+    expected = {
+        tmp_path / "nowhere": [f"CIFAR-10 path {tmp_path / 'nowhere'} does not exist."],
+        empty: [
+            f"not found in {empty}: neither {empty} nor {empty / 'cifar-10-batches-py'} holds "
+            f"batches.meta, and there is no {empty / 'cifar-10-python.tar.gz'}."
+        ],
+        other: [f"CIFAR-10 file {other} is not a tar archive."],
+    }
+    for root, words in expected.items():
+        with pytest.raises(FileNotFoundError) as info:
+            cifar10(root)
+        msg = str(info.value)
+        assert "\n" not in msg, msg
+        for part in [*words, url, what_to_pass]:
+            assert part in msg, f"{part!r} not in: {msg}"
+
+
 def test_cifar_missing_batch_file(tmp_path):
     folder = make_fake_cifar(tmp_path)
     os.remove(folder / "data_batch_4")

@@ -101,33 +101,30 @@ def _get(d, key, where):
 def _find_cifar(root):
     """Locate the data: ``("dir", path)`` or ``("tar", path)``; else FileNotFoundError."""
     root = Path(os.fspath(root)).expanduser()
-    tried = []
+    how = (
+        f"This loader never downloads: get {_CIFAR_URL}, then pass that archive, the folder "
+        f"holding it, the {_CIFAR_DIR} folder extracted from it, or the folder holding that."
+    )
 
     def is_batch_dir(p):
-        tried.append(str(p))
         return p.is_dir() and (p / _CIFAR_META).is_file()
 
     if root.is_file():
-        tried.append(str(root))
         if tarfile.is_tarfile(root):
             return "tar", root
-        raise FileNotFoundError(
-            f"{root} is a file but not a tar archive; pass the {_CIFAR_ARCHIVE} archive, the "
-            f"{_CIFAR_DIR} folder or a folder containing either"
-        )
+        raise FileNotFoundError(f"CIFAR-10 file {root} is not a tar archive. {how}")
+    if not root.exists():
+        raise FileNotFoundError(f"CIFAR-10 path {root} does not exist. {how}")
     if is_batch_dir(root):
         return "dir", root
     if is_batch_dir(root / _CIFAR_DIR):
         return "dir", root / _CIFAR_DIR
     archive = root / _CIFAR_ARCHIVE
-    tried.append(str(archive))
     if archive.is_file():
         return "tar", archive
     raise FileNotFoundError(
-        "CIFAR-10 (python version) not found; looked for a folder with batches.meta at / an "
-        f"archive at: {', '.join(tried)}. This loader never downloads: get {_CIFAR_URL} and "
-        f"pass root = the archive, the folder holding it, its extracted {_CIFAR_DIR} folder, "
-        "or the folder holding that."
+        f"CIFAR-10 (python version) not found in {root}: neither {root} nor "
+        f"{root / _CIFAR_DIR} holds {_CIFAR_META}, and there is no {archive}. {how}"
     )
 
 
