@@ -38,6 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import lesde
@@ -364,3 +365,54 @@ def test_documented_ranges_are_what_config_accepts():
                 said = "accepted" if took else "refused"
                 wrong.append(f"{name}={value}: {said}, but docs/api.md says otherwise")
     assert not wrong, "\n".join(wrong)
+
+
+# ------------------------------------------------------------- README's first example
+def _quick_start() -> Block:
+    readme = ROOT / "README.md"
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    heading = lines.index("## Quick start") + 1
+    return next(b for b in blocks_of(readme) if b.line > heading and b.lang == "python")
+
+
+def _documented_values(block: Block, after: str) -> dict[str, str]:
+    """The "name value" pairs of the comments on the line of ``after`` and on the
+    comment-only lines right below it."""
+    lines = block.text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    comments = [lines[start].split("#", 1)[1]]
+    comments += [line[1:] for line in lines[start + 1 :] if line.startswith("#")][:1]
+    return dict(re.findall(r"\b([a-z_0-9]+) (\d+(?:\.\d+)?)\b", " ".join(comments)))
+
+
+def test_the_quick_start_shows_the_phase_transition(tmp_path, monkeypatch):
+    """The README's first example runs as written and shows what the README says it shows:
+    alpha > beta drives the loss toward 0 and the accuracy to 1 in every replica, and the
+    classes are certified separable; its alpha < beta run is pushed off the labels. The
+    values quoted in its comments are the ones it prints."""
+    block = _quick_start()
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block.text, f"{block.id}", "exec"), scope)
+    res = scope["res"]
+    cfg = res.config
+    assert cfg.signal == "cross_entropy" and cfg.alpha > cfg.beta, cfg
+    loss, accuracy = res.metrics["loss"], res.metrics["accuracy"]
+    assert np.all(loss[:, -1] < 0.05 * loss[:, 0]), f"the loss does not vanish: {loss[:, -1]}"
+    assert np.all(accuracy[:, -1] == 1.0), f"accuracy {accuracy[:, -1]}, not 1 in every replica"
+    summary = res.summary()
+    assert summary["separable_ncc"] == 1.0, f"not separable in every replica: {summary}"
+    other = scope.get("other")
+    assert other is not None, "the example shows no alpha < beta run ('other')"
+    assert other.config.alpha < other.config.beta, other.config
+    assert np.all(other.metrics["loss"][:, -1] > other.metrics["loss"][:, 0]), "loss not up"
+    assert other.summary()["accuracy"] < 0.05, other.summary()
+    for run, after in ((res, "print(res.summary())"), (other, "print(other.summary())")):
+        documented = _documented_values(block, after)
+        assert {"loss", "accuracy", "separable_ncc"} <= set(documented), (after, documented)
+        printed = run.summary()
+        for metric, value in documented.items():
+            decimals = len(value.split(".")[1]) if "." in value else 0
+            assert round(printed[metric], decimals) == float(value), (
+                f"README.md says {metric} {value} after {after}; it prints {printed[metric]}"
+            )
