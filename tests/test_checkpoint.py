@@ -620,6 +620,10 @@ def test_a_checkpoint_replaces_only_a_lesde_checkpoint_and_only_when_asked(tmp_p
                 **SMALL, checkpoint=tmp_path / "r.npz", overwrite=overwrite, progress=False
             )
     assert {p: p.read_bytes() for p in kept} == kept
+    assert [p.name for p in tmp_path.glob(".*.lock")] == [".run.ckpt.lock"], "a refusal's lock"
+    with pytest.raises(ValueError, match="is a result file"):
+        lesde.resume(tmp_path / "r.npz", progress=False)
+    assert not (tmp_path / ".r.npz.lock").exists()
     assert lesde.resume(path, progress=False).ok  # resuming replaces it, as it goes
     other = lesde.simulate(**{**SMALL, "seed": 8}, checkpoint=path, overwrite=True, progress=False)
     assert ck.read_checkpoint(path).config == other.config

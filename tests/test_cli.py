@@ -846,7 +846,13 @@ def test_run_replaces_only_its_own_kind_of_file_and_never_its_inputs(tmp_path, c
     err = refused("cfg.toml", "--checkpoint", "old.ckpt")
     assert "holds a lesde checkpoint already (step 10)" in err
     assert "continue it with `lesde resume old.ckpt`, or give --force" in err
+    os.link(ckpt, tmp_path / "hard.ckpt")
+    for out in ("old.ckpt", "linked/old.ckpt", "hard.ckpt"):  # resume: its checkpoint is input
+        code, stdout, err = in_process(capsys, "resume", "old.ckpt", "--out", out, cwd=tmp_path)
+        assert "an input of this command" in assert_one_error_line(code, stdout, err), out
     assert {p: p.read_bytes() for p in kept} == kept, "a refused run changed a file"
+    locks = {p.name for p in tmp_path.glob(".*.lock")}
+    assert locks == {".old.ckpt.lock"}, f"refusals left lock files: {locks}"
 
     # lesde's own files: replaced with --force (the checkpoint starts over)
     code, out, err = in_process(

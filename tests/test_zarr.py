@@ -297,6 +297,7 @@ def test_only_a_lesde_store_is_replaced_and_nothing_else_in_its_folder(tmp_path,
         assert err.startswith(f"lesde: error: --zarr '{path}'") and err.count("\n") == 1, err
         assert why in err
         assert _tree(path) == before[path], f"{path} was changed"
+    assert not (tmp_path / ".foreign.zarr.lock").exists(), "a refusal left a lock file"
 
     # lesde's own store: replaced only when asked, and then wholly (the old chunks go)
     with pytest.raises(NotReplacedError, match="holds a lesde Zarr store already; pass overwrite"):

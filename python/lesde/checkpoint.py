@@ -323,20 +323,14 @@ class Checkpointer:
         path (only a lesde checkpoint, and only with ``overwrite`` or when resuming it, is
         replaced; a place where no file can be created fails now, not at the first
         checkpoint) and remove the temporary files that killed writers left."""
+        self._check_replace()  # first without the lock: a refusal leaves no lock file
         lock = checkpoint_lock(self.path)
         try:
             lock.__enter__()
         except OSError as err:  # the lock file cannot be created: an unwritable folder
             raise _cannot_write(err, self.path) from None
         try:
-            storage.check_replace(
-                self.path,
-                kind=KIND,
-                name=f"checkpoint {str(self.path)!r}",
-                overwrite=self.overwrite,
-                advice=f"resume it with lesde.resume({str(self.path)!r}), or pass "
-                "overwrite=True to start over and replace it",
-            )
+            self._check_replace()  # again, now that no other run writes it
             _check_can_write(self.path)
             storage.remove_stale_temporaries(self.path)  # left by a killed writer
         except BaseException:
@@ -349,6 +343,16 @@ class Checkpointer:
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.__exit__(None, None, None)
+
+    def _check_replace(self) -> None:
+        storage.check_replace(
+            self.path,
+            kind=KIND,
+            name=f"checkpoint {str(self.path)!r}",
+            overwrite=self.overwrite,
+            advice=f"resume it with lesde.resume({str(self.path)!r}), or pass overwrite=True "
+            "to start over and replace it",
+        )
 
     @classmethod
     def create(
@@ -519,6 +523,8 @@ def resume(
     if target is None:
         raise ValueError("resume needs the checkpoint's file: Checkpoint.path is None")
     storage.check_input(target, "lesde checkpoint")  # before the lock file is made beside it
+    if not isinstance(path, Checkpoint) and storage.lesde_kind(storage.read_header(path)) != KIND:
+        read_checkpoint(path)  # not a checkpoint: its one-line refusal, and no lock file
     try:
         lock = checkpoint_lock(target)
         lock.__enter__()

@@ -336,6 +336,7 @@ class ZarrWriter:
     def __enter__(self) -> ZarrWriter:
         """Take the store's lock (one writer: :func:`store_lock`), replace the lesde store
         at the path if allowed (:func:`check_store`), and create the new one."""
+        check_store(self.path, overwrite=self.overwrite)  # a refusal leaves no lock file
         lock = store_lock(self.path)
         lock.__enter__()
         try:

@@ -133,10 +133,11 @@ def cmd_run(args) -> int:
     check_memory(cfg)  # what cannot run at all is said first
     comm = _mpi_comm(args.mpi)
     _check_run_outputs(args, cfg)
+    _check_run_replacements(args, comm)  # before the locks: a refusal leaves no lock file
     with contextlib.ExitStack() as held:
         if comm is None:  # a sharded run's writers are its ranks (lesde.mpi)
             _hold_output_locks(held, args)
-        _check_run_replacements(args, comm)
+            _check_run_replacements(args, comm)  # again, now that no other run writes them
         try:
             result = simulate(
                 cfg,
@@ -539,9 +540,11 @@ def _resume_one_process(held: contextlib.ExitStack, args, read_checkpoint, resum
     checkpoint's lock is taken before it is read, and --out's before it is checked; both
     stay held (``held``) until the result is saved."""
     from ..checkpoint import checkpoint_lock
-    from ..storage import output_lock
+    from ..storage import lesde_kind, output_lock, read_header
 
     check_output_file(args.checkpoint, "the checkpoint")  # it keeps being rewritten
+    if lesde_kind(read_header(args.checkpoint)) != "lesde-checkpoint":
+        read_checkpoint(args.checkpoint)  # its one-line refusal, before any lock file is made
     hold_lock(held, checkpoint_lock(args.checkpoint), "the checkpoint", args.checkpoint)
     ckpt = read_checkpoint(args.checkpoint)
     if args.out is None:
@@ -553,8 +556,9 @@ def _resume_one_process(held: contextlib.ExitStack, args, read_checkpoint, resum
             )
     check_output_file(args.out, "--out")
     check_apart({"--out": args.out}, inputs={"the checkpoint": args.checkpoint})
-    hold_lock(held, output_lock(args.out, what=f"--out {str(args.out)!r}"), "--out", args.out)
     _check_resumed_out(args, ckpt.config)
+    hold_lock(held, output_lock(args.out, what=f"--out {str(args.out)!r}"), "--out", args.out)
+    _check_resumed_out(args, ckpt.config)  # again, now that no other command writes it
     return resume(
         ckpt,
         progress=progress_flag(args),
