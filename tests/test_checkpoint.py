@@ -245,11 +245,12 @@ def test_resume_keeps_checkpointing(tmp_path, monkeypatch):
 
 def test_stale_temporaries_are_removed_and_old_checkpoint_overwritten(tmp_path):
     path = tmp_path / "run.ckpt"
+    lesde.simulate(**{**SMALL, "seed": 9}, checkpoint=path, progress=False)  # an older run
     stale = tmp_path / ".run.ckpt.killed.tmp"
     stale.write_bytes(b"half a checkpoint")
-    path.write_bytes(b"an old checkpoint")
-    lesde.simulate(**SMALL, checkpoint=path, progress=False)
+    lesde.simulate(**SMALL, checkpoint=path, overwrite=True, progress=False)
     assert not stale.exists() and ck.read_checkpoint(path).step == SMALL["steps"]
+    assert ck.read_checkpoint(path).config == lesde.Config(**SMALL)
 
 
 def test_checkpoint_holds_no_pickle_and_records_provenance(tmp_path):
@@ -506,7 +507,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_checkpoint_on_disk(tmp_path, 
 
     monkeypatch.setattr(engine, "make_engine", lambda *args: SecondCtrlC(original(*args)))
     with pytest.warns(RuntimeWarning) as caught:
-        part = lesde.simulate(cfg, checkpoint=path, progress=False)
+        part = lesde.simulate(cfg, checkpoint=path, overwrite=True, progress=False)
     notice, final = (str(w.message) for w in caught)
     assert "interrupted at step 62: finishing the 58 steps to record step 120" in notice
     assert "Ctrl-C again" in notice
@@ -591,3 +592,38 @@ def test_an_unwritable_checkpoint_folder_is_refused_before_the_run(tmp_path, mon
             lesde.simulate(**SMALL, checkpoint=folder / "run.ckpt", progress=False)
     assert info.value.filename == str(folder / "run.ckpt")
     assert not ran, "the run started before the checkpoint was found unwritable"
+
+
+def test_a_checkpoint_replaces_only_a_lesde_checkpoint_and_only_when_asked(tmp_path):
+    """simulate(checkpoint=PATH) replaced whatever was at PATH: the checkpoint of a killed
+    run (its progress lost by starting the script again), a result, the user's file. Now
+    a lesde checkpoint is replaced only with overwrite=True (the refusal says how to
+    resume it), and nothing else ever; every refused file is left as it was."""
+    path = tmp_path / "run.ckpt"
+    lesde.simulate(**SMALL, checkpoint=path, checkpoint_every=60, progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    lesde.simulate(**SMALL, progress=False).save(tmp_path / "r.npz")
+    kept = {p: p.read_bytes() for p in (path, tmp_path / "notes.txt", tmp_path / "r.npz")}
+    with pytest.raises(
+        ValueError,
+        match=r"holds a lesde checkpoint already \(step 120\); "
+        r"resume it with lesde\.resume\(.*run\.ckpt'\), or pass overwrite=True",
+    ):
+        lesde.simulate(**SMALL, checkpoint=path, progress=False)
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="notes.txt' exists and is not a file lesde"):
+            lesde.simulate(
+                **SMALL, checkpoint=tmp_path / "notes.txt", overwrite=overwrite, progress=False
+            )
+        with pytest.raises(ValueError, match="r.npz' is a result file"):
+            lesde.simulate(
+                **SMALL, checkpoint=tmp_path / "r.npz", overwrite=overwrite, progress=False
+            )
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert [p.name for p in tmp_path.glob(".*.lock")] == [".run.ckpt.lock"], "a refusal's lock"
+    with pytest.raises(ValueError, match="is a result file"):
+        lesde.resume(tmp_path / "r.npz", progress=False)
+    assert not (tmp_path / ".r.npz.lock").exists()
+    assert lesde.resume(path, progress=False).ok  # resuming replaces it, as it goes
+    other = lesde.simulate(**{**SMALL, "seed": 8}, checkpoint=path, overwrite=True, progress=False)
+    assert ck.read_checkpoint(path).config == other.config

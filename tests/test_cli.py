@@ -536,7 +536,8 @@ def test_run_summary_leads_with_what_the_signal_drives(
     if signal == "linear":  # alpha > beta: the classes separate; the table says so first
         values = lines[top + 3].split()
         assert values[0] == "separable_ncc" and float(values[1]) == 1.0, proc.stdout
-    report = lesde_cli("run", *(a for s in sets for a in ("--set", s)), "--json", cwd=tmp_path)
+    again = ("run", *(a for s in sets for a in ("--set", s)), "--json", "--force")
+    report = lesde_cli(*again, cwd=tmp_path)  # --force: run.npz holds the first run
     summary = json.loads(report.stdout)["summary"]
     assert list(summary)[: len(headline)] == list(headline), summary
 
@@ -554,6 +555,33 @@ def test_plot_of_a_missing_or_foreign_file_is_a_clean_error(tmp_path):
     assert "not found" in assert_clean_error(lesde_cli("plot", "nope.npz", cwd=tmp_path))
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
     assert_clean_error(lesde_cli("plot", "junk.npz", cwd=tmp_path))
+
+
+def test_plot_replaces_only_its_own_figures(tmp_path, capsys):
+    """`lesde plot r.npz --out DIR` replaced any file named like its figures. Now a figure
+    replaces only a figure lesde drew (so plotting again works), never the user's picture,
+    a link, or the input itself (a hard link to it); all figures are checked first."""
+    lesde.simulate(n_classes=3, n_per_class=10, t_end=0.2, progress=False).save(tmp_path / "r.npz")
+    figs = tmp_path / "figs"
+    code, out, err = in_process(capsys, "plot", "r.npz", "--out", "figs", cwd=tmp_path)
+    assert code == 0 and out.count("wrote") == 2, err
+    code, out, err = in_process(capsys, "plot", "r.npz", "--out", "figs", cwd=tmp_path)
+    assert code == 0 and out.count("wrote") == 2, err  # its own figures: replaced
+    theirs = figs / "r-class_means_3d.png"
+    theirs.unlink()
+    theirs.write_bytes(b"\x89PNG\r\n\x1a\n a picture of the user's")
+    mine = (figs / "r-metric_over_time.png").read_bytes()
+    code, out, err = in_process(capsys, "plot", "r.npz", "--out", "figs", cwd=tmp_path)
+    assert "r-class_means_3d.png' exists and is not a figure lesde drew" in assert_one_error_line(
+        code, out, err
+    )
+    assert theirs.read_bytes().endswith(b"user's") and out == ""
+    assert (figs / "r-metric_over_time.png").read_bytes() == mine, "checked before drawing"
+    theirs.unlink()
+    os.link(tmp_path / "r.npz", theirs)
+    code, out, err = in_process(capsys, "plot", "r.npz", "--out", "figs", cwd=tmp_path)
+    assert "an input of this command" in assert_one_error_line(code, out, err)
+    assert lesde.load(tmp_path / "r.npz").config.n_per_class == 10
 
 
 def test_sweep_tiny_grid(tmp_path):
@@ -716,13 +744,21 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_saves_where_the_run_would_have(tm
         assert a.metrics[name].tobytes() == b.metrics[name].tobytes(), name
 
 
-def test_resume_replaces_only_its_own_result(tmp_path):
+def test_resume_replaces_only_its_own_result(tmp_path, capsys):
+    """A result of another run at --out is replaced only with --force; a file lesde did not
+    write never is (--force used to replace it too)."""
     ran = lesde_cli("run", *SMALL, "--checkpoint", "c.ckpt", "--out", "r.npz", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     (tmp_path / "r.npz").write_bytes(b"someone else's file")
-    err = assert_clean_error(lesde_cli("resume", "c.ckpt", cwd=tmp_path))
+    for force in ([], ["--force"]):
+        code, out, err = in_process(capsys, "resume", "c.ckpt", *force, cwd=tmp_path)
+        assert "is not a file lesde wrote" in assert_one_error_line(code, out, err), force
+        assert (tmp_path / "r.npz").read_bytes() == b"someone else's file"
+    (tmp_path / "r.npz").unlink()
+    lesde.simulate(n_per_class=10, t_end=0.1, progress=False).save(tmp_path / "r.npz")
+    code, out, err = in_process(capsys, "resume", "c.ckpt", cwd=tmp_path)
+    err = assert_one_error_line(code, out, err)
     assert "not a result of this run" in err and "--force" in err
-    assert (tmp_path / "r.npz").read_bytes() == b"someone else's file"
     forced = lesde_cli("resume", "c.ckpt", "--force", "--quiet", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert lesde.load(tmp_path / "r.npz").config.n_per_class == 30
@@ -875,6 +911,144 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_the_run(tmp_path
     assert "the same file" in assert_one_error_line(code, out, err)
 
 
+def test_run_replaces_only_its_own_kind_of_file_and_never_its_inputs(tmp_path, capsys):
+    """`lesde run cfg.toml --out cfg.toml` exited 0 and cfg.toml was a zip; any file at
+    --out or --checkpoint was replaced. Now: an input is never an output (whatever the
+    spelling: relative, through a linked folder, a hard link), a file lesde did not write
+    is never replaced (--force or not), another kind of lesde file neither, and lesde's
+    own result or checkpoint only with --force, which the message names."""
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("n_per_class = 30\nt_end = 0.5\nthreads = 1\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "linked").symlink_to(tmp_path)
+    os.link(cfg, tmp_path / "hard.npz")
+    ckpt = tmp_path / "old.ckpt"
+    lesde.simulate(n_per_class=5, t_end=0.1, checkpoint=ckpt, progress=False)
+    kept = {p: p.read_bytes() for p in (cfg, tmp_path / "notes.txt", ckpt)}
+
+    def refused(*args: str) -> str:
+        code, out, err = in_process(capsys, "run", *args, cwd=tmp_path)
+        assert out == "", "nothing may run"
+        return assert_one_error_line(code, out, err)
+
+    for out in ("cfg.toml", "./cfg.toml", "linked/cfg.toml", "hard.npz"):
+        for force in ([], ["--force"]):
+            assert "an input of this command" in refused("cfg.toml", "--out", out, *force), out
+        err = refused("cfg.toml", "--checkpoint", out)
+        assert "an input of this command" in err, out
+    err = refused("cfg.toml", "--out", "r.npz", "--checkpoint", "linked/r.npz")
+    assert "are the same file" in err
+    for option in ("--out", "--checkpoint"):
+        for force in ([], ["--force"]):
+            err = refused("cfg.toml", option, "notes.txt", *force)
+            assert f"{option} 'notes.txt' exists and is not a file lesde wrote" in err
+    err = refused("cfg.toml", "--out", "old.ckpt", "--force")  # a checkpoint is no result
+    assert "'old.ckpt' is a checkpoint" in err
+    err = refused("cfg.toml", "--checkpoint", "old.ckpt")
+    assert "holds a lesde checkpoint already (step 10)" in err
+    assert "continue it with `lesde resume old.ckpt`, or give --force" in err
+    os.link(ckpt, tmp_path / "hard.ckpt")
+    for out in ("old.ckpt", "linked/old.ckpt", "hard.ckpt"):  # resume: its checkpoint is input
+        code, stdout, err = in_process(capsys, "resume", "old.ckpt", "--out", out, cwd=tmp_path)
+        assert "an input of this command" in assert_one_error_line(code, stdout, err), out
+    assert {p: p.read_bytes() for p in kept} == kept, "a refused run changed a file"
+    locks = {p.name for p in tmp_path.glob(".*.lock")}
+    assert locks == {".old.ckpt.lock"}, f"refusals left lock files: {locks}"
+
+    # lesde's own files: replaced with --force (the checkpoint starts over)
+    code, out, err = in_process(
+        capsys, "run", "cfg.toml", "--out", "r.npz", "--quiet", cwd=tmp_path
+    )
+    assert code == 0, err
+    err = refused("cfg.toml", "--out", "r.npz", "--set", "seed=3")
+    assert "'r.npz' holds a lesde result file already; give --force to replace it" in err
+    assert lesde.load(tmp_path / "r.npz").config.seed == 0
+    args = ["cfg.toml", "--out", "r.npz", "--checkpoint", "old.ckpt", "--set", "seed=3"]
+    code, out, err = in_process(capsys, "run", *args, "--force", "--quiet", cwd=tmp_path)
+    assert code == 0, err
+    assert lesde.load(tmp_path / "r.npz").config.seed == 3
+    assert ck_config(ckpt).seed == 3
+
+
+def ck_config(path: Path):
+    from lesde.checkpoint import read_checkpoint
+
+    return read_checkpoint(path).config
+
+
+# A `lesde run` that holds its outputs (their locks) and waits: the engine never returns.
+HOLDING_RUN = """
+import sys, time
+import lesde
+def _wait(*args, **kwargs):
+    print("held", flush=True)
+    time.sleep(600)
+sys.modules["lesde.simulate"].run_engine = _wait
+"""
+
+
+def test_one_writer_per_checkpoint_store_and_out_and_the_lock_dies_with_it(tmp_path, capsys):
+    """Two `lesde run` with one --checkpoint ran side by side, and the survivor's
+    checkpoints replaced the other's. Now the second stops at once in one line naming the
+    first (pid), for --checkpoint, --zarr and --out, from the command line and the library
+    (simulate, resume); when the first is killed (SIGKILL) the lock goes with it."""
+    import signal
+
+    from lesde.storage import InUseError
+
+    zarr = importlib.util.find_spec("zarr") is not None
+    lesde.simulate(n_per_class=5, t_end=0.1, checkpoint=tmp_path / "c.ckpt", progress=False)
+    outputs = ["--out", "r.npz", "--checkpoint", "c.ckpt", "--force"]
+    outputs += ["--zarr", "z.zarr"] if zarr else []
+    code = f"{HOLDING_RUN}\nfrom lesde.cli import main\nsys.exit(main(sys.argv[1:]))"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, "run", *SMALL, *outputs],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        others = {"--out": "o.npz", "--checkpoint": "o.ckpt", "--zarr": "o.zarr"}
+        for option, mine in (("--checkpoint", "c.ckpt"), ("--zarr", "z.zarr"), ("--out", "r.npz")):
+            if option == "--zarr" and not zarr:
+                continue
+            args = {**others, option: mine}
+            argv = ["run", *SMALL, "--force"] + [a for kv in args.items() for a in kv]
+            code_, out, err = in_process(capsys, *argv, cwd=tmp_path)
+            err = assert_one_error_line(code_, out, err)
+            assert f"'{mine}' is in use by another lesde run (pid {holder.pid} on" in err, err
+        code_, out, err = in_process(capsys, "resume", "c.ckpt", "--out", "o.npz", cwd=tmp_path)
+        assert f"pid {holder.pid}" in assert_one_error_line(code_, out, err)
+        with pytest.raises(InUseError, match=f"checkpoint .*c.ckpt' is in use .*pid {holder.pid}"):
+            lesde.resume(tmp_path / "c.ckpt", progress=False)
+        with pytest.raises(InUseError, match=f"pid {holder.pid}"):
+            lesde.simulate(
+                n_per_class=5,
+                t_end=0.1,
+                checkpoint=tmp_path / "c.ckpt",
+                overwrite=True,
+                progress=False,
+            )
+        if zarr:
+            with pytest.raises(InUseError, match=f"Zarr store .*z.zarr' is in use .*{holder.pid}"):
+                lesde.simulate(
+                    n_per_class=5,
+                    t_end=0.1,
+                    zarr_store=tmp_path / "z.zarr",
+                    overwrite=True,
+                    progress=False,
+                )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder.returncode == -signal.SIGKILL
+    code_, out, err = in_process(capsys, "run", *SMALL, *outputs, "--quiet", cwd=tmp_path)
+    assert code_ == 0, err
+    assert lesde.resume(tmp_path / "c.ckpt", progress=False).ok
+
+
 def test_an_unwritable_output_is_refused_before_the_run(tmp_path, capsys):
     """A read-only --out was found only after the whole run."""
     from filesystems import read_only_folder
@@ -920,14 +1094,15 @@ def test_a_full_disk_at_the_end_is_one_line_and_keeps_everything(tmp_path):
     """Three chained tracebacks and no `lesde: error:` line. Now one line that says what
     was kept; the file already at --out is unchanged, and the checkpoint (which holds the
     finished run) saves the result elsewhere without running again."""
-    (tmp_path / "r.npz").write_bytes(b"the previous result")
-    args = ["run", *SMALL, "--out", "r.npz", "--checkpoint", "run.ckpt"]
+    _previous_result(tmp_path / "r.npz")
+    before = (tmp_path / "r.npz").read_bytes()
+    args = ["run", *SMALL, "--out", "r.npz", "--checkpoint", "run.ckpt", "--force"]
     proc = lesde_cli(*args, cwd=tmp_path, pre=RESULT_DISK_FULL)
     err = assert_clean_error(proc)
     assert err.count("\n") == 1, err
     assert "cannot write r.npz: No space left on device; no file was replaced" in err
     assert "holds the finished run: `lesde resume run.ckpt --out OTHER.npz` saves it" in err
-    assert (tmp_path / "r.npz").read_bytes() == b"the previous result"
+    assert (tmp_path / "r.npz").read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
     saved = lesde_cli("resume", "run.ckpt", "--out", "other.npz", "--quiet", cwd=tmp_path)
     assert saved.returncode == 0 and lesde.load(tmp_path / "other.npz").ok, saved.stderr
@@ -938,14 +1113,20 @@ def test_a_really_full_disk_is_one_line(tmp_path):
     from filesystems import full_folder
 
     with full_folder(tmp_path) as folder:
-        (folder / "r.npz").write_bytes(b"the previous result")
+        _previous_result(folder / "r.npz")
+        before = (folder / "r.npz").read_bytes()
         args = ["run", *SMALL, "--set", "n_per_class=3000", "--out", str(folder / "r.npz")]
-        proc = lesde_cli(*args, cwd=tmp_path)
+        proc = lesde_cli(*args, "--force", cwd=tmp_path)
         err = assert_clean_error(proc)
         assert "lesde: warning: --out" in err and "free on its file system" in err  # at once
         assert "No space left on device; no file was replaced" in err
-        assert (folder / "r.npz").read_bytes() == b"the previous result"
-        assert sorted(p.name for p in folder.iterdir()) == ["r.npz"]
+        assert (folder / "r.npz").read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == [".r.npz.lock", "r.npz"]
+
+
+def _previous_result(path: Path) -> None:
+    """A small result of an earlier run at ``path`` (what `--force` may replace)."""
+    lesde.simulate(n_classes=2, n_per_class=2, steps=2, record_every=1, progress=False).save(path)
 
 
 # ---------------------------------------------------------------------------- one sweep writer

@@ -11,12 +11,16 @@ machine; the child reports each refusal and its peak resident memory.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import os
+import shutil
 import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import zlib
 from pathlib import Path
 
@@ -239,3 +243,114 @@ def test_crafted_files_are_refused_in_one_line_before_reading(crafted, tmp_path)
         if grown >= REFUSAL_MIB:
             failures.append(f"{what} took {grown:.0f} MiB more before refusing it")
     assert not failures, "\n".join(failures)
+
+
+# ---------------------------------------------------------------------- FIFOs as inputs
+@pytest.fixture(scope="module")
+def lesde_files(tmp_path_factory):
+    """A result, a checkpoint and (with zarr) a Zarr store, made once."""
+    folder = tmp_path_factory.mktemp("inputs")
+    small = dict(n_classes=2, n_per_class=5, steps=4, record_every=2, threads=1)
+    res = lesde.simulate(**small, checkpoint=folder / "run.ckpt", progress=False)
+    res.save(folder / "run.npz")
+    if importlib.util.find_spec("zarr") is not None:
+        lesde.simulate(**small, zarr_store=folder / "run.zarr", progress=False)
+    return folder
+
+
+def _cli(*args: str) -> str:
+    from lesde.cli import main
+
+    code = main(list(args))
+    return f"exit {code}"
+
+
+def _sweep_point(tmp_path: Path, fifo: Path) -> str:
+    base = lesde.Config(n_classes=2, n_per_class=5, t_end=0.1, threads=1)
+    first = lesde.sweep(base, {"alpha": [1.0]}, out_dir=tmp_path / "sw", progress=False)
+    point = Path(first.meta["point_files"][0])
+    point.unlink()
+    os.mkfifo(point)
+    again = lesde.sweep(base, {"alpha": [1.0]}, out_dir=tmp_path / "sw", progress=False)
+    return str(again.table["message"].iloc[0])
+
+
+def _zarr_with_fifo(files: Path, tmp_path: Path, name: str) -> Path:
+    """A copy of the lesde store with its file ``name`` (or its first chunk) a FIFO."""
+    pytest.importorskip("zarr")
+    store = tmp_path / "run.zarr"
+    shutil.copytree(files / "run.zarr", store)
+    if name == "chunk":
+        chunks = sorted((store / "class_means").rglob("*"))
+        chunk = next(p for p in chunks if p.is_file() and p.name not in ("zarr.json", ".zarray"))
+        name = str(chunk.relative_to(store))
+    (store / name).unlink()
+    os.mkfifo(store / name)
+    return store
+
+
+#: Each reader of a path the user gives: (what it reads, the call, what its refusal says).
+FIFO_READERS = {
+    "lesde.load": lambda f, fifo, tmp: lesde.load(fifo),
+    "lesde plot": lambda f, fifo, tmp: _cli("plot", str(fifo), "--out", str(tmp)),
+    "lesde.resume": lambda f, fifo, tmp: lesde.resume(fifo),
+    "read_checkpoint": lambda f, fifo, tmp: ck.read_checkpoint(fifo),
+    "lesde resume": lambda f, fifo, tmp: _cli("resume", str(fifo), "--out", str(tmp / "r.npz")),
+    "Config.from_toml": lambda f, fifo, tmp: lesde.Config.from_toml(fifo),
+    "lesde run CONFIG": lambda f, fifo, tmp: _cli("run", str(fifo), "--out", str(tmp / "r.npz")),
+    "lesde validate CONFIG": lambda f, fifo, tmp: _cli("validate", str(fifo)),
+    "lesde sweep CONFIG": lambda f, fifo, tmp: _cli("sweep", str(fifo), "--out", str(tmp)),
+    "lesde.load_zarr zarr.json": lambda f, fifo, tmp: lesde.load_zarr(
+        _zarr_with_fifo(f, tmp, "zarr.json")
+    ),
+    "lesde.load_zarr chunk": lambda f, fifo, tmp: lesde.load_zarr(_zarr_with_fifo(f, tmp, "chunk")),
+    "sweep point file": lambda f, fifo, tmp: _sweep_point(tmp, fifo),
+}
+
+
+@pytest.mark.parametrize("reader", FIFO_READERS)
+def test_a_fifo_given_as_any_input_is_refused_in_one_line_without_blocking(
+    reader, lesde_files, tmp_path, capsys
+):
+    """A FIFO at an input path blocked its reader forever (a config file, a Zarr store's
+    metadata or chunks, ...). Every reader of a user-given path now refuses it at once, in
+    one line that says it is a FIFO. The reader runs in a thread, so that a reader that
+    blocks fails this test instead of hanging the suite."""
+    fifo = tmp_path / "input"
+    os.mkfifo(fifo)
+    outcome: dict = {}
+
+    def read() -> None:
+        try:
+            outcome["value"] = FIFO_READERS[reader](lesde_files, fifo, tmp_path)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():  # blocked on a FIFO: open their other ends, so it can return
+        for path in tmp_path.rglob("*"):
+            if path.is_fifo():
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+        thread.join(10)
+        pytest.fail(f"{reader} blocked on a FIFO")
+    if "error" in outcome:
+        err = outcome["error"]
+        if isinstance(err, pytest.skip.Exception):
+            raise err
+        assert isinstance(err, (ValueError, OSError)), repr(err)
+        message = str(err)
+    else:
+        value = outcome["value"]
+        captured = capsys.readouterr()
+        message = captured.err if isinstance(value, str) and value.startswith("exit") else value
+        if isinstance(value, str) and value.startswith("exit"):
+            assert value == "exit 1", (value, captured.err)
+            assert message.startswith("lesde: error: "), message
+    message = str(message).rstrip("\n")
+    assert "\n" not in message, message
+    assert "a FIFO, not a regular file" in message or "is a FIFO" in message, message

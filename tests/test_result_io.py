@@ -246,3 +246,34 @@ def test_summary_leads_with_the_headline_and_separable_ncc_is_the_ncc_certificat
     assert summary["separable_ncc"] == pytest.approx(np.mean(certified))
     if signal == "linear":  # the transition itself, in the headline
         assert summary["separable_ncc"] == (1.0 if alpha > beta else 0.0), summary
+
+
+def test_save_replaces_only_a_lesde_result(result, tmp_path):
+    """Result.save replaced any file at its path (a config, a checkpoint, the user's
+    notes). Now it replaces only a result file of lesde (not with overwrite=False), and
+    refuses anything else, which stays as it was."""
+    notes, ckpt, link = tmp_path / "notes.txt", tmp_path / "run.ckpt", tmp_path / "link.npz"
+    notes.write_text("mine")
+    lesde.simulate(n_classes=2, n_per_class=5, t_end=0.1, checkpoint=ckpt, progress=False)
+    link.symlink_to(notes)
+    os.mkfifo(tmp_path / "pipe.npz")
+    refusals = {
+        notes: "exists and is not a file lesde wrote",
+        ckpt: "is a checkpoint, resume it with lesde.resume; lesde would replace only a lesde "
+        "result file there",
+        link: "is a symbolic link, not a regular file",
+        tmp_path / "pipe.npz": "is a FIFO, not a regular file",
+        tmp_path: "is a folder, not a regular file",
+    }
+    kept = {p: p.read_bytes() for p in (notes, ckpt)}
+    for path, why in refusals.items():
+        with pytest.raises(ValueError, match=why):
+            result.save(path)
+    assert {p: p.read_bytes() for p in kept} == kept and link.is_symlink()
+
+    path = tmp_path / "run.npz"
+    result.save(path, include_features=False)
+    with pytest.raises(ValueError, match="holds a lesde result file already"):
+        result.save(path, overwrite=False)
+    result.save(path)  # replaced: lesde's own result
+    assert lesde.load(path).features.shape == result.features.shape

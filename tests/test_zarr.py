@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,7 +90,7 @@ def test_round_trip_equals_in_memory_result(extra, tmp_path):
     assert 1 <= root["class_means"].chunks[1] <= zarr_store.MAX_CHUNK_RECORDS
 
     # Without zarr_features the store has no features; everything else is the same.
-    lesde.simulate(progress=False, zarr_store=path, **SMALL, **extra)  # replaces the store
+    lesde.simulate(progress=False, zarr_store=path, overwrite=True, **SMALL, **extra)  # replaced
     again = lesde.load_zarr(path)
     assert again.features.shape == (res.features.shape[0], 0, res.features.shape[2])
     assert_records_equal(again, res)
@@ -240,6 +242,74 @@ def test_bad_paths_and_missing_zarr_are_clear_errors(tmp_path, monkeypatch):
         lesde.load_zarr(tmp_path / "new.zarr")
 
 
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``folder``, by relative name."""
+    return {
+        str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if not p.is_fifo()
+    }
+
+
+@needs_zarr
+def test_only_a_lesde_store_is_replaced_and_nothing_else_in_its_folder(tmp_path, capsys):
+    """`--zarr PATH` deleted any folder holding a zarr.json: a store of another program,
+    and the user's files beside it. Now only a lesde store (its kind attribute) is
+    replaced, only when asked (overwrite=True, --force), and only when every file and
+    folder in it is one of the store's own; anything else is refused and left as it was."""
+    import zarr
+
+    from lesde.cli import main
+    from lesde.storage import NotReplacedError
+
+    small = {**SMALL, "steps": 14}
+    foreign = tmp_path / "foreign.zarr"
+    zarr.open_group(str(foreign), mode="w").attrs["kind"] = "someone-else"
+    plain = tmp_path / "plain.zarr"
+    zarr.open_group(str(plain), mode="w").create_group("class_means")  # no kind at all
+    (plain / "notes.txt").write_text("mine")
+    store = tmp_path / "run.zarr"
+    lesde.simulate(progress=False, zarr_store=store, **small)
+    cases = {foreign: "lesde did not write (kind 'someone-else')", plain: "(no kind)"}
+    extras = {  # a file of the user's -> what the refusal names
+        "notes.txt": "notes.txt",  # beside the store's own files
+        "metrics/notes.txt": "metrics/notes.txt",  # in its metrics group
+        "class_means/c/notes.txt": "class_means/c/notes.txt",  # among an array's chunks
+        "sigma_w/backup/0": "sigma_w/backup/",  # in a folder that holds no chunks
+    }
+    for name, named in extras.items():
+        folder = tmp_path / f"with-{name.replace('/', '-')}"
+        lesde.simulate(progress=False, zarr_store=folder, **small)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("mine")
+        cases[folder] = f"a lesde Zarr store and other files ({named})"
+    fifo = tmp_path / "with-fifo"
+    lesde.simulate(progress=False, zarr_store=fifo, **small)
+    os.mkfifo(fifo / "pipe")
+    cases[fifo] = "other files (pipe)"
+    before = {path: _tree(path) for path in cases}
+    for path, why in cases.items():
+        with pytest.raises(NotReplacedError, match=re.escape(why)):
+            lesde.simulate(progress=False, zarr_store=path, overwrite=True, **small)
+        argv = ["run", "--quiet", "--force", "--out", str(tmp_path / "r.npz"), "--zarr", str(path)]
+        assert main(argv) == 1, path
+        err = capsys.readouterr().err
+        assert err.startswith(f"lesde: error: --zarr '{path}'") and err.count("\n") == 1, err
+        assert why in err
+        assert _tree(path) == before[path], f"{path} was changed"
+    assert not (tmp_path / ".foreign.zarr.lock").exists(), "a refusal left a lock file"
+
+    # lesde's own store: replaced only when asked, and then wholly (the old chunks go)
+    with pytest.raises(NotReplacedError, match="holds a lesde Zarr store already; pass overwrite"):
+        lesde.simulate(progress=False, zarr_store=store, **small)
+    assert main(["run", "--quiet", "--out", str(tmp_path / "q.npz"), "--zarr", str(store)]) == 1
+    assert "store already; give --force to replace it" in capsys.readouterr().err
+    (store / "class_means" / "zarr.1234abcd1234abcd1234abcd1234abcd.partial").write_bytes(b"x")
+    res = lesde.simulate(progress=False, zarr_store=store, overwrite=True, **{**small, "steps": 7})
+    assert_records_equal(lesde.load_zarr(store), res)
+    assert not list(store.rglob("*.partial")) and len(res.times) == 2
+
+
 # ---------------------------------------------------------------------- crafted stores
 @needs_zarr
 def test_a_store_claiming_2_to_the_31_records_is_read_without_building_its_grid(
@@ -291,7 +361,7 @@ def test_array_metadata_are_checked_before_any_chunk_is_read(tmp_path, monkeypat
     assert "\n" not in str(refused.value) and str(path) in str(refused.value)
     assert reads == [], f"read {reads} before refusing the store"
 
-    lesde.simulate(progress=False, zarr_store=path, **SMALL)
+    lesde.simulate(progress=False, zarr_store=path, overwrite=True, **SMALL)
     zarr.open_group(str(path), mode="r+")["labels"].resize((1, 599))
     with pytest.raises(ValueError, match=r"'labels' is int32 \(1, 599\), expected \(1, 600\)"):
         lesde.load_zarr(path)

@@ -60,6 +60,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "Checkpointer",
+    "checkpoint_lock",
     "read_checkpoint",
     "resume",
     "write_checkpoint",
@@ -306,13 +307,52 @@ class Checkpointer:
         *,
         saved_step: int | None = None,
         meta: dict[str, Any] | None = None,
+        overwrite: bool = False,
     ):
         self.path, self.cfg, self.every = Path(path), cfg, every
         self.meta = dict(meta or {})
         self.last_step, self.last_time = start_step, time.perf_counter()
         self.saved_step = saved_step  # the step of the checkpoint at path: None while none
         self.failing = False  # the last write failed (warned once)
-        storage.remove_stale_temporaries(self.path)  # left by a killed writer
+        # Replace the checkpoint at path: asked for, or the one being resumed.
+        self.overwrite = overwrite or saved_step is not None
+        self._lock: Any = None
+
+    def __enter__(self) -> Checkpointer:
+        """Take the checkpoint's lock (:func:`checkpoint_lock`: one writer), then check the
+        path (only a lesde checkpoint, and only with ``overwrite`` or when resuming it, is
+        replaced; a place where no file can be created fails now, not at the first
+        checkpoint) and remove the temporary files that killed writers left."""
+        self._check_replace()  # first without the lock: a refusal leaves no lock file
+        lock = checkpoint_lock(self.path)
+        try:
+            lock.__enter__()
+        except OSError as err:  # the lock file cannot be created: an unwritable folder
+            raise _cannot_write(err, self.path) from None
+        try:
+            self._check_replace()  # again, now that no other run writes it
+            _check_can_write(self.path)
+            storage.remove_stale_temporaries(self.path)  # left by a killed writer
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        self._lock = lock
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+    def _check_replace(self) -> None:
+        storage.check_replace(
+            self.path,
+            kind=KIND,
+            name=f"checkpoint {str(self.path)!r}",
+            overwrite=self.overwrite,
+            advice=f"resume it with lesde.resume({str(self.path)!r}), or pass overwrite=True "
+            "to start over and replace it",
+        )
 
     @classmethod
     def create(
@@ -324,12 +364,16 @@ class Checkpointer:
         *,
         saved_step: int | None = None,
         meta: dict[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> Checkpointer | None:
         """Validate the user's ``checkpoint``/``checkpoint_every``; None if not checkpointing.
 
         A path that exists and is not a regular file (a folder, a symbolic link, a device,
-        a FIFO) is refused: writing the checkpoint would replace it. So is a folder where no
-        file can be created (an ``OSError``, before the run starts).
+        a FIFO) is refused: writing the checkpoint would replace it. The writer is a
+        context manager: entering it (``with writer:``, before the run) takes the
+        checkpoint's lock and refuses a file lesde did not write, or a lesde checkpoint
+        unless ``overwrite`` (:class:`lesde.storage.NotReplacedError`), and a place where
+        no file can be created (an ``OSError``).
         """
         if path is None:
             if every is not None:
@@ -356,8 +400,9 @@ class Checkpointer:
                 storage.header_text(meta)
             except (TypeError, ValueError) as err:
                 raise TypeError(f"checkpoint_meta must hold JSON values only: {err}") from None
-        _check_can_write(Path(path))
-        return cls(path, cfg, every, start_step, saved_step=saved_step, meta=meta)
+        return cls(
+            path, cfg, every, start_step, saved_step=saved_step, meta=meta, overwrite=overwrite
+        )
 
     def _record_at_or_after(self, step: int) -> int | None:
         return self.cfg.next_record_step(step) if step <= self.cfg.n_steps else None
@@ -409,17 +454,39 @@ class Checkpointer:
         self.last_step, self.last_time = step, time.perf_counter()
 
 
+def checkpoint_lock(path: str | os.PathLike):
+    """The lock of a checkpoint (:func:`lesde.storage.output_lock`, on ``.NAME.lock``
+    beside it): one writer at a time. :func:`lesde.simulate` and :func:`resume` hold it for
+    the whole run; a second writer of the same checkpoint, in this process or another, gets
+    a :class:`lesde.storage.InUseError` naming the holder. The system drops the lock when
+    its holder exits, even when killed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+    >>> with checkpoint_lock(path):
+    ...     pass
+    """
+    return storage.output_lock(path, what=f"checkpoint {str(path)!r}")
+
+
+def _cannot_write(err: OSError, path: Path) -> OSError:
+    # errno keeps the class (PermissionError, ...); name the target
+    return OSError(err.errno, f"cannot write a checkpoint: {err.strerror}", str(path))
+
+
 def _check_can_write(path: Path) -> None:
-    """Create and delete a file beside ``path`` (creating its folder, as the writer would),
-    so that a read-only or unwritable place fails before the run, not at its first
-    checkpoint."""
+    """Create and delete a file beside ``path`` (its folder exists: the lock file is in
+    it), so that a read-only or unwritable place fails before the run, not at its first
+    checkpoint. The probe is not named like the writer's temporaries, which another
+    writer's start may remove."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
-    except OSError as err:  # errno keeps the class (PermissionError, ...); name the target
-        raise OSError(err.errno, f"cannot write a checkpoint: {err.strerror}", str(path)) from None
+    except OSError as err:
+        raise _cannot_write(err, path) from None
 
 
 def resume(
@@ -447,25 +514,41 @@ def resume(
     ValueError
         The file is damaged, truncated, not a checkpoint, or of an incompatible format or
         random-stream version.
+    lesde.storage.InUseError
+        Another run (another process, or another thread) writes this checkpoint: one
+        writer at a time (:func:`checkpoint_lock`, taken before the file is read).
     """
     check_on_nonfinite(on_nonfinite)
-    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
-    if ckpt.path is None:
+    target = path.path if isinstance(path, Checkpoint) else path
+    if target is None:
         raise ValueError("resume needs the checkpoint's file: Checkpoint.path is None")
-    writer = Checkpointer.create(
-        ckpt.path,
-        ckpt.config,
-        ckpt.every if checkpoint_every is None else checkpoint_every,
-        start_step=ckpt.step,
-        saved_step=ckpt.step,
-        meta=ckpt.meta if checkpoint_meta is None else checkpoint_meta,
-    )
-    return run_engine(
-        ckpt.config,
-        ckpt.arrays,
-        progress=progress,
-        on_nonfinite=on_nonfinite,
-        checkpointer=writer,
-        resume_step=ckpt.step,
-        wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
-    )
+    storage.check_input(target, "lesde checkpoint")  # before the lock file is made beside it
+    if not isinstance(path, Checkpoint) and storage.lesde_kind(storage.read_header(path)) != KIND:
+        read_checkpoint(path)  # not a checkpoint: its one-line refusal, and no lock file
+    try:
+        lock = checkpoint_lock(target)
+        lock.__enter__()
+    except OSError as err:
+        raise _cannot_write(err, Path(target)) from None
+    try:  # read under the lock: no other writer changes it from now on
+        ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+        writer = Checkpointer.create(
+            ckpt.path,
+            ckpt.config,
+            ckpt.every if checkpoint_every is None else checkpoint_every,
+            start_step=ckpt.step,
+            saved_step=ckpt.step,
+            meta=ckpt.meta if checkpoint_meta is None else checkpoint_meta,
+        )
+        with writer:
+            return run_engine(
+                ckpt.config,
+                ckpt.arrays,
+                progress=progress,
+                on_nonfinite=on_nonfinite,
+                checkpointer=writer,
+                resume_step=ckpt.step,
+                wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
+            )
+    finally:
+        lock.__exit__(None, None, None)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Dataset
+from .storage import open_input
 from .validate import choice, integer
 
 __all__ = ["cifar10"]
@@ -140,14 +141,16 @@ def _load_cifar_files(kind, path, names):
                 f"(from {_CIFAR_URL})"
             )
         for nm in names:
-            with open(path / nm, "rb") as f:
+            with open_input(path / nm, "CIFAR-10 batch file") as f:  # a FIFO is refused
                 out[nm] = _safe_unpickle(f, str(path / nm))
         return out
+    archive = open_input(path, "CIFAR-10 archive")
     try:
-        tar = tarfile.open(path, mode="r:*")
+        tar = tarfile.open(fileobj=archive, mode="r:*")
     except (tarfile.TarError, OSError) as exc:
+        archive.close()
         raise ValueError(f"cannot open the CIFAR-10 archive {path}: {exc}") from exc
-    with tar:
+    with archive, tar:
         for member in tar:  # one sequential pass: random access would re-decompress
             base = member.name.rstrip("/").rsplit("/", 1)[-1]
             if member.isfile() and base in names and base not in out:

@@ -605,7 +605,10 @@ class Config:
         """
         text = str(source)
         if "\n" not in text and "=" not in text:
-            text = Path(source).read_text()
+            from .storage import open_input
+
+            with open_input(source, "TOML config file") as f:  # a FIFO is refused
+                text = f.read().decode("utf-8")
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:

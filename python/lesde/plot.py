@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +32,7 @@ from .plot_style import metric_label, pyplot
 
 __all__ = [
     "class_means_3d",
+    "drawn_by_lesde",
     "impact_estimates",
     "impact_over_training",
     "label_noise",
@@ -533,5 +535,47 @@ def save(fig, path) -> Path:
     if ext not in ("png", "pdf", "svg"):
         raise ValueError(f"save writes .png, .pdf or .svg files, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format=ext, bbox_inches="tight", dpi=150)
+    # A PNG says it was drawn by lesde (drawn_by_lesde), so that `lesde plot` replaces
+    # its own figures and never a picture of the user's.
+    metadata = {"Software": _SOFTWARE} if ext == "png" else None
+    figure.savefig(path, format=ext, bbox_inches="tight", dpi=150, metadata=metadata)
     return path
+
+
+_SOFTWARE = "lesde (matplotlib)"  # the PNG tEXt "Software" of lesde's figures
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def drawn_by_lesde(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is a PNG figure that :func:`save` wrote (its
+    ``Software`` text chunk says so). Only the chunks before the image data are read, and
+    anything but a regular file (a FIFO) is not opened for a blocking read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty.png")
+    >>> _ = save(pyplot().figure(), path)
+    >>> drawn_by_lesde(path), drawn_by_lesde(os.path.dirname(path))
+    (True, False)
+    """
+    from .storage import open_input
+
+    try:
+        with open_input(path, "figure") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return False
+            for _ in range(64):  # the text chunks come before the image data
+                head = f.read(8)
+                if len(head) < 8:
+                    return False
+                size, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind in (b"IDAT", b"IEND") or size > 2**20:
+                    return False
+                data = f.read(size)
+                f.read(4)  # CRC
+                if kind == b"tEXt" and data == b"Software\0" + _SOFTWARE.encode():
+                    return True
+    except (OSError, ValueError):
+        return False
+    return False

@@ -272,12 +272,34 @@ class Result:
         )
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike, include_features: bool = True) -> None:
+    def save(
+        self, path: str | os.PathLike, include_features: bool = True, *, overwrite: bool = True
+    ) -> None:
         """Write an ``.npz`` file atomically (temp file, fsync, rename).
 
         It carries the resolved config, the package version, build flags, seeds and the
         random-stream version. Read it back with :func:`lesde.load`.
+
+        A result file of lesde already at ``path`` is replaced (unless ``overwrite`` is
+        False); anything else there is never replaced: a file lesde did not write, another
+        kind of lesde file (a checkpoint), a link, a FIFO or a folder raise
+        :class:`lesde.storage.NotReplacedError` (a ``ValueError``), and the file stays as
+        it was. Only the existing file's header is read to tell.
+
+        Examples
+        --------
+        >>> import lesde, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+        >>> _ = open(path, "w").write("my notes")
+        >>> res = lesde.simulate(n_classes=2, n_per_class=5, t_end=0.05, progress=False)
+        >>> res.save(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        lesde.storage.NotReplacedError: result path '...notes.txt' exists and is not a file ...
         """
+        storage.check_replace(
+            path, kind=KIND, name=f"result path {str(path)!r}", overwrite=overwrite
+        )
         arrays: dict[str, np.ndarray] = {}
         for name in _ARRAYS:
             if name == "features" and not include_features:

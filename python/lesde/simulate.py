@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -30,6 +31,7 @@ from .engine import (
 )
 from .mpi import simulate_sharded
 from .result import Result
+from .storage import same_path
 from .zarr_store import ZarrWriter
 
 # The two errors live with the engine that raises them; they are part of this module's
@@ -47,6 +49,7 @@ def simulate(
     checkpoint_meta: dict[str, Any] | None = None,
     zarr_store: str | os.PathLike | None = None,
     zarr_features: bool = False,
+    overwrite: bool = False,
     comm: Any = None,
     **fields: Any,
 ) -> Result:
@@ -65,9 +68,11 @@ def simulate(
     checkpoint : path, optional
         Write the full state of the run to this file (atomically, with a checksum) at
         record steps, so that :func:`lesde.resume` can finish a killed run with a
-        bit-identical result. An existing file at this path is overwritten. On Ctrl-C the
-        run goes on to the next record step and checkpoints there (a second Ctrl-C skips
-        that), so an interrupted run can always be resumed.
+        bit-identical result. A checkpoint of lesde already there is replaced only with
+        ``overwrite``; anything else there is never replaced. One run writes a checkpoint
+        at a time: a second gets :class:`lesde.storage.InUseError` naming the first. On
+        Ctrl-C the run goes on to the next record step and checkpoints there (a second
+        Ctrl-C skips that), so an interrupted run can always be resumed.
     checkpoint_every : int, optional
         Steps between checkpoints (each written at the first record step at or after the
         due step). Default: one checkpoint about every
@@ -80,10 +85,15 @@ def simulate(
     zarr_store : path, optional
         Also append the records to a Zarr group in this folder while the run goes
         (:mod:`lesde.zarr_store`; needs ``pip install 'lesde[zarr]'``): a killed run leaves
-        a store that :func:`lesde.load_zarr` reads up to its last complete record. An
-        existing store there is replaced.
+        a store that :func:`lesde.load_zarr` reads up to its last complete record. A
+        lesde store already there is replaced only with ``overwrite`` (and only when the
+        folder holds nothing else); any other folder that is not empty is never touched.
     zarr_features : bool
         Write the final features ``(R, N, p)`` to the store too.
+    overwrite : bool
+        Replace a checkpoint or a store of lesde that is already at ``checkpoint`` or
+        ``zarr_store`` (by default refused: it may hold a run to resume). Files lesde did
+        not write are never replaced.
     comm : mpi4py communicator, optional
         Shard this one run by samples over the ranks of ``comm`` (:mod:`lesde.mpi`); the
         result is bit-identical to a single-process run. Rank 0 gets the gathered features.
@@ -125,14 +135,35 @@ def simulate(
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
         )
-    writer = Checkpointer.create(checkpoint, cfg, checkpoint_every, meta=checkpoint_meta)
-    check_memory(cfg)
-    store = ZarrWriter.create(zarr_store, cfg, zarr_features)
-    return run_engine(
-        cfg,
-        allocate(cfg),
-        progress=progress,
-        on_nonfinite=on_nonfinite,
-        checkpointer=writer,
-        zarr_writer=store,
+    writer = Checkpointer.create(
+        checkpoint, cfg, checkpoint_every, meta=checkpoint_meta, overwrite=overwrite
     )
+    store = ZarrWriter.create(zarr_store, cfg, zarr_features, overwrite=overwrite)
+    if writer is not None and store is not None:
+        _check_apart(checkpoint, zarr_store)
+    with contextlib.ExitStack() as held:  # each writer's lock, for the whole run
+        if writer is not None:
+            held.enter_context(writer)
+        check_memory(cfg)
+        if store is not None:
+            held.enter_context(store)
+        return run_engine(
+            cfg,
+            allocate(cfg),
+            progress=progress,
+            on_nonfinite=on_nonfinite,
+            checkpointer=writer,
+            zarr_writer=store,
+        )
+
+
+def _check_apart(checkpoint: str | os.PathLike, store: str | os.PathLike) -> None:
+    """The checkpoint file must be neither the store's folder nor inside it."""
+    folder = os.path.realpath(store)
+    if os.path.realpath(checkpoint) == folder or same_path(checkpoint, store):
+        raise ValueError(f"checkpoint and zarr_store are the same path ({checkpoint}); give two")
+    if os.path.realpath(checkpoint).startswith(folder + os.sep):
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} is inside zarr_store {str(store)!r}; put it "
+            "beside the store"
+        )

@@ -51,6 +51,7 @@ __all__ = [
     "Declared",
     "Expect",
     "InUseError",
+    "NotReplacedError",
     "NpzContents",
     "Spec",
     "atomic_savez",
@@ -58,14 +59,19 @@ __all__ = [
     "atomic_write_text",
     "available_memory",
     "check_header",
+    "check_replace",
     "check_input",
     "check_size",
     "exclusive_lock",
     "file_kind",
     "header_text",
+    "lesde_kind",
     "open_input",
+    "output_lock",
+    "read_header",
     "read_npz",
     "remove_stale_temporaries",
+    "same_path",
     "write_npz",
 ]
 
@@ -314,6 +320,164 @@ def _locked_descriptor(path: Path, what: str, holder: str, error: type) -> int |
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     return fd
+
+
+def output_lock(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    holder: str = "run",
+    error: type[InUseError] = InUseError,
+):
+    """:func:`exclusive_lock` on ``.NAME.lock`` beside the output ``path``: one writer of a
+    file (or a folder such as a Zarr store) at a time. The lock file stays (empty but for
+    its holder's pid); it is locked only while a writer holds it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with output_lock(os.path.join(folder, "run.ckpt"), what="checkpoint 'run.ckpt'"):
+    ...     pass
+    >>> os.listdir(folder)
+    ['.run.ckpt.lock']
+    """
+    path = Path(path)
+    return exclusive_lock(path.parent / f".{path.name}.lock", what=what, holder=holder, error=error)
+
+
+# ----------------------------------------------------------------------------- replacing
+class NotReplacedError(ValueError):
+    """lesde refuses to replace what is at an output path: a file it did not write (or of
+    another kind), or its own file when replacing it was not asked for."""
+
+
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name the same file: the same inode when both exist (so hard
+    links, symbolic links and relative spellings are caught), else the same real path.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> same_path(os.path.join(folder, "x.npz"), os.path.join(folder, ".", "x.npz"))
+    True
+    """
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON header of the lesde ``.npz`` file at ``path``, or None when it is not one
+    (not a zip, no header, not a regular file, unreadable).
+
+    Only the zip directory and the header member are read: nothing is unpickled, no array
+    is read, and a FIFO or a device is not opened for a blocking read (:func:`open_input`).
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "demo.npz")
+    >>> write_npz(path, {"x": np.zeros(2)}, {"kind": "demo", "format_version": 1})
+    >>> read_header(path)
+    {'format_version': 1, 'kind': 'demo'}
+    >>> read_header(os.path.dirname(path)) is None
+    True
+    """
+    try:
+        with open_input(path, "lesde file") as file, _parsing():
+            with zipfile.ZipFile(file) as archive:
+                infos = _members(path, archive.infolist(), "lesde file")
+                return _parse_header(_header_text(archive, infos["header"]))
+    except (OSError, ValueError, _Unreadable, RecursionError):
+        return None
+
+
+def lesde_kind(header: Mapping[str, Any] | None) -> str | None:
+    """The kind (a key of :data:`KINDS`) of a file with this :func:`read_header`, or None
+    when it is not a file lesde writes. Result files written before lesde tagged its files
+    have no ``kind``; their header holds the config and ``steps_done``.
+
+    Examples
+    --------
+    >>> lesde_kind({"kind": "lesde-checkpoint", "format_version": 1})
+    'lesde-checkpoint'
+    >>> lesde_kind({"config_toml": "", "steps_done": 3, "format_version": 1})
+    'lesde-result'
+    >>> lesde_kind({"kind": "demo"}) is None
+    True
+    """
+    if header is None:
+        return None
+    kind = header.get("kind")
+    if kind is None and {"config_toml", "steps_done", "format_version"} <= set(header):
+        return "lesde-result"
+    return kind if kind in KINDS else None
+
+
+def check_replace(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    name: str,
+    overwrite: bool,
+    advice: str = "pass overwrite=True to replace it",
+) -> dict[str, Any] | None:
+    """Refuse to write a file of ``kind`` at ``path`` over anything lesde may not replace.
+
+    Nothing there: fine. A file lesde did not write, a lesde file of another kind, or
+    something that is not a regular file (a link, a FIFO, a folder, ...) is never replaced.
+    A lesde file of ``kind`` is replaced only with ``overwrite``; otherwise the refusal
+    ends with ``advice`` (how to ask for it: ``--force``, ``overwrite=True``). Only the
+    file's header is read (:func:`read_header`). Returns that header, or None when
+    nothing is there.
+
+    ``name`` says what the path is in messages, e.g. ``"--out 'run.npz'"``.
+
+    Raises
+    ------
+    NotReplacedError
+        One line that names the path, what is there and what to do.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> _ = open(path, "w").write("mine")
+    >>> check_replace(path, kind="lesde-result", name="notes.txt", overwrite=True)
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.storage.NotReplacedError: notes.txt exists and is not a file lesde wrote; ...
+    """
+    if not os.path.lexists(path):
+        return None
+    found = file_kind(path)
+    if found is not None:
+        raise NotReplacedError(
+            f"{name} is {found}, not a regular file, which writing would replace; give a file path"
+        )
+    header = read_header(path)
+    found = lesde_kind(header)
+    if found is None:
+        raise NotReplacedError(
+            f"{name} exists and is not a file lesde wrote; lesde never replaces a file it "
+            "did not write: move it away or choose another path"
+        )
+    article, noun = KINDS[kind].split(",")[0].split(" ", 1)  # "a", "result file"
+    if found != kind:
+        raise NotReplacedError(
+            f"{name} is {KINDS[found]}; lesde would replace only {article} lesde {noun} "
+            "there: choose another path"
+        )
+    if not overwrite:
+        step = f" (step {header['step']})" if isinstance(header.get("step"), int) else ""
+        raise NotReplacedError(
+            f"{name} holds {article} lesde {noun} already{step}; {advice}, or choose another path"
+        )
+    return header
 
 
 # ----------------------------------------------------------------------------- reading

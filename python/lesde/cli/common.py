@@ -32,7 +32,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from ..storage import file_kind
+from ..storage import file_kind, open_input, same_path
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -48,9 +48,11 @@ __all__ = [
     "add_command",
     "add_output_options",
     "add_set_option",
+    "check_apart",
     "check_output_file",
     "check_output_folder",
     "config_fields_epilog",
+    "hold_lock",
     "load_config",
     "os_error_line",
     "parse_set",
@@ -476,7 +478,8 @@ def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
     if p.is_dir():
         raise UsageError(f"{str(p)!r} is a directory, not a TOML config file")
     try:
-        text = p.read_text(encoding="utf-8")
+        with open_input(p, "TOML config file") as f:  # a FIFO is refused, not waited on
+            text = f.read().decode("utf-8")
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"{p}: {toml_error_message(text, err)}") from None
@@ -484,6 +487,8 @@ def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"{p}: invalid TOML: values nested too deeply") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {p}: {err}") from None
+    except ValueError as err:  # open_input: not a regular file
+        raise UsageError(str(err)) from None
 
 
 def _blame(message: str, path: str | os.PathLike | None, overrides: dict[str, Any]) -> str:
@@ -590,6 +595,64 @@ def check_output_folder(path: str | os.PathLike, option: str) -> Path:
         raise UsageError(f"{option} {str(target)!r} is {kind}, not a folder")
     _check_can_create_in(target, option, target)
     return target
+
+
+def check_apart(
+    files: dict[str, Any],
+    folders: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> None:
+    """Refuse outputs that are the same file (or one inside an output folder), and an
+    output that is one of the command's inputs: compared by inode where the files exist
+    (hard links, symbolic links, relative spellings), else by real path. Each dict maps
+    how a path is named (``"--out"``) to the path (None: not given).
+
+    >>> check_apart({"--out": "cfg.toml"}, inputs={"CONFIG.toml": "./cfg.toml"})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.cli.common.UsageError: --out 'cfg.toml' is CONFIG.toml './cfg.toml', an input of ...
+    """
+    files = {k: v for k, v in files.items() if v is not None}
+    folders = {k: v for k, v in (folders or {}).items() if v is not None}
+    inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
+    outputs = list({**files, **folders}.items())
+    for i, (name, path) in enumerate(outputs):
+        for other, other_path in outputs[i + 1 :]:
+            if same_path(path, other_path):
+                raise UsageError(f"{name} and {other} are the same file ({path}); give two paths")
+        for what, source in inputs.items():
+            if same_path(path, source):
+                raise UsageError(
+                    f"{name} {str(path)!r} is {what} {str(source)!r}, an input of this "
+                    "command; give another path"
+                )
+    for name, path in files.items():
+        for other, folder in folders.items():
+            if os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep):
+                raise UsageError(
+                    f"{name} {str(path)!r} is inside {other} {str(folder)!r}; put it elsewhere"
+                )
+
+
+def hold_lock(held, lock, option: str, path: str | os.PathLike) -> None:
+    """Enter ``lock`` (:func:`lesde.storage.output_lock` of an output) on the ExitStack
+    ``held``; a lock file that cannot be made is the output's one-line error. Another
+    writer holding it raises :class:`lesde.storage.InUseError` (one line, naming it).
+
+    >>> import contextlib, os, tempfile
+    >>> from lesde.storage import output_lock
+    >>> path = os.path.join(tempfile.mkdtemp(), "r.npz")
+    >>> with contextlib.ExitStack() as held:
+    ...     hold_lock(held, output_lock(path, what="--out"), "--out", path)
+    """
+    try:
+        held.enter_context(lock)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {str(path)!r} cannot be written: {err.strerror or err} (its lock "
+            f"file {err.filename})"
+        ) from None
 
 
 def os_error_line(err: OSError) -> str:

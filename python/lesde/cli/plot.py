@@ -10,9 +10,18 @@ Examples
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError, add_command, plot_module, save_figure
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_command,
+    check_apart,
+    check_output_file,
+    plot_module,
+    save_figure,
+)
 
 __all__ = ["add_plot", "cmd_plot"]
 
@@ -34,7 +43,12 @@ def add_plot(commands) -> None:
         epilog="Example:\n  lesde run --out run.npz && lesde plot run.npz --out figs",
     )
     p.add_argument("result", metavar="RESULT.npz", help="a file written by lesde run")
-    p.add_argument("--out", default=".", metavar="DIR", help="folder for the PNG files")
+    p.add_argument(
+        "--out",
+        default=".",
+        metavar="DIR",
+        help="folder for the PNG files (a figure there is replaced only if lesde drew it)",
+    )
 
 
 def cmd_plot(args) -> int:
@@ -54,7 +68,7 @@ def cmd_plot(args) -> int:
     from ..result import load
 
     path = Path(args.result)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise UsageError(f"result file {str(path)!r} not found")
     try:
         result = load(path)
@@ -62,10 +76,24 @@ def cmd_plot(args) -> int:
         raise UsageError(str(err)) from None
     plot = plot_module()
     outdir = Path(args.out)
+    names = ["metric_over_time"] + (["class_means_3d"] if result.config.p == 3 else [])
+    targets = {name: outdir / f"{path.stem}-{name}.png" for name in names}
+    for target in targets.values():  # all of them, before any is drawn
+        _check_figure_path(plot, target, path)
     outdir.mkdir(parents=True, exist_ok=True)
-    figures = {"metric_over_time": plot.metric_over_time(result)}
-    if result.config.p == 3:
-        figures["class_means_3d"] = plot.class_means_3d(result)
-    for name, figure in figures.items():
-        print(f"wrote {save_figure(plot, figure, outdir / f'{path.stem}-{name}.png')}")
+    figures = {"metric_over_time": plot.metric_over_time}
+    figures["class_means_3d"] = plot.class_means_3d
+    for name, target in targets.items():
+        print(f"wrote {save_figure(plot, figures[name](result), target)}")
     return EXIT_OK
+
+
+def _check_figure_path(plot, target: Path, source: Path) -> None:
+    """A figure replaces only a figure lesde drew (never the user's file, nor the input)."""
+    check_output_file(target, "--out")
+    check_apart({"the figure": target}, inputs={"RESULT.npz": source})
+    if os.path.lexists(target) and not plot.drawn_by_lesde(target):
+        raise UsageError(
+            f"--out: {str(target)!r} exists and is not a figure lesde drew; lesde never "
+            "replaces a file it did not write: move it away or choose another --out"
+        )

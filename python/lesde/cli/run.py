@@ -13,7 +13,7 @@ alpha = 1.0
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shlex
 import shutil
@@ -36,9 +36,11 @@ from .common import (
     add_command,
     add_output_options,
     add_set_option,
+    check_apart,
     check_output_file,
     check_output_folder,
     config_fields_epilog,
+    hold_lock,
     load_config,
     print_json,
     progress_flag,
@@ -48,6 +50,11 @@ from .common import (
 __all__ = ["add_resume", "add_run", "add_validate", "cmd_resume", "cmd_run", "cmd_validate"]
 
 CHECKPOINT_EVERY_HELP = "steps between checkpoints (default: about every 60 s)"
+RUN_FORCE_HELP = (
+    "replace what an earlier lesde run left at the output paths: a result at --out, a "
+    "checkpoint at --checkpoint, a Zarr store at --zarr (files lesde did not write are "
+    "never replaced)"
+)
 MPI_HELP = (
     "shard the run over the MPI ranks this was started on (mpiexec -n RANKS lesde ... --mpi); "
     "each writes its part of a checkpoint, rank 0 saves the result (docs/distributed.md)"
@@ -101,6 +108,7 @@ def add_run(commands) -> None:
         help="also append the records to a Zarr store (a folder) while the run goes; "
         f"read it with lesde.load_zarr, even after a crash (needs {ZARR_HINT})",
     )
+    p.add_argument("--force", action="store_true", help=RUN_FORCE_HELP)
     p.add_argument("--mpi", action="store_true", help=MPI_HELP)
     add_output_options(p)
 
@@ -123,27 +131,33 @@ def cmd_run(args) -> int:
     if args.dry_run:
         return _print_plan(out, args, cfg)
     check_memory(cfg)  # what cannot run at all is said first
-    _check_run_outputs(args, cfg)
     comm = _mpi_comm(args.mpi)
-    try:
-        result = simulate(
-            cfg,
-            progress=progress_flag(args),
-            checkpoint=args.checkpoint,
-            checkpoint_every=args.checkpoint_every,
-            # so that `lesde resume CHECKPOINT` saves where this run would have (a sharded
-            # run's manifest does not carry it: `lesde resume --mpi` takes --out)
-            checkpoint_meta=None
-            if args.checkpoint is None or comm is not None
-            else {"out": _absolute(args.out)},
-            zarr_store=args.zarr,
-            comm=comm,
-        )
-    except NonFiniteError as err:
-        return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
-    if not _is_root(comm):  # rank 0 holds the gathered result, saves and reports it
-        return EXIT_OK
-    code = _finish_run(out, args, result)
+    _check_run_outputs(args, cfg)
+    _check_run_replacements(args, comm)  # before the locks: a refusal leaves no lock file
+    with contextlib.ExitStack() as held:
+        if comm is None:  # a sharded run's writers are its ranks (lesde.mpi)
+            _hold_output_locks(held, args)
+            _check_run_replacements(args, comm)  # again, now that no other run writes them
+        try:
+            result = simulate(
+                cfg,
+                progress=progress_flag(args),
+                checkpoint=args.checkpoint,
+                checkpoint_every=args.checkpoint_every,
+                # so that `lesde resume CHECKPOINT` saves where this run would have (a
+                # sharded run's manifest does not carry it: `lesde resume --mpi` takes --out)
+                checkpoint_meta=None
+                if args.checkpoint is None or comm is not None
+                else {"out": _absolute(args.out)},
+                zarr_store=args.zarr,
+                overwrite=args.force,
+                comm=comm,
+            )
+        except NonFiniteError as err:
+            return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
+        if not _is_root(comm):  # rank 0 holds the gathered result, saves and reports it
+            return EXIT_OK
+        code = _finish_run(out, args, result)
     if args.zarr is not None:
         out(f"wrote {args.zarr} (Zarr store; records also appended while running)")
     return code
@@ -154,17 +168,71 @@ def _absolute(path: str | os.PathLike) -> str:
 
 
 def _check_run_outputs(args, cfg) -> None:
-    """Every file and folder the run will write, checked before it starts."""
+    """Every file and folder the run will write, checked before it starts: what is there
+    (not a link, a FIFO, ...), that it can be written, and that no two are the same and
+    none is an input of the command. What an existing file holds is checked under the
+    outputs' locks (:func:`_check_run_replacements`)."""
     check_output_file(args.out, "--out")
     _warn_if_short_of_space(args.out, cfg.state_bytes(), "--out")
     if args.checkpoint is not None:
         check_output_file(args.checkpoint, "--checkpoint")
-        if _absolute(args.checkpoint) == _absolute(args.out):
-            raise UsageError(
-                f"--out and --checkpoint are the same file ({args.out}); give two paths"
-            )
     if args.zarr is not None:
         check_output_folder(args.zarr, "--zarr")
+    check_apart(
+        {"--out": args.out, "--checkpoint": args.checkpoint},
+        folders={"--zarr": args.zarr},
+        inputs={"CONFIG.toml": args.config},
+    )
+
+
+def _hold_output_locks(held: contextlib.ExitStack, args) -> None:
+    """One writer per output: the locks of --out, --checkpoint and --zarr, held until the
+    command ends (a second `lesde run` on one of them stops at once, naming this one)."""
+    from ..checkpoint import checkpoint_lock
+    from ..storage import output_lock
+
+    hold_lock(held, output_lock(args.out, what=f"--out {str(args.out)!r}"), "--out", args.out)
+    if args.checkpoint is not None:
+        hold_lock(held, checkpoint_lock(args.checkpoint), "--checkpoint", args.checkpoint)
+    if args.zarr is not None:
+        from ..zarr_store import store_lock
+
+        hold_lock(held, store_lock(args.zarr), "--zarr", args.zarr)
+
+
+def _check_run_replacements(args, comm) -> None:
+    """What is at each output path may be replaced: nothing, or what an earlier lesde run
+    left there and --force. The library checks the same again as it writes."""
+    from ..storage import NotReplacedError, check_replace
+
+    force = "give --force to replace it"
+    try:
+        found = check_replace(
+            args.out,
+            kind="lesde-result",
+            name=f"--out {str(args.out)!r}",
+            overwrite=args.force,
+            advice=force,
+        )
+        args.replace_out = found is not None
+        if args.checkpoint is not None:
+            resume = f"{PROG} resume {shlex.quote(str(args.checkpoint))}"
+            check_replace(
+                args.checkpoint,
+                kind="lesde-checkpoint" if comm is None else "lesde-sharded-checkpoint",
+                name=f"--checkpoint {str(args.checkpoint)!r}",
+                overwrite=args.force,
+                advice=f"continue it with `{resume}{'' if comm is None else ' --mpi'}`, or "
+                "give --force to start over and replace it",
+            )
+        if args.zarr is not None:
+            from ..zarr_store import check_store
+
+            check_store(
+                args.zarr, overwrite=args.force, name=f"--zarr {str(args.zarr)!r}", advice=force
+            )
+    except NotReplacedError as err:
+        raise UsageError(str(err)) from None
 
 
 def _warn_if_short_of_space(path: str | os.PathLike, need: int, option: str) -> None:
@@ -264,13 +332,17 @@ def _print_result(out: Out, result) -> None:
 
 def _save(args, result) -> None:
     """Save ``result`` to ``--out``; when that fails, say what is kept (exit 1)."""
-    try:
-        result.save(args.out)
+    from ..storage import NotReplacedError
+
+    try:  # replaced: what was checked before the run (nothing else came meanwhile)
+        result.save(args.out, overwrite=getattr(args, "replace_out", False))
     except OSError as err:  # e.g. a full disk: the write is atomic, so nothing is half-written
         raise UsageError(
             f"cannot write {args.out}: {err.strerror or err}; no file was replaced. "
             + _what_is_kept(args, result)
         ) from None
+    except NotReplacedError as err:  # a file that came to --out during the run
+        raise UsageError(f"{err}; it was left as it is. {_what_is_kept(args, result)}") from None
 
 
 def _what_is_kept(args, result) -> str:
@@ -356,7 +428,8 @@ def add_resume(commands) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace a file at the output path that is not a result of this run",
+        help="replace a lesde result of another run at --out (its own partial result is "
+        "replaced anyway; files lesde did not write never are)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -378,33 +451,41 @@ def cmd_resume(args) -> int:
     """
     from ..checkpoint import read_checkpoint, resume
     from ..simulate import NonFiniteError
+    from ..storage import check_input, read_header
 
     out = Out(args.json)
-    if not Path(args.checkpoint).is_file():
-        raise UsageError(f"no checkpoint file {args.checkpoint}")
-    comm = _mpi_comm(args.mpi)
     try:
-        if comm is None:
-            result = _resume_one_process(args, read_checkpoint, resume)
-        else:
-            from ..mpi import resume_sharded
+        check_input(args.checkpoint, "checkpoint file")
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    comm = _mpi_comm(args.mpi)
+    with contextlib.ExitStack() as held:
+        try:
+            if comm is None:
+                result = _resume_one_process(held, args, read_checkpoint, resume)
+            else:
+                from ..mpi import resume_sharded
 
-            if args.out is None:
-                raise UsageError("--mpi: give --out PATH (a sharded checkpoint does not record it)")
-            if _is_root(comm):
-                check_output_file(args.out, "--out")
-            result = resume_sharded(
-                args.checkpoint,
-                comm,
-                progress=progress_flag(args),
-                checkpoint_every=args.checkpoint_every,
-            )
-    except NonFiniteError as err:
-        return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
-    if not _is_root(comm):
-        return EXIT_OK
-    out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
-    return _finish_run(out, args, result)
+                if args.out is None:
+                    raise UsageError(
+                        "--mpi: give --out PATH (a sharded checkpoint does not record it)"
+                    )
+                if _is_root(comm):
+                    check_output_file(args.out, "--out")
+                    check_apart({"--out": args.out}, inputs={"the checkpoint": args.checkpoint})
+                    _check_resumed_out(args, _result_config(read_header(args.checkpoint)))
+                result = resume_sharded(
+                    args.checkpoint,
+                    comm,
+                    progress=progress_flag(args),
+                    checkpoint_every=args.checkpoint_every,
+                )
+        except NonFiniteError as err:
+            return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
+        if not _is_root(comm):
+            return EXIT_OK
+        out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
+        return _finish_run(out, args, result)
 
 
 def _mpi_comm(mpi: bool):
@@ -422,32 +503,49 @@ def _is_root(comm) -> bool:
     return comm is None or comm.Get_rank() == 0
 
 
-def _refuse_to_replace_another_file(args, cfg) -> None:
+def _check_resumed_out(args, cfg) -> None:
     """Resume may replace the result of its own run (the partial result an interrupted
-    ``lesde run`` saved), nothing else unless --force."""
-    if args.force or not os.path.lexists(args.out) or _result_config(args.out) == cfg:
-        return
-    raise UsageError(
-        f"--out {args.out} exists and is not a result of this run; give --force to replace "
-        "it, or another --out"
-    )
+    ``lesde run`` saved; ``cfg`` is the run's config), a result of another run only with
+    --force, and nothing that lesde did not write."""
+    from ..storage import NotReplacedError, check_replace, read_header
+
+    header = read_header(args.out) if os.path.lexists(args.out) else None
+    own = cfg is not None and _result_config(header) == cfg
+    try:
+        found = check_replace(
+            args.out,
+            kind="lesde-result",
+            name=f"--out {str(args.out)!r}",
+            overwrite=args.force or own,
+            advice="it is not a result of this run: give --force to replace it",
+        )
+    except NotReplacedError as err:
+        raise UsageError(str(err)) from None
+    args.replace_out = found is not None
 
 
-def _result_config(path: str | os.PathLike):
-    """The config in the header of the lesde result file at ``path`` (only the header
-    member is read), or None when it is not one."""
+def _result_config(header: dict | None):
+    """The config in the header of a lesde result file (:func:`lesde.storage.read_header`),
+    or None when it has none."""
     from ..config import Config
 
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"][()]))
         return Config.from_toml(header["config_toml"])
     except Exception:  # not a readable lesde result: another file
         return None
 
 
-def _resume_one_process(args, read_checkpoint, resume):
-    """The checkpoint's run to its end, saving where the run would have (or --out)."""
+def _resume_one_process(held: contextlib.ExitStack, args, read_checkpoint, resume):
+    """The checkpoint's run to its end, saving where the run would have (or --out). The
+    checkpoint's lock is taken before it is read, and --out's before it is checked; both
+    stay held (``held``) until the result is saved."""
+    from ..checkpoint import checkpoint_lock
+    from ..storage import lesde_kind, output_lock, read_header
+
+    check_output_file(args.checkpoint, "the checkpoint")  # it keeps being rewritten
+    if lesde_kind(read_header(args.checkpoint)) != "lesde-checkpoint":
+        read_checkpoint(args.checkpoint)  # its one-line refusal, before any lock file is made
+    hold_lock(held, checkpoint_lock(args.checkpoint), "the checkpoint", args.checkpoint)
     ckpt = read_checkpoint(args.checkpoint)
     if args.out is None:
         args.out = ckpt.meta.get("out")
@@ -456,9 +554,11 @@ def _resume_one_process(args, read_checkpoint, resume):
                 f"{args.checkpoint} does not say where its result goes (it was not written by "
                 "`lesde run`): give --out PATH"
             )
-    check_output_file(args.checkpoint, "the checkpoint")  # it keeps being rewritten
     check_output_file(args.out, "--out")
-    _refuse_to_replace_another_file(args, ckpt.config)
+    check_apart({"--out": args.out}, inputs={"the checkpoint": args.checkpoint})
+    _check_resumed_out(args, ckpt.config)
+    hold_lock(held, output_lock(args.out, what=f"--out {str(args.out)!r}"), "--out", args.out)
+    _check_resumed_out(args, ckpt.config)  # again, now that no other command writes it
     return resume(
         ckpt,
         progress=progress_flag(args),
