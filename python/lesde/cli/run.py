@@ -13,6 +13,7 @@ alpha = 1.0
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_NUMERIC,
     EXIT_OK,
+    EXIT_USAGE,
     PROG,
     ZARR_HINT,
     Out,
@@ -52,6 +54,33 @@ MPI_HELP = (
     "shard the run over the MPI ranks this was started on (mpiexec -n RANKS lesde ... --mpi); "
     "each writes its part of a checkpoint, rank 0 saves the result (docs/distributed.md)"
 )
+
+
+def _on_ranks(command):
+    """A command that ``--mpi`` runs on every rank of MPI.COMM_WORLD. Ctrl-C is counted
+    there, not raised, while the ranks work together (lesde.collective: they stop together),
+    and an error that every rank raises together (agreed, or Ctrl-C before the run) is
+    printed once, by rank 0: the other ranks exit with its code, quietly."""
+
+    @functools.wraps(command)
+    def on_ranks(args) -> int:
+        from ..collective import AgreedError, counting_interrupts
+        from ..engine import InsufficientMemoryError
+
+        comm = _mpi_comm(args.mpi)
+        if comm is None:
+            return command(args)
+        with counting_interrupts():
+            try:
+                return command(args)
+            except (AgreedError, KeyboardInterrupt) as err:
+                if comm.Get_rank() == 0:
+                    raise
+                if isinstance(err, KeyboardInterrupt):
+                    return EXIT_INTERRUPTED
+                return EXIT_NUMERIC if isinstance(err, InsufficientMemoryError) else EXIT_USAGE
+
+    return on_ranks
 
 
 # ---------------------------------------------------------------------------- run
@@ -105,6 +134,7 @@ def add_run(commands) -> None:
     add_output_options(p)
 
 
+@_on_ranks
 def cmd_run(args) -> int:
     """Run one configuration, save it to ``--out`` and print its final metrics.
 
@@ -115,16 +145,19 @@ def cmd_run(args) -> int:
     # dry run: N = 2000, p = 2, 1000 steps to t = 10, 101 records, about ... MiB of state ...
     0
     """
+    from ..collective import agreed
     from ..engine import check_memory
     from ..simulate import NonFiniteError, simulate
 
     out = Out(args.json)
-    cfg, _ = load_config(args.config, args.set)
-    if args.dry_run:
-        return _print_plan(out, args, cfg)
-    check_memory(cfg)  # what cannot run at all is said first
-    _check_run_outputs(args, cfg)
     comm = _mpi_comm(args.mpi)
+    with agreed(comm, interrupts=True):  # --mpi: what fails on one rank fails on all
+        cfg, _ = load_config(args.config, args.set)
+        if not args.dry_run:
+            check_memory(cfg)  # what cannot run at all is said first
+            _check_run_outputs(args, cfg)
+    if args.dry_run:
+        return _print_plan(out, args, cfg) if _is_root(comm) else EXIT_OK
     try:
         result = simulate(
             cfg,
@@ -142,7 +175,7 @@ def cmd_run(args) -> int:
     except NonFiniteError as err:
         return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
     if not _is_root(comm):  # rank 0 holds the gathered result, saves and reports it
-        return EXIT_OK
+        return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
     code = _finish_run(out, args, result)
     if args.zarr is not None:
         out(f"wrote {args.zarr} (Zarr store; records also appended while running)")
@@ -277,7 +310,7 @@ def _what_is_kept(args, result) -> str:
     checkpoint, step = getattr(args, "checkpoint", None), result.meta.get("checkpoint_step")
     if checkpoint is None or step is None:
         return "The run's result is lost (no checkpoint holds it)."
-    command = f"{PROG} resume {shlex.quote(str(checkpoint))} --out OTHER.npz"
+    command = _resume_command(args, result, "OTHER.npz")
     if step == result.config.n_steps:
         return f"Checkpoint {checkpoint} holds the finished run: `{command}` saves it."
     return f"Checkpoint {checkpoint} holds step {step}: `{command}` continues from there."
@@ -321,7 +354,19 @@ def _interrupted_line(args, result) -> str:
         return line + " (run with --checkpoint PATH to be able to resume)"
     if step is None:
         return line + f"; no checkpoint was written to {checkpoint}"
-    return line + f"; continue from step {step} with: {PROG} resume {shlex.quote(str(checkpoint))}"
+    return line + f"; continue from step {step} with: {_resume_command(args, result)}"
+
+
+def _resume_command(args, result, out: str | None = None) -> str:
+    """The command that finishes the run of ``result`` from ``--checkpoint``, saving to
+    ``out``; a sharded run's on as many MPI ranks, always with --out (its checkpoint does
+    not record it: by default the run's own --out)."""
+    command = f"{PROG} resume {shlex.quote(str(args.checkpoint))}"
+    ranks = result.meta.get("mpi_ranks")
+    if ranks:
+        out = str(args.out) if out is None else out
+        return f"mpiexec -n {ranks} {command} --mpi --out {shlex.quote(out)}"
+    return command if out is None else f"{command} --out {shlex.quote(out)}"
 
 
 # ---------------------------------------------------------------------------- resume
@@ -369,6 +414,7 @@ def add_resume(commands) -> None:
     add_output_options(p)
 
 
+@_on_ranks
 def cmd_resume(args) -> int:
     """Continue a checkpointed run to its end, then save and report it as ``lesde run`` does.
 
@@ -380,31 +426,44 @@ def cmd_resume(args) -> int:
     from ..simulate import NonFiniteError
 
     out = Out(args.json)
-    if not Path(args.checkpoint).is_file():
-        raise UsageError(f"no checkpoint file {args.checkpoint}")
     comm = _mpi_comm(args.mpi)
+    if comm is None and not Path(args.checkpoint).is_file():
+        raise UsageError(f"no checkpoint file {args.checkpoint}")
     try:
         if comm is None:
             result = _resume_one_process(args, read_checkpoint, resume)
         else:
-            from ..mpi import resume_sharded
-
-            if args.out is None:
-                raise UsageError("--mpi: give --out PATH (a sharded checkpoint does not record it)")
-            if _is_root(comm):
-                check_output_file(args.out, "--out")
-            result = resume_sharded(
-                args.checkpoint,
-                comm,
-                progress=progress_flag(args),
-                checkpoint_every=args.checkpoint_every,
-            )
+            result = _resume_sharded(args, comm)
     except NonFiniteError as err:
         return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
     if not _is_root(comm):
-        return EXIT_OK
+        return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
     out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
     return _finish_run(out, args, result)
+
+
+def _resume_sharded(args, comm):
+    """``lesde resume --mpi``: every rank checks the checkpoint and the outputs (agreed,
+    before any collective), then the ranks finish the run together."""
+    from ..collective import agreed
+    from ..mpi import resume_sharded
+    from ..sharded_checkpoint import read_sharded_manifest
+    from ..storage import check_input
+
+    with agreed(comm, interrupts=True):
+        check_input(args.checkpoint, "sharded lesde checkpoint")
+        if args.out is None:
+            raise UsageError("--mpi: give --out PATH (a sharded checkpoint does not record it)")
+        cfg, _ = read_sharded_manifest(args.checkpoint)
+        check_output_file(args.checkpoint, "the checkpoint")  # it keeps being rewritten
+        check_output_file(args.out, "--out")
+        _refuse_to_replace_another_file(args, cfg)
+    return resume_sharded(
+        args.checkpoint,
+        comm,
+        progress=progress_flag(args),
+        checkpoint_every=args.checkpoint_every,
+    )
 
 
 def _mpi_comm(mpi: bool):
