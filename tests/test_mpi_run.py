@@ -468,7 +468,14 @@ def _rank_wrapper(folder):
         "    import lesde.engine\n"
         "    def check_memory(cfg):\n"
         "        raise lesde.engine.InsufficientMemoryError('no memory on this rank (simulated)')\n"
-        "    lesde.engine.check_memory = check_memory\n" + RANK_WRAPPER
+        "    lesde.engine.check_memory = check_memory\n"
+        "if os.environ.get('LESDE_TEST_CTRL_C_AT_START'):\n"
+        "    import signal, lesde.cli.run\n"
+        "    start = lesde.cli.run._mpi_comm\n"
+        "    def _mpi_comm(mpi):  # Ctrl-C while MPI starts\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return start(mpi)\n"
+        "    lesde.cli.run._mpi_comm = _mpi_comm\n" + RANK_WRAPPER
     )
     return [sys.executable, str(wrapper), str(folder)]
 
@@ -495,7 +502,7 @@ def test_a_check_that_fails_on_one_rank_fails_on_every_rank(checkpoint, tmp_path
     waited for it for ever. Now every check that can fail on one rank (arguments, outputs,
     the config file, memory, the checkpoint's parts) is agreed by every rank before any
     collective: each exits with the same status, and rank 0 prints the one line (naming the
-    rank that failed, when it is not rank 0)."""
+    rank that failed, when it is not rank 0). So is a Ctrl-C on one rank while MPI starts."""
     (tmp_path / "cfg.toml").write_text(lesde.Config(**EVEN).to_toml())
     elsewhere = tmp_path / "node2"  # what rank 1 sees instead
     elsewhere.mkdir()
@@ -511,6 +518,7 @@ def test_a_check_that_fails_on_one_rank_fails_on_every_rank(checkpoint, tmp_path
         ([*resume, "--out", "a_file/run.npz"], None, (), 1, "'a_file' is not a folder"),
         (run, elsewhere, (), 1, "lesde: error: rank 1: config file 'cfg.toml' not found"),
         (run, None, ("LESDE_TEST_NO_MEMORY",), 2, "lesde: error: rank 1: no memory on this rank"),
+        (run, None, ("LESDE_TEST_CTRL_C_AT_START",), 130, "lesde: interrupted"),
         (
             [*resume, "--out", "resumed.npz"],
             None,
@@ -528,9 +536,8 @@ def test_a_check_that_fails_on_one_rank_fails_on_every_rank(checkpoint, tmp_path
         proc = _ranks(tmp_path, *args, rank1=rank1, env1=env1)
         exits = [(tmp_path / f"exit{r}").read_text() for r in range(2)]
         assert exits == [str(status)] * 2, f"{args}: exit statuses {exits}: {proc.stderr}"
-        assert proc.stderr.count("lesde: error:") == 1 and message in proc.stderr, (
-            f"{args}: {proc.stderr}"
-        )
+        head = "lesde: interrupted" if status == 130 else "lesde: error:"
+        assert proc.stderr.count(head) == 1 and message in proc.stderr, f"{args}: {proc.stderr}"
     # --out a folder on rank 1's file system only
     (elsewhere / "cfg.toml").write_text(lesde.Config(**EVEN).to_toml())
     (elsewhere / "run.npz").mkdir()

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from ..collective import AgreedError, counting_interrupts, interrupt_count
 from ..config import toml_value
+from ..engine import InsufficientMemoryError
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_NUMERIC,
@@ -64,21 +66,23 @@ def _on_ranks(command):
 
     @functools.wraps(command)
     def on_ranks(args) -> int:
-        from ..collective import AgreedError, counting_interrupts
-        from ..engine import InsufficientMemoryError
-
-        comm = _mpi_comm(args.mpi)
-        if comm is None:
+        if not args.mpi:
             return command(args)
-        with counting_interrupts():
-            try:
-                return command(args)
-            except (AgreedError, KeyboardInterrupt) as err:
-                if comm.Get_rank() == 0:
-                    raise
-                if isinstance(err, KeyboardInterrupt):
-                    return EXIT_INTERRUPTED
-                return EXIT_NUMERIC if isinstance(err, InsufficientMemoryError) else EXIT_USAGE
+        with counting_interrupts():  # from before MPI starts: no rank may leave alone
+            comm = _mpi_comm(True)
+            if comm is not None:
+                try:
+                    return command(args)
+                except (AgreedError, KeyboardInterrupt) as err:
+                    if comm.Get_rank() == 0:
+                        raise
+                    if isinstance(err, KeyboardInterrupt):
+                        return EXIT_INTERRUPTED
+                    return EXIT_NUMERIC if isinstance(err, InsufficientMemoryError) else EXIT_USAGE
+            pressed = interrupt_count()
+        if pressed:  # one process after all: as without --mpi
+            raise KeyboardInterrupt
+        return command(args)
 
     return on_ranks
 
