@@ -25,20 +25,35 @@ parts are written, the manifest ``run.ckpt`` that names them with their digests
 run on the same number of ranks, bit-identically; from the shell, ``mpiexec -n 2 lesde run
 cfg.toml --mpi --checkpoint run.ckpt`` and ``mpiexec -n 2 lesde resume run.ckpt --mpi``.
 
-Every rank's run loop ends its chunks at the same step (the ranks agree on each chunk's
-end), since the engine runs the replicas one after another within a chunk and the
-exchanges of all ranks must pair up.
+The ranks decide together, once per chunk of the run loop (one all-gather of a few
+integers, :class:`lesde.engine.Checkpointing`): where the chunk ends (the engine runs the
+replicas one after another within a chunk, so every rank's exchanges must pair up), whether
+a checkpoint is due, and whether to stop for Ctrl-C. Ctrl-C is counted, not raised, on the
+rank it reaches (:func:`lesde.collective.counting_interrupts`; ``mpiexec`` forwards it to
+every rank, ``kill -INT`` may reach one): at the next chunk boundary every rank sees it, the
+run goes on to the next record step, writes the checkpoint there and ends ``interrupted``
+on every rank; a second Ctrl-C on any rank stops them all at the next boundary, without
+the checkpoint. Every check that can fail on one rank (memory, files, arguments) is agreed
+by all before the run (:func:`lesde.collective.agreed`); an error that reaches one rank in
+the middle of the run, where the others wait in a collective, aborts them all
+(``MPI_Abort``) after one line saying which rank failed and why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from . import _core
+from .collective import AgreedError, agreed, counting_interrupts, interrupt_count
 from .config import Config
-from .engine import allocate, check_on_nonfinite, run_engine
+from .engine import NonFiniteError, allocate, check_memory, check_on_nonfinite, run_engine
 from .sharded_checkpoint import ShardedCheckpointer, read_sharded_checkpoint
 
 __all__ = ["check_shardable", "resume_sharded", "shard_blocks", "simulate_sharded"]
@@ -81,25 +96,65 @@ def check_shardable(cfg: Config) -> None:
 
 
 class _Lockstep:
-    """The run loop's Checkpointing without checkpoints: chunks that end at the same step on
-    every rank. The engine runs replica after replica within a chunk, each step exchanging
-    sums collectively; ranks that cut their chunks at different steps would pair one
-    replica's exchanges with another's (and records with steps)."""
+    """The run loop's Checkpointing of a sharded run: at every chunk boundary one
+    all-gather of (chunk end, due checkpoint, Ctrl-C count) from every rank, from which all
+    take the same decisions: the earliest chunk end, the earliest due checkpoint (written by
+    ``writer``, if any), and whether to stop.
 
-    saved_step = None  # it writes nothing
-    path = None
+    Stopping for Ctrl-C: with a writer the run goes on to the next record step (the only
+    steps a run resumes from), writes the checkpoint there and raises KeyboardInterrupt on
+    every rank, where the run loop ends it as interrupted; without one it stops at once.
+    A second Ctrl-C (a rank that counted two) stops at once, without the checkpoint:
+    ``path`` is then None, so that the run loop does not try to finish the record interval
+    itself (its chunks there are sized by each rank's own clock)."""
 
-    def __init__(self, comm: Any):
-        self.comm = comm
+    def __init__(
+        self,
+        comm: Any,
+        cfg: Config,
+        arrays: dict,
+        writer: ShardedCheckpointer | None,
+        wall_before: float = 0.0,
+    ):
+        self.comm, self.cfg, self.arrays, self.writer = comm, cfg, arrays, writer
+        self.abandoned = False  # a second Ctrl-C: stopped without the checkpoint
+        self.wall_before, self.started = wall_before, time.perf_counter()
+
+    @property
+    def path(self):
+        return None if self.writer is None or self.abandoned else self.writer.path
+
+    @property
+    def saved_step(self) -> int | None:
+        return None if self.writer is None else self.writer.saved_step
 
     def limit(self, step: int, target: int) -> int:
-        return min(self.comm.allgather(target))
+        proposal = None if self.writer is None else self.writer.proposal(step)
+        agreed_values = self.comm.allgather((target, proposal, interrupt_count()))
+        target = min(t for t, _, _ in agreed_values)
+        if self.writer is not None:
+            target = self.writer.agree_due([d for _, d, _ in agreed_values], step, target)
+        signals = max(n for _, _, n in agreed_values)
+        if signals >= 2:  # a second Ctrl-C: now, without the checkpoint
+            self.abandoned = True
+            raise KeyboardInterrupt
+        if signals == 1:
+            stop = step if self.writer is None else self.cfg.next_record_step(step)
+            if step == stop:
+                if self.writer is not None:
+                    wall = self.wall_before + time.perf_counter() - self.started
+                    self.writer.write_final(step, self.arrays, wall)
+                raise KeyboardInterrupt
+            target = min(target, stop)
+        return target
 
     def maybe_write(self, step: int, arrays: dict, wall_seconds: float) -> None:
-        pass
+        if self.writer is not None:
+            self.writer.maybe_write(step, arrays, wall_seconds)
 
     def write_final(self, step: int, arrays: dict, wall_seconds: float) -> None:
-        pass
+        if self.writer is not None:
+            self.writer.write_final(step, arrays, wall_seconds)
 
 
 def _shard(cfg: Config, comm: Any):
@@ -108,6 +163,7 @@ def _shard(cfg: Config, comm: Any):
     from mpi4py import MPI  # the optional extra lesde[mpi], needed only here
 
     check_shardable(cfg)
+    check_memory(cfg)  # the whole run's records and class list are allocated on every rank
     rank, size = comm.Get_rank(), comm.Get_size()
     N = cfg.n_samples
     count, _ = _core.block_layout(N)
@@ -143,24 +199,25 @@ def simulate_sharded(
     on_nonfinite: str,
     checkpoint: Any = None,
     checkpoint_every: int | None = None,
+    zarr_store: Any = None,
+    checkpoint_meta: Any = None,
 ):
     """The body of ``simulate(cfg, comm=..., checkpoint=...)`` (see the module docstring).
 
     With ``checkpoint`` every rank writes its part of each checkpoint and rank 0 the
     manifest (:func:`lesde.sharded_checkpoint.write_sharded_checkpoint`); :func:`resume_sharded`
-    finishes the run on as many ranks.
+    finishes the run on as many ranks. What can fail on one rank (memory, the checkpoint's
+    folder) fails on all, before the run.
     """
-    samples, arrays, setup = _shard(cfg, comm)
-    writer = ShardedCheckpointer.create(checkpoint, cfg, checkpoint_every, comm, samples)
-    result = run_engine(
-        cfg,
-        arrays,
-        progress=progress if comm.Get_rank() == 0 else False,
-        on_nonfinite=on_nonfinite,
-        checkpointer=writer if writer is not None else _Lockstep(comm),
-        engine_setup=setup,
-    )
-    return _finish(result, comm, samples)
+    with counting_interrupts():
+        with agreed(comm, interrupts=True):
+            if zarr_store is not None:
+                raise ValueError("zarr_store is not supported with comm (MPI)")
+            if checkpoint_meta is not None:
+                raise ValueError("checkpoint_meta is not supported with comm (MPI)")
+            samples, arrays, setup = _shard(cfg, comm)
+            writer = ShardedCheckpointer.create(checkpoint, cfg, checkpoint_every, comm, samples)
+        return _run(cfg, comm, samples, arrays, setup, writer, progress, on_nonfinite)
 
 
 def resume_sharded(
@@ -190,30 +247,100 @@ def resume_sharded(
     """
     check_on_nonfinite(on_nonfinite)
     rank, size = comm.Get_rank(), comm.Get_size()
-    ckpt = read_sharded_checkpoint(
-        path, comm, lambda cfg: shard_blocks(cfg.n_samples, rank, size)[2:]
-    )
-    cfg = ckpt.config
-    samples, arrays, setup = _shard(cfg, comm)
-    T = ckpt.arrays["class_means"].shape[1]
-    for name, stored in ckpt.arrays.items():
-        if arrays[name].shape == stored.shape:  # this rank's state: the loaded array itself
-            arrays[name] = np.require(stored, requirements=["C", "W"])
-        else:  # a record array, stored up to the checkpoint's record
-            arrays[name][:, :T] = stored
-    writer = ShardedCheckpointer.create(path, cfg, checkpoint_every, comm, samples)
-    writer.last_step = ckpt.step  # the next checkpoint is counted from this one
-    result = run_engine(
-        cfg,
-        arrays,
-        progress=progress if comm.Get_rank() == 0 else False,
-        on_nonfinite=on_nonfinite,
-        checkpointer=writer,
-        resume_step=ckpt.step,
-        wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
-        engine_setup=setup,
-    )
-    return _finish(result, comm, samples)
+    with counting_interrupts():
+        ckpt = read_sharded_checkpoint(
+            path, comm, lambda cfg: shard_blocks(cfg.n_samples, rank, size)[2:]
+        )
+        cfg = ckpt.config
+        with agreed(comm, interrupts=True):
+            samples, arrays, setup = _shard(cfg, comm)
+            T = ckpt.arrays["class_means"].shape[1]
+            for name, stored in ckpt.arrays.items():
+                if arrays[name].shape == stored.shape:  # this rank's state: the loaded array
+                    arrays[name] = np.require(stored, requirements=["C", "W"])
+                else:  # a record array, stored up to the checkpoint's record
+                    arrays[name][:, :T] = stored
+            writer = ShardedCheckpointer.create(
+                path,
+                cfg,
+                checkpoint_every,
+                comm,
+                samples,
+                start_step=ckpt.step,
+                saved_step=ckpt.step,
+            )
+        return _run(
+            cfg,
+            comm,
+            samples,
+            arrays,
+            setup,
+            writer,
+            progress,
+            on_nonfinite,
+            resume_step=ckpt.step,
+            wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
+        )
+
+
+def _run(
+    cfg: Config,
+    comm: Any,
+    samples: tuple[int, int],
+    arrays: dict,
+    setup,
+    writer: ShardedCheckpointer | None,
+    progress: bool | None,
+    on_nonfinite: str,
+    resume_step: int | None = None,
+    wall_before: float = 0.0,
+):
+    """The run loop on every rank, in lock-step, and the gathering of its result. A
+    NonFiniteError is raised by every rank alike (the records are the same on all), with
+    the gathered result."""
+    lockstep = _Lockstep(comm, cfg, arrays, writer, wall_before)
+    with _abort_on_a_lone_error(comm):
+        try:
+            result = run_engine(
+                cfg,
+                arrays,
+                progress=progress if comm.Get_rank() == 0 else False,
+                on_nonfinite=on_nonfinite,
+                checkpointer=lockstep,
+                resume_step=resume_step,
+                wall_before=wall_before,
+                engine_setup=setup,
+            )
+        except NonFiniteError as err:
+            _finish(err.result, comm, samples)
+            raise
+        return _finish(result, comm, samples)
+
+
+@contextlib.contextmanager
+def _abort_on_a_lone_error(comm: Any) -> Iterator[None]:
+    """An error that only this rank may have met in the middle of the run (the others wait
+    for it in a collective, for ever) aborts every rank, after one line on stderr. Errors
+    every rank raises together (agreed ones, NonFiniteError) pass."""
+    try:
+        yield
+    except (AgreedError, NonFiniteError):
+        raise
+    except BaseException as err:
+        if comm.Get_size() == 1:
+            raise
+        if os.environ.get("LESDE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(
+            f"lesde: error: rank {comm.Get_rank()} of {comm.Get_size()} failed in the middle "
+            f"of a sharded run ({type(err).__name__}: {err}); aborting every rank "
+            "(MPI_Abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+        comm.Abort(1)
 
 
 def _finish(result, comm: Any, samples: tuple[int, int]):
@@ -225,13 +352,16 @@ def _finish(result, comm: Any, samples: tuple[int, int]):
 
 
 def _gather_state(result, comm, local_range: tuple[int, int], N: int) -> None:
-    """Rank 0 receives every rank's features and labels (in sample order)."""
-    ranges = comm.gather(local_range, root=0)
+    """Rank 0 receives every rank's features and labels (in sample order). A Ctrl-C that
+    came after the last chunk boundary marks the finished run interrupted on every rank."""
+    ranges = comm.allgather((local_range, interrupt_count()))
+    if any(count for _, count in ranges):
+        result.interrupted = True
     feats = comm.gather(result.features, root=0)
     labels = comm.gather(result.labels, root=0)
     if comm.Get_rank() != 0:
         return
-    order = np.argsort([r[0] for r in ranges])
+    order = np.argsort([r[0] for r, _ in ranges])
     result.features = np.concatenate([feats[i] for i in order], axis=1)
     result.labels = np.concatenate([labels[i] for i in order], axis=1)
     result.classes = np.repeat(

@@ -121,12 +121,7 @@ def simulate(
     elif not isinstance(config, Config):
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
-    if comm is not None and comm.Get_size() > 1:
-        if zarr_store is not None:
-            raise ValueError("zarr_store is not supported with comm (MPI)")
-        if checkpoint_meta is not None:
-            raise ValueError("checkpoint_meta is not supported with comm (MPI)")
-        check_memory(cfg)
+    if comm is not None and comm.Get_size() > 1:  # its checks are agreed by every rank
         return simulate_sharded(
             cfg,
             comm,
@@ -134,6 +129,8 @@ def simulate(
             on_nonfinite=on_nonfinite,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
+            zarr_store=zarr_store,
+            checkpoint_meta=checkpoint_meta,
         )
     writer = Checkpointer.create(
         checkpoint, cfg, checkpoint_every, meta=checkpoint_meta, overwrite=overwrite

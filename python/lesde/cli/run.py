@@ -14,6 +14,7 @@ alpha = 1.0
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
@@ -24,11 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from ..collective import AgreedError, counting_interrupts, interrupt_count
 from ..config import toml_value
+from ..engine import InsufficientMemoryError
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_NUMERIC,
     EXIT_OK,
+    EXIT_USAGE,
     PROG,
     ZARR_HINT,
     Out,
@@ -59,6 +63,35 @@ MPI_HELP = (
     "shard the run over the MPI ranks this was started on (mpiexec -n RANKS lesde ... --mpi); "
     "each writes its part of a checkpoint, rank 0 saves the result (docs/distributed.md)"
 )
+
+
+def _on_ranks(command):
+    """A command that ``--mpi`` runs on every rank of MPI.COMM_WORLD. Ctrl-C is counted
+    there, not raised, while the ranks work together (lesde.collective: they stop together),
+    and an error that every rank raises together (agreed, or Ctrl-C before the run) is
+    printed once, by rank 0: the other ranks exit with its code, quietly."""
+
+    @functools.wraps(command)
+    def on_ranks(args) -> int:
+        if not args.mpi:
+            return command(args)
+        with counting_interrupts():  # from before MPI starts: no rank may leave alone
+            comm = _mpi_comm(True)
+            if comm is not None:
+                try:
+                    return command(args)
+                except (AgreedError, KeyboardInterrupt) as err:
+                    if comm.Get_rank() == 0:
+                        raise
+                    if isinstance(err, KeyboardInterrupt):
+                        return EXIT_INTERRUPTED
+                    return EXIT_NUMERIC if isinstance(err, InsufficientMemoryError) else EXIT_USAGE
+            pressed = interrupt_count()
+        if pressed:  # one process after all: as without --mpi
+            raise KeyboardInterrupt
+        return command(args)
+
+    return on_ranks
 
 
 # ---------------------------------------------------------------------------- run
@@ -113,6 +146,7 @@ def add_run(commands) -> None:
     add_output_options(p)
 
 
+@_on_ranks
 def cmd_run(args) -> int:
     """Run one configuration, save it to ``--out`` and print its final metrics.
 
@@ -123,17 +157,20 @@ def cmd_run(args) -> int:
     # dry run: N = 2000, p = 2, 1000 steps to t = 10, 101 records, about ... MiB of state ...
     0
     """
+    from ..collective import agreed
     from ..engine import check_memory
     from ..simulate import NonFiniteError, simulate
 
     out = Out(args.json)
-    cfg, _ = load_config(args.config, args.set)
-    if args.dry_run:
-        return _print_plan(out, args, cfg)
-    check_memory(cfg)  # what cannot run at all is said first
     comm = _mpi_comm(args.mpi)
-    _check_run_outputs(args, cfg)
-    _check_run_replacements(args, comm)  # before the locks: a refusal leaves no lock file
+    with agreed(comm, interrupts=True):  # --mpi: what fails on one rank fails on all
+        cfg, _ = load_config(args.config, args.set)
+        if not args.dry_run:
+            check_memory(cfg)  # what cannot run at all is said first
+            _check_run_outputs(args, cfg)
+            _check_run_replacements(args, comm)  # before the locks: a refusal leaves no lock
+    if args.dry_run:
+        return _print_plan(out, args, cfg) if _is_root(comm) else EXIT_OK
     with contextlib.ExitStack() as held:
         if comm is None:  # a sharded run's writers are its ranks (lesde.mpi)
             _hold_output_locks(held, args)
@@ -156,7 +193,7 @@ def cmd_run(args) -> int:
         except NonFiniteError as err:
             return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
         if not _is_root(comm):  # rank 0 holds the gathered result, saves and reports it
-            return EXIT_OK
+            return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
         code = _finish_run(out, args, result)
     if args.zarr is not None:
         out(f"wrote {args.zarr} (Zarr store; records also appended while running)")
@@ -349,7 +386,7 @@ def _what_is_kept(args, result) -> str:
     checkpoint, step = getattr(args, "checkpoint", None), result.meta.get("checkpoint_step")
     if checkpoint is None or step is None:
         return "The run's result is lost (no checkpoint holds it)."
-    command = f"{PROG} resume {shlex.quote(str(checkpoint))} --out OTHER.npz"
+    command = _resume_command(args, result, "OTHER.npz")
     if step == result.config.n_steps:
         return f"Checkpoint {checkpoint} holds the finished run: `{command}` saves it."
     return f"Checkpoint {checkpoint} holds step {step}: `{command}` continues from there."
@@ -393,7 +430,19 @@ def _interrupted_line(args, result) -> str:
         return line + " (run with --checkpoint PATH to be able to resume)"
     if step is None:
         return line + f"; no checkpoint was written to {checkpoint}"
-    return line + f"; continue from step {step} with: {PROG} resume {shlex.quote(str(checkpoint))}"
+    return line + f"; continue from step {step} with: {_resume_command(args, result)}"
+
+
+def _resume_command(args, result, out: str | None = None) -> str:
+    """The command that finishes the run of ``result`` from ``--checkpoint``, saving to
+    ``out``; a sharded run's on as many MPI ranks, always with --out (its checkpoint does
+    not record it: by default the run's own --out)."""
+    command = f"{PROG} resume {shlex.quote(str(args.checkpoint))}"
+    ranks = result.meta.get("mpi_ranks")
+    if ranks:
+        out = str(args.out) if out is None else out
+        return f"mpiexec -n {ranks} {command} --mpi --out {shlex.quote(out)}"
+    return command if out is None else f"{command} --out {shlex.quote(out)}"
 
 
 # ---------------------------------------------------------------------------- resume
@@ -442,6 +491,7 @@ def add_resume(commands) -> None:
     add_output_options(p)
 
 
+@_on_ranks
 def cmd_resume(args) -> int:
     """Continue a checkpointed run to its end, then save and report it as ``lesde run`` does.
 
@@ -451,41 +501,52 @@ def cmd_resume(args) -> int:
     """
     from ..checkpoint import read_checkpoint, resume
     from ..simulate import NonFiniteError
-    from ..storage import check_input, read_header
+    from ..storage import check_input
 
     out = Out(args.json)
-    try:
-        check_input(args.checkpoint, "checkpoint file")
-    except (FileNotFoundError, ValueError) as err:
-        raise UsageError(str(err)) from None
     comm = _mpi_comm(args.mpi)
+    if comm is None:  # a sharded run checks its inputs on every rank (_resume_sharded)
+        try:
+            check_input(args.checkpoint, "checkpoint file")
+        except (FileNotFoundError, ValueError) as err:
+            raise UsageError(str(err)) from None
     with contextlib.ExitStack() as held:
         try:
             if comm is None:
                 result = _resume_one_process(held, args, read_checkpoint, resume)
             else:
-                from ..mpi import resume_sharded
-
-                if args.out is None:
-                    raise UsageError(
-                        "--mpi: give --out PATH (a sharded checkpoint does not record it)"
-                    )
-                if _is_root(comm):
-                    check_output_file(args.out, "--out")
-                    check_apart({"--out": args.out}, inputs={"the checkpoint": args.checkpoint})
-                    _check_resumed_out(args, _result_config(read_header(args.checkpoint)))
-                result = resume_sharded(
-                    args.checkpoint,
-                    comm,
-                    progress=progress_flag(args),
-                    checkpoint_every=args.checkpoint_every,
-                )
+                result = _resume_sharded(args, comm)
         except NonFiniteError as err:
             return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
         if not _is_root(comm):
-            return EXIT_OK
+            return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
         out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
         return _finish_run(out, args, result)
+
+
+def _resume_sharded(args, comm):
+    """``lesde resume --mpi``: every rank checks the checkpoint and the outputs (agreed,
+    before any collective), then the ranks finish the run together."""
+    from ..collective import agreed
+    from ..mpi import resume_sharded
+    from ..sharded_checkpoint import read_sharded_manifest
+    from ..storage import check_input
+
+    with agreed(comm, interrupts=True):
+        check_input(args.checkpoint, "sharded lesde checkpoint")
+        if args.out is None:
+            raise UsageError("--mpi: give --out PATH (a sharded checkpoint does not record it)")
+        cfg, _ = read_sharded_manifest(args.checkpoint)
+        check_output_file(args.checkpoint, "the checkpoint")  # it keeps being rewritten
+        check_output_file(args.out, "--out")
+        check_apart({"--out": args.out}, inputs={"the checkpoint": args.checkpoint})
+        _check_resumed_out(args, cfg)
+    return resume_sharded(
+        args.checkpoint,
+        comm,
+        progress=progress_flag(args),
+        checkpoint_every=args.checkpoint_every,
+    )
 
 
 def _mpi_comm(mpi: bool):
