@@ -494,6 +494,38 @@ def test_sweep_tiny_grid(tmp_path):
     assert "[grid]" in assert_clean_error(lesde_cli("sweep", "nogrid.toml", cwd=tmp_path))
 
 
+@pytest.mark.parametrize("signal", ["cross_entropy", "linear"])
+def test_sweep_prints_and_draws_the_signals_headline(signal, tmp_path, monkeypatch, capsys):
+    """`lesde sweep` printed and drew separable_ncc whatever the signal, so a cross-entropy
+    alpha x beta sweep looked as if its transition were reversed. It now shows the metrics
+    `lesde run` and `lesde demo` lead with (lesde.result.HEADLINE_METRICS), in their order,
+    and phase_diagram.png has one panel per headline metric."""
+    from lesde import plot
+    from lesde.cli import main
+
+    drawn = []
+    save = plot.save
+    monkeypatch.setattr(
+        plot,
+        "save",
+        lambda fig, path: drawn.append([a.get_label() for a in fig.axes]) or save(fig, path),
+    )
+    (tmp_path / "g.toml").write_text(
+        f'n_classes = 3\nn_per_class = 15\nsignal = "{signal}"\nt_end = 0.5\n'
+        "record_every = 25\nthreads = 1\n\n[grid]\nalpha = [0.5, 2.0]\nbeta = [0.5, 2.0]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "g.toml", "--out", "sw", "--workers", "1", "--quiet"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    headline = list(lesde.result.HEADLINE_METRICS[signal])
+    assert header[3:] == [f"{m}_mean" for m in headline], header  # alpha beta replicas_ok
+    assert [[label for label in labels if not label.startswith("<")] for labels in drawn] == [
+        headline
+    ]
+    assert main(["sweep", "g.toml", "--out", "sw", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["headline"] == headline
+
+
 # ---------------------------------------------------------------------------- demo
 def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     start = time.perf_counter()

@@ -37,6 +37,7 @@ __all__ = [
     "metric_over_time",
     "metrics_against",
     "phase_diagram",
+    "phase_diagrams",
     "projection_over_time",
     "pyplot",
     "replay_comparison",
@@ -104,9 +105,13 @@ def _select(sweep_result, where, keep: tuple[str, ...]):
 
 
 # ---------------------------------------------------------------------------- sweeps
-def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate=None, where=None):
+def phase_diagram(sweep_result, metric: str | None = None, ax=None, annotate=None, where=None):
     """Heatmap of the mean of ``metric`` over replicas on the alpha x beta grid.
 
+    ``metric`` defaults to the first of the sweep's headline metrics
+    (:attr:`lesde.sweep.SweepResult.headline`, what ``lesde run`` leads with for its
+    signal): ``separable_ncc`` for the linear and projected signals, ``loss`` for
+    cross-entropy (on a log colour scale when all its means are positive).
     The theoretical boundary alpha = beta (docs/model.md section 3) is drawn and labelled.
     ``annotate`` writes the value in every cell (default: when there are at most 100).
     ``where`` fixes the other swept fields, e.g. ``where={"t_end": 10.0}``.
@@ -127,6 +132,8 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
                 f"this one varies {', '.join(sweep_result.grid)}"
             )
     sweep_result = _select(sweep_result, where, ("alpha", "beta"))
+    if metric is None:
+        metric = _headline_metric(sweep_result)
     summary = sweep_result.summary(metrics=[metric])
     alphas = np.array(sorted(set(summary["alpha"])), dtype=float)
     betas = np.array(sorted(set(summary["beta"])), dtype=float)
@@ -140,6 +147,12 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     fig = ax.figure
     fraction = metric.startswith("separable_") or "accuracy" in metric or metric == "nc4"
     kw = dict(vmin=0.0, vmax=1.0) if fraction else {}
+    finite = grid[np.isfinite(grid)]
+    logscale = metric in LOG_METRICS and finite.size > 0 and bool(np.all(finite > 0))
+    if logscale:
+        import matplotlib.colors
+
+        kw = dict(norm=matplotlib.colors.LogNorm(vmin=finite.min(), vmax=finite.max()))
     mesh = ax.pcolormesh(
         _edges(alphas),
         _edges(betas),
@@ -155,7 +168,7 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     if annotate is None:
         annotate = grid.size <= 100
     if annotate:
-        _annotate_cells(ax, alphas, betas, grid, (0.0, 1.0) if fraction else None)
+        _annotate_cells(ax, alphas, betas, grid, mesh.norm)
     lo = min(_edges(alphas)[0], _edges(betas)[0])
     hi = max(_edges(alphas)[-1], _edges(betas)[-1])
     line = np.linspace(lo, hi, 2)
@@ -174,15 +187,56 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     return ax
 
 
-def _annotate_cells(ax, alphas, betas, grid, value_range=None) -> None:
-    """Write each finite cell's value on the heatmap, dark on light cells and vice versa."""
-    lo, hi = value_range if value_range is not None else (np.nanmin(grid), np.nanmax(grid))
+def phase_diagrams(sweep_result, metrics=None, fig=None, annotate=None, where=None):
+    """One :func:`phase_diagram` panel per metric: by default the sweep's headline metrics
+    (:attr:`lesde.sweep.SweepResult.headline`; ``lesde sweep`` draws this figure).
+    Returns the Figure.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> base = lesde.Config(n_classes=3, n_per_class=10, signal="linear", t_end=0.2)
+    >>> res = lesde.phase_diagram(base, [0.5, 2.0], [0.5, 2.0], progress=False)
+    >>> fig = phase_diagrams(res)  # the linear signal's headline; also a colour bar each
+    >>> [ax.get_label() for ax in fig.axes if not ax.get_label().startswith("<")]
+    ['separable_ncc', 'ncc_accuracy', 'nc1']
+    """
+    if metrics is None:
+        metrics = getattr(sweep_result, "headline", ()) or (_headline_metric(sweep_result),)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    ncols = min(len(metrics), 3)
+    nrows = -(-len(metrics) // ncols)
+    if fig is None:
+        fig = pyplot().figure(figsize=(5.5 * ncols, 4.5 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics, strict=False):
+        phase_diagram(sweep_result, metric=metric, ax=ax, annotate=annotate, where=where)
+        ax.set_label(metric)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _headline_metric(sweep_result) -> str:
+    """The first headline metric of a sweep, for the figures that draw one metric."""
+    headline = getattr(sweep_result, "headline", ())
+    if not headline:
+        raise ValueError(
+            "this sweep has no signal to choose a metric by (no base config): pass metric=..."
+        )
+    return headline[0]
+
+
+def _annotate_cells(ax, alphas, betas, grid, norm) -> None:
+    """Write each finite cell's value on the heatmap, dark on light cells and vice versa
+    (``norm``: the heatmap's map from values to the colour scale's [0, 1])."""
     for i, b in enumerate(betas):
         for j, a in enumerate(alphas):
             v = grid[i, j]
             if not np.isfinite(v):
                 continue
-            light = (v - lo) / (hi - lo or 1.0) > 0.6
+            light = float(norm(v)) > 0.6
             ax.text(
                 a,
                 b,

@@ -22,6 +22,7 @@ import importlib.util
 import numpy as np
 
 from .config import Config
+from .result import HEADLINE_METRICS
 
 __all__ = ["STATS", "SweepResult"]
 
@@ -96,6 +97,30 @@ class SweepResult:
             and pd.api.types.is_numeric_dtype(self.table[c])
             and not pd.api.types.is_bool_dtype(self.table[c])
         ]
+
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The metrics that tell this sweep's story: those of its signal
+        (:data:`lesde.result.HEADLINE_METRICS`, what ``lesde run`` and ``lesde demo`` lead
+        with; :attr:`lesde.Result.headline` of every point), in that order. A sweep over
+        ``signal`` has those of each of its signals; columns missing from the table are
+        left out.
+
+        >>> import lesde
+        >>> base = lesde.Config(n_classes=2, n_per_class=10, t_end=0.2)  # cross-entropy
+        >>> lesde.sweep(base, {"alpha": [0.5, 2.0]}, progress=False).headline[:2]
+        ('loss', 'accuracy')
+        >>> lesde.sweep(base, {"signal": ["linear"]}, progress=False).headline
+        ('separable_ncc', 'ncc_accuracy', 'nc1')
+        """
+        if "signal" in self.grid:
+            signals = [str(s) for s in self.grid["signal"]]
+        elif self.base is not None:
+            signals = [self.base.signal]
+        else:
+            signals = []
+        names = dict.fromkeys(m for s in signals for m in HEADLINE_METRICS.get(s, ()))
+        return tuple(m for m in names if m in self.table.columns)
 
     def points(self):
         """One row per point: its grid values (index: ``point``).

@@ -40,18 +40,29 @@ from .common import (
     table,
 )
 
-__all__ = ["add_demo", "add_sweep", "cmd_demo", "cmd_sweep", "demo_setup"]
+__all__ = ["add_demo", "add_sweep", "cmd_demo", "cmd_sweep", "demo_setup", "shown_metrics"]
 
-# Summary columns printed by `lesde sweep` (all of them go to summary.csv).
-SWEEP_SHOWN = (
-    "separable_ncc",
-    "separable_argmax",
-    "loss",
-    "accuracy",
-    "clean_accuracy",
-    "ncc_accuracy",
-    "nc1",
-)
+
+def shown_metrics(res) -> list[str]:
+    """The metrics whose means ``lesde sweep`` prints (summary.csv has them all): the
+    sweep's headline (its signal's, as ``lesde run`` and ``lesde demo`` show them), and the
+    clean accuracy when labels are corrupted (then accuracy is measured on wrong labels).
+
+    >>> import pandas as pd
+    >>> from lesde import Config
+    >>> from lesde.sweep_result import SweepResult
+    >>> table = pd.DataFrame({"point": [0], "status": ["ok"], "loss": [0.1], "accuracy": [1.0],
+    ...                       "clean_accuracy": [1.0], "separable_ncc": [1.0]})
+    >>> shown_metrics(SweepResult(table, Config(n_classes=2), {"label_noise": [0.2]}))
+    ['loss', 'accuracy', 'separable_ncc', 'clean_accuracy']
+    >>> shown_metrics(SweepResult(table, Config(n_classes=2, signal="linear"), {"alpha": [1]}))
+    ['separable_ncc']
+    """
+    names = list(res.headline)
+    noisy = list(res.grid.get("label_noise", [])) + [getattr(res.base, "label_noise", 0.0)]
+    if any(float(v) > 0 for v in noisy) and "clean_accuracy" in res.table.columns:
+        names.append("clean_accuracy")
+    return list(dict.fromkeys(names))
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -196,7 +207,8 @@ def _sweep_files(res, outdir: Path) -> list[Path]:
 
 
 def _sweep_figures(res, outdir: Path) -> list[Path]:
-    """phase_diagram.png / label_noise.png when the grid is exactly that."""
+    """phase_diagram.png (a panel per headline metric of the sweep's signal) or
+    label_noise.png, when the grid is exactly alpha x beta or label_noise."""
     keys = set(res.grid)
     if keys not in ({"alpha", "beta"}, {"label_noise"}):
         return []
@@ -205,7 +217,7 @@ def _sweep_figures(res, outdir: Path) -> list[Path]:
     plot = plot_module()
     if keys == {"label_noise"}:
         return [Path(save_figure(plot, plot.label_noise(res), outdir / "label_noise.png"))]
-    return [Path(save_figure(plot, plot.phase_diagram(res), outdir / "phase_diagram.png"))]
+    return [Path(save_figure(plot, plot.phase_diagrams(res), outdir / "phase_diagram.png"))]
 
 
 def _print_sweep_json(args, res, outdir: Path, files: list[Path]) -> None:
@@ -215,6 +227,7 @@ def _print_sweep_json(args, res, outdir: Path, files: list[Path]) -> None:
             "out": str(outdir),
             "files": [str(f) for f in files],
             "grid": res.grid,
+            "headline": list(res.headline),
             "rows": len(res.table),
             "failed_replicas": len(bad),
             "points_run": res.meta["points_run"],
@@ -231,7 +244,7 @@ def _print_sweep(out: Out, res, outdir: Path, files: list[Path]) -> None:
 
     summary = res.summary()
     cols = [*res.grid, "replicas_ok"]
-    cols += [f"{m}_mean" for m in SWEEP_SHOWN if f"{m}_mean" in summary.columns]
+    cols += [f"{m}_mean" for m in shown_metrics(res) if f"{m}_mean" in summary.columns]
     compact = summary[[c for c in cols if c in summary.columns]]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         out(compact.to_string(float_format=lambda v: f"{v:.4g}"))
