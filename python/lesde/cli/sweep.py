@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+import signal
 import sys
 import textwrap
 import time
@@ -23,6 +25,7 @@ import numpy as np
 
 from .common import (
     DISTRIBUTED_HINT,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     PROG,
     SIGNAL_READING,
@@ -40,7 +43,15 @@ from .common import (
     table,
 )
 
-__all__ = ["add_demo", "add_sweep", "cmd_demo", "cmd_sweep", "demo_setup", "shown_metrics"]
+__all__ = [
+    "add_demo",
+    "add_sweep",
+    "cmd_demo",
+    "cmd_sweep",
+    "demo_setup",
+    "resume_command",
+    "shown_metrics",
+]
 
 
 def shown_metrics(res) -> list[str]:
@@ -148,15 +159,76 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"{args.config}: {err}") from None
     outdir = check_output_folder(args.out, "--out")
     outdir.mkdir(parents=True, exist_ok=True)
+    res = None
     with sweep_lock(outdir):  # one writer, also of the Parquet table and the figures
-        res = _run_sweep(args, base, grid, outdir)
-        files = _sweep_files(res, outdir)
+        try:
+            res = _run_sweep(args, base, grid, outdir)
+            files = _sweep_files(res, outdir)
+        except KeyboardInterrupt as err:
+            _ignore_further_interrupts()
+            print(_interrupted_line(args, err, outdir, res), file=sys.stderr)
+            return EXIT_INTERRUPTED
     if args.json:
         _print_sweep_json(args, res, outdir, files)
     else:
         _print_sweep(Out(), res, outdir, files)
     _warn_failed_replicas(res, files[0])
     return EXIT_OK
+
+
+def _ignore_further_interrupts() -> None:
+    """After Ctrl-C stopped the sweep (its threads are joined): the command only reports and
+    exits now, so a further Ctrl-C is ignored. Left to Python, one during the interpreter's
+    exit would print a traceback, or kill the process by SIGINT instead of exit 130."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (main() called from a thread): nothing to do
+        pass
+
+
+def resume_command(args) -> str:
+    """The ``lesde sweep`` command line that goes on with the sweep of ``args``: the same
+    config, ``--set`` values, replicas, folder and workers (or scheduler).
+
+    >>> from lesde.cli import build_parser
+    >>> args = build_parser().parse_args(
+    ...     ["sweep", "my grid.toml", "--set", "sigma=0.5", "--workers", "2", "--quiet"])
+    >>> resume_command(args)
+    "lesde sweep 'my grid.toml' --set sigma=0.5 --out lesde-sweep --workers 2"
+    """
+    words = [PROG, "sweep", str(args.config)]
+    for item in args.set or ():
+        words += ["--set", item]
+    words += ["--out", str(args.out)]
+    for option, value in (
+        ("--replicas", args.replicas),
+        ("--workers", args.workers),
+        ("--scheduler", args.scheduler),
+    ):
+        if value is not None:
+            words += [option, str(value)]
+    return shlex.join(words)
+
+
+def _interrupted_line(args, err: KeyboardInterrupt, outdir: Path, res) -> str:
+    """What Ctrl-C left: how many points are kept in ``outdir``, and the command that goes
+    on (it runs only the points not kept)."""
+    from ..sweep import SweepInterrupted
+
+    again = f"run the same command again: {resume_command(args)}"
+    if res is not None:  # every point had finished; the tables or figures were being written
+        total = res.table["point"].nunique()
+        return (
+            f"{PROG}: interrupted: all {total} points are kept in {outdir}; to write the "
+            f"tables and figures without running any, {again}"
+        )
+    if isinstance(err, SweepInterrupted):
+        kept, total = err.points_kept, err.points_total
+        return (
+            f"{PROG}: interrupted: {kept} of {total} points are kept in {outdir}; to run the "
+            f"other {total - kept}, {again}"
+        )
+    return f"{PROG}: interrupted; the points finished are kept in {outdir}; to go on, {again}"
 
 
 def _run_sweep(args, base, grid, outdir: Path):
@@ -363,15 +435,30 @@ def demo_setup(quick: bool) -> dict[str, Any]:
 def cmd_demo(args) -> int:
     """Run the demo: the phase diagram, two cross-entropy runs, their tables and figures.
 
+    Ctrl-C stops it (exit 130) with the command that runs it again.
+
     >>> import tempfile
     >>> from lesde.cli import main
     >>> main(["demo", "--quick", "--quiet", "--out", tempfile.mkdtemp()])  # doctest: +SKIP
     0
     """
+    plot = plot_module()  # before any work: figures are part of the demo's output
+    try:
+        return _run_demo(args, plot)
+    except KeyboardInterrupt:
+        _ignore_further_interrupts()
+        again = shlex.join([PROG, "demo", *(["--quick"] if args.quick else []), "--out", args.out])
+        print(
+            f"{PROG}: interrupted; the demo stopped before its end; run it again: {again}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _run_demo(args, plot) -> int:
     from ..simulate import simulate
     from ..sweep import phase_diagram
 
-    plot = plot_module()  # before any work: figures are part of the demo's output
     out = Out(args.json)
     started = time.perf_counter()
     setup = demo_setup(args.quick)
@@ -386,9 +473,13 @@ def cmd_demo(args) -> int:
             file=sys.stderr,
         )
     sweep_res = phase_diagram(base, alphas, betas, replicas=R, progress=progress_flag(args))
+    ce_results = []
+    for cfg in setup["cross_entropy"]:
+        ce_results.append(simulate(cfg, progress=progress_flag(args)))
+        if ce_results[-1].interrupted:  # simulate stops at Ctrl-C and returns what it has
+            raise KeyboardInterrupt
     sweep_res.to_csv(outdir / "phase_diagram.csv")
     grid_rows = _phase_rows(sweep_res)
-    ce_results = [simulate(cfg, progress=progress_flag(args)) for cfg in setup["cross_entropy"]]
     ce_rows = [_cross_entropy_row(res) for res in ce_results]
     runs = {
         f"alpha={r['alpha']:g}, beta={r['beta']:g}": res
