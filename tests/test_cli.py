@@ -441,12 +441,33 @@ def test_run_summary_leads_with_what_the_signal_drives(
 
 
 def test_run_then_plot(tmp_path):
+    """Without --out, the figures go to ./lesde-plots, not into the current folder itself."""
     assert lesde_cli("run", *SMALL, "--out", "r.npz", "--quiet", cwd=tmp_path).returncode == 0
-    proc = lesde_cli("plot", "r.npz", "--out", "figs", cwd=tmp_path)
+    proc = lesde_cli("plot", "r.npz", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lesde-plots", "r.npz"]
     for name in ("r-metric_over_time.png", "r-class_means_3d.png"):  # p = 3: both figures
-        png = tmp_path / "figs" / name
+        png = tmp_path / "lesde-plots" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_no_command_writes_its_folder_of_outputs_into_the_current_folder_itself():
+    """`lesde plot` wrote its figures into the current folder by default; every command
+    whose --out is a folder now defaults to a folder of its own (docs/cli.md)."""
+    import argparse
+
+    from lesde.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    folders = {}
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.dest == "out" and action.metavar == "DIR":
+                folders[name] = action.default
+    assert {"demo", "sweep", "plot"} <= set(folders), folders
+    for name, default in folders.items():
+        assert default and Path(default).name not in ("", ".", ".."), (name, default)
+        assert Path(default).name.startswith("lesde-"), (name, default)
 
 
 def test_plot_of_a_missing_or_foreign_file_is_a_clean_error(tmp_path):

@@ -21,8 +21,8 @@ def add_plot(commands) -> None:
     """Register ``lesde plot`` on the subcommands ``commands``.
 
     >>> from lesde.cli import build_parser
-    >>> build_parser().parse_args(["plot", "run.npz"]).out
-    '.'
+    >>> build_parser().parse_args(["plot", "run.npz"]).out  # never the current folder itself
+    'lesde-plots'
     """
     p = add_command(
         commands,
@@ -34,7 +34,7 @@ def add_plot(commands) -> None:
         epilog="Example:\n  lesde run --out run.npz && lesde plot run.npz --out figs",
     )
     p.add_argument("result", metavar="RESULT.npz", help="a file written by lesde run")
-    p.add_argument("--out", default=".", metavar="DIR", help="folder for the PNG files")
+    p.add_argument("--out", default="lesde-plots", metavar="DIR", help="folder for the PNG files")
 
 
 def cmd_plot(args) -> int:
