@@ -17,10 +17,10 @@ point
 from __future__ import annotations
 
 import difflib
-import importlib.util
 
 import numpy as np
 
+from . import storage
 from .config import Config
 from .result import HEADLINE_METRICS
 
@@ -194,12 +194,17 @@ class SweepResult:
         self.table.to_csv(path, index=False, **kwargs)
 
     def to_parquet(self, path, **kwargs) -> None:
-        """Write the table as Parquet (needs pyarrow or fastparquet)."""
-        if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
-            raise ImportError(
-                "SweepResult.to_parquet needs a Parquet engine: pip install pyarrow (or use to_csv)"
-            )
-        self.table.to_parquet(path, index=False, **kwargs)
+        """Write the table as Parquet, atomically (:func:`lesde.storage.atomic_write_parquet`;
+        needs ``pip install 'lesde[parquet]'``). ``kwargs`` go to
+        :meth:`pandas.DataFrame.to_parquet`.
+
+        >>> import os, tempfile, pandas as pd
+        >>> path = os.path.join(tempfile.mkdtemp(), "table.parquet")
+        >>> _example().to_parquet(path)
+        >>> pd.read_parquet(path).columns.tolist()
+        ['point', 'replica', 'alpha', 'status', 'loss']
+        """
+        storage.atomic_write_parquet(path, self.table, **kwargs)
 
 
 def _example() -> SweepResult:
