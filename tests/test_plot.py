@@ -138,10 +138,17 @@ def test_label_noise_single_metric(noise_sweep):
 
 
 def test_metric_over_time_panels_and_scales(run):
+    """The default panels are the run's headline series (loss and accuracy drawn for a
+    linear run said nothing: that signal never pulls the features to their labels)."""
     fig = plot.metric_over_time(run)
     assert isinstance(fig, mpl.figure.Figure)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == 4
+    headline = [m for m in run.headline if m in run.metrics]
+    assert headline == ["loss", "accuracy", "ncc_accuracy", "nc1", "etf_distance"]
+    assert [ax.get_title() for ax in visible] == [metric_label(m) for m in headline]
+    linear = lesde.simulate(run.config.replace(signal="linear"), progress=False)
+    shown = [ax.get_title() for ax in plot.metric_over_time(linear).axes if ax.get_visible()]
+    assert shown == [metric_label("ncc_accuracy"), metric_label("nc1")]
     titles = {ax.get_title(): ax for ax in visible}
     assert titles["loss"].get_yscale() == "log"
     assert titles["accuracy (training labels)"].get_yscale() == "linear"

@@ -359,13 +359,29 @@ def _median_band(values: np.ndarray, quantiles) -> tuple[np.ndarray, ...]:
     return med, lo, hi
 
 
-def metric_over_time(
-    result, names=("loss", "accuracy", "nc1", "etf_distance"), fig=None, quantiles=(0.1, 0.9)
-):
+# What metric_over_time draws of records that name no headline (a real network's).
+DEFAULT_OVER_TIME = ("loss", "accuracy", "nc1", "etf_distance")
+
+
+def _headline_series(runs: dict) -> tuple[str, ...]:
+    """The recorded metrics among the runs' headlines (:attr:`lesde.Result.headline`, the
+    metrics their signal drives; ``separable_ncc`` is a final certificate, not a series),
+    or :data:`DEFAULT_OVER_TIME` for records without a headline."""
+    if not all(hasattr(res, "headline") for res in runs.values()):
+        return DEFAULT_OVER_TIME
+    names = dict.fromkeys(m for res in runs.values() for m in res.headline if m in res.metrics)
+    return tuple(names) or DEFAULT_OVER_TIME
+
+
+def metric_over_time(result, names=None, fig=None, quantiles=(0.1, 0.9)):
     """Each metric against time: median over replicas and a 10-90% quantile ribbon.
 
     ``result`` is a :class:`~lesde.Result` or a dict ``label -> Result`` (drawn in
-    different colours, for comparisons). Loss, NC1 and the NC2 metrics use a log scale when
+    different colours, for comparisons). ``names`` defaults to the recorded metrics of the
+    runs' headline (:attr:`lesde.Result.headline`: NCC accuracy and NC1 for the linear
+    signal; loss, accuracy, NCC accuracy, NC1 and the distance to a simplex ETF for
+    cross-entropy), or to loss, accuracy, NC1 and ETF distance for a real network's
+    records. Loss, NC1 and the NC2 metrics use a log scale when
     all their values are positive. Returns the Figure.
 
     Examples
@@ -378,6 +394,8 @@ def metric_over_time(
     """
     plt = pyplot()
     runs = dict(result) if isinstance(result, Mapping) else {None: result}
+    if names is None:
+        names = _headline_series(runs)
     if isinstance(names, str):
         names = (names,)
     for label, res in runs.items():
