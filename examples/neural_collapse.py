@@ -38,6 +38,10 @@ import numpy as np
 import lesde
 from lesde import plot
 
+# Where the figures go unless --out says otherwise: a folder of their own, never the
+# current folder itself.
+DEFAULT_OUT = Path("lesde-examples") / Path(__file__).stem
+
 NAMES = ("loss", "accuracy", "nc1", "etf_distance", "equinorm", "nc4")
 
 
@@ -56,7 +60,9 @@ def final_table(runs: dict, title: str) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small, fast version")
-    parser.add_argument("--out", default=".", help="folder for the figures (default: .)")
+    parser.add_argument(
+        "--out", default=str(DEFAULT_OUT), help=f"folder for the figures (default: {DEFAULT_OUT})"
+    )
     args = parser.parse_args(argv)
 
     if args.quick:

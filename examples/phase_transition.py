@@ -28,11 +28,17 @@ import lesde
 from lesde import plot
 from lesde.sweep import sweep
 
+# Where the figures go unless --out says otherwise: a folder of their own, never the
+# current folder itself.
+DEFAULT_OUT = Path("lesde-examples") / Path(__file__).stem
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small, fast version")
-    parser.add_argument("--out", default=".", help="folder for the figure (default: .)")
+    parser.add_argument(
+        "--out", default=str(DEFAULT_OUT), help=f"folder for the figure (default: {DEFAULT_OUT})"
+    )
     args = parser.parse_args(argv)
 
     if args.quick:

@@ -41,6 +41,10 @@ from lesde import plot
 from lesde.estimate import fit, replay_error
 from lesde.metrics import loss_tail_exponent
 
+# Where the figures go unless --out says otherwise: a folder of their own, never the
+# current folder itself.
+DEFAULT_OUT = Path("lesde-examples") / Path(__file__).stem
+
 
 def settings(quick: bool) -> dict:
     if quick:
@@ -101,7 +105,9 @@ def aligned_record(class_means: np.ndarray) -> int:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small, fast version")
-    parser.add_argument("--out", default=".", help="folder for the figures (default: .)")
+    parser.add_argument(
+        "--out", default=str(DEFAULT_OUT), help=f"folder for the figures (default: {DEFAULT_OUT})"
+    )
     parser.add_argument("--cifar", help="a local CIFAR-10 copy instead of the shapes data")
     parser.add_argument("--classes", default="cat,dog", help="CIFAR-10 classes (with --cifar)")
     args = parser.parse_args(argv)

@@ -44,6 +44,10 @@ from lesde.ensemble import load_ensemble
 from lesde.pipeline import aligned_start, average_class_means, paper_pipeline
 from lesde.predict import EVENTS, predict_training
 
+# Where the figures go unless --out says otherwise: a folder of their own, never the
+# current folder itself.
+DEFAULT_OUT = Path("lesde-examples") / Path(__file__).stem
+
 P_GRID = (0.0, 0.2, 0.4, 0.6, 2 / 3, 0.7, 0.8, 0.9, 1.0)
 DIVERGED = 10.0  # a replay error above 1000% means the replay blew up
 
@@ -459,7 +463,9 @@ def main(argv=None) -> None:
     size.add_argument("--full", action="store_true", help="the study of docs/real_networks.md")
     parser.add_argument("--phase", choices=("pool", "noise", "analyse", "all"), default="all")
     parser.add_argument("--store", help="folder for the trials (default: <out>/trials)")
-    parser.add_argument("--out", default=".", help="folder for the figures")
+    parser.add_argument(
+        "--out", default=str(DEFAULT_OUT), help=f"folder for the figures (default: {DEFAULT_OUT})"
+    )
     parser.add_argument("--summary", help="where to write the summary JSON")
     parser.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     parser.add_argument("--pool-trials", type=int, help="train only the first N pool trials")

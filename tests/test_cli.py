@@ -543,12 +543,33 @@ def test_run_summary_leads_with_what_the_signal_drives(
 
 
 def test_run_then_plot(tmp_path):
+    """Without --out, the figures go to ./lesde-plots, not into the current folder itself."""
     assert lesde_cli("run", *SMALL, "--out", "r.npz", "--quiet", cwd=tmp_path).returncode == 0
-    proc = lesde_cli("plot", "r.npz", "--out", "figs", cwd=tmp_path)
+    proc = lesde_cli("plot", "r.npz", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lesde-plots", "r.npz"]
     for name in ("r-metric_over_time.png", "r-class_means_3d.png"):  # p = 3: both figures
-        png = tmp_path / "figs" / name
+        png = tmp_path / "lesde-plots" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_no_command_writes_its_folder_of_outputs_into_the_current_folder_itself():
+    """`lesde plot` wrote its figures into the current folder by default; every command
+    whose --out is a folder now defaults to a folder of its own (docs/cli.md)."""
+    import argparse
+
+    from lesde.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    folders = {}
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.dest == "out" and action.metavar == "DIR":
+                folders[name] = action.default
+    assert {"demo", "sweep", "plot"} <= set(folders), folders
+    for name, default in folders.items():
+        assert default and Path(default).name not in ("", ".", ".."), (name, default)
+        assert Path(default).name.startswith("lesde-"), (name, default)
 
 
 def test_plot_of_a_missing_or_foreign_file_is_a_clean_error(tmp_path):
@@ -621,6 +642,38 @@ def test_sweep_tiny_grid(tmp_path):
 
     (tmp_path / "nogrid.toml").write_text("n_classes = 3\n")
     assert "[grid]" in assert_clean_error(lesde_cli("sweep", "nogrid.toml", cwd=tmp_path))
+
+
+@pytest.mark.parametrize("signal", ["cross_entropy", "linear"])
+def test_sweep_prints_and_draws_the_signals_headline(signal, tmp_path, monkeypatch, capsys):
+    """`lesde sweep` printed and drew separable_ncc whatever the signal, so a cross-entropy
+    alpha x beta sweep looked as if its transition were reversed. It now shows the metrics
+    `lesde run` and `lesde demo` lead with (lesde.result.HEADLINE_METRICS), in their order,
+    and phase_diagram.png has one panel per headline metric."""
+    from lesde import plot
+    from lesde.cli import main
+
+    drawn = []
+    save = plot.save
+    monkeypatch.setattr(
+        plot,
+        "save",
+        lambda fig, path: drawn.append([a.get_label() for a in fig.axes]) or save(fig, path),
+    )
+    (tmp_path / "g.toml").write_text(
+        f'n_classes = 3\nn_per_class = 15\nsignal = "{signal}"\nt_end = 0.5\n'
+        "record_every = 25\nthreads = 1\n\n[grid]\nalpha = [0.5, 2.0]\nbeta = [0.5, 2.0]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "g.toml", "--out", "sw", "--workers", "1", "--quiet"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    headline = list(lesde.result.HEADLINE_METRICS[signal])
+    assert header[3:] == [f"{m}_mean" for m in headline], header  # alpha beta replicas_ok
+    assert [[label for label in labels if not label.startswith("<")] for labels in drawn] == [
+        headline
+    ]
+    assert main(["sweep", "g.toml", "--out", "sw", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["headline"] == headline
 
 
 # ---------------------------------------------------------------------------- demo
@@ -742,6 +795,109 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_saves_where_the_run_would_have(tm
     assert not a.interrupted and a.features.tobytes() == b.features.tobytes()
     for name in b.metrics:
         assert a.metrics[name].tobytes() == b.metrics[name].tobytes(), name
+
+
+def _interrupted(folder: Path, args, presses) -> tuple[int, str, float]:
+    """Start `lesde ARGS` in ``folder``, press Ctrl-C (SIGINT) after each delay of
+    ``presses`` (the first counted from the moment a run is stepping); the exit status,
+    stderr and the seconds from the last press to the exit."""
+    import signal
+
+    code = f"{STARTED_HOOK}\nimport sys\nfrom lesde.cli import main\nsys.exit(main(sys.argv[1:]))"
+    (folder / "started").unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=folder,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (folder / "started").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, f"lesde {args[0]} did not start its runs"
+        time.sleep(0.01)
+    for delay in presses:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+    pressed = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err, time.monotonic() - pressed
+
+
+def _sweep_until_interrupted(folder: Path, presses, extra=()) -> tuple[int, str, float]:
+    """`lesde sweep grid.toml --workers 2` in ``folder``, interrupted (:func:`_interrupted`)."""
+    args = ["sweep", "grid.toml", "--out", "out", "--workers", "2", "--quiet", *extra]
+    return _interrupted(folder, args, presses)
+
+
+def _kept_points(folder: Path, line: str) -> int:
+    """The points the last line of an interrupted sweep says are kept, checked on disk:
+    as many result files, each of a finished run, and no temporary file left."""
+    match = re.match(r"lesde: interrupted: (\d+) of 6 points are kept in out; ", line)
+    assert match, line
+    files = sorted((folder / "out" / "points").iterdir())
+    assert all(f.suffix == ".npz" for f in files), files
+    for f in files:
+        assert not lesde.load(f).interrupted
+    assert len(files) == int(match.group(1)), (files, line)
+    return len(files)
+
+
+def test_sweep_ctrl_c_once_or_twice_stops_cleanly_and_says_how_to_go_on(tmp_path):
+    """Double Ctrl-C on `lesde sweep --workers 2` aborted (SIGABRT, "terminate called
+    without an active exception") or printed threading tracebacks: the first Ctrl-C left
+    the worker threads running, the interpreter's exit joined them, the second Ctrl-C broke
+    that join and Python finalized with threads still inside the engine. And the message
+    was only `lesde: interrupted`. Now the first Ctrl-C lets the running points finish
+    (kept), the second stops them after their current chunk, the threads are always joined,
+    exit 130, and the last line says how many points are kept and the command that goes on.
+    """
+    import random
+    import shlex
+
+    (tmp_path / "grid.toml").write_text(
+        'n_classes = 3\nn_per_class = 20000\nsignal = "linear"\nsigma = 0.5\ndt = 0.05\n'
+        "t_end = 200.0\nrecord_every = 40\nreplicas = 2\nseed = 1\n\n"
+        "[grid]\nalpha = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]\n"
+    )
+    rng = random.Random(13)
+    for _ in range(3):  # two presses at seeded moments; points of about 30 s each
+        presses = (rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.6))
+        code, err, seconds = _sweep_until_interrupted(tmp_path, presses)
+        assert code == 130, (presses, code, err)
+        for bad in ("Traceback", "terminate called", "Exception ignored"):
+            assert bad not in err, (presses, err)
+        assert seconds < 15, f"the second Ctrl-C took {seconds:.1f} s to stop the sweep"
+        assert _kept_points(tmp_path, err.strip().splitlines()[-1]) == 0  # none could finish
+
+    # One press: the points running finish and are kept; the command shown goes on.
+    code, err, _ = _sweep_until_interrupted(tmp_path, (0.0,), ["--set", "t_end=6"])
+    assert code == 130 and "Traceback" not in err, err
+    assert "lesde: warning: Ctrl-C: no new point starts; waiting for the" in err, err
+    line = err.strip().splitlines()[-1]
+    kept = _kept_points(tmp_path, line)
+    assert kept >= 1, line
+    command = line.split("run the same command again: ")[1]
+    assert command == "lesde sweep grid.toml --set t_end=6 --out out --workers 2", line
+    again = lesde_cli(*shlex.split(command)[1:], "--json", cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["points_reused"] == kept and report["points_run"] == 6 - kept
+
+
+def test_demo_ctrl_c_twice_exits_130_and_says_how_to_run_it_again(tmp_path):
+    """The demo's sweep had the same double Ctrl-C abort; and Ctrl-C during its
+    cross-entropy runs was swallowed by simulate, so the demo went on as if nothing
+    happened. Now any Ctrl-C ends it with exit 130 and the command that runs it again."""
+    for presses in ((0.0, 0.1), (0.4,)):
+        args = ["demo", "--quick", "--quiet", "--out", "d"]
+        code, err, _ = _interrupted(tmp_path, args, presses)
+        assert code == 130 and "Traceback" not in err and "terminate" not in err, err
+        assert err.strip().splitlines()[-1] == (
+            "lesde: interrupted; the demo stopped before its end; run it again: "
+            "lesde demo --quick --out d"
+        ), err
 
 
 def test_resume_replaces_only_its_own_result(tmp_path, capsys):

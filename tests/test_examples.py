@@ -57,16 +57,19 @@ def test_example_quick(name, tmp_path):
     if name in NEEDS:
         pytest.importorskip(NEEDS[name])
     figures, phrases = {**CASES, **OPTIONAL}[name]
-    proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--out", str(tmp_path)],
+    proc = subprocess.run(  # no --out: the default folder, never the current folder itself
+        [sys.executable, str(script), "--quick"],
         capture_output=True,
         text=True,
         env=child_env(MPLBACKEND="Agg"),
         timeout=300,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "lesde-examples" / name
+    assert [p.name for p in tmp_path.iterdir()] == ["lesde-examples"], list(tmp_path.iterdir())
     for fig in figures:
-        path = tmp_path / fig
+        path = out / fig
         assert path.exists() and path.stat().st_size > 10_000, f"{fig} missing or empty"
         assert path.read_bytes()[:4] == b"\x89PNG"
     for phrase in phrases:

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import lesde  # noqa: E402
 from lesde import plot  # noqa: E402
+from lesde.plot_style import metric_label  # noqa: E402
 from lesde.sweep import label_noise_sweep, phase_diagram, sweep  # noqa: E402
 
 SMALL = dict(n_classes=3, n_per_class=20, sigma=0.3, dt=0.05, seed=5)
@@ -80,6 +81,30 @@ def test_phase_diagram_into_given_axes_and_other_metric(phase_sweep):
     assert out is ax and not ax.texts
 
 
+def test_phase_diagram_draws_the_signals_headline_metric(phase_sweep):
+    """A cross-entropy alpha x beta sweep was drawn as separable_ncc, which is high on both
+    sides of alpha = beta there, so the transition looked reversed. The default is now the
+    sweep's headline (Result.headline's table): loss for cross-entropy, separable_ncc for
+    the linear signal; phase_diagrams draws a panel per headline metric."""
+    base = lesde.Config(signal="cross_entropy", t_end=1.0, record_every=20, **SMALL)
+    ce = phase_diagram(base, [0.5, 3.0], [0.5, 3.0], replicas=2, progress=False)
+    assert ce.headline[:2] == ("loss", "accuracy")
+    ax = plot.phase_diagram(ce)
+    means = ce.summary()["loss_mean"].to_numpy()
+    assert sorted(np.asarray(ax.collections[0].get_array()).ravel()) == pytest.approx(sorted(means))
+    assert isinstance(ax.collections[0].norm, mpl.colors.LogNorm)  # positive losses
+    assert ax.figure.axes[1].get_ylabel().endswith(metric_label("loss"))
+    linear = plot.phase_diagram(phase_sweep)
+    assert linear.figure.axes[1].get_ylabel() == metric_label("separable_ncc")
+
+    for res, signal in ((ce, "cross_entropy"), (phase_sweep, "linear")):
+        fig = plot.phase_diagrams(res)
+        drawn = [a.get_label() for a in fig.axes if not a.get_label().startswith("<")]
+        assert drawn == list(lesde.result.HEADLINE_METRICS[signal])
+    fig = plot.phase_diagrams(ce, metrics="accuracy")
+    assert [a.get_label() for a in fig.axes][:1] == ["accuracy"]
+
+
 def test_phase_diagram_needs_alpha_beta_and_a_choice_for_other_fields(noise_sweep):
     with pytest.raises(ValueError, match="alpha and beta"):
         plot.phase_diagram(noise_sweep)
@@ -113,10 +138,17 @@ def test_label_noise_single_metric(noise_sweep):
 
 
 def test_metric_over_time_panels_and_scales(run):
+    """The default panels are the run's headline series (loss and accuracy drawn for a
+    linear run said nothing: that signal never pulls the features to their labels)."""
     fig = plot.metric_over_time(run)
     assert isinstance(fig, mpl.figure.Figure)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == 4
+    headline = [m for m in run.headline if m in run.metrics]
+    assert headline == ["loss", "accuracy", "ncc_accuracy", "nc1", "etf_distance"]
+    assert [ax.get_title() for ax in visible] == [metric_label(m) for m in headline]
+    linear = lesde.simulate(run.config.replace(signal="linear"), progress=False)
+    shown = [ax.get_title() for ax in plot.metric_over_time(linear).axes if ax.get_visible()]
+    assert shown == [metric_label("ncc_accuracy"), metric_label("nc1")]
     titles = {ax.get_title(): ax for ax in visible}
     assert titles["loss"].get_yscale() == "log"
     assert titles["accuracy (training labels)"].get_yscale() == "linear"

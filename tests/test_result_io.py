@@ -277,3 +277,84 @@ def test_save_replaces_only_a_lesde_result(result, tmp_path):
         result.save(path, overwrite=False)
     result.save(path)  # replaced: lesde's own result
     assert lesde.load(path).features.shape == result.features.shape
+
+
+# ---------------------------------------------------------------------------- tables
+def test_result_to_dataframe_is_one_tidy_row_per_replica_and_record():
+    """A Result had no table export (sweeps had one): to_dataframe gives one row per
+    (replica, record) with every metric as a column, the replica's status, and NaN where a
+    failed replica stopped."""
+    res = lesde.simulate(
+        n_classes=3, n_per_class=20, t_end=0.5, replicas=3, record_every=10, progress=False
+    )
+    res.status = np.array(["ok", "nonfinite", "ok"])  # as a replica that failed is marked
+    res.metrics["loss"][1, 3:] = np.nan
+    df = res.to_dataframe()
+    R, T = res.metrics["loss"].shape
+    assert list(df.columns[:4]) == ["replica", "record", "t", "status"]
+    assert list(df.columns[4:]) == [*res.metrics, "separable_ncc"]
+    assert len(df) == R * T
+    assert df["replica"].tolist() == [r for r in range(R) for _ in range(T)]
+    assert df["t"].tolist() == res.times.tolist() * R
+    for name, values in res.metrics.items():
+        np.testing.assert_array_equal(df[name].to_numpy().reshape(R, T), values)
+    sep = df.groupby("replica")["separable_ncc"].last().to_numpy()
+    np.testing.assert_array_equal(sep, lesde.result.final_values(res.metrics, "separable_ncc"))
+    assert set(df.loc[df["replica"] == 1, "status"]) == {"nonfinite"}
+    assert df.loc[(df["replica"] == 1) & (df["record"] >= 3), "loss"].isna().all()
+    assert lesde.Config.from_toml(df.attrs["config_toml"]) == res.config
+    only = res.to_dataframe(metrics="nc1")
+    assert only.columns.tolist() == ["replica", "record", "t", "status", "nc1"]
+    with pytest.raises(KeyError, match="did you mean 'accuracy'"):
+        res.to_dataframe(metrics=["acuracy"])
+
+
+def _fail_after_some_bytes(monkeypatch):
+    """Make every Parquet write put a few bytes out, then fail (a full disk, a kill)."""
+    import pandas as pd
+
+    def broken(self, f, *args, **kwargs):
+        f.write(b"PAR1 partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+
+
+def test_parquet_tables_are_written_atomically_and_say_how_to_get_an_engine(tmp_path, monkeypatch):
+    """Result.to_parquet and SweepResult.to_parquet share one writer
+    (lesde.storage.atomic_write_parquet): a write that fails leaves the old file whole and
+    no temporary file; without a Parquet engine the error names the extra to install."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from lesde.sweep import sweep
+
+    res = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.2, replicas=2, progress=False)
+    swept = sweep(res.config, {"alpha": [0.5, 1.0]}, progress=False)
+    run_file, sweep_file = tmp_path / "run.parquet", tmp_path / "sweep.parquet"
+    res.to_parquet(run_file)
+    swept.to_parquet(sweep_file)
+    back = pd.read_parquet(run_file)
+    pd.testing.assert_frame_equal(back, res.to_dataframe())
+    assert lesde.Config.from_toml(back.attrs["config_toml"]) == res.config
+    pd.testing.assert_frame_equal(pd.read_parquet(sweep_file), swept.table)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    with monkeypatch.context() as m:
+        _fail_after_some_bytes(m)
+        for write, path in ((res.to_parquet, run_file), (swept.to_parquet, sweep_file)):
+            with pytest.raises(OSError, match="No space left"):
+                write(path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("pyarrow", "fastparquet") else real(name, *a),
+    )
+    for write in (res.to_parquet, swept.to_parquet):
+        with pytest.raises(ImportError, match=r"pip install 'lesde\[parquet\]'"):
+            write(tmp_path / "new.parquet")
+    assert not (tmp_path / "new.parquet").exists()

@@ -263,15 +263,15 @@ def test_overflowing_point_is_marked_and_the_sweep_goes_on():
 
 
 def test_a_point_that_raises_is_kept_as_error(monkeypatch):
-    module = sys.modules["lesde.simulate"]
-    real = module.simulate
+    module = sys.modules["lesde.engine"]  # a point runs as lesde.simulate runs it
+    real = module.run_engine
 
-    def flaky(cfg, **kwargs):
+    def flaky(cfg, *args, **kwargs):
         if cfg.alpha == 13.0:
             raise RuntimeError("engine refused")
-        return real(cfg, **kwargs)
+        return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(module, "simulate", flaky)
+    monkeypatch.setattr(module, "run_engine", flaky)
     res = sweep(TINY, {"alpha": [1.0, 13.0, 2.0]}, replicas=2, progress=False)
     t = res.table
     assert t["status"].tolist() == ["ok", "ok", "error", "error", "ok", "ok"]
@@ -345,3 +345,52 @@ def test_label_noise_transition_at_k_minus_1_over_k():
     chance = 1.0 / 3.0
     assert s.loc[0.3, "clean_accuracy_mean"] > chance + 0.1, s.loc[0.3]
     assert s.loc[0.9, "clean_accuracy_mean"] < chance - 0.1, s.loc[0.9]
+
+
+# ---------------------------------------------------------------------------- Ctrl-C
+def test_a_point_runs_as_lesde_simulate_runs_it(tmp_path):
+    """A point runs through the engine's chunked loop directly (so that a sweep can stop it
+    between chunks): its saved result equals lesde.simulate's of the same config, bit for
+    bit."""
+    res = sweep(TINY, {"alpha": [1.5]}, replicas=2, out_dir=tmp_path, progress=False)
+    saved = lesde.load(res.meta["point_files"][0])
+    direct = lesde.simulate(saved.config, progress=False)
+    assert saved.features.tobytes() == direct.features.tobytes()
+    for name, values in direct.metrics.items():
+        assert saved.metrics[name].tobytes() == values.tobytes(), name
+
+
+def test_a_stopped_point_ends_after_its_chunk_and_saves_nothing(tmp_path):
+    """The sweep's second Ctrl-C sets the stop event of its points: a running point ends
+    after its current chunk of steps (about lesde.engine.CHUNK_SECONDS), returns None and
+    leaves no file; a point not yet started does not start."""
+    import threading
+    import time
+
+    from lesde.sweep import _run_point
+
+    long_run = TINY.replace(n_per_class=20000, t_end=500.0, record_every=100, threads=1)
+    stop = threading.Event()
+    out = tmp_path / "point.npz"
+    answer = []
+    args = (long_run.to_dict(), ("ncc",), 100, str(out), stop)
+    worker = threading.Thread(target=lambda: answer.append(_run_point(*args)))
+    worker.start()
+    time.sleep(0.5)
+    stop.set()
+    stopped = time.perf_counter()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and answer == [None]
+    assert time.perf_counter() - stopped < 5.0  # the whole run takes over a minute
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert _run_point(TINY.to_dict(), ("ncc",), 100, str(out), stop) is None
+    assert not out.exists()
+
+
+def test_sweep_interrupted_says_what_is_kept(tmp_path):
+    from lesde.sweep import SweepInterrupted
+
+    err = SweepInterrupted(3, 8, tmp_path)
+    assert isinstance(err, KeyboardInterrupt)
+    assert f"3 of 8 points are kept in '{tmp_path / 'points'}'" in str(err)
+    assert "runs the other 5" in str(err)

@@ -39,6 +39,7 @@ __all__ = [
     "metric_over_time",
     "metrics_against",
     "phase_diagram",
+    "phase_diagrams",
     "projection_over_time",
     "pyplot",
     "replay_comparison",
@@ -106,9 +107,13 @@ def _select(sweep_result, where, keep: tuple[str, ...]):
 
 
 # ---------------------------------------------------------------------------- sweeps
-def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate=None, where=None):
+def phase_diagram(sweep_result, metric: str | None = None, ax=None, annotate=None, where=None):
     """Heatmap of the mean of ``metric`` over replicas on the alpha x beta grid.
 
+    ``metric`` defaults to the first of the sweep's headline metrics
+    (:attr:`lesde.sweep.SweepResult.headline`, what ``lesde run`` leads with for its
+    signal): ``separable_ncc`` for the linear and projected signals, ``loss`` for
+    cross-entropy (on a log colour scale when all its means are positive).
     The theoretical boundary alpha = beta (docs/model.md section 3) is drawn and labelled.
     ``annotate`` writes the value in every cell (default: when there are at most 100).
     ``where`` fixes the other swept fields, e.g. ``where={"t_end": 10.0}``.
@@ -129,6 +134,8 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
                 f"this one varies {', '.join(sweep_result.grid)}"
             )
     sweep_result = _select(sweep_result, where, ("alpha", "beta"))
+    if metric is None:
+        metric = _headline_metric(sweep_result)
     summary = sweep_result.summary(metrics=[metric])
     alphas = np.array(sorted(set(summary["alpha"])), dtype=float)
     betas = np.array(sorted(set(summary["beta"])), dtype=float)
@@ -142,6 +149,12 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     fig = ax.figure
     fraction = metric.startswith("separable_") or "accuracy" in metric or metric == "nc4"
     kw = dict(vmin=0.0, vmax=1.0) if fraction else {}
+    finite = grid[np.isfinite(grid)]
+    logscale = metric in LOG_METRICS and finite.size > 0 and bool(np.all(finite > 0))
+    if logscale:
+        import matplotlib.colors
+
+        kw = dict(norm=matplotlib.colors.LogNorm(vmin=finite.min(), vmax=finite.max()))
     mesh = ax.pcolormesh(
         _edges(alphas),
         _edges(betas),
@@ -157,7 +170,7 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     if annotate is None:
         annotate = grid.size <= 100
     if annotate:
-        _annotate_cells(ax, alphas, betas, grid, (0.0, 1.0) if fraction else None)
+        _annotate_cells(ax, alphas, betas, grid, mesh.norm)
     lo = min(_edges(alphas)[0], _edges(betas)[0])
     hi = max(_edges(alphas)[-1], _edges(betas)[-1])
     line = np.linspace(lo, hi, 2)
@@ -176,15 +189,56 @@ def phase_diagram(sweep_result, metric: str = "separable_ncc", ax=None, annotate
     return ax
 
 
-def _annotate_cells(ax, alphas, betas, grid, value_range=None) -> None:
-    """Write each finite cell's value on the heatmap, dark on light cells and vice versa."""
-    lo, hi = value_range if value_range is not None else (np.nanmin(grid), np.nanmax(grid))
+def phase_diagrams(sweep_result, metrics=None, fig=None, annotate=None, where=None):
+    """One :func:`phase_diagram` panel per metric: by default the sweep's headline metrics
+    (:attr:`lesde.sweep.SweepResult.headline`; ``lesde sweep`` draws this figure).
+    Returns the Figure.
+
+    Examples
+    --------
+    >>> import lesde
+    >>> base = lesde.Config(n_classes=3, n_per_class=10, signal="linear", t_end=0.2)
+    >>> res = lesde.phase_diagram(base, [0.5, 2.0], [0.5, 2.0], progress=False)
+    >>> fig = phase_diagrams(res)  # the linear signal's headline; also a colour bar each
+    >>> [ax.get_label() for ax in fig.axes if not ax.get_label().startswith("<")]
+    ['separable_ncc', 'ncc_accuracy', 'nc1']
+    """
+    if metrics is None:
+        metrics = getattr(sweep_result, "headline", ()) or (_headline_metric(sweep_result),)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    ncols = min(len(metrics), 3)
+    nrows = -(-len(metrics) // ncols)
+    if fig is None:
+        fig = pyplot().figure(figsize=(5.5 * ncols, 4.5 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics, strict=False):
+        phase_diagram(sweep_result, metric=metric, ax=ax, annotate=annotate, where=where)
+        ax.set_label(metric)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _headline_metric(sweep_result) -> str:
+    """The first headline metric of a sweep, for the figures that draw one metric."""
+    headline = getattr(sweep_result, "headline", ())
+    if not headline:
+        raise ValueError(
+            "this sweep has no signal to choose a metric by (no base config): pass metric=..."
+        )
+    return headline[0]
+
+
+def _annotate_cells(ax, alphas, betas, grid, norm) -> None:
+    """Write each finite cell's value on the heatmap, dark on light cells and vice versa
+    (``norm``: the heatmap's map from values to the colour scale's [0, 1])."""
     for i, b in enumerate(betas):
         for j, a in enumerate(alphas):
             v = grid[i, j]
             if not np.isfinite(v):
                 continue
-            light = (v - lo) / (hi - lo or 1.0) > 0.6
+            light = float(norm(v)) > 0.6
             ax.text(
                 a,
                 b,
@@ -307,13 +361,29 @@ def _median_band(values: np.ndarray, quantiles) -> tuple[np.ndarray, ...]:
     return med, lo, hi
 
 
-def metric_over_time(
-    result, names=("loss", "accuracy", "nc1", "etf_distance"), fig=None, quantiles=(0.1, 0.9)
-):
+# What metric_over_time draws of records that name no headline (a real network's).
+DEFAULT_OVER_TIME = ("loss", "accuracy", "nc1", "etf_distance")
+
+
+def _headline_series(runs: dict) -> tuple[str, ...]:
+    """The recorded metrics among the runs' headlines (:attr:`lesde.Result.headline`, the
+    metrics their signal drives; ``separable_ncc`` is a final certificate, not a series),
+    or :data:`DEFAULT_OVER_TIME` for records without a headline."""
+    if not all(hasattr(res, "headline") for res in runs.values()):
+        return DEFAULT_OVER_TIME
+    names = dict.fromkeys(m for res in runs.values() for m in res.headline if m in res.metrics)
+    return tuple(names) or DEFAULT_OVER_TIME
+
+
+def metric_over_time(result, names=None, fig=None, quantiles=(0.1, 0.9)):
     """Each metric against time: median over replicas and a 10-90% quantile ribbon.
 
     ``result`` is a :class:`~lesde.Result` or a dict ``label -> Result`` (drawn in
-    different colours, for comparisons). Loss, NC1 and the NC2 metrics use a log scale when
+    different colours, for comparisons). ``names`` defaults to the recorded metrics of the
+    runs' headline (:attr:`lesde.Result.headline`: NCC accuracy and NC1 for the linear
+    signal; loss, accuracy, NCC accuracy, NC1 and the distance to a simplex ETF for
+    cross-entropy), or to loss, accuracy, NC1 and ETF distance for a real network's
+    records. Loss, NC1 and the NC2 metrics use a log scale when
     all their values are positive. Returns the Figure.
 
     Examples
@@ -326,6 +396,8 @@ def metric_over_time(
     """
     plt = pyplot()
     runs = dict(result) if isinstance(result, Mapping) else {None: result}
+    if names is None:
+        names = _headline_series(runs)
     if isinstance(names, str):
         names = (names,)
     for label, res in runs.items():

@@ -263,6 +263,87 @@ class Result:
         out["replicas_ok"] = int(np.sum(self.status == "ok"))
         return out
 
+    def to_dataframe(self, metrics=None):
+        """The records as one tidy table: a row per replica and record time.
+
+        Columns: ``replica``, ``record`` (the record's index), ``t`` (its time), ``status``
+        (the replica's: "ok" or "nonfinite"), then one column per metric: those of
+        :attr:`metrics` in their order, and ``separable_ncc`` (1.0 where the record's
+        ``ncc_accuracy`` is 1, else 0.0; NaN where that is NaN), or only those named in
+        ``metrics``. Records that a failed replica did not reach are NaN. Rows are sorted
+        by replica, then time. ``df.attrs`` holds the run's config (``config_toml``) and
+        the lesde version; :meth:`to_parquet` keeps them.
+
+        To compare runs, add their settings as columns and stack the tables:
+        ``pd.concat([r.to_dataframe().assign(beta=r.config.beta) for r in runs])``.
+
+        Examples
+        --------
+        >>> import lesde
+        >>> res = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.2, replicas=2,
+        ...                      record_every=10, progress=False)
+        >>> df = res.to_dataframe()
+        >>> df.shape[0], list(df.columns[:5])
+        (6, ['replica', 'record', 't', 'status', 'loss'])
+        >>> df.groupby("t")["accuracy"].mean().index.tolist()  # mean over replicas
+        [0.0, 0.1, 0.2]
+        >>> res.to_dataframe(metrics=["nc1"]).columns.tolist()
+        ['replica', 'record', 't', 'status', 'nc1']
+        """
+        import difflib
+
+        import pandas as pd
+
+        columns = dict(self.metrics)
+        if "ncc_accuracy" in columns:
+            ncc = columns["ncc_accuracy"]
+            columns["separable_ncc"] = np.where(np.isnan(ncc), np.nan, (ncc == 1.0) * 1.0)
+        if metrics is None:
+            names = list(columns)
+        else:
+            names = [metrics] if isinstance(metrics, str) else list(metrics)
+        for name in names:
+            if name not in columns:
+                hint = difflib.get_close_matches(str(name), list(columns), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise KeyError(f"no metric {name!r} in the result{extra}")
+        R, T = len(self.status), self.times.size
+        table = {
+            "replica": np.repeat(np.arange(R, dtype=np.int64), T),
+            "record": np.tile(np.arange(T, dtype=np.int64), R),
+            "t": np.tile(np.asarray(self.times, dtype=float), R),
+            "status": np.repeat(np.asarray(self.status, dtype=str), T).astype(object),
+        }
+        table.update(
+            {name: np.asarray(columns[name], dtype=float).reshape(R * T) for name in names}
+        )
+        frame = pd.DataFrame(table)
+        frame.attrs.update(
+            kind="lesde-result-table",
+            config_toml=self.config.to_toml(),
+            lesde_version=str(self.meta.get("lesde_version", __version__)),
+        )
+        return frame
+
+    def to_parquet(self, path: str | os.PathLike, metrics=None) -> None:
+        """Write :meth:`to_dataframe` as a Parquet file, atomically
+        (:func:`lesde.storage.atomic_write_parquet`; needs ``pip install
+        'lesde[parquet]'``). The file keeps the run's config: ``pd.read_parquet(path)
+        .attrs["config_toml"]``.
+
+        Examples
+        --------
+        >>> import lesde, os, tempfile, pandas as pd
+        >>> res = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.2, progress=False)
+        >>> path = os.path.join(tempfile.mkdtemp(), "run.parquet")
+        >>> res.to_parquet(path)
+        >>> back = pd.read_parquet(path)
+        >>> back.shape == res.to_dataframe().shape, lesde.Config.from_toml(
+        ...     back.attrs["config_toml"]) == res.config
+        (True, True)
+        """
+        storage.atomic_write_parquet(path, self.to_dataframe(metrics))
+
     def __repr__(self) -> str:
         R, T = self.metrics["loss"].shape
         names, counts = np.unique(self.status, return_counts=True)

@@ -56,6 +56,7 @@ __all__ = [
     "Spec",
     "atomic_savez",
     "atomic_write_bytes",
+    "atomic_write_parquet",
     "atomic_write_text",
     "available_memory",
     "check_header",
@@ -178,6 +179,32 @@ def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> N
     array([1., 1.])
     """
     _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+#: How to get a Parquet engine, named when there is none.
+PARQUET_HINT = "pip install 'lesde[parquet]' (pyarrow)"
+
+
+def atomic_write_parquet(path: str | os.PathLike, frame, **kwargs) -> None:
+    """Write the pandas DataFrame ``frame`` as Parquet (without its index), atomically.
+
+    ``kwargs`` go to :meth:`pandas.DataFrame.to_parquet`. Needs pyarrow (the ``parquet``
+    extra) or fastparquet: without one, an ImportError says how to install it, before
+    anything is written.
+
+    Examples
+    --------
+    >>> import os, tempfile, pandas as pd
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
+    >>> atomic_write_parquet(path, pd.DataFrame({"t": [0.0, 0.5], "loss": [1.0, 0.2]}))
+    >>> pd.read_parquet(path)["loss"].tolist()
+    [1.0, 0.2]
+    """
+    import importlib.util
+
+    if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        raise ImportError(f"writing Parquet needs a Parquet engine: {PARQUET_HINT}, or use CSV")
+    _atomic_write(path, lambda f: frame.to_parquet(f, index=False, **kwargs))
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> None:

@@ -34,6 +34,12 @@ point (all its replicas); tasks take plain data and return only the point's rows
 own task, and calling the same sweep again skips the points already saved: an interrupted
 sweep resumes, with the same table.
 
+Ctrl-C (on the local thread pool): the first press starts no new point and lets the points
+running finish (their files are saved); a second press stops those at the end of their
+current chunk of steps (about :data:`lesde.engine.CHUNK_SECONDS`), losing their work. Either
+way :func:`sweep` waits for its threads, so none is left inside the engine, and raises
+:class:`SweepInterrupted` (a ``KeyboardInterrupt``) saying how many points are kept.
+
 Examples
 --------
 >>> import lesde
@@ -54,10 +60,13 @@ import difflib
 import itertools
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +83,8 @@ __all__ = [
     "LOCK_NAME",
     "SEPARABILITY_METHODS",
     "SweepFolderInUse",
+    "SweepInterruptWarning",
+    "SweepInterrupted",
     "SweepResult",
     "config_hash",
     "expand_grid",
@@ -112,6 +123,91 @@ def _plan(n_points: int, base: Config, own_executor: bool, max_workers: int | No
     return workers, threads
 
 
+# ---------------------------------------------------------------------------- Ctrl-C
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep. The points finished before it are kept in its folder, and
+    calling the same sweep again (the same ``out_dir``) runs only the others.
+
+    Attributes
+    ----------
+    points_kept : int
+        Points whose result file is in ``out_dir/points`` (0 without ``out_dir``).
+    points_total : int
+        Points of the grid.
+    out_dir : Path or None
+        The sweep's folder.
+
+    Examples
+    --------
+    >>> err = SweepInterrupted(3, 8, None)
+    >>> isinstance(err, KeyboardInterrupt), err.points_kept
+    (True, 3)
+    """
+
+    def __init__(self, points_kept: int, points_total: int, out_dir: Path | None):
+        self.points_kept, self.points_total, self.out_dir = points_kept, points_total, out_dir
+        if out_dir is None:
+            message = f"sweep interrupted; nothing is kept without out_dir ({points_total} points)"
+        else:
+            message = (
+                f"sweep interrupted: {points_kept} of {points_total} points are kept in "
+                f"{str(Path(out_dir) / 'points')!r}; the same call with the same out_dir "
+                f"runs the other {points_total - points_kept}"
+            )
+        super().__init__(message)
+
+
+class SweepInterruptWarning(UserWarning):
+    """The first Ctrl-C of a sweep: no new point starts, the points running finish first."""
+
+
+class _CtrlC:
+    """Counts Ctrl-C (SIGINT) presses while a sweep runs its points, instead of letting a
+    KeyboardInterrupt land wherever the main thread happens to be.
+
+    The handler only counts; the waiting loop reads :attr:`count`. It is installed only in
+    the main thread and only over Python's default handler (a caller's own handler is left
+    alone); then a KeyboardInterrupt that reaches the waiting loop counts as a press.
+    """
+
+    def __init__(self):
+        self.count = 0
+        self._previous = None
+
+    def _press(self, signum, frame) -> None:
+        self.count += 1
+
+    def __enter__(self) -> _CtrlC:
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _PointStopped(Exception):
+    """Raised in a point's thread, between two chunks of steps, when the sweep stops it."""
+
+
+class _StopBetweenChunks:
+    """A record writer (:class:`lesde.engine.RecordWriter`) that records nothing: after each
+    chunk of steps it ends the run, with :class:`_PointStopped`, once ``stop`` is set. The
+    engine's loop calls it between chunks, where the GIL is held and nothing is half done."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+
+    def append(self, step: int, arrays) -> None:
+        if self.stop.is_set():
+            raise _PointStopped
+
+    def close(self, result, arrays) -> None:
+        pass
+
+
 # ---------------------------------------------------------------------------- one point
 def _load_point(path: str | os.PathLike, cfg: Config):
     """The saved Result of ``cfg`` at ``path``, or None when missing, damaged or not this run.
@@ -147,7 +243,8 @@ def _run_point(
     separability: tuple[str, ...],
     lp_max_samples: int,
     out_path: str | None = None,
-) -> list[dict[str, Any]]:
+    stop: threading.Event | None = None,
+) -> list[dict[str, Any]] | None:
     """Run one grid point; return one dict of plain values per replica.
 
     A top-level function of plain data, so any executor (threads, processes, Dask, MPI)
@@ -156,21 +253,42 @@ def _run_point(
     With ``out_path`` the point's Result is saved there (atomically; this task is the only
     writer of that file), and a file already there that holds this run is used instead
     of running again (a retried task whose first try got as far as saving).
-    """
-    from .simulate import simulate
 
+    ``stop`` (the sweep's own threads only): once set, the run ends after its current chunk
+    of steps, nothing is saved and None is returned.
+    """
     cfg = Config.from_dict(cfg_dict)
+    if stop is not None and stop.is_set():
+        return None
     if out_path is not None:
         res = _load_point(out_path, cfg)
         if res is not None:
             return _result_rows(cfg, res, separability, lp_max_samples)
     try:
-        res = simulate(cfg, progress=False, on_nonfinite="ignore")
+        res = _simulate_point(cfg, stop)
+    except _PointStopped:
+        return None
     except Exception as err:  # the point is kept in the table, the sweep goes on
         return _error_rows(cfg.replicas, err)
     if out_path is not None and not res.interrupted:
         res.save(out_path)  # an OSError propagates: Dask retries the task (elsewhere)
     return _result_rows(cfg, res, separability, lp_max_samples)
+
+
+def _simulate_point(cfg: Config, stop: threading.Event | None):
+    """``lesde.simulate(cfg, progress=False, on_nonfinite="ignore")``, built as simulate
+    builds a run without checkpoints or a Zarr store (memory check, arrays, the engine's
+    chunked loop), so that ``stop`` can end it between two chunks of steps."""
+    from . import engine
+
+    engine.check_memory(cfg)
+    return engine.run_engine(
+        cfg,
+        engine.allocate(cfg),
+        progress=False,
+        on_nonfinite="ignore",
+        zarr_writer=None if stop is None else _StopBetweenChunks(stop),
+    )
 
 
 def _result_rows(
@@ -342,6 +460,14 @@ def sweep(
     message, and the sweep goes on (a point that raised has no file, so a later call with
     the same ``out_dir`` runs it again).
 
+    Ctrl-C raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) with the number of
+    points kept in ``out_dir``. On the default thread pool the first press starts no new
+    point and waits for the points running, which finish and are saved (a
+    :class:`SweepInterruptWarning` says how many); a second press stops them after their
+    current chunk of steps (their work is lost). The sweep's threads have ended when it
+    raises. With another executor the first press cancels the queued tasks and waits for
+    the running ones, the second returns at once and leaves those to the executor.
+
     Examples
     --------
     >>> import lesde
@@ -365,14 +491,23 @@ def sweep(
     folder = _make_folder(out_dir)
     with contextlib.nullcontext() if folder is None else sweep_lock(folder):
         paths = _point_files(folder, configs)
-        outcomes = _load_finished(configs, paths, methods, lp_max_samples)
-        reused = len(outcomes)
-        tasks = {
-            index: (cfg.to_dict(), methods, lp_max_samples, None if path is None else str(path))
-            for index, (cfg, path) in enumerate(zip(configs, paths, strict=True))
-            if index not in outcomes
-        }
-        outcomes.update(_run_missing(tasks, R, executor, workers, len(configs), progress))
+        try:
+            outcomes = _load_finished(configs, paths, methods, lp_max_samples)
+            reused = len(outcomes)
+            tasks = {
+                index: (cfg.to_dict(), methods, lp_max_samples, None if path is None else str(path))
+                for index, (cfg, path) in enumerate(zip(configs, paths, strict=True))
+                if index not in outcomes
+            }
+            ran, interrupted = _run_missing(tasks, R, executor, workers, len(configs), progress)
+            outcomes.update(ran)
+            if interrupted:
+                raise SweepInterrupted(_points_kept(folder, outcomes), len(configs), folder)
+        except SweepInterrupted:
+            raise
+        except KeyboardInterrupt:  # outside the points' run (reading the finished ones)
+            kept = 0 if folder is None else sum(os.path.exists(p) for p in paths)
+            raise SweepInterrupted(kept, len(configs), folder) from None
         table = _assemble_table(configs, values, combos, outcomes)
 
         meta = {
@@ -480,53 +615,116 @@ def _load_finished(configs: list, paths: list, methods, lp_max_samples: int) -> 
     return outcomes
 
 
-def _run_missing(tasks: dict, replicas: int, executor, workers, total: int, progress) -> dict:
-    """Step 4: run ``tasks`` (point index -> arguments of :func:`_run_point`); their rows.
+def _points_kept(folder: Path | None, outcomes: dict) -> int:
+    """Points whose result file is in the folder: every point with an outcome but those
+    whose run raised (error rows only; nothing was saved)."""
+    if folder is None:
+        return 0
+    return sum(any(row["status"] != "error" for row in rows) for rows in outcomes.values())
+
+
+def _run_missing(
+    tasks: dict, replicas: int, executor, workers, total: int, progress
+) -> tuple[dict, bool]:
+    """Step 4: run ``tasks`` (point index -> arguments of :func:`_run_point`); their rows,
+    and whether Ctrl-C stopped the sweep.
 
     On our own thread pool unless an executor is given. Rows stream back as points finish;
-    a task the executor could not run becomes error rows. An interrupt or failure cancels
+    a task the executor could not run becomes error rows. Ctrl-C is counted, not raised
+    (:class:`_CtrlC`): the first press cancels what is queued and waits for the points
+    running; the second stops those after their current chunk (our own pool) or leaves
+    them to their executor. Our own threads are always joined before this returns, so
+    none is left inside the engine when the interpreter exits. A failure cancels
     everything still queued, here or on a cluster.
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=total,
-        initial=total - len(tasks),
-        unit="point",
-        desc="lesde sweep",
-        disable=None if progress is None else not progress,
-    )
     own = executor is None
-    pool = None
-    if tasks:
-        pool = (
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lesde-sweep")
-            if own
-            else executor
-        )
-    options = _submit_options(pool)
+    stop = threading.Event()
     outcomes: dict[int, list[dict[str, Any]]] = {}
     futures: dict = {}
-    clean_exit = False
-    try:
-        for index, args in tasks.items():
-            futures[pool.submit(_run_point, *args, **options)] = index
-        for future in as_completed(futures):
-            index = futures.pop(future)
-            try:
-                outcomes[index] = future.result()
-            except Exception as err:  # e.g. the executor could not run or pickle the task
-                outcomes[index] = _error_rows(replicas, err)
-            bar.update(1)
-        clean_exit = True
-    finally:
-        bar.close()
-        if not clean_exit:
+    with _CtrlC() as presses:
+        bar = tqdm(
+            total=total,
+            initial=total - len(tasks),
+            unit="point",
+            desc="lesde sweep",
+            disable=None if progress is None else not progress,
+        )
+        pool = None
+        if tasks:
+            pool = (
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lesde-sweep")
+                if own
+                else executor
+            )
+        options = _submit_options(pool)
+        finished = False
+        try:
+            for index, args in tasks.items():
+                if presses.count:
+                    break
+                task = (*args, stop) if own else args
+                futures[pool.submit(_run_point, *task, **options)] = index
+            _collect(futures, outcomes, replicas, bar, presses, stop, own)
+            finished = True
+        finally:
+            bar.close()
             for future in futures:
-                future.cancel()
-        if own and pool is not None:
-            pool.shutdown(wait=clean_exit, cancel_futures=True)
-    return outcomes
+                future.cancel()  # the queued ones, after a failure
+            if own and pool is not None:
+                if not finished:  # a failure (or a KeyboardInterrupt) here: stop the points
+                    stop.set()
+                _join(pool, presses, stop)
+    return outcomes, presses.count > 0
+
+
+def _collect(futures: dict, outcomes: dict, replicas: int, bar, presses, stop, own) -> None:
+    """Take the rows of the points as they finish, until all have, or Ctrl-C stops them."""
+    pending = set(futures)
+    seen = 0
+    while pending:
+        if presses.count > seen:
+            seen = presses.count
+            pending = {f for f in pending if not f.cancel()}  # the running ones stay
+            if seen == 1 and pending:
+                warnings.warn(
+                    f"Ctrl-C: no new point starts; waiting for the {len(pending)} point(s) "
+                    "running to finish (Ctrl-C again to stop them now, losing their work)",
+                    SweepInterruptWarning,
+                    stacklevel=4,
+                )
+            elif seen > 1:
+                stop.set()
+                if not own:  # the executor's tasks are not ours to stop or wait for
+                    return
+        try:
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:  # a caller's own SIGINT handler raised: count it
+            presses.count += 1
+            continue
+        for future in done:
+            index = futures[future]
+            if future.cancelled():
+                continue
+            try:
+                rows = future.result()
+            except Exception as err:  # e.g. the executor could not run or pickle the task
+                rows = _error_rows(replicas, err)
+            if rows is not None:  # None: stopped by the second Ctrl-C
+                outcomes[index] = rows
+                bar.update(1)
+
+
+def _join(pool: ThreadPoolExecutor, presses: _CtrlC, stop: threading.Event) -> None:
+    """Shut our pool down and wait for its threads; a Ctrl-C meanwhile stops the points."""
+    while True:
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        except KeyboardInterrupt:  # a caller's own SIGINT handler raised
+            presses.count += 1
+            stop.set()
 
 
 def _assemble_table(configs: list, values: dict, combos: list, outcomes: dict):

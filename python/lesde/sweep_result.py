@@ -17,11 +17,12 @@ point
 from __future__ import annotations
 
 import difflib
-import importlib.util
 
 import numpy as np
 
+from . import storage
 from .config import Config
+from .result import HEADLINE_METRICS
 
 __all__ = ["STATS", "SweepResult"]
 
@@ -97,6 +98,30 @@ class SweepResult:
             and not pd.api.types.is_bool_dtype(self.table[c])
         ]
 
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The metrics that tell this sweep's story: those of its signal
+        (:data:`lesde.result.HEADLINE_METRICS`, what ``lesde run`` and ``lesde demo`` lead
+        with; :attr:`lesde.Result.headline` of every point), in that order. A sweep over
+        ``signal`` has those of each of its signals; columns missing from the table are
+        left out.
+
+        >>> import lesde
+        >>> base = lesde.Config(n_classes=2, n_per_class=10, t_end=0.2)  # cross-entropy
+        >>> lesde.sweep(base, {"alpha": [0.5, 2.0]}, progress=False).headline[:2]
+        ('loss', 'accuracy')
+        >>> lesde.sweep(base, {"signal": ["linear"]}, progress=False).headline
+        ('separable_ncc', 'ncc_accuracy', 'nc1')
+        """
+        if "signal" in self.grid:
+            signals = [str(s) for s in self.grid["signal"]]
+        elif self.base is not None:
+            signals = [self.base.signal]
+        else:
+            signals = []
+        names = dict.fromkeys(m for s in signals for m in HEADLINE_METRICS.get(s, ()))
+        return tuple(m for m in names if m in self.table.columns)
+
     def points(self):
         """One row per point: its grid values (index: ``point``).
 
@@ -169,12 +194,17 @@ class SweepResult:
         self.table.to_csv(path, index=False, **kwargs)
 
     def to_parquet(self, path, **kwargs) -> None:
-        """Write the table as Parquet (needs pyarrow or fastparquet)."""
-        if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
-            raise ImportError(
-                "SweepResult.to_parquet needs a Parquet engine: pip install pyarrow (or use to_csv)"
-            )
-        self.table.to_parquet(path, index=False, **kwargs)
+        """Write the table as Parquet, atomically (:func:`lesde.storage.atomic_write_parquet`;
+        needs ``pip install 'lesde[parquet]'``). ``kwargs`` go to
+        :meth:`pandas.DataFrame.to_parquet`.
+
+        >>> import os, tempfile, pandas as pd
+        >>> path = os.path.join(tempfile.mkdtemp(), "table.parquet")
+        >>> _example().to_parquet(path)
+        >>> pd.read_parquet(path).columns.tolist()
+        ['point', 'replica', 'alpha', 'status', 'loss']
+        """
+        storage.atomic_write_parquet(path, self.table, **kwargs)
 
 
 def _example() -> SweepResult:

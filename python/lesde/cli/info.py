@@ -41,7 +41,7 @@ __all__ = [
 OPTIONAL_PACKAGES = (
     ("matplotlib", "matplotlib", "core, plot", "figures"),
     ("pandas", "pandas", "core, sweep", "sweep tables"),
-    ("pyarrow", "pyarrow", "-", "table.parquet in sweeps"),
+    ("pyarrow", "pyarrow", "parquet", "Parquet tables of runs and sweeps"),
     ("dask", "dask", "distributed", "sweeps on a Dask cluster"),
     ("distributed", "distributed", "distributed", "sweeps on a Dask cluster"),
     ("mpi4py", "mpi4py", "mpi", "MPI sweeps and sharded runs"),

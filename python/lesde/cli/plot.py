@@ -30,8 +30,8 @@ def add_plot(commands) -> None:
     """Register ``lesde plot`` on the subcommands ``commands``.
 
     >>> from lesde.cli import build_parser
-    >>> build_parser().parse_args(["plot", "run.npz"]).out
-    '.'
+    >>> build_parser().parse_args(["plot", "run.npz"]).out  # never the current folder itself
+    'lesde-plots'
     """
     p = add_command(
         commands,
@@ -45,7 +45,7 @@ def add_plot(commands) -> None:
     p.add_argument("result", metavar="RESULT.npz", help="a file written by lesde run")
     p.add_argument(
         "--out",
-        default=".",
+        default="lesde-plots",
         metavar="DIR",
         help="folder for the PNG files (a figure there is replaced only if lesde drew it)",
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+import signal
 import sys
 import textwrap
 import time
@@ -23,6 +25,7 @@ import numpy as np
 
 from .common import (
     DISTRIBUTED_HINT,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     PROG,
     SIGNAL_READING,
@@ -40,18 +43,37 @@ from .common import (
     table,
 )
 
-__all__ = ["add_demo", "add_sweep", "cmd_demo", "cmd_sweep", "demo_setup"]
+__all__ = [
+    "add_demo",
+    "add_sweep",
+    "cmd_demo",
+    "cmd_sweep",
+    "demo_setup",
+    "resume_command",
+    "shown_metrics",
+]
 
-# Summary columns printed by `lesde sweep` (all of them go to summary.csv).
-SWEEP_SHOWN = (
-    "separable_ncc",
-    "separable_argmax",
-    "loss",
-    "accuracy",
-    "clean_accuracy",
-    "ncc_accuracy",
-    "nc1",
-)
+
+def shown_metrics(res) -> list[str]:
+    """The metrics whose means ``lesde sweep`` prints (summary.csv has them all): the
+    sweep's headline (its signal's, as ``lesde run`` and ``lesde demo`` show them), and the
+    clean accuracy when labels are corrupted (then accuracy is measured on wrong labels).
+
+    >>> import pandas as pd
+    >>> from lesde import Config
+    >>> from lesde.sweep_result import SweepResult
+    >>> table = pd.DataFrame({"point": [0], "status": ["ok"], "loss": [0.1], "accuracy": [1.0],
+    ...                       "clean_accuracy": [1.0], "separable_ncc": [1.0]})
+    >>> shown_metrics(SweepResult(table, Config(n_classes=2), {"label_noise": [0.2]}))
+    ['loss', 'accuracy', 'separable_ncc', 'clean_accuracy']
+    >>> shown_metrics(SweepResult(table, Config(n_classes=2, signal="linear"), {"alpha": [1]}))
+    ['separable_ncc']
+    """
+    names = list(res.headline)
+    noisy = list(res.grid.get("label_noise", [])) + [getattr(res.base, "label_noise", 0.0)]
+    if any(float(v) > 0 for v in noisy) and "clean_accuracy" in res.table.columns:
+        names.append("clean_accuracy")
+    return list(dict.fromkeys(names))
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -137,15 +159,76 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"{args.config}: {err}") from None
     outdir = check_output_folder(args.out, "--out")
     outdir.mkdir(parents=True, exist_ok=True)
+    res = None
     with sweep_lock(outdir):  # one writer, also of the Parquet table and the figures
-        res = _run_sweep(args, base, grid, outdir)
-        files = _sweep_files(res, outdir)
+        try:
+            res = _run_sweep(args, base, grid, outdir)
+            files = _sweep_files(res, outdir)
+        except KeyboardInterrupt as err:
+            _ignore_further_interrupts()
+            print(_interrupted_line(args, err, outdir, res), file=sys.stderr)
+            return EXIT_INTERRUPTED
     if args.json:
         _print_sweep_json(args, res, outdir, files)
     else:
         _print_sweep(Out(), res, outdir, files)
     _warn_failed_replicas(res, files[0])
     return EXIT_OK
+
+
+def _ignore_further_interrupts() -> None:
+    """After Ctrl-C stopped the sweep (its threads are joined): the command only reports and
+    exits now, so a further Ctrl-C is ignored. Left to Python, one during the interpreter's
+    exit would print a traceback, or kill the process by SIGINT instead of exit 130."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (main() called from a thread): nothing to do
+        pass
+
+
+def resume_command(args) -> str:
+    """The ``lesde sweep`` command line that goes on with the sweep of ``args``: the same
+    config, ``--set`` values, replicas, folder and workers (or scheduler).
+
+    >>> from lesde.cli import build_parser
+    >>> args = build_parser().parse_args(
+    ...     ["sweep", "my grid.toml", "--set", "sigma=0.5", "--workers", "2", "--quiet"])
+    >>> resume_command(args)
+    "lesde sweep 'my grid.toml' --set sigma=0.5 --out lesde-sweep --workers 2"
+    """
+    words = [PROG, "sweep", str(args.config)]
+    for item in args.set or ():
+        words += ["--set", item]
+    words += ["--out", str(args.out)]
+    for option, value in (
+        ("--replicas", args.replicas),
+        ("--workers", args.workers),
+        ("--scheduler", args.scheduler),
+    ):
+        if value is not None:
+            words += [option, str(value)]
+    return shlex.join(words)
+
+
+def _interrupted_line(args, err: KeyboardInterrupt, outdir: Path, res) -> str:
+    """What Ctrl-C left: how many points are kept in ``outdir``, and the command that goes
+    on (it runs only the points not kept)."""
+    from ..sweep import SweepInterrupted
+
+    again = f"run the same command again: {resume_command(args)}"
+    if res is not None:  # every point had finished; the tables or figures were being written
+        total = res.table["point"].nunique()
+        return (
+            f"{PROG}: interrupted: all {total} points are kept in {outdir}; to write the "
+            f"tables and figures without running any, {again}"
+        )
+    if isinstance(err, SweepInterrupted):
+        kept, total = err.points_kept, err.points_total
+        return (
+            f"{PROG}: interrupted: {kept} of {total} points are kept in {outdir}; to run the "
+            f"other {total - kept}, {again}"
+        )
+    return f"{PROG}: interrupted; the points finished are kept in {outdir}; to go on, {again}"
 
 
 def _run_sweep(args, base, grid, outdir: Path):
@@ -196,7 +279,8 @@ def _sweep_files(res, outdir: Path) -> list[Path]:
 
 
 def _sweep_figures(res, outdir: Path) -> list[Path]:
-    """phase_diagram.png / label_noise.png when the grid is exactly that."""
+    """phase_diagram.png (a panel per headline metric of the sweep's signal) or
+    label_noise.png, when the grid is exactly alpha x beta or label_noise."""
     keys = set(res.grid)
     if keys not in ({"alpha", "beta"}, {"label_noise"}):
         return []
@@ -205,7 +289,7 @@ def _sweep_figures(res, outdir: Path) -> list[Path]:
     plot = plot_module()
     if keys == {"label_noise"}:
         return [Path(save_figure(plot, plot.label_noise(res), outdir / "label_noise.png"))]
-    return [Path(save_figure(plot, plot.phase_diagram(res), outdir / "phase_diagram.png"))]
+    return [Path(save_figure(plot, plot.phase_diagrams(res), outdir / "phase_diagram.png"))]
 
 
 def _print_sweep_json(args, res, outdir: Path, files: list[Path]) -> None:
@@ -215,6 +299,7 @@ def _print_sweep_json(args, res, outdir: Path, files: list[Path]) -> None:
             "out": str(outdir),
             "files": [str(f) for f in files],
             "grid": res.grid,
+            "headline": list(res.headline),
             "rows": len(res.table),
             "failed_replicas": len(bad),
             "points_run": res.meta["points_run"],
@@ -231,7 +316,7 @@ def _print_sweep(out: Out, res, outdir: Path, files: list[Path]) -> None:
 
     summary = res.summary()
     cols = [*res.grid, "replicas_ok"]
-    cols += [f"{m}_mean" for m in SWEEP_SHOWN if f"{m}_mean" in summary.columns]
+    cols += [f"{m}_mean" for m in shown_metrics(res) if f"{m}_mean" in summary.columns]
     compact = summary[[c for c in cols if c in summary.columns]]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         out(compact.to_string(float_format=lambda v: f"{v:.4g}"))
@@ -350,15 +435,30 @@ def demo_setup(quick: bool) -> dict[str, Any]:
 def cmd_demo(args) -> int:
     """Run the demo: the phase diagram, two cross-entropy runs, their tables and figures.
 
+    Ctrl-C stops it (exit 130) with the command that runs it again.
+
     >>> import tempfile
     >>> from lesde.cli import main
     >>> main(["demo", "--quick", "--quiet", "--out", tempfile.mkdtemp()])  # doctest: +SKIP
     0
     """
+    plot = plot_module()  # before any work: figures are part of the demo's output
+    try:
+        return _run_demo(args, plot)
+    except KeyboardInterrupt:
+        _ignore_further_interrupts()
+        again = shlex.join([PROG, "demo", *(["--quick"] if args.quick else []), "--out", args.out])
+        print(
+            f"{PROG}: interrupted; the demo stopped before its end; run it again: {again}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _run_demo(args, plot) -> int:
     from ..simulate import simulate
     from ..sweep import phase_diagram
 
-    plot = plot_module()  # before any work: figures are part of the demo's output
     out = Out(args.json)
     started = time.perf_counter()
     setup = demo_setup(args.quick)
@@ -373,9 +473,13 @@ def cmd_demo(args) -> int:
             file=sys.stderr,
         )
     sweep_res = phase_diagram(base, alphas, betas, replicas=R, progress=progress_flag(args))
+    ce_results = []
+    for cfg in setup["cross_entropy"]:
+        ce_results.append(simulate(cfg, progress=progress_flag(args)))
+        if ce_results[-1].interrupted:  # simulate stops at Ctrl-C and returns what it has
+            raise KeyboardInterrupt
     sweep_res.to_csv(outdir / "phase_diagram.csv")
     grid_rows = _phase_rows(sweep_res)
-    ce_results = [simulate(cfg, progress=progress_flag(args)) for cfg in setup["cross_entropy"]]
     ce_rows = [_cross_entropy_row(res) for res in ce_results]
     runs = {
         f"alpha={r['alpha']:g}, beta={r['beta']:g}": res
