@@ -388,13 +388,40 @@ def _since(start: float) -> float:
     return time.perf_counter() - start
 
 
-def _likely_cause(cfg: Config) -> str:
+def _likely_cause(cfg: Config, state_finite: bool = False) -> str:
     if cfg.signal == "linear":
         return (
             "the linear signal grows exponentially (class means ~ exp((alpha+(K-1)beta)t/K)); "
             "shorten t_end, lower alpha/beta, or use signal='cross_entropy'"
         )
+    if state_finite:
+        return "the features are too large to record; lower init_scale or sigma"
     return "the step is probably too large for the impact matrix; reduce dt or alpha/beta"
+
+
+def _what_failed(cfg: Config, arrays: Arrays, r: int) -> tuple[str, bool]:
+    """What of replica ``r`` became non-finite at its fail step, and whether its state is
+    finite there.
+
+    A replica fails when its state (features, class sums) or one of its records is NaN or
+    infinite. A record can overflow while the state is finite: Sigma_W squares deviations,
+    so features beyond about 1e154 give an infinite record (the engine's ``record_finite``:
+    every recorded value counts, except the NaNs a record holds by definition, the mean of
+    a label no sample holds and the loss, accuracies and NC4 of a signal without logits).
+    Told apart by the record at the fail step, which every MPI rank holds whole: its class
+    means are finite exactly when the state's class sums were.
+    """
+    idx = cfg.record_index(int(arrays["fail_step"][r]))
+    means = arrays["class_means"][r, idx] if idx >= 0 else None
+    with np.errstate(all="ignore"):
+        if means is None or not np.all(np.isfinite(means)):
+            return "its state", False
+        size = float(np.max(np.abs(means), initial=0.0))
+    return (
+        f"its record (the state is finite, class means up to {size:.1e} in size, but "
+        "squares beyond about 1e154 overflow)",
+        True,
+    )
 
 
 def resolution_loss(
@@ -637,10 +664,12 @@ def run_engine(
     if failed.size and on_nonfinite != "ignore":
         r = int(failed[0])
         step = int(arrays["fail_step"][r])
+        what, state_finite = _what_failed(cfg, arrays, r)
         message = (
             f"{failed.size} of {cfg.replicas} replica(s) became non-finite (NaN/Inf); replica "
-            f"{r} at step {step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
-            f"Records up to that point are kept (status '{status_names(status)[r]}')."
+            f"{r} at step {step} (t = {step * cfg.dt:g}): {what}. Likely cause: "
+            f"{_likely_cause(cfg, state_finite)}. Records up to that point are kept (status "
+            f"'{status_names(status)[r]}')."
         )
         if on_nonfinite == "raise":
             raise NonFiniteError(message, result)
