@@ -287,7 +287,7 @@ SIGNAL_READING = {
 
 
 def _metric_row(result, name: str) -> list[Any]:
-    values = result.final(name)
+    values = result.at_last_record(name)  # the record at the time the header names
     finite = values[np.isfinite(values)]
     if not finite.size:
         return [name, math.nan, math.nan, math.nan, math.nan]
@@ -295,8 +295,9 @@ def _metric_row(result, name: str) -> list[Any]:
 
 
 def summary_tables(result) -> str:
-    """A run's final metrics over its replicas: those that mean something for its signal
-    (``result.headline``) first, with how to read them, then the others.
+    """A run's metrics at its last record over the replicas that are ok: those that mean
+    something for its signal (``result.headline``) first, with how to read them, then the
+    others.
 
     >>> import lesde
     >>> res = lesde.simulate(n_classes=3, n_per_class=50, signal="linear", alpha=2.0,
