@@ -3,17 +3,22 @@
 - numbers are printed under the time of the record they come from: a failed replica is said
   to have failed at its time, an interrupted run says where it stopped, a resumed finished
   run says it ran 0 steps;
+- a config path is always a path (``Config.from_toml(Path(...))``), and text read from a
+  file's header is never taken for a path;
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 import lesde
-from lesde import engine
+from lesde import engine, storage
 from lesde.cli import main
 from lesde.cli.common import summary_tables
 
@@ -102,3 +107,40 @@ def test_resume_of_a_finished_checkpoint_ran_no_step(tmp_path, capsys, monkeypat
     assert "0 steps run now (from step 20 to 20); 20 steps in" in out, out
     code, out, err = run_cli(capsys, "resume", "run.ckpt", "--out", "again.npz", "--json")
     assert json.loads(out)["steps_run"] == 0
+
+
+# ---------------------------------------------------------------- path or text
+def test_a_path_is_always_a_file_and_a_str_follows_one_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="alpha=0.5"):
+        lesde.Config.from_toml(Path("alpha=0.5"))  # read as the text "alpha=0.5" before
+    Path("alpha=0.5").write_text("alpha = 3.0\n")
+    assert lesde.Config.from_toml(Path("alpha=0.5")).alpha == 3.0
+    assert lesde.Config.from_toml("alpha=0.5").alpha == 0.5  # a str with "=": text
+    Path("runs").mkdir()
+    Path("runs/a=b.toml").write_text("alpha = 2.0\n")
+    assert lesde.Config.from_toml("runs/a=b.toml").alpha == 2.0  # ends in .toml: a file
+    for missing in ("missing.toml", "my_config", Path("x")):
+        with pytest.raises(FileNotFoundError, match=str(missing)):
+            lesde.Config.from_toml(missing)
+    os.mkfifo("fifo.toml")
+    with pytest.raises(ValueError, match="FIFO"):  # refused without blocking
+        lesde.Config.from_toml(Path("fifo.toml"))
+    with pytest.raises(ValueError, match="invalid TOML"):
+        lesde.Config.from_toml_text("runs/a=b.toml")  # text, whatever it looks like
+
+
+def test_a_header_naming_a_file_is_not_read_as_that_file(tmp_path):
+    """A result file whose header's config_toml was the name of another TOML file loaded
+    with that file's config (here alpha = 7)."""
+    res = lesde.simulate(n_classes=2, n_per_class=5, t_end=0.1, progress=False)
+    path = tmp_path / "run.npz"
+    res.save(path)
+    other = tmp_path / "other.toml"
+    other.write_text(res.config.replace(alpha=7.0).to_toml())
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != "header"}
+        header = json.loads(str(data["header"][()]))
+    storage.write_npz(path, arrays, {**header, "config_toml": str(other)})
+    with pytest.raises(ValueError, match="invalid result header"):
+        lesde.load(path)

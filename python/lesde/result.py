@@ -428,7 +428,7 @@ def record_count(cfg: Config, step: int | None = None) -> int:
 def _result_header(header: dict) -> tuple[Config, int, bool]:
     """(config, steps_done, interrupted) of a result file's header."""
     try:
-        cfg = Config.from_toml(header["config_toml"])
+        cfg = Config.from_toml_text(header["config_toml"])
         steps_done, interrupted = header["steps_done"], header["interrupted"]
         if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
             raise TypeError("steps_done must be an int and interrupted a bool")

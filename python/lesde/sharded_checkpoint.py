@@ -241,7 +241,7 @@ def _read_sharded_part(path: Path, rank: int, size: int, layout: Callable) -> Ch
             f"{int(_core.RANDOM_STREAM_VERSION)}; the run cannot be continued identically"
         )
     try:
-        cfg = Config.from_toml(manifest["config_toml"])
+        cfg = Config.from_toml_text(manifest["config_toml"])
         step, shards = manifest["step"], manifest["shards"]
         if not isinstance(step, int) or isinstance(step, bool) or len(shards) != size:
             raise TypeError("step must be an int and shards one entry per rank")

@@ -485,7 +485,7 @@ def _result_config(path: str | os.PathLike):
     try:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"][()]))
-        return Config.from_toml(header["config_toml"])
+        return Config.from_toml_text(header["config_toml"])
     except Exception:  # not a readable lesde result: another file
         return None
 
