@@ -5,6 +5,8 @@
   run says it ran 0 steps;
 - a config path is always a path (``Config.from_toml(Path(...))``), and text read from a
   file's header is never taken for a path;
+- memory: the limits of ``ulimit -v`` and of cgroups count, and running out of memory while
+  allocating a run is the documented refusal (exit 2), not a traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import child_env
 
 import lesde
 from lesde import engine, storage
@@ -144,3 +149,113 @@ def test_a_header_naming_a_file_is_not_read_as_that_file(tmp_path):
     storage.write_npz(path, arrays, {**header, "config_toml": str(other)})
     with pytest.raises(ValueError, match="invalid result header"):
         lesde.load(path)
+
+
+# ---------------------------------------------------------------- memory
+def fake_proc(root: Path, cgroup: str, mountinfo: str, files: dict[str, str]) -> Path:
+    """A procfs with meminfo, self/cgroup and self/mountinfo, and the cgroup files."""
+    proc = root / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text("MemTotal: 64000000 kB\nMemAvailable: 32000000 kB\n")
+    (proc / "self" / "cgroup").write_text(cgroup)
+    (proc / "self" / "mountinfo").write_text(mountinfo.format(root=root))
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return proc
+
+
+GiB = 2**30
+
+
+def test_cgroup_v2_limits_count_with_their_ancestors(tmp_path):
+    proc = fake_proc(
+        tmp_path,
+        "0::/jobs/job1\n",
+        "30 23 0:26 / {root}/cg rw - cgroup2 cgroup2 rw\n",
+        {
+            "cg/jobs/memory.max": f"{8 * GiB}\n",  # 8 GiB, 6 of them used
+            "cg/jobs/memory.current": f"{6 * GiB}\n",
+            "cg/jobs/job1/memory.max": "max\n",  # no limit of its own
+            "cg/jobs/job1/memory.current": f"{GiB}\n",
+            "cg/jobs/job1/memory.stat": "anon 1\ninactive_file 5\n",
+        },
+    )
+    assert storage.available_memory(proc) == 2 * GiB  # the parent's, not MemAvailable
+    (tmp_path / "cg/jobs/job1/memory.max").write_text(f"{GiB + GiB // 2}\n")
+    assert storage.available_memory(proc) == GiB // 2 + 5  # its own; page cache is free
+    assert set(storage.memory_limits(proc)) == {
+        "MemAvailable",
+        f"cgroup {tmp_path}/cg/jobs",
+        f"cgroup {tmp_path}/cg/jobs/job1",
+    }
+
+
+def test_cgroup_v1_limit_and_a_namespaced_container(tmp_path):
+    v1 = "4:memory:/docker/abc\n3:cpu:/docker/abc\n0::/\n"
+    mount = "35 31 0:32 / {root}/memory rw - cgroup cgroup rw,memory\n"
+    files = {
+        "memory/docker/abc/memory.limit_in_bytes": f"{4 * GiB}\n",
+        "memory/docker/abc/memory.usage_in_bytes": f"{3 * GiB}\n",
+        "memory/docker/abc/memory.stat": f"cache 9\ntotal_inactive_file {GiB}\n",
+        "memory/memory.limit_in_bytes": "9223372036854771712\n",  # v1's "no limit"
+        "memory/memory.usage_in_bytes": f"{50 * GiB}\n",
+    }
+    assert storage.available_memory(fake_proc(tmp_path / "a", v1, mount, files)) == 2 * GiB
+    # In a container the mount shows the container's own cgroup at its root (a path of
+    # the host in /proc/self/cgroup that is not under it): the mount point's files count.
+    container = {
+        "memory/memory.limit_in_bytes": f"{GiB}\n",
+        "memory/memory.usage_in_bytes": f"{GiB // 4}\n",
+    }
+    proc = fake_proc(tmp_path / "b", v1, mount, container)
+    assert storage.available_memory(proc) == 3 * GiB // 4
+    # No cgroup limit anywhere, no procfs at all: what the machine says, then nothing.
+    assert storage.available_memory(fake_proc(tmp_path / "c", v1, mount, {})) == 32000000 * 1024
+    assert storage.available_memory(tmp_path / "nowhere") in (None, *_rlimits_only())
+
+
+def _rlimits_only():
+    limits = storage.memory_limits(Path("/nonexistent"))
+    return [min(limits.values())] if limits else []
+
+
+def test_a_memory_error_while_allocating_is_the_refusal(tmp_path, capsys, monkeypatch):
+    """A MemoryError from NumPy (a limit the check could not see) was a traceback, exit 1."""
+    monkeypatch.chdir(tmp_path)
+    huge = lesde.Config(n_classes=2, n_per_class=10**9, replicas=10**5, steps=1)  # 3.6 PiB
+    with pytest.raises(engine.InsufficientMemoryError, match="allocating its arrays"):
+        engine.allocate(huge)
+    monkeypatch.setattr(storage, "memory_limits", lambda proc="/proc": {})  # check passes
+    sets = ["--set", "n_per_class=1000000000", "--set", "replicas=100000", "--set", "steps=1"]
+    code, out, err = run_cli(capsys, "run", "--set", "n_classes=2", *sets, "--quiet")
+    assert code == 2, out
+    disk = "lesde: warning: --out run.npz: "  # the result would not fit on the disk either
+    errors = "\n".join(line for line in err.splitlines() if not line.startswith(disk))
+    assert_one_error_line(errors, "ran out of memory", "GiB")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ulimit -v and /proc")
+def test_a_run_over_ulimit_v_is_refused_before_it_allocates(tmp_path):
+    """Under `ulimit -v` the check read only MemAvailable: --dry-run said it fits and the
+    run died with a NumPy MemoryError traceback (exit 1)."""
+    env = child_env()
+    env.pop("LESDE_DEBUG", None)
+    probe = "import lesde.cli, lesde.simulate; print(open('/proc/self/status').read())"
+    status = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    size_kib = int(status.split("VmSize:")[1].split()[0])
+    limit_kib = size_kib + 300_000  # ~300 MB to spare; the run needs 1.5 GiB
+    run = "--set n_classes=10 --set n_per_class=2000000 --set dim=10 --set steps=1 --quiet"
+    for extra in ("--dry-run", "--out big.npz"):
+        proc = subprocess.run(
+            ["bash", "-c", f'ulimit -v {limit_kib} && "$0" -m lesde run {run} {extra}',
+             sys.executable],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 2, (extra, proc.returncode, proc.stderr[-2000:])
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith("lesde: error: this run needs about 1.56 GiB"), proc.stderr
+        assert "(left by ulimit -v)" in line and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "big.npz").exists()

@@ -79,7 +79,8 @@ class NonFiniteError(FloatingPointError):
 
 
 class InsufficientMemoryError(MemoryError, ValueError):
-    """The run would not fit in memory; raised before anything is allocated."""
+    """The run would not fit in memory; raised before anything is allocated, or when
+    allocating its arrays or its engine ran out of memory."""
 
 
 class RunInterruptedWarning(RuntimeWarning):
@@ -94,27 +95,48 @@ class RunInterruptedWarning(RuntimeWarning):
 def check_memory(cfg: Config) -> None:
     """Raise :class:`InsufficientMemoryError` if ``cfg`` needs over 90 % of free memory.
 
-    Counted from the config alone (:meth:`Config.state_bytes`), never by building arrays.
+    Counted from the config alone (:meth:`Config.state_bytes`), never by building arrays;
+    free memory is the least that any limit leaves (:func:`lesde.storage.available_memory`:
+    the machine, ``ulimit -v``/``-d``, memory cgroups), and the message names that limit.
 
     Examples
     --------
     >>> check_memory(Config(n_classes=2, n_per_class=10))  # fits: returns None
     """
     need = cfg.state_bytes()
-    have = storage.available_memory()
-    if have is not None and need > 0.9 * have:
-        records = cfg.record_bytes()
-        if records > need / 2:  # say what to change: most of it is records
-            advice = (
-                f"{records / 2**30:.2f} GiB of it are its {cfg.n_records} records: record "
-                "less often (record_every), fewer samples (record_samples) or fewer replicas"
-            )
-        else:
-            advice = "reduce replicas, class sizes, dim or use dtype='float32'"
+    limits = storage.memory_limits()
+    if not limits:
+        return
+    source, have = min(limits.items(), key=lambda item: item[1])
+    have = max(have, 0)
+    if need > 0.9 * have:
+        why = "" if source == "MemAvailable" else f" (left by {source})"
         raise InsufficientMemoryError(
             f"this run needs about {need / 2**30:.2f} GiB for its state and records, but only "
-            f"{have / 2**30:.2f} GiB of memory is available; {advice}"
+            f"{have / 2**30:.2f} GiB of memory is available{why}; {_memory_advice(cfg)}"
         )
+
+
+def _memory_advice(cfg: Config) -> str:
+    """What to change so that ``cfg`` needs less memory: most of it may be records."""
+    records = cfg.record_bytes()
+    if records > cfg.state_bytes() / 2:
+        return (
+            f"{records / 2**30:.2f} GiB of it are its {cfg.n_records} records: record "
+            "less often (record_every), fewer samples (record_samples) or fewer replicas"
+        )
+    return "reduce replicas, class sizes, dim or use dtype='float32'"
+
+
+def _out_of_memory(cfg: Config, what: str, err: MemoryError) -> InsufficientMemoryError:
+    """The refusal for a MemoryError while a run's arrays or engine were being made: the
+    memory available was less than :func:`check_memory` could see (a limit it does not
+    know of, or memory taken meanwhile)."""
+    detail = str(err).strip() or type(err).__name__
+    return InsufficientMemoryError(
+        f"this run needs about {cfg.state_bytes() / 2**30:.2f} GiB for its state and "
+        f"records, and {what} ran out of memory ({detail}); {_memory_advice(cfg)}"
+    )
 
 
 def check_on_nonfinite(on_nonfinite: Any) -> str:
@@ -131,12 +153,23 @@ def check_on_nonfinite(on_nonfinite: Any) -> str:
 def allocate(cfg: Config) -> Arrays:
     """The arrays the engine writes into: state, records (NaN until written), status.
 
+    A MemoryError while making them becomes :class:`InsufficientMemoryError`.
+
     Examples
     --------
     >>> arrays = allocate(Config(n_classes=2, n_per_class=5, t_end=1.0))
     >>> arrays["features"].shape, arrays["class_means"].shape
     ((1, 10, 2), (1, 101, 2, 2))
     """
+    try:
+        return _allocate(cfg)
+    except InsufficientMemoryError:
+        raise
+    except MemoryError as err:  # a limit check_memory could not see: the same refusal
+        raise _out_of_memory(cfg, "allocating its arrays", err) from None
+
+
+def _allocate(cfg: Config) -> Arrays:
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
     T = len(cfg.record_steps)
     S = len(cfg.recorded_sample_indices)
@@ -285,7 +318,8 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
 
     ``engine_setup(engine_config)`` may adjust the C++ config first (MPI sharding). With
     ``backend="auto"`` a CUDA engine that cannot be built (e.g. the state does not fit on
-    the device) falls back to the CPU with a warning.
+    the device) falls back to the CPU with a warning. Running out of host memory raises
+    :class:`InsufficientMemoryError`.
 
     Examples
     --------
@@ -297,17 +331,20 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
     ecfg = engine_config(cfg)
     if engine_setup is not None:
         engine_setup(ecfg)
-    if uses_cuda(cfg):
-        kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
-        try:
-            return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
-        except RuntimeError as err:
-            if cfg.backend != "auto":
-                raise
-            warnings.warn(
-                f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
-            )
-    return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+    try:
+        if uses_cuda(cfg):
+            kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
+            try:
+                return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
+            except RuntimeError as err:
+                if cfg.backend != "auto":
+                    raise
+                warnings.warn(
+                    f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
+                )
+        return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+    except MemoryError as err:  # std::bad_alloc in the engine's own buffers
+        raise _out_of_memory(cfg, "building its engine", err) from None
 
 
 class Progress:
