@@ -3,6 +3,7 @@
 - numbers are printed under the time of the record they come from: a failed replica is said
   to have failed at its time, an interrupted run says where it stopped, a resumed finished
   run says it ran 0 steps;
+- a backend this build or machine cannot run is refused by every entry in one line;
 - a config path is always a path (``Config.from_toml(Path(...))``), and text read from a
   file's header is never taken for a path;
 - memory: the limits of ``ulimit -v`` and of cgroups count, and running out of memory while
@@ -112,6 +113,63 @@ def test_resume_of_a_finished_checkpoint_ran_no_step(tmp_path, capsys, monkeypat
     assert "0 steps run now (from step 20 to 20); 20 steps in" in out, out
     code, out, err = run_cli(capsys, "resume", "run.ckpt", "--out", "again.npz", "--json")
     assert json.loads(out)["steps_run"] == 0
+
+
+# ---------------------------------------------------------------- backends
+@pytest.fixture
+def without_emulator(monkeypatch):
+    """This build as if made without the CUDA emulator (and, like here, without CUDA)."""
+    real = lesde._core.build_info()
+    monkeypatch.setattr(
+        lesde._core, "build_info", lambda: {**real, "cuda_emulator": False, "cuda_built": False}
+    )
+
+
+@pytest.mark.parametrize("backend", ["cuda", "cuda_emulator"])
+def test_an_unavailable_backend_is_refused_by_every_entry(
+    backend, without_emulator, tmp_path, capsys, monkeypatch
+):
+    """`lesde run --set backend=cuda` without a GPU printed a 25-line traceback, and
+    `lesde validate` accepted the config."""
+    monkeypatch.chdir(tmp_path)
+    needles = (f"backend={backend!r} cannot run here", "available backends: cpu, auto")
+    for command in ("run", "validate"):
+        code, out, err = run_cli(capsys, command, *TINY, "--set", f"backend={backend}")
+        assert code == 1 and not out, (command, out)
+        assert_one_error_line(err, "--set backend", *needles)
+    Path("grid.toml").write_text(f'n_classes = 2\n[grid]\nbackend = ["cpu", "{backend}"]\n')
+    for command in ("validate", "sweep"):
+        code, out, err = run_cli(capsys, command, "grid.toml")
+        assert code == 1, (command, out)
+        assert_one_error_line(err, "grid.toml", *needles)
+    assert sorted(os.listdir()) == ["grid.toml"], "nothing was written"
+    with pytest.raises(engine.BackendUnavailableError, match="available backends"):
+        lesde.simulate(n_classes=2, backend=backend, checkpoint="x.ckpt", progress=False)
+    assert not Path("x.ckpt").exists()
+    with pytest.raises(ValueError, match="available backends"):
+        lesde.sweep(lesde.Config(n_classes=2, backend=backend), {"alpha": [1.0]})
+
+
+def test_resume_of_a_checkpoint_on_a_backend_not_here_is_refused(tmp_path, capsys, monkeypatch):
+    """A checkpoint written where the backend runs, resumed where it does not."""
+    monkeypatch.chdir(tmp_path)
+    backends = engine.available_backends()
+    if "cuda_emulator" not in backends:
+        pytest.skip("this build has no CUDA emulator to write the checkpoint with")
+    cfg = lesde.Config(n_classes=2, n_per_class=4, steps=4, backend="cuda_emulator")
+    lesde.simulate(cfg, checkpoint="run.ckpt", checkpoint_meta={"out": "r.npz"}, progress=False)
+    real = lesde._core.build_info()
+    monkeypatch.setattr(lesde._core, "build_info", lambda: {**real, "cuda_emulator": False})
+    code, out, err = run_cli(capsys, "resume", "run.ckpt", "--force")
+    assert code == 1, out
+    assert_one_error_line(err, "backend='cuda_emulator' cannot run here", "available backends")
+
+
+def test_available_backends_are_the_ones_that_run():
+    for backend in engine.available_backends():
+        engine.check_backend(backend)
+        cfg = lesde.Config(n_classes=2, n_per_class=4, steps=1, backend=backend)
+        assert lesde.simulate(cfg, progress=False).ok
 
 
 # ---------------------------------------------------------------- path or text

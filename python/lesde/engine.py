@@ -37,12 +37,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import _core, storage, validate
-from .config import Config
+from .config import BACKENDS, Config
 from .result import Result, status_names
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
 
 __all__ = [
     "AUTO_CUDA_MIN_SIZE",
+    "BackendUnavailableError",
     "CHUNK_SECONDS",
     "Checkpointing",
     "InsufficientMemoryError",
@@ -51,6 +52,8 @@ __all__ = [
     "RecordWriter",
     "RunInterruptedWarning",
     "allocate",
+    "available_backends",
+    "check_backend",
     "check_memory",
     "check_on_nonfinite",
     "engine_config",
@@ -83,6 +86,13 @@ class InsufficientMemoryError(MemoryError, ValueError):
     allocating its arrays or its engine ran out of memory."""
 
 
+class BackendUnavailableError(ValueError, RuntimeError):
+    """``Config.backend`` names a backend that this build or this machine cannot run.
+
+    Raised by :func:`check_backend`, before anything is allocated or written.
+    """
+
+
 class RunInterruptedWarning(RuntimeWarning):
     """A run was stopped by Ctrl-C; the Result holds what was recorded (``interrupted``).
 
@@ -92,6 +102,56 @@ class RunInterruptedWarning(RuntimeWarning):
 
 
 # ----------------------------------------------------------------------------- before a run
+def available_backends() -> tuple[str, ...]:
+    """The values of ``Config.backend`` that this build can run on this machine.
+
+    ``"cpu"`` and ``"auto"`` always (auto falls back to the CPU); ``"cuda"`` with a CUDA
+    build and a visible GPU; ``"cuda_emulator"`` when the emulator is built in.
+
+    Examples
+    --------
+    >>> {"cpu", "auto"} <= set(available_backends())
+    True
+    """
+    out = ["cpu"]
+    if _core.build_info()["cuda_built"] and _core.cuda_device_count() > 0:
+        out.append("cuda")
+    out.append("auto")
+    if _core.build_info()["cuda_emulator"]:
+        out.append("cuda_emulator")
+    return tuple(out)
+
+
+def check_backend(backend: str) -> None:
+    """Raise :class:`BackendUnavailableError` (one line, naming the backends that can run)
+    if ``backend`` cannot run with this build on this machine.
+
+    The one check of every entry: :func:`lesde.simulate`, :func:`lesde.resume`, sweeps and
+    each ``lesde`` command that takes a config (run, resume, sweep, validate, demo).
+
+    Examples
+    --------
+    >>> check_backend("cpu")  # always available: returns None
+    """
+    validate.choice("backend", backend, BACKENDS)
+    if backend in ("cpu", "auto"):
+        return
+    if backend == "cuda_emulator":
+        if _core.build_info()["cuda_emulator"]:
+            return
+        why = "this lesde was built without the CUDA emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
+    elif not _core.build_info()["cuda_built"]:
+        why = "this lesde was built without CUDA (see docs/cuda.md)"
+    elif _core.cuda_device_count() == 0:
+        why = "no GPU is visible"
+    else:
+        return
+    raise BackendUnavailableError(
+        f"backend={backend!r} cannot run here: {why}; available backends: "
+        f"{', '.join(available_backends())}"
+    )
+
+
 def check_memory(cfg: Config) -> None:
     """Raise :class:`InsufficientMemoryError` if ``cfg`` needs over 90 % of free memory.
 
@@ -275,7 +335,7 @@ def scheme_orders(scheme: str, noise: str = "gaussian") -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- the engine
 def uses_cuda(cfg: Config) -> bool:
-    """Whether ``cfg.backend`` selects the CUDA engine (raises if "cuda" cannot run).
+    """Whether ``cfg.backend`` selects the CUDA engine (:func:`check_backend` first).
 
     ``"auto"`` picks CUDA for SDE runs of at least :data:`AUTO_CUDA_MIN_SIZE` numbers
     that the device kernels support, when a GPU is visible.
@@ -285,25 +345,12 @@ def uses_cuda(cfg: Config) -> bool:
     >>> uses_cuda(Config(n_classes=2, backend="cpu"))
     False
     """
+    check_backend(cfg.backend)
     if cfg.backend == "cpu":
         return False
-    if cfg.backend == "cuda_emulator":
-        if not _core.build_info()["cuda_emulator"]:
-            raise RuntimeError(
-                "backend='cuda_emulator' cannot run: this lesde was built without the CUDA "
-                "emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
-            )
+    if cfg.backend in ("cuda", "cuda_emulator"):
         return True
     devices = _core.cuda_device_count()
-    if cfg.backend == "cuda":
-        if devices == 0:
-            why = (
-                "a GPU is not visible"
-                if _core.build_info()["cuda_built"]
-                else ("this lesde was built without CUDA (see docs/cuda.md)")
-            )
-            raise RuntimeError(f"backend='cuda' cannot run: {why}; use backend='cpu' or 'auto'")
-        return True
     limit = getattr(_core, "CUDA_MAX_DIM", 0)
     return (
         devices > 0
@@ -634,6 +681,7 @@ def run_engine(
     [0.0, 0.1, 0.2]
     """
     check_on_nonfinite(on_nonfinite)
+    check_backend(cfg.backend)
     sim = make_engine(cfg, arrays, engine_setup)
     status = arrays["status"]
     interrupted, drawn = False, False

@@ -24,6 +24,7 @@ from .engine import (
     InsufficientMemoryError,
     NonFiniteError,
     allocate,
+    check_backend,
     check_memory,
     check_on_nonfinite,
     run_engine,
@@ -111,6 +112,7 @@ def simulate(
     elif not isinstance(config, Config):
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
+    check_backend(cfg.backend)  # before any file is created
     if comm is not None and comm.Get_size() > 1:
         if zarr_store is not None:
             raise ValueError("zarr_store is not supported with comm (MPI)")

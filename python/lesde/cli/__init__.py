@@ -154,7 +154,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def _run_command(args) -> int:
     """Run the chosen command; every error becomes one line on stderr and an exit code."""
-    from ..engine import InsufficientMemoryError, RunInterruptedWarning
+    from ..engine import BackendUnavailableError, InsufficientMemoryError, RunInterruptedWarning
     from ..sweep import SweepFolderInUse
 
     # The commands report an interrupt themselves, in one line with what to do next.
@@ -163,7 +163,7 @@ def _run_command(args) -> int:
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
         return code
-    except (UsageError, SweepFolderInUse) as err:
+    except (UsageError, SweepFolderInUse, BackendUnavailableError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
     except InsufficientMemoryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

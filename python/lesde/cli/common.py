@@ -527,7 +527,20 @@ def load_config(
         cfg = Config.from_dict(data)
     except (TypeError, ValueError) as err:
         raise UsageError(_blame(str(err), path, overrides)) from None
+    _check_backend(cfg.backend, path, overrides)
     return cfg, grid
+
+
+def _check_backend(backend: str, path, overrides: dict) -> None:
+    """A backend this build or machine cannot run is refused here, for every command that
+    takes a config (run, validate, sweep, demo), before anything runs."""
+    from ..engine import BackendUnavailableError, check_backend
+
+    try:
+        check_backend(backend)
+    except BackendUnavailableError as err:
+        where = "--set backend" if "backend" in overrides else (path or "the config")
+        raise UsageError(f"{where}: {err}") from None
 
 
 # ---------------------------------------------------------------------------- outputs
