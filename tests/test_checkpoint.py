@@ -163,12 +163,12 @@ SMALL = dict(
         dict(
             process="sde",
             signal="linear",
-            alpha=3e8,
+            alpha=1e4,
             beta=0.0,
             replicas=3,
             n_per_class=None,
             class_sizes=(50, 200, 350),
-        ),  # overflows near step 50
+        ),  # its records overflow at step 90, after the interrupt at 72
     ],
 )
 def test_interrupted_run_resumes_bit_identically(extra, tmp_path, monkeypatch):

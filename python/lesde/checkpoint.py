@@ -211,7 +211,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             stacklevel=3,
         )
     try:
-        cfg = Config.from_toml(header["config_toml"])
+        cfg = Config.from_toml_text(header["config_toml"])
         step = header["step"]
         if cfg.dtype != header.get("dtype"):
             raise ValueError(f"dtype {header.get('dtype')!r} disagrees with the config")
@@ -258,7 +258,7 @@ def _expected_checkpoint_arrays(header: dict, declared: dict) -> dict[str, stora
     storage.read_npz before anything is read: the run must fit in memory (check_memory,
     from the config alone) and the records go up to the checkpoint's step."""
     try:
-        cfg = Config.from_toml(header["config_toml"])
+        cfg = Config.from_toml_text(header["config_toml"])
         step = header["step"]
         if not isinstance(step, int) or isinstance(step, bool):
             raise TypeError(f"step must be an int, got {step!r}")

@@ -34,6 +34,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .schedules import Constant, Schedule, as_schedule
+from .storage import open_input
 from .validate import choice, integer, probability, real, real_array
 
 __all__ = [
@@ -596,19 +597,56 @@ class Config:
 
     @classmethod
     def from_toml(cls, source: str | os.PathLike) -> Config:
-        """Read a Config from a TOML file path or TOML text.
+        """Read a Config from a TOML file, or from TOML text.
+
+        Which one ``source`` is never depends on what exists on disk:
+
+        - a :class:`pathlib.Path` (any ``os.PathLike``) is always a file;
+        - a ``str`` is a file name when it is one line that ends in ``.toml`` or holds no
+          ``=`` (``"cfg.toml"``, ``"runs/a=b.toml"``, ``"my_config"``), and TOML text
+          otherwise (``"alpha = 0.5"``, anything of several lines).
+
+        A missing file raises FileNotFoundError naming it; only a regular file is read (a
+        FIFO or a device is refused without blocking). :meth:`from_toml_text` takes text
+        whatever it looks like.
 
         Examples
         --------
         >>> Config.from_toml('n_classes = 4\\nsignal = "linear"').n_classes
         4
+        >>> from pathlib import Path
+        >>> Config.from_toml(Path("alpha=0.5"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        FileNotFoundError: no TOML config file at alpha=0.5
         """
-        text = str(source)
-        if "\n" not in text and "=" not in text:
-            from .storage import open_input
+        if isinstance(source, str) and not _names_a_file(source):
+            return cls.from_toml_text(source)
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                f"source must be a path (str or os.PathLike) or TOML text, got "
+                f"{type(source).__name__}"
+            )
+        with open_input(source, "TOML config file") as f:
+            data = f.read()
+        try:
+            return cls.from_toml_text(data.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{os.fspath(source)}: not a TOML file (not UTF-8: {err})") from None
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{os.fspath(source)}: {err}") from None
 
-            with open_input(source, "TOML config file") as f:  # a FIFO is refused
-                text = f.read().decode("utf-8")
+    @classmethod
+    def from_toml_text(cls, text: str) -> Config:
+        """Read a Config from TOML text (never a file, whatever the text looks like).
+
+        Examples
+        --------
+        >>> Config.from_toml_text("alpha = 0.5").alpha
+        0.5
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"TOML text must be a str, got {type(text).__name__}")
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -625,6 +663,13 @@ class Config:
 
     def __hash__(self) -> int:
         return hash(self.to_toml())
+
+
+def _names_a_file(source: str) -> bool:
+    """The rule of :meth:`Config.from_toml` for a str: one line that ends in ``.toml`` or
+    holds no ``=`` names a file; anything else is TOML text."""
+    one_line = "\n" not in source and "\r" not in source
+    return one_line and (source.endswith(".toml") or "=" not in source)
 
 
 # `key = value` where value is a bare word TOML does not know (true, false, inf and nan are

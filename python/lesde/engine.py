@@ -37,12 +37,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import _core, storage, validate
-from .config import Config
+from .config import BACKENDS, Config
 from .result import Result, status_names
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
 
 __all__ = [
     "AUTO_CUDA_MIN_SIZE",
+    "BackendUnavailableError",
     "CHUNK_SECONDS",
     "Checkpointing",
     "InsufficientMemoryError",
@@ -51,6 +52,8 @@ __all__ = [
     "RecordWriter",
     "RunInterruptedWarning",
     "allocate",
+    "available_backends",
+    "check_backend",
     "check_memory",
     "check_on_nonfinite",
     "engine_config",
@@ -79,7 +82,15 @@ class NonFiniteError(FloatingPointError):
 
 
 class InsufficientMemoryError(MemoryError, ValueError):
-    """The run would not fit in memory; raised before anything is allocated."""
+    """The run would not fit in memory; raised before anything is allocated, or when
+    allocating its arrays or its engine ran out of memory."""
+
+
+class BackendUnavailableError(ValueError, RuntimeError):
+    """``Config.backend`` names a backend that this build or this machine cannot run.
+
+    Raised by :func:`check_backend`, before anything is allocated or written.
+    """
 
 
 class RunInterruptedWarning(RuntimeWarning):
@@ -91,30 +102,101 @@ class RunInterruptedWarning(RuntimeWarning):
 
 
 # ----------------------------------------------------------------------------- before a run
+def available_backends() -> tuple[str, ...]:
+    """The values of ``Config.backend`` that this build can run on this machine.
+
+    ``"cpu"`` and ``"auto"`` always (auto falls back to the CPU); ``"cuda"`` with a CUDA
+    build and a visible GPU; ``"cuda_emulator"`` when the emulator is built in.
+
+    Examples
+    --------
+    >>> {"cpu", "auto"} <= set(available_backends())
+    True
+    """
+    out = ["cpu"]
+    if _core.build_info()["cuda_built"] and _core.cuda_device_count() > 0:
+        out.append("cuda")
+    out.append("auto")
+    if _core.build_info()["cuda_emulator"]:
+        out.append("cuda_emulator")
+    return tuple(out)
+
+
+def check_backend(backend: str) -> None:
+    """Raise :class:`BackendUnavailableError` (one line, naming the backends that can run)
+    if ``backend`` cannot run with this build on this machine.
+
+    The one check of every entry: :func:`lesde.simulate`, :func:`lesde.resume`, sweeps and
+    each ``lesde`` command that takes a config (run, resume, sweep, validate, demo).
+
+    Examples
+    --------
+    >>> check_backend("cpu")  # always available: returns None
+    """
+    validate.choice("backend", backend, BACKENDS)
+    if backend in ("cpu", "auto"):
+        return
+    if backend == "cuda_emulator":
+        if _core.build_info()["cuda_emulator"]:
+            return
+        why = "this lesde was built without the CUDA emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
+    elif not _core.build_info()["cuda_built"]:
+        why = "this lesde was built without CUDA (see docs/cuda.md)"
+    elif _core.cuda_device_count() == 0:
+        why = "no GPU is visible"
+    else:
+        return
+    raise BackendUnavailableError(
+        f"backend={backend!r} cannot run here: {why}; available backends: "
+        f"{', '.join(available_backends())}"
+    )
+
+
 def check_memory(cfg: Config) -> None:
     """Raise :class:`InsufficientMemoryError` if ``cfg`` needs over 90 % of free memory.
 
-    Counted from the config alone (:meth:`Config.state_bytes`), never by building arrays.
+    Counted from the config alone (:meth:`Config.state_bytes`), never by building arrays;
+    free memory is the least that any limit leaves (:func:`lesde.storage.available_memory`:
+    the machine, ``ulimit -v``/``-d``, memory cgroups), and the message names that limit.
 
     Examples
     --------
     >>> check_memory(Config(n_classes=2, n_per_class=10))  # fits: returns None
     """
     need = cfg.state_bytes()
-    have = storage.available_memory()
-    if have is not None and need > 0.9 * have:
-        records = cfg.record_bytes()
-        if records > need / 2:  # say what to change: most of it is records
-            advice = (
-                f"{records / 2**30:.2f} GiB of it are its {cfg.n_records} records: record "
-                "less often (record_every), fewer samples (record_samples) or fewer replicas"
-            )
-        else:
-            advice = "reduce replicas, class sizes, dim or use dtype='float32'"
+    limits = storage.memory_limits()
+    if not limits:
+        return
+    source, have = min(limits.items(), key=lambda item: item[1])
+    have = max(have, 0)
+    if need > 0.9 * have:
+        why = "" if source == "MemAvailable" else f" (left by {source})"
         raise InsufficientMemoryError(
             f"this run needs about {need / 2**30:.2f} GiB for its state and records, but only "
-            f"{have / 2**30:.2f} GiB of memory is available; {advice}"
+            f"{have / 2**30:.2f} GiB of memory is available{why}; {_memory_advice(cfg)}"
         )
+
+
+def _memory_advice(cfg: Config) -> str:
+    """What to change so that ``cfg`` needs less memory: most of it may be records."""
+    records = cfg.record_bytes()
+    if records > cfg.state_bytes() / 2:
+        return (
+            f"{records / 2**30:.2f} GiB of it are its {cfg.n_records} records: record "
+            "less often (record_every), fewer samples (record_samples) or fewer replicas"
+        )
+    return "reduce replicas, class sizes, dim or use dtype='float32'"
+
+
+def _out_of_memory(cfg: Config, what: str, err: MemoryError) -> InsufficientMemoryError:
+    """The refusal for a MemoryError while a run's arrays or engine were being made: the
+    memory available was less than :func:`check_memory` could see (a limit it does not
+    know of, or memory taken meanwhile)."""
+    detail = str(err).strip() or type(err).__name__
+    return InsufficientMemoryError(
+        f"this run needs about {cfg.state_bytes() / 2**30:.2f} GiB for its state and "
+        f"records, and {what} ran out of memory ({detail}); {_memory_advice(cfg)}"
+    )
 
 
 def check_on_nonfinite(on_nonfinite: Any) -> str:
@@ -131,12 +213,23 @@ def check_on_nonfinite(on_nonfinite: Any) -> str:
 def allocate(cfg: Config) -> Arrays:
     """The arrays the engine writes into: state, records (NaN until written), status.
 
+    A MemoryError while making them becomes :class:`InsufficientMemoryError`.
+
     Examples
     --------
     >>> arrays = allocate(Config(n_classes=2, n_per_class=5, t_end=1.0))
     >>> arrays["features"].shape, arrays["class_means"].shape
     ((1, 10, 2), (1, 101, 2, 2))
     """
+    try:
+        return _allocate(cfg)
+    except InsufficientMemoryError:
+        raise
+    except MemoryError as err:  # a limit check_memory could not see: the same refusal
+        raise _out_of_memory(cfg, "allocating its arrays", err) from None
+
+
+def _allocate(cfg: Config) -> Arrays:
     R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
     T = len(cfg.record_steps)
     S = len(cfg.recorded_sample_indices)
@@ -242,7 +335,7 @@ def scheme_orders(scheme: str, noise: str = "gaussian") -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- the engine
 def uses_cuda(cfg: Config) -> bool:
-    """Whether ``cfg.backend`` selects the CUDA engine (raises if "cuda" cannot run).
+    """Whether ``cfg.backend`` selects the CUDA engine (:func:`check_backend` first).
 
     ``"auto"`` picks CUDA for SDE runs of at least :data:`AUTO_CUDA_MIN_SIZE` numbers
     that the device kernels support, when a GPU is visible.
@@ -252,25 +345,12 @@ def uses_cuda(cfg: Config) -> bool:
     >>> uses_cuda(Config(n_classes=2, backend="cpu"))
     False
     """
+    check_backend(cfg.backend)
     if cfg.backend == "cpu":
         return False
-    if cfg.backend == "cuda_emulator":
-        if not _core.build_info()["cuda_emulator"]:
-            raise RuntimeError(
-                "backend='cuda_emulator' cannot run: this lesde was built without the CUDA "
-                "emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
-            )
+    if cfg.backend in ("cuda", "cuda_emulator"):
         return True
     devices = _core.cuda_device_count()
-    if cfg.backend == "cuda":
-        if devices == 0:
-            why = (
-                "a GPU is not visible"
-                if _core.build_info()["cuda_built"]
-                else ("this lesde was built without CUDA (see docs/cuda.md)")
-            )
-            raise RuntimeError(f"backend='cuda' cannot run: {why}; use backend='cpu' or 'auto'")
-        return True
     limit = getattr(_core, "CUDA_MAX_DIM", 0)
     return (
         devices > 0
@@ -285,7 +365,8 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
 
     ``engine_setup(engine_config)`` may adjust the C++ config first (MPI sharding). With
     ``backend="auto"`` a CUDA engine that cannot be built (e.g. the state does not fit on
-    the device) falls back to the CPU with a warning.
+    the device) falls back to the CPU with a warning. Running out of host memory raises
+    :class:`InsufficientMemoryError`.
 
     Examples
     --------
@@ -297,17 +378,20 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
     ecfg = engine_config(cfg)
     if engine_setup is not None:
         engine_setup(ecfg)
-    if uses_cuda(cfg):
-        kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
-        try:
-            return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
-        except RuntimeError as err:
-            if cfg.backend != "auto":
-                raise
-            warnings.warn(
-                f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
-            )
-    return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+    try:
+        if uses_cuda(cfg):
+            kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
+            try:
+                return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
+            except RuntimeError as err:
+                if cfg.backend != "auto":
+                    raise
+                warnings.warn(
+                    f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
+                )
+        return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+    except MemoryError as err:  # std::bad_alloc in the engine's own buffers
+        raise _out_of_memory(cfg, "building its engine", err) from None
 
 
 class Progress:
@@ -388,13 +472,40 @@ def _since(start: float) -> float:
     return time.perf_counter() - start
 
 
-def _likely_cause(cfg: Config) -> str:
+def _likely_cause(cfg: Config, state_finite: bool = False) -> str:
     if cfg.signal == "linear":
         return (
             "the linear signal grows exponentially (class means ~ exp((alpha+(K-1)beta)t/K)); "
             "shorten t_end, lower alpha/beta, or use signal='cross_entropy'"
         )
+    if state_finite:
+        return "the features are too large to record; lower init_scale or sigma"
     return "the step is probably too large for the impact matrix; reduce dt or alpha/beta"
+
+
+def _what_failed(cfg: Config, arrays: Arrays, r: int) -> tuple[str, bool]:
+    """What of replica ``r`` became non-finite at its fail step, and whether its state is
+    finite there.
+
+    A replica fails when its state (features, class sums) or one of its records is NaN or
+    infinite. A record can overflow while the state is finite: Sigma_W squares deviations,
+    so features beyond about 1e154 give an infinite record (the engine's ``record_finite``:
+    every recorded value counts, except the NaNs a record holds by definition, the mean of
+    a label no sample holds and the loss, accuracies and NC4 of a signal without logits).
+    Told apart by the record at the fail step, which every MPI rank holds whole: its class
+    means are finite exactly when the state's class sums were.
+    """
+    idx = cfg.record_index(int(arrays["fail_step"][r]))
+    means = arrays["class_means"][r, idx] if idx >= 0 else None
+    with np.errstate(all="ignore"):
+        if means is None or not np.all(np.isfinite(means)):
+            return "its state", False
+        size = float(np.max(np.abs(means), initial=0.0))
+    return (
+        f"its record (the state is finite, class means up to {size:.1e} in size, but "
+        "squares beyond about 1e154 overflow)",
+        True,
+    )
 
 
 def resolution_loss(
@@ -570,6 +681,7 @@ def run_engine(
     [0.0, 0.1, 0.2]
     """
     check_on_nonfinite(on_nonfinite)
+    check_backend(cfg.backend)
     sim = make_engine(cfg, arrays, engine_setup)
     status = arrays["status"]
     interrupted, drawn = False, False
@@ -637,10 +749,12 @@ def run_engine(
     if failed.size and on_nonfinite != "ignore":
         r = int(failed[0])
         step = int(arrays["fail_step"][r])
+        what, state_finite = _what_failed(cfg, arrays, r)
         message = (
             f"{failed.size} of {cfg.replicas} replica(s) became non-finite (NaN/Inf); replica "
-            f"{r} at step {step} (t = {step * cfg.dt:g}). Likely cause: {_likely_cause(cfg)}. "
-            f"Records up to that point are kept (status '{status_names(status)[r]}')."
+            f"{r} at step {step} (t = {step * cfg.dt:g}): {what}. Likely cause: "
+            f"{_likely_cause(cfg, state_finite)}. Records up to that point are kept (status "
+            f"'{status_names(status)[r]}')."
         )
         if on_nonfinite == "raise":
             raise NonFiniteError(message, result)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .engine import check_backend
 from .validate import integer
 
 __all__ = ["MAX_GRID_POINTS", "config_hash", "expand_grid", "point_seed", "table_cell"]
@@ -114,7 +115,8 @@ def expand_grid(grid: Mapping[str, Any]) -> dict[str, list]:
     """Check a grid and expand every entry to its list of values.
 
     Raises ValueError for an unknown Config field (with a did-you-mean hint), a field
-    that a sweep sets itself (seed, noise_seed, replicas, threads), or a grid of more than
+    that a sweep sets itself (seed, noise_seed, replicas, threads), a backend that cannot
+    run here (:func:`lesde.engine.check_backend`), or a grid of more than
     :data:`MAX_GRID_POINTS` points (counted before any list of values is built).
 
     Examples
@@ -140,6 +142,9 @@ def expand_grid(grid: Mapping[str, Any]) -> dict[str, list]:
         if name in _NOT_SWEEPABLE:
             raise ValueError(f"{name!r} cannot be swept: {_NOT_SWEEPABLE[name]}")
         out[name] = _grid_values(name, spec)
+    for backend in out.get("backend", []):  # one this build or machine cannot run: now
+        if isinstance(backend, str):  # (any other value: the point's Config says why)
+            check_backend(backend)
     points = math.prod(len(v) for v in out.values())  # counted, never built
     if points > MAX_GRID_POINTS:
         sizes = " x ".join(f"{len(v)} {k}" for k, v in out.items())

@@ -41,6 +41,14 @@ __all__ = [
 ]
 
 _EPS = np.finfo(np.float64).eps
+#: NC1 and NC2 are scale-free: NC2 depends on the class means only up to a common factor, NC1
+#: is unchanged when the means are divided by c and Sigma_W by c**2. A record whose largest
+#: class-mean entry, or the square root of its largest Sigma_W entry, lies outside
+#: [2**-_SAFE_EXPONENT, 2**_SAFE_EXPONENT] is divided by such a c, a power of two (exact), so
+#: that the squares the formulas form can neither overflow nor underflow: from finite moments
+#: NC1 and NC2 are then finite except where their definitions say otherwise. Records inside
+#: the range are not touched (their values do not change by a bit).
+_SAFE_EXPONENT = 400
 #: The statistics :func:`nc2_from_means` returns, in its order.
 NC2_KEYS = ("equinorm", "equiangularity", "etf_distance", "coherence")
 
@@ -70,6 +78,23 @@ def _contrast_basis(K):
     Q, _ = np.linalg.qr(np.eye(K)[:, : K - 1] - 1.0 / K)
     Q.flags.writeable = False
     return Q
+
+
+def _rescaled(mu, sw=None):
+    """``mu`` (..., K, p) and ``sw`` (..., p, p) divided by ``c`` and ``c**2``, ``c`` a power
+    of two per record, where the record's magnitude is outside the safe range (see
+    :data:`_SAFE_EXPONENT`); NaN and inf entries are ignored in choosing ``c`` and stay."""
+    with np.errstate(invalid="ignore"):
+        size = np.where(np.isfinite(mu), np.abs(mu), 0.0).max(axis=(-2, -1))
+        if sw is not None:
+            spread = np.where(np.isfinite(sw), np.abs(sw), 0.0).max(axis=(-2, -1))
+            size = np.maximum(size, np.sqrt(spread))
+    _, exponent = np.frexp(size)
+    exponent = np.where((size > 0) & (np.abs(exponent) > _SAFE_EXPONENT), exponent, 0)
+    if not np.any(exponent):
+        return mu, sw
+    e = exponent[..., None, None]
+    return np.ldexp(mu, -e), None if sw is None else np.ldexp(sw, -2 * e)
 
 
 def _sigma_b(mu):
@@ -191,6 +216,7 @@ def nc1_from_moments(sigma_w, class_means, variant="pinv", rtol=None):
         raise ValueError("sigma_w contains non-finite values (NaN or inf)")
     if K < 2:
         return math.nan
+    mu, sw = _rescaled(mu, sw)
     _, s, Vt = np.linalg.svd(_reduced_centred_means(mu), full_matrices=False)
     scale = max(float(s[0]), float(np.linalg.norm(mu, axis=1).max()))
     if s[0] <= max(K, p) * _EPS * scale:  # all class means coincide (to rounding)
@@ -295,6 +321,7 @@ def nc2_from_means(class_means):
     K = mu.shape[0]
     if K < 2:
         return dict.fromkeys(NC2_KEYS, math.nan)
+    mu, _ = _rescaled(mu)
     M = mu - mu.mean(axis=0)
     norms = np.linalg.norm(M, axis=1)
     mean_norm = norms.mean()
@@ -418,6 +445,7 @@ def nc1_from_moments_batched(sigma_w, class_means):
     array([0.25  , 0.0625])
     """
     mu_all, sw_all, lead = _stacked(class_means, sigma_w)
+    mu_all, sw_all = _rescaled(mu_all, sw_all)
     p = mu_all.shape[2]
     out = np.full(mu_all.shape[0], np.nan)
     for records, present in _groups_by_present_classes(mu_all, sw_all):
@@ -458,6 +486,7 @@ def nc2_from_means_batched(class_means):
     array([ 0.,  0., nan])
     """
     mu_all, _, lead = _stacked(class_means)
+    mu_all, _ = _rescaled(mu_all)
     out = {key: np.full(mu_all.shape[0], np.nan) for key in NC2_KEYS}
     for records, present in _groups_by_present_classes(mu_all):
         mu = mu_all[records][:, present]

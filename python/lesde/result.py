@@ -220,6 +220,46 @@ class Result:
         """True when every replica finished with finite values and was not interrupted."""
         return not self.interrupted and bool(np.all(self.status == "ok"))
 
+    def at_last_record(self, name: str) -> np.ndarray:
+        """Metric ``name`` at the last record, ``times[-1]``, for every replica, shape (R,).
+
+        NaN for a replica that failed (status not "ok": its records stop at its failure)
+        and where the record holds NaN by definition. Unlike :meth:`final`, never a value
+        of an earlier record: what ``lesde run`` prints under "t = times[-1]".
+        ``separable_ncc`` is derived from ``ncc_accuracy`` as in :meth:`final`.
+
+        Examples
+        --------
+        >>> import lesde
+        >>> res = lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, progress=False)
+        >>> bool(res.at_last_record("loss")[0] == res.metrics["loss"][0, -1])
+        True
+        """
+        if name == "separable_ncc" and "ncc_accuracy" in self.metrics:
+            ncc = self.at_last_record("ncc_accuracy")
+            return np.where(np.isnan(ncc), np.nan, (ncc == 1.0).astype(float))
+        if name not in self.metrics:
+            raise KeyError(f"unknown metric {name!r}; recorded: {', '.join(self.metrics)}")
+        values = self.metrics[name]
+        if values.shape[1] == 0:
+            return np.full(values.shape[0], np.nan)
+        return np.where(self.status == "ok", values[:, -1], np.nan)
+
+    def failures(self) -> list[tuple[int, int, float]]:
+        """``(replica, step, t)`` of every replica that failed (its state or a record became
+        NaN or infinite, see :class:`lesde.NonFiniteError`), in replica order.
+
+        Examples
+        --------
+        >>> import lesde
+        >>> lesde.simulate(n_classes=2, n_per_class=10, t_end=0.05, progress=False).failures()
+        []
+        """
+        return [
+            (int(r), int(self.fail_step[r]), float(self.fail_step[r] * self.config.dt))
+            for r in np.flatnonzero(self.status != "ok")
+        ]
+
     def final(self, name: str) -> np.ndarray:
         """The last finite record of metric ``name`` for every replica, shape (R,).
 
@@ -244,9 +284,12 @@ class Result:
         return HEADLINE_METRICS[self.config.signal]
 
     def summary(self) -> dict[str, float]:
-        """Mean over replicas of each metric's final value, :attr:`headline` first, then
-        the other metrics, ``t_end`` and ``replicas_ok``. ``separable_ncc`` is the fraction
-        of replicas whose final features the nearest-class-centre rule separates.
+        """Mean over the replicas that are ok of each metric at the last record
+        (:meth:`at_last_record`), :attr:`headline` first, then the other metrics, ``t_end``
+        (the time of that record) and ``replicas_ok``. A failed replica's numbers belong to
+        an earlier time, so they are left out (NaN where no replica is ok).
+        ``separable_ncc`` is the fraction of replicas whose final features the
+        nearest-class-centre rule separates.
 
         Examples
         --------
@@ -257,7 +300,7 @@ class Result:
         """
         out: dict[str, Any] = {}
         for name in dict.fromkeys([*self.headline, *self.metrics]):
-            values = self.final(name)
+            values = self.at_last_record(name)
             out[name] = float(np.nanmean(values)) if np.any(np.isfinite(values)) else float("nan")
         out["t_end"] = float(self.times[-1]) if self.times.size else 0.0
         out["replicas_ok"] = int(np.sum(self.status == "ok"))
@@ -488,7 +531,7 @@ def record_count(cfg: Config, step: int | None = None) -> int:
 def _result_header(header: dict) -> tuple[Config, int, bool]:
     """(config, steps_done, interrupted) of a result file's header."""
     try:
-        cfg = Config.from_toml(header["config_toml"])
+        cfg = Config.from_toml_text(header["config_toml"])
         steps_done, interrupted = header["steps_done"], header["interrupted"]
         if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
             raise TypeError("steps_done must be an int and interrupted a bool")

@@ -323,7 +323,7 @@ def read_sharded_manifest(path: str | os.PathLike) -> tuple[Config, dict[str, An
             f"{int(_core.RANDOM_STREAM_VERSION)}; the run cannot be continued identically"
         )
     try:
-        cfg = Config.from_toml(manifest["config_toml"])
+        cfg = Config.from_toml_text(manifest["config_toml"])
         step, shards, ranks = manifest["step"], manifest["shards"], manifest["ranks"]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (step, ranks)):
             raise TypeError("step and ranks must be integers")

@@ -25,6 +25,7 @@ from .engine import (
     InsufficientMemoryError,
     NonFiniteError,
     allocate,
+    check_backend,
     check_memory,
     check_on_nonfinite,
     run_engine,
@@ -121,6 +122,7 @@ def simulate(
     elif not isinstance(config, Config):
         raise TypeError(f"config must be a lesde.Config, got {type(config).__name__}")
     cfg = config
+    check_backend(cfg.backend)  # before any file is created
     if comm is not None and comm.Get_size() > 1:  # its checks are agreed by every rank
         return simulate_sharded(
             cfg,

@@ -74,6 +74,7 @@ import numpy as np
 
 from . import storage
 from .config import Config, available_cores
+from .engine import check_backend
 from .grid import config_hash, expand_grid, point_seed, table_cell
 from .storage import atomic_write_text
 from .sweep_result import SweepResult
@@ -479,6 +480,7 @@ def sweep(
     if not isinstance(base, Config):
         raise TypeError(f"base must be a lesde.Config, got {type(base).__name__}")
     executor = _as_executor(executor)
+    check_backend(base.backend)  # the grid's backends: expand_grid
     values = expand_grid(grid)
     methods = _check_separability(separability)
     _check_lp_max_samples(lp_max_samples)

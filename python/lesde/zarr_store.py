@@ -605,7 +605,7 @@ def load_zarr(path: str | os.PathLike) -> Result:
         path, attrs, what="lesde Zarr store", kind=KIND, format_version=FORMAT_VERSION
     )
     try:
-        cfg = Config.from_toml(attrs["config_toml"])
+        cfg = Config.from_toml_text(attrs["config_toml"])
         n = attrs["records_complete"]
         steps_done = attrs["steps_done"]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, steps_done)):

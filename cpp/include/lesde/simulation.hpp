@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
@@ -217,8 +218,28 @@ class Engine {
     if (!moved.empty()) sweep(corrector, moved, m + 1);
   }
 
+  // Whether every value of a written record is finite, except those its definition leaves
+  // NaN: the mean of a label no sample holds (count_y[k] == 0), and the loss, accuracies and
+  // NC4 of a signal without logits. A finite state can still give a non-finite record (a
+  // squared deviation beyond ~1e154 overflows in Sigma_W); such a record fails its replica
+  // like a non-finite state does, so no replica reports "ok" with an infinite record.
+  bool record_finite(const RecordOutput& out, const double* count_y) const {
+    const int K = cfg_.K, p = cfg_.p;
+    bool ok = true;
+    for (int k = 0; k < K; ++k)
+      for (int q = 0; q < p; ++q)
+        ok = ok && std::isfinite(out.class_means[k * p + q]) &&
+             (count_y[k] == 0 || std::isfinite(out.label_means[k * p + q]));
+    for (int64_t j = 0; j < int64_t(p) * p; ++j) ok = ok && std::isfinite(out.sigma_w[j]);
+    const bool scored = has_logits(SignalSpec::from(cfg_));
+    for (int s = 0; s < kNumScalars; ++s)
+      ok = ok && (std::isfinite(out.scalars[s]) || (!scored && s != kNccAccuracy));
+    return ok;
+  }
+
   // Writes record `idx` (at `step`) of the listed replicas from the pass-1 totals their last
-  // sweep made and a pass 2 over their samples; a non-finite state fails them.
+  // sweep made and a pass 2 over their samples; a non-finite state, or a non-finite record
+  // (record_finite), fails them at `step`.
   void record(const std::vector<int32_t>& list, int64_t step, int64_t idx) {
     if (list.empty()) return;
     if (cfg_.process == Process::SGD) {  // fold the offsets in, then a sweep that only records
@@ -251,8 +272,11 @@ class Engine {
     std::vector<std::vector<double>*> second_rows;
     for (auto& v : second) second_rows.push_back(&v);
     backend_.second_moments(finite, means, counts, second_rows);
-    for (size_t j = 0; j < finite.size(); ++j)
-      finish_second(cfg_, second[j].data(), record_slot(cfg_, rec_, finite[j], idx));
+    for (size_t j = 0; j < finite.size(); ++j) {
+      const RecordOutput out = record_slot(cfg_, rec_, finite[j], idx);
+      finish_second(cfg_, second[j].data(), out);
+      if (!record_finite(out, counts.data() + j * K)) fail(finite[j], step);
+    }
     const int64_t S = int64_t(cfg_.record_samples.size());
     if (S == 0) return;
     for (int32_t r : list) {  // the trajectories, also of a state that just failed

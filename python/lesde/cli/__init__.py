@@ -154,7 +154,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def _run_command(args) -> int:
     """Run the chosen command; every error becomes one line on stderr and an exit code."""
-    from ..engine import InsufficientMemoryError, RunInterruptedWarning
+    from ..engine import BackendUnavailableError, InsufficientMemoryError, RunInterruptedWarning
     from ..storage import InUseError
 
     # The commands report an interrupt themselves, in one line with what to do next.
@@ -163,7 +163,7 @@ def _run_command(args) -> int:
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
         return code
-    except (UsageError, InUseError) as err:  # a sweep folder, a checkpoint, ... in use
+    except (UsageError, InUseError, BackendUnavailableError) as err:  # a folder/file in use
         print(f"{PROG}: error: {err}", file=sys.stderr)
     except InsufficientMemoryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

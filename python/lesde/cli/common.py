@@ -292,7 +292,7 @@ SIGNAL_READING = {
 
 
 def _metric_row(result, name: str) -> list[Any]:
-    values = result.final(name)
+    values = result.at_last_record(name)  # the record at the time the header names
     finite = values[np.isfinite(values)]
     if not finite.size:
         return [name, math.nan, math.nan, math.nan, math.nan]
@@ -300,8 +300,9 @@ def _metric_row(result, name: str) -> list[Any]:
 
 
 def summary_tables(result) -> str:
-    """A run's final metrics over its replicas: those that mean something for its signal
-    (``result.headline``) first, with how to read them, then the others.
+    """A run's metrics at its last record over the replicas that are ok: those that mean
+    something for its signal (``result.headline``) first, with how to read them, then the
+    others.
 
     >>> import lesde
     >>> res = lesde.simulate(n_classes=3, n_per_class=50, signal="linear", alpha=2.0,
@@ -534,7 +535,20 @@ def load_config(
         cfg = Config.from_dict(data)
     except (TypeError, ValueError) as err:
         raise UsageError(_blame(str(err), path, overrides)) from None
+    _check_backend(cfg.backend, path, overrides)
     return cfg, grid
+
+
+def _check_backend(backend: str, path, overrides: dict) -> None:
+    """A backend this build or machine cannot run is refused here, for every command that
+    takes a config (run, validate, sweep, demo), before anything runs."""
+    from ..engine import BackendUnavailableError, check_backend
+
+    try:
+        check_backend(backend)
+    except BackendUnavailableError as err:
+        where = "--set backend" if "backend" in overrides else (path or "the config")
+        raise UsageError(f"{where}: {err}") from None
 
 
 # ---------------------------------------------------------------------------- outputs

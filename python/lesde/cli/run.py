@@ -346,25 +346,58 @@ def _result_report(result, out_path: str | None) -> dict[str, Any]:
         "summary": result.summary(),
         "status": [str(s) for s in result.status],
         "steps_done": result.steps_done,
+        "steps_run": result.steps_done - result.meta.get("resumed_from_step", 0),
         "n_steps": cfg.n_steps,
+        "failed": [{"replica": r, "step": step, "t": t} for r, step, t in result.failures()],
         "interrupted": result.interrupted,
         "wall_seconds": result.meta.get("wall_seconds"),
         "config": cfg.to_dict(resolved=True),
     }
 
 
+#: Failed replicas listed one per line, up to this many (then a count).
+MAX_FAILED_LINES = 5
+
+
 def _print_result(out: Out, result) -> None:
+    """The header, one line per failed replica, the metrics table, the steps and time.
+
+    Every number is printed under the time of the record it comes from: the table holds
+    the last record (its time in the header) of the replicas that are ok; a failed
+    replica is said to have failed at its own time, and an interrupted run says where it
+    stopped.
+    """
     cfg = result.config
-    R = len(result.status)
-    out(
-        f"final metrics at t = {result.times[-1] if result.times.size else 0:g} "
-        f"over {R} replica(s) ({int(np.sum(result.status == 'ok'))} ok), "
-        f"signal={cfg.signal}, K={cfg.n_classes}, N={cfg.n_samples}, p={cfg.p}"
-    )
+    R, ok = len(result.status), int(np.sum(result.status == "ok"))
+    t_record = result.times[-1] if result.times.size else 0.0
+    model = f"signal={cfg.signal}, K={cfg.n_classes}, N={cfg.n_samples}, p={cfg.p}"
+    replicas = f"{R} replica(s)" if ok == R else f"the {ok} ok of {R} replica(s)"
+    if result.interrupted:
+        out(
+            f"interrupted at t = {result.steps_done * cfg.dt:g} (step {result.steps_done} of "
+            f"{cfg.n_steps}); metrics of its last record, t = {t_record:g}, over {replicas}, "
+            f"{model}"
+        )
+    else:
+        out(f"final metrics at t = {t_record:g} over {replicas}, {model}")
+    failures = result.failures()
+    for r, step, t in failures[:MAX_FAILED_LINES]:
+        out(f"replica {r} failed at t = {t:g} (step {step}): its state or record became NaN/Inf")
+    if len(failures) > MAX_FAILED_LINES:
+        out(f"... and {len(failures) - MAX_FAILED_LINES} more failed replicas (see status)")
     out(summary_tables(result))
+    out(_steps_line(result))
+
+
+def _steps_line(result) -> str:
+    """How many steps this command ran, and in how long (a resumed run ran only the rest)."""
     wall = result.meta.get("wall_seconds")
-    if wall is not None:
-        out(f"{result.steps_done} steps in {wall:.2f} s")
+    line = f"{result.steps_done} steps" + ("" if wall is None else f" in {wall:.2f} s")
+    start = result.meta.get("resumed_from_step")
+    if start is None:
+        return line
+    ran = max(result.steps_done - start, 0)
+    return f"{ran} steps run now (from step {start} to {result.steps_done}); {line} in all"
 
 
 def _save(args, result) -> None:
@@ -520,7 +553,7 @@ def cmd_resume(args) -> int:
             return _numeric_failure(args, err) if _is_root(comm) else EXIT_NUMERIC
         if not _is_root(comm):
             return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
-        out(f"resumed {args.checkpoint} from step {result.meta.get('resumed_from_step')}")
+        out(_resumed_line(args.checkpoint, result))
         return _finish_run(out, args, result)
 
 
@@ -547,6 +580,17 @@ def _resume_sharded(args, comm):
         progress=progress_flag(args),
         checkpoint_every=args.checkpoint_every,
     )
+
+
+def _resumed_line(checkpoint, result) -> str:
+    """What resume did: continued from the checkpoint's step, or nothing (it was finished)."""
+    start, n_steps = result.meta.get("resumed_from_step"), result.config.n_steps
+    if start is not None and start >= n_steps:
+        return (
+            f"{checkpoint} holds a finished run (step {start} of {n_steps}): ran 0 steps, "
+            "saving its result"
+        )
+    return f"resumed {checkpoint} from step {start}"
 
 
 def _mpi_comm(mpi: bool):
@@ -591,7 +635,7 @@ def _result_config(header: dict | None):
     from ..config import Config
 
     try:
-        return Config.from_toml(header["config_toml"])
+        return Config.from_toml_text(header["config_toml"])
     except Exception:  # not a readable lesde result: another file
         return None
 
