@@ -6,10 +6,15 @@ assert correctness only (bit-identical to sequential runs) and, for the GIL, an 
 that is impossible unless the GIL is released; they never assert a duration.
 """
 
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
+from processes import child_env
 
 import lesde
 from lesde import _core
@@ -123,3 +128,59 @@ def test_advance_releases_the_gil():
     assert any(_partial_progress_seen(cfg) for _ in range(3)), (
         "no partial progress was visible while advance() ran: is the GIL released?"
     )
+
+
+def test_a_lock_file_lives_only_while_its_writer_holds_it(tmp_path):
+    """Every run left a `.NAME.lock` beside its outputs. The holder now removes it as it
+    lets go; one that was killed leaves it unlocked, and the next writer takes it over; a
+    writer that locked a file its holder had just removed takes the new one instead, so two
+    writers never hold one path."""
+    from lesde.storage import InUseError, exclusive_lock
+
+    lock = tmp_path / ".run.npz.lock"
+    with exclusive_lock(lock, what="--out 'run.npz'"):
+        assert lock.read_text().startswith("pid ")
+    assert not lock.exists(), "the lock file outlived its writer"
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(lock)], stdout=subprocess.PIPE, env=child_env()
+    )
+    assert holder.stdout.readline() == b"held\n"
+    with pytest.raises(InUseError, match=rf"in use by another lesde run \(pid {holder.pid} "):
+        with exclusive_lock(lock, what="--out 'run.npz'"):
+            pass
+    holder.kill()
+    holder.wait()
+    assert lock.exists()  # killed: left behind, unlocked
+    with exclusive_lock(lock, what="--out 'run.npz'"):
+        pass
+    assert not lock.exists()
+
+    # The race: a writer opened the old lock file just before its holder removed it.
+    stale = os.open(lock, os.O_RDWR | os.O_CREAT)
+    os.unlink(lock)
+    real_open = os.open
+    opened = []
+
+    def open_stale_first(path, *args, **kwargs):
+        if not opened and str(path) == str(lock):
+            opened.append(path)
+            return os.dup(stale)
+        return real_open(path, *args, **kwargs)
+
+    import lesde.storage
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lesde.storage.os, "open", open_stale_first)
+        with exclusive_lock(lock, what="--out 'run.npz'"):
+            assert opened and lock.exists(), "it kept the lock of a removed file"
+    os.close(stale)
+
+
+LOCK_HOLDER = """
+import sys, time
+from lesde.storage import exclusive_lock
+with exclusive_lock(sys.argv[1], what="x"):
+    print("held", flush=True)
+    time.sleep(60)
+"""

@@ -54,7 +54,9 @@ def test_a_run_whose_record_overflows_is_reported_as_failed(tmp_path, capsys, mo
     assert "final metrics" not in out, out
     assert "numerical failure" in err and "replica 0 at step 0 (t = 0): its record" in err, err
     assert lesde.load("run.npz").status.tolist() == ["nonfinite"]
-    code, out, err = run_cli(capsys, "run", *TINY, "--set", "sigma=1e300", "--json")
+    code, out, err = run_cli(
+        capsys, "run", *TINY, "--set", "sigma=1e300", "--json", "--out", "huge_sigma.npz"
+    )
     report = json.loads(out)
     assert code == 2 and report["failed"] == [{"replica": 0, "step": 1, "t": 0.01}], report
 

@@ -290,9 +290,9 @@ def exclusive_lock(
 ) -> Iterator[None]:
     """Hold an exclusive lock: one writer of a file or folder at a time.
 
-    The lock is an ``flock`` on ``lock_path`` (created if needed), which also says who
-    holds it (pid and host). The system drops it when its holder exits or is killed, so a
-    crashed writer never leaves it locked. A second writer gets ``error`` at once, naming
+    The lock is an ``flock`` on ``lock_path`` (created if needed, removed when let go),
+    which also says who holds it (pid and host). The system drops it when its holder exits
+    or is killed, so a crashed writer never leaves it locked. A second writer gets ``error`` at once, naming
     ``what`` is locked and the holder. The thread that holds the lock may take it again.
 
     Examples
@@ -323,31 +323,62 @@ def exclusive_lock(
             held[1] -= 1
             if held[1] == 0:
                 del _held[key]
-                if held[2] is not None:
-                    os.close(held[2])  # releases the flock
+                _release(held[2], path)
 
 
 def _locked_descriptor(path: Path, what: str, holder: str, error: type) -> int | None:
-    """An open descriptor of the lock file, exclusively locked (None without flock)."""
+    """An open descriptor of the lock file, exclusively locked (None without flock).
+
+    The holder removes the lock file when it lets go (:func:`_release`), so a writer that
+    opened the file just before it was removed may lock a file no longer at ``path``:
+    it then tries again with the file now there, so two writers never both hold ``path``.
+    """
     if fcntl is None:  # pragma: no cover - not POSIX
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        holder_line = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
-        os.close(fd)
-        if err.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
-        raise error(
-            f"{what} is in use by another lesde {holder} ({holder_line}); wait for it to "
-            "finish, "
-            "or choose another path"
-        ) from None
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder_line = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise error(
+                f"{what} is in use by another lesde {holder} ({holder_line}); wait for it to "
+                "finish, or choose another path"
+            ) from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # locked a file its holder had just removed: take the new one
+    else:  # pragma: no cover - a hundred holders came and went in between
+        raise error(f"{what}: could not take its lock file {str(path)!r}")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     return fd
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _release(fd: int | None, path: Path) -> None:
+    """Remove the lock file while still holding it (no lock file is left beside the
+    output), then let go."""
+    if fd is None:  # pragma: no cover - not POSIX
+        return
+    try:
+        if _same_file(fd, path):
+            os.unlink(path)
+    except OSError:  # a read-only folder: the file stays, unlocked
+        pass
+    finally:
+        os.close(fd)
 
 
 def output_lock(
@@ -358,8 +389,8 @@ def output_lock(
     error: type[InUseError] = InUseError,
 ):
     """:func:`exclusive_lock` on ``.NAME.lock`` beside the output ``path``: one writer of a
-    file (or a folder such as a Zarr store) at a time. The lock file stays (empty but for
-    its holder's pid); it is locked only while a writer holds it.
+    file (or a folder such as a Zarr store) at a time. The lock file (empty but for its
+    holder's pid) is there only while a writer holds it; one killed keeps it, unlocked.
 
     Examples
     --------
