@@ -695,6 +695,11 @@ def test_a_full_disk_ends_nn_train_in_one_line(tmp_path, monkeypatch, capsys):
     expected = f"lesde: error: {trial_path(folder, 0)}: No space left on device"
     assert lines == [expected], lines
     assert stored_trials(folder) == [] and not list(folder.glob(".*.tmp"))
+    # full from the start: the manifest is the file that does not fit
+    monkeypatch.setattr(lesde.storage, "atomic_write_bytes", _no_space)
+    assert main([*argv[:2], str(tmp_path / "empty"), *argv[3:], "--workers", "1"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"lesde: error: {tmp_path / 'empty' / MANIFEST}: No space left on device"]
 
 
 def test_killed_parent_leaves_whole_trials_and_the_same_call_resumes(data, tmp_path):

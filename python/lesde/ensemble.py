@@ -593,22 +593,31 @@ def _open_folder(folder: Path, manifest: dict) -> dict[int, Path]:
                     f"{folder} holds trial files but no {MANIFEST}, which is written anew "
                     f"only when every trial is this call's: {err}"
                 ) from None
-        storage.atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        with _writing(folder / MANIFEST):
+            storage.atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         return trials
     for index, path in sorted(trials.items()):
         _check_trial(path, index, _trial_meta(path), manifest)
     return trials
 
 
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An OSError inside the block names ``path`` (a failed write, e.g. on a full disk,
+    names no file of its own)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
+
+
 def _save_trial(res: TrainingResult, folder: str | os.PathLike, trial: int) -> None:
     """Write trial ``trial`` atomically; an OSError names the trial file."""
     path = trial_path(folder, trial)
-    try:
+    with _writing(path):
         res.save(path)
-    except OSError as err:
-        if err.filename is None:  # a failed write (a full disk) names no file
-            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
-        raise
 
 
 # ----------------------------------------------------------------------------- memory
