@@ -916,6 +916,51 @@ def test_train_invalid_arguments(shapes, change, exc, words):
     assert same_state(state(model), before), "a refused call changed the model"
 
 
+class _NoForward(torch.nn.Module):
+    """A model whose forward fails the test: training must not start."""
+
+    def forward(self, x):
+        raise AssertionError("the model was run: the refusal came too late")
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(steps=10**10, record_stepped=True), "record_stepped=False"),  # 186 GiB stepped
+        (dict(steps=10**10, record_every=1), "record less often"),  # 10^10 records
+        (dict(steps=10**7, record_every=1, record_logits=True), "records of 10000000 steps"),
+    ],
+)
+def test_records_that_cannot_fit_are_refused_before_anything_runs(shapes, monkeypatch,
+                                                                  change, words):  # fmt: skip
+    """train_and_record counts its records from its settings (training_record_bytes) and
+    refuses, as lesde.engine.check_memory does for a simulation, before it allocates them or
+    runs the model (the stepped records of 10^10 steps were allocated: 74.5 GiB)."""
+    from lesde.engine import InsufficientMemoryError
+
+    monkeypatch.setattr(lesde.storage, "available_memory", lambda: 2**30)
+    kw = dict(model=_NoForward(), data=shapes, lr=0.1, progress=False) | change
+    with pytest.raises(InsufficientMemoryError, match=words) as err:
+        train_and_record(**kw)
+    assert "GiB of memory is available" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_record_bytes_count_what_training_keeps(shapes):
+    """The estimate is the bytes of the records a training returns (within their small
+    temporaries), so the refusal above neither misses big runs nor refuses small ones."""
+    from lesde.training_result import training_record_bytes
+
+    res = train_and_record(linear_model(), shapes, lr=0.05, steps=8, record_every=2,
+                           record_stepped=True, record_logits=True, progress=False)  # fmt: skip
+    kept = sum(a.nbytes for a in (res.times, res.steps, res.class_means, res.label_means,
+                                  res.features, res.classes, res.labels, res.logits,
+                                  res.stepped_indices, res.stepped_logits))  # fmt: skip
+    kept += sum(v.nbytes for v in res.metrics.values())
+    counted = training_record_bytes(steps=8, record_every=2, n_samples=len(shapes), n_classes=K,
+                                    record_stepped=True, record_logits=True)  # fmt: skip
+    assert kept <= counted <= 1.1 * kept, (kept, counted)
+
+
 @pytest.mark.parametrize(
     "change, exc, words",
     [

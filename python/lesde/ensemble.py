@@ -9,10 +9,14 @@ in worker processes and returns them stacked as one
 with replicas.
 
 An ensemble may live in a folder: ``ensemble.json`` (the settings and the SHA-256 of the
-data, written once) and one ``trial-00000.npz`` per finished trial, each written atomically
-by the worker that trained it. Calling :func:`train_ensemble` again on the folder trains
-only the trials not yet written (after a kill, a Ctrl-C or to grow the ensemble) and refuses
-other data or settings; :func:`load_ensemble` reads it back without PyTorch.
+data, written once, with a SHA-256 over its own contents) and one ``trial-00000.npz`` per
+finished trial, each written atomically by the worker that trained it and bound to its
+ensemble (the digest of the settings and data, and its trial index, inside the file).
+Calling :func:`train_ensemble` again on the folder trains only the trials not yet written
+(after a kill, a Ctrl-C or to grow the ensemble) and refuses other data or settings, an
+edited manifest and a trial file that is not the ensemble's own (from another ensemble,
+copied or renamed); one training writes a folder at a time (:func:`ensemble_lock`).
+:func:`load_ensemble` reads it back, with the same checks, without PyTorch.
 
 Trial ``i`` of an ensemble with seed ``s`` draws its initial weights, its SGD samples and
 its label corruption from :func:`trial_seed` ``(s, i)``: its numbers do not depend on the
@@ -33,18 +37,20 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
 import json
 import os
-import queue
+import pickle
 import re
 import signal
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +59,27 @@ import numpy as np
 from . import storage
 from .config import available_cores
 from .dataset import Dataset
-from .training_result import TrainingResult, load_training
+from .training_result import (
+    TRAINING_FORMAT_VERSION,
+    TRAINING_KIND,
+    TrainingResult,
+    check_training_memory,
+    load_training,
+    training_record_bytes,
+)
 from .validate import integer, probability, real
 from .version import __version__
 
 __all__ = [
+    "LOCK_NAME",
     "MANIFEST",
+    "EnsembleFolderInUse",
     "EnsembleSettings",
+    "WorkerError",
     "dataset_digest",
     "default_model",
     "describe_model",
+    "ensemble_lock",
     "load_ensemble",
     "read_manifest",
     "stored_trials",
@@ -73,9 +90,30 @@ __all__ = [
 
 MANIFEST = "ensemble.json"
 MANIFEST_KIND = "lesde.nn.Ensemble"
-MANIFEST_VERSION = 1
-_TRIAL = re.compile(r"^trial-(\d{5,})\.npz$")
-_POLL_SECONDS = 0.2
+#: 2: the manifest holds a SHA-256 over its own contents, and every trial file is bound to
+#: it (version 1 folders are refused: their trials cannot be told from another ensemble's).
+MANIFEST_VERSION = 2
+#: The lock file in an ensemble folder; locked only while a training writes the folder.
+LOCK_NAME = ".lesde-ensemble.lock"
+_TRIAL = re.compile(r"^trial-(\d+)\.npz$")
+#: What writers killed mid-write leave (lesde.storage's ``.<name>.<random>.tmp``).
+_STALE = re.compile(r"^\.(?:trial-\d+\.npz|" + re.escape(MANIFEST) + r")\..+\.tmp$")
+_MANIFEST_MAX_BYTES = 2**20
+#: Set in the environment of the worker processes, to the pid of their parent.
+_PARENT_ENV = "LESDE_ENSEMBLE_PARENT"
+#: The exit code of a worker whose start-up import of the main script called train_ensemble.
+_NO_MAIN_GUARD_EXIT = 87
+_WAIT_SECONDS = 5.0
+
+
+class EnsembleFolderInUse(storage.InUseError):
+    """Another training (another process, or another thread) is writing this folder."""
+
+
+class WorkerError(RuntimeError):
+    """A worker process of :func:`train_ensemble` died or could not start; the message
+    (one line) names the cause: the trial it was training and its exit code or signal, or
+    a script without a main guard."""
 
 
 # ----------------------------------------------------------------------------- identities
@@ -127,7 +165,10 @@ def trial_path(folder: str | os.PathLike, trial: int) -> Path:
 
 
 def stored_trials(folder: str | os.PathLike) -> list[int]:
-    """Indices of the trials stored in ``folder``, sorted.
+    """Indices of the trials stored in ``folder``, sorted (one listing of the folder).
+
+    A file named like a trial but not as lesde names one (``trial-000003.npz`` for trial
+    3) is refused, so that no trial counts twice.
 
     Examples
     --------
@@ -135,12 +176,33 @@ def stored_trials(folder: str | os.PathLike) -> list[int]:
     >>> stored_trials(tempfile.mkdtemp())
     []
     """
-    found = []
-    for entry in Path(folder).iterdir() if Path(folder).is_dir() else ():
+    return sorted(_scan(Path(folder))[0])
+
+
+def _scan(folder: Path) -> tuple[dict[int, Path], list[Path]]:
+    """One listing of ``folder``: its trial files by index, and the temporary files of
+    killed writers (an empty result for a folder that does not exist)."""
+    trials: dict[int, Path] = {}
+    stale: list[Path] = []
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except (FileNotFoundError, NotADirectoryError):
+        return trials, stale
+    for entry in entries:
         match = _TRIAL.match(entry.name)
         if match:
-            found.append(int(match.group(1)))
-    return sorted(found)
+            index = int(match.group(1))
+            if entry.name != trial_path("", index).name:
+                raise ValueError(
+                    f"{entry.path}: not a name lesde gives a trial file (trial {index} is "
+                    f"{trial_path('', index).name}); remove or rename it, so that no trial "
+                    "counts twice"
+                )
+            trials[index] = Path(entry.path)
+        elif _STALE.match(entry.name):
+            stale.append(Path(entry.path))
+    return trials, stale
 
 
 def describe_model(factory: Callable) -> str:
@@ -209,7 +271,7 @@ class EnsembleSettings:
 
 @dataclass(frozen=True)
 class _Job:
-    """Everything a worker needs to train any trial (pickled once per worker)."""
+    """Everything a worker needs to train any trial (sent once to each worker)."""
 
     data: Dataset
     validation: Dataset | None
@@ -217,6 +279,9 @@ class _Job:
     settings: EnsembleSettings
     folder: str
     threads: int
+    #: What binds each trial file to its ensemble: ``ensemble`` (the settings),
+    #: ``ensemble_sha256`` and ``data_sha256``, as in the manifest.
+    binding: dict = field(default_factory=dict)
 
     def run(self, trial: int) -> TrainingResult:
         """Train trial ``trial`` and return its record (not yet written)."""
@@ -241,28 +306,97 @@ class _Job:
             record_stepped=s.record_stepped,
             progress=False,
         )
-        res.meta.update(trial=trial, trial_seed=seed, ensemble_seed=s.seed)
+        res.meta.update(trial=trial, trial_seed=seed, ensemble_seed=s.seed, **self.binding)
         return res
 
 
-def _manifest(settings: EnsembleSettings, data: Dataset, validation: Dataset | None) -> dict:
+# ----------------------------------------------------------------------------- the manifest
+def _digest(value: Any) -> str:
+    """SHA-256 of a JSON value's canonical text (sorted keys, no spaces)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _identity(manifest: dict) -> str:
+    """The digest that binds trial files to their ensemble: settings, data and validation."""
+    validation = manifest["validation"]
+    return _digest(
+        {
+            "settings": manifest["settings"],
+            "data": manifest["data"]["sha256"],
+            "validation": None if validation is None else validation["sha256"],
+        }
+    )
+
+
+def _data_entry(data: Dataset) -> dict:
     return {
-        "kind": MANIFEST_KIND,
-        "format_version": MANIFEST_VERSION,
-        "settings": settings.to_dict(),
-        "data": {
-            "sha256": dataset_digest(data),
-            "description": repr(data),
-        },
-        "validation": None
-        if validation is None
-        else {"sha256": dataset_digest(validation), "description": repr(validation)},
-        "lesde_version": __version__,
+        "sha256": dataset_digest(data),
+        "description": repr(data),
+        "samples": len(data),
+        "classes": data.n_classes,
     }
 
 
+def _json_settings(settings: EnsembleSettings) -> dict:
+    try:
+        return json.loads(json.dumps(settings.to_dict(), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"impact_options must hold numbers, strings and lists only (they are stored "
+            f"as JSON), got {settings.impact_options!r} ({err})"
+        ) from None
+
+
+def _manifest(settings: EnsembleSettings, data: Dataset, validation: Dataset | None) -> dict:
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "format_version": MANIFEST_VERSION,
+        "settings": _json_settings(settings),
+        "data": _data_entry(data),
+        "validation": None if validation is None else _data_entry(validation),
+        "lesde_version": __version__,
+    }
+    manifest["ensemble_sha256"] = _identity(manifest)
+    manifest["sha256"] = _digest(manifest)
+    return manifest
+
+
+def _binding(manifest: dict) -> dict:
+    """What each trial file of the ensemble ``manifest`` carries in its meta."""
+    return {
+        "ensemble": manifest["settings"],
+        "ensemble_sha256": manifest["ensemble_sha256"],
+        "data_sha256": manifest["data"]["sha256"],
+    }
+
+
+_NUMBER = (int, float)
+#: The type of every settings field in a manifest (JSON: tuples and dicts as read back).
+_SETTING_TYPES: dict[str, tuple] = {
+    "lr": _NUMBER,
+    "steps": (int,),
+    "batch_size": (int,),
+    "label_noise": _NUMBER,
+    "record_every": (int,),
+    "dtype": (str, type(None)),
+    "impact_every": (int, type(None)),
+    "impact_options": (dict, type(None)),
+    "record_stepped": (bool,),
+    "seed": (int,),
+    "model": (str,),
+}
+_DATA_TYPES: dict[str, tuple] = {"sha256": (str,), "description": (str,)}
+_DATA_TYPES |= {"samples": (int,), "classes": (int,)}
+
+
 def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest of the ensemble in ``folder`` (ValueError if it is not one).
+    """The manifest of the ensemble in ``folder``, checked (ValueError, one line, if it is
+    not one, is damaged or was edited).
+
+    Its ``sha256`` (over every other field) must match its contents, its fields must have
+    their types, and its format version must be this lesde's: a manifest of format
+    version 1 is refused (its trials were not bound to it).
 
     Examples
     --------
@@ -273,17 +407,69 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     ValueError: ...: not a lesde ensemble folder (no ensemble.json)
     """
     path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise ValueError(f"{folder}: not a lesde ensemble folder (no {MANIFEST})")
+    what = "lesde ensemble manifest"
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: unreadable ensemble manifest ({err})") from None
+        with storage.open_input(path, what) as file:
+            raw = file.read(_MANIFEST_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ValueError(f"{folder}: not a lesde ensemble folder (no {MANIFEST})") from None
+    except NotADirectoryError:
+        raise ValueError(f"{folder}: not a folder") from None
+    redo = (
+        f"restore it, or remove it and run the training call again (lesde writes it anew "
+        f"when every trial in {folder} is that call's)"
+    )
+    if len(raw) > _MANIFEST_MAX_BYTES:
+        raise ValueError(f"{path}: larger than any {what} ({_MANIFEST_MAX_BYTES} bytes); {redo}")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: not a readable {what}, not JSON ({err}); {redo}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: not a {what} (a JSON {type(manifest).__name__}); {redo}")
+    if manifest.get("kind") == MANIFEST_KIND and manifest.get("format_version") == 1:
+        raise ValueError(
+            f"{path}: {what} format version 1 cannot be read by this lesde (it reads "
+            f"version {MANIFEST_VERSION}: trials bound to their ensemble); train the "
+            "ensemble again in a new folder"
+        )
     storage.check_header(
-        path, manifest, what="lesde ensemble manifest", kind=MANIFEST_KIND,
-        format_version=MANIFEST_VERSION,
-    )  # fmt: skip
+        path, manifest, what=what, kind=MANIFEST_KIND, format_version=MANIFEST_VERSION
+    )
+    _check_manifest_fields(path, manifest, what, redo)
     return manifest
+
+
+def _check_manifest_fields(path: Path, manifest: dict, what: str, redo: str) -> None:
+    """Every field present; the digest matches the contents; every field has its type."""
+    needed = ("settings", "data", "validation", "lesde_version", "ensemble_sha256", "sha256")
+    missing = [name for name in needed if name not in manifest]
+    if missing:
+        raise ValueError(f"{path}: incomplete {what}, missing {', '.join(missing)}; {redo}")
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    if manifest["sha256"] != _digest(body):
+        raise ValueError(
+            f"{path}: changed after lesde wrote it (its sha256 does not match its contents); {redo}"
+        )
+
+    def check(where: str, value: Any, types: dict[str, tuple]) -> None:
+        if not isinstance(value, dict) or set(value) != set(types):
+            raise ValueError(f"{path}: invalid {what}, {where} should hold {sorted(types)}")
+        for name, allowed in types.items():
+            item = value[name]
+            wrong_bool = isinstance(item, bool) and bool not in allowed
+            if wrong_bool or not isinstance(item, allowed):
+                kinds = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+                raise ValueError(
+                    f"{path}: invalid {what}, {where}.{name} should be {kinds}, got {item!r}"
+                )
+
+    check("settings", manifest["settings"], _SETTING_TYPES)
+    check("data", manifest["data"], _DATA_TYPES)
+    if manifest["validation"] is not None:
+        check("validation", manifest["validation"], _DATA_TYPES)
+    if manifest["ensemble_sha256"] != _identity(manifest):
+        raise ValueError(f"{path}: its ensemble_sha256 does not match its settings; {redo}")
 
 
 def _describe_data(entry: dict | None) -> str:
@@ -301,11 +487,190 @@ def _check_resume(folder: Path, stored: dict, wanted: dict) -> None:
             )
     for name, new in wanted["settings"].items():
         old = stored["settings"].get(name)
-        if json.loads(json.dumps(new)) != old:
+        if new != old:
             raise ValueError(
                 f"{folder}: the stored ensemble has {name} = {old!r}; this call asks for "
                 f"{new!r} (use another folder, or the stored settings to resume)"
             )
+
+
+# ----------------------------------------------------------------------------- trial files
+def _trial_meta(path: Path) -> Any:
+    """The meta of a stored trial file, read from its header alone (no array is read):
+    what binds it to its ensemble. :func:`load_training` checks the whole file."""
+    what = "lesde ensemble trial file"
+    with storage.open_input(path, what) as file:
+        try:
+            with zipfile.ZipFile(file) as archive:
+                info = archive.getinfo("header.npy")
+                if info.file_size > storage.MAX_HEADER_BYTES:
+                    raise ValueError(f"a header of {info.file_size} bytes")
+                with archive.open(info) as member:
+                    text = np.lib.format.read_array(member, allow_pickle=False)
+            header = json.loads(str(text[()]))
+        except Exception as err:  # the zip, .npy and JSON parsers raise many kinds
+            why = f"{type(err).__name__}: {err}"
+            raise ValueError(f"{path}: not a readable {what}, damaged ({why})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: not a {what} (its header is not a JSON object)")
+    storage.check_header(
+        path, header, what=what, kind=TRAINING_KIND, format_version=TRAINING_FORMAT_VERSION
+    )
+    return header.get("meta")
+
+
+def _check_trial(path: Path, index: int, meta: Any, manifest: dict) -> None:
+    """Refuse a trial file that is not trial ``index`` of the ensemble ``manifest``."""
+    folder = path.parent
+    if not isinstance(meta, dict) or not isinstance(meta.get("ensemble_sha256"), str):
+        raise ValueError(
+            f"{path}: not bound to an ensemble (a training record saved outside "
+            f"train_ensemble, or by an older lesde); move it out of {folder}"
+        )
+    inside = meta.get("trial")
+    if isinstance(inside, bool) or inside != index:
+        raise ValueError(
+            f"{path}: holds trial {inside!r} but its name says trial {index} (a copied or "
+            f"renamed trial file); remove it, so that no trial counts twice"
+        )
+    if meta.get("data_sha256") != manifest["data"]["sha256"]:
+        raise ValueError(
+            f"{path}: a trial trained on other data than the ensemble in {folder} "
+            f"({_describe_data(manifest['data'])}); move it out of {folder}"
+        )
+    if meta["ensemble_sha256"] != manifest["ensemble_sha256"]:
+        theirs, ours = meta.get("ensemble"), manifest["settings"]
+        differ = [k for k in ours if isinstance(theirs, dict) and theirs.get(k) != ours[k]]
+        why = (
+            f"its {differ[0]} = {theirs[differ[0]]!r}, the ensemble's is {ours[differ[0]]!r}"
+            if differ
+            else "other settings or validation data"
+        )
+        raise ValueError(f"{path}: a trial of another ensemble ({why}); move it out of {folder}")
+
+
+def ensemble_lock(folder: str | os.PathLike):
+    """Hold the lock of an ensemble folder: one training writes a folder at a time.
+
+    An exclusive ``flock`` on ``folder/.lesde-ensemble.lock``
+    (:func:`lesde.storage.exclusive_lock`), which says who holds it (pid and host); the
+    system drops it when its holder exits or is killed. A second training of the folder
+    gets :class:`EnsembleFolderInUse` at once, naming the holder.
+    :func:`train_ensemble` holds it for the whole call.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with ensemble_lock(folder):
+    ...     with ensemble_lock(folder):  # the same thread: fine
+    ...         pass
+    """
+    return storage.exclusive_lock(
+        Path(folder) / LOCK_NAME,
+        what=f"ensemble folder {str(folder)!r}",
+        holder="training",
+        error=EnsembleFolderInUse,
+    )
+
+
+def _open_folder(folder: Path, manifest: dict) -> dict[int, Path]:
+    """Check the stored manifest matches ``manifest`` (or write it) and every stored trial
+    is the ensemble's own; remove what killed writers left. The stored trials, by index.
+    Call with the folder's lock held."""
+    trials, stale = _scan(folder)
+    for path in stale:  # no one else writes the folder: the lock is held
+        with contextlib.suppress(OSError):
+            path.unlink()
+    if os.path.lexists(folder / MANIFEST):
+        _check_resume(folder, read_manifest(folder), manifest)
+    else:
+        for index, path in sorted(trials.items()):
+            try:
+                _check_trial(path, index, _trial_meta(path), manifest)
+            except ValueError as err:
+                raise ValueError(
+                    f"{folder} holds trial files but no {MANIFEST}, which is written anew "
+                    f"only when every trial is this call's: {err}"
+                ) from None
+        with _writing(folder / MANIFEST):
+            storage.atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        return trials
+    for index, path in sorted(trials.items()):
+        _check_trial(path, index, _trial_meta(path), manifest)
+    return trials
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An OSError inside the block names ``path`` (a failed write, e.g. on a full disk,
+    names no file of its own)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
+
+
+def _save_trial(res: TrainingResult, folder: str | os.PathLike, trial: int) -> None:
+    """Write trial ``trial`` atomically; an OSError names the trial file."""
+    path = trial_path(folder, trial)
+    with _writing(path):
+        res.save(path)
+
+
+# ----------------------------------------------------------------------------- memory
+def _record_bytes(settings: dict, data: dict, validation: bool) -> int:
+    """Bytes of one trial's records, from the manifest's settings and data entry."""
+    return training_record_bytes(
+        steps=settings["steps"],
+        record_every=settings["record_every"],
+        n_samples=data["samples"],
+        n_classes=data["classes"],
+        validation=validation,
+        impact_every=settings["impact_every"],
+        record_stepped=settings["record_stepped"],
+    )
+
+
+def _stack_bytes(manifest: dict, trials: int) -> int:
+    """Bytes of reading ``trials`` trials back and stacking them: each trial's records,
+    the stacked copy, and the float32 copy of the stepped logits."""
+    s, data = manifest["settings"], manifest["data"]
+    per = _record_bytes(s, data, manifest["validation"] is not None)
+    stepped = s["steps"] * data["classes"] * 4 if s["record_stepped"] else 0
+    return trials * (2 * per + stepped)
+
+
+def _check_stack_memory(manifest: dict, trials: int) -> None:
+    need = _stack_bytes(manifest, trials)
+    check_training_memory(
+        need,
+        f"{trials} trials read back and stacked",
+        "read fewer trials (load_ensemble(folder, trials=...), --trials)",
+    )
+
+
+def _check_memory(manifest: dict, data: Dataset, validation: Dataset | None, trials: int,
+                  parallel: int) -> None:  # fmt: skip
+    """Refuse, before anything is allocated, an ensemble that cannot fit: ``parallel``
+    trainings at once (each with its records, the data and its tensor copy), or the
+    ``trials`` trials stacked at the end."""
+    data_bytes = sum(d.images.nbytes + d.labels.nbytes for d in (data, validation) if d)
+    per = _record_bytes(manifest["settings"], manifest["data"], validation is not None)
+    training = parallel * (per + 2 * data_bytes) + data_bytes
+    stacked = _stack_bytes(manifest, trials)
+    what = (
+        f"{trials} trial{'s' if trials != 1 else ''} of {per / 2**30:.2f} GiB of records "
+        f"each ({parallel} trained at a time, then all stacked)"
+    )
+    advice = "fewer trials or steps, record less often (record_every)"
+    if parallel > 1:
+        advice += ", fewer workers"
+    if manifest["settings"]["record_stepped"]:
+        advice += ", or record_stepped=False"
+    check_training_memory(max(training, stacked), what, advice)
 
 
 # ----------------------------------------------------------------------------- training
@@ -339,6 +704,11 @@ def train_ensemble(
     more threads than cores in all is refused (spinning OpenMP threads then slow every
     step 10-100x).
 
+    The workers are spawned processes: each imports the main script of the program, so a
+    script must call this function under ``if __name__ == "__main__":``. Without that
+    guard the workers stop at start-up and the call raises :class:`WorkerError` saying so
+    (no worker trains, nothing hangs).
+
     Parameters
     ----------
     data : lesde.data.Dataset
@@ -353,7 +723,10 @@ def train_ensemble(
         stepped-input logits (needs ``batch_size == 1``).
     folder : path, optional
         Where the trials are stored (created if needed). Without one, a temporary folder
-        is used and removed: nothing can be resumed.
+        is used and removed: nothing can be resumed. One training writes a folder at a
+        time (:func:`ensemble_lock`); its manifest and every stored trial are checked
+        first (:func:`read_manifest`: other data or settings, an edited manifest, a trial
+        file of another ensemble, copied or renamed are refused in one line).
     model : callable, optional
         ``model(seed=...) -> torch.nn.Module``, picklable (a module-level function or a
         ``functools.partial`` of a class), called once per trial. Default: the paper's
@@ -374,8 +747,21 @@ def train_ensemble(
     -------
     TrainingResult
         R replicas, in trial order. On Ctrl-C the trials finished so far (the others are
-        not written; ``interrupted=True``). If a worker dies, RuntimeError: the trials
-        finished are stored, and the same call resumes.
+        not written; ``interrupted=True``).
+
+    Raises
+    ------
+    WorkerError
+        A worker died (killed by a signal, out of memory, an exit) or could not start: one
+        line naming the trial and the exit code or signal, or the missing main guard. The
+        other workers are stopped, the trials finished are stored, and the same call
+        resumes. An exception in a worker's trial is raised as such (an OSError, e.g. a
+        full disk, naming the trial file) or as WorkerError naming the trial.
+    lesde.engine.InsufficientMemoryError
+        Before anything is trained, when the workers' records or the stacked trials would
+        take over 90 % of the memory available.
+    EnsembleFolderInUse
+        Another training holds the folder.
 
     Examples
     --------
@@ -385,6 +771,7 @@ def train_ensemble(
     >>> res.replicas, res.metrics["loss"].shape, res.meta["trials"][2]["trial"]
     (3, (3, 3), 2)
     """
+    _stop_if_started_by_a_worker()
     from .network import check_dataset, torch_dtype  # needs PyTorch, as training does
 
     data = check_dataset(data)
@@ -431,37 +818,30 @@ def train_ensemble(
             )
     elif threads > cores:
         raise ValueError(f"threads = {threads} exceeds the {cores} cores")
+    manifest = _manifest(settings, data, validation)
+    # Before the folder is touched: at most `trials` to train, as many at once as workers.
+    parallel = 1 if workers == 1 else min(trials, workers or max(1, cores // threads))
+    _check_memory(manifest, data, validation, trials, parallel)
 
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="lesde-ensemble-"))
         folder = Path(folder)
-        _open_folder(folder, _manifest(settings, data, validation))
-        for trial in range(max([trials, *(i + 1 for i in stored_trials(folder))])):
-            # what writers killed mid-write left (one ensemble call per folder at a time)
-            storage.remove_stale_temporaries(trial_path(folder, trial))
-        todo = [i for i in range(trials) if not trial_path(folder, i).exists()]
+        if folder.exists() and not folder.is_dir():
+            kind = storage.file_kind(folder, follow_links=True) or "a file"
+            raise ValueError(f"{folder}: {kind}, not a folder; an ensemble folder must be one")
+        stack.enter_context(ensemble_lock(folder))
+        stored = _open_folder(folder, manifest)
+        todo = [i for i in range(trials) if i not in stored]
         if workers is None:
             workers = max(1, min(len(todo), cores // threads))
-        job = _Job(data, validation, model, settings, str(folder), threads)
+        job = _Job(data, validation, model, settings, str(folder), threads, _binding(manifest))
         interrupted = _train_trials(job, todo, workers, trials, progress)
-        done = [i for i in range(trials) if trial_path(folder, i).exists()]
+        done = sorted(i for i in _scan(folder)[0] if i < trials)
         if not done:
             raise KeyboardInterrupt  # interrupted before any trial finished: nothing to return
-        res = _stack(folder, done, interrupted=interrupted)
+        res = _stack(folder, done, manifest, interrupted=interrupted)
     return res
-
-
-def _open_folder(folder: Path, manifest: dict) -> None:
-    """Create the ensemble folder and its manifest, or check the stored one matches."""
-    if (folder / MANIFEST).exists():
-        _check_resume(folder, read_manifest(folder), manifest)
-    else:
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"{folder}: not a folder")
-        if folder.is_dir() and stored_trials(folder):
-            raise ValueError(f"{folder}: holds trial files but no {MANIFEST}")
-        storage.atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
 @contextlib.contextmanager
@@ -521,7 +901,7 @@ def _train_here(job: _Job, todo: list[int], bar) -> bool:
                 res = job.run(trial)
                 if res.interrupted:  # Ctrl-C inside train_and_record: the trial is not kept
                     return True
-                res.save(trial_path(job.folder, trial))  # atomic: whole or absent
+                _save_trial(res, job.folder, trial)  # atomic: whole or absent
                 if bar is not None:
                     bar.update(1)
         except KeyboardInterrupt:
@@ -529,9 +909,22 @@ def _train_here(job: _Job, todo: list[int], bar) -> bool:
     return False
 
 
+# ----------------------------------------------------------------------------- workers
+def _stop_if_started_by_a_worker() -> None:
+    """In a worker's start-up, end that worker with the exit code its parent reads as "no
+    main guard".
+
+    A spawned worker imports its parent's main script; a script that calls
+    train_ensemble outside ``if __name__ == "__main__":`` calls it again there, where it
+    must neither train nor start workers of its own.
+    """
+    if os.environ.get(_PARENT_ENV) == str(os.getppid()):
+        raise SystemExit(_NO_MAIN_GUARD_EXIT)
+
+
 def _die_with_parent() -> None:
     """Ask Linux to send SIGTERM to this process when its parent dies (elsewhere: no-op;
-    the worker loop also checks its parent before each trial)."""
+    the worker also stops when its pipe to the parent closes)."""
     try:
         import ctypes
 
@@ -541,103 +934,292 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(job: _Job, tasks, results, parent: int) -> None:
-    """A worker process: train trials from ``tasks`` until told to stop or orphaned."""
+def _failure(err: BaseException) -> dict:
+    """What a worker reports of an exception (plain values, one line)."""
+    text = " ".join(str(err).split()) or "(no message)"
+    out = {"type": type(err).__name__, "message": text, "errno": None}
+    if isinstance(err, OSError) and err.errno is not None:
+        out.update(errno=err.errno, strerror=err.strerror, filename=err.filename)
+    return out
+
+
+def _worker(conn, parent: int) -> None:
+    """A worker process: load the job its parent sends, then train the trials it is sent
+    one at a time, until told to stop (None) or its parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
-    import torch
-
-    torch.set_num_threads(job.threads)
-    while True:
-        if os.getppid() != parent:  # the parent died: no one collects the trials
+    try:
+        if os.getppid() != parent:  # the parent died before PR_SET_PDEATHSIG was set
             return
+        conn.send(("hello", None, None))
+        payload = conn.recv_bytes()
+    except (EOFError, OSError):  # the parent is gone
+        return
+    try:
+        job = pickle.loads(payload)
+        import torch
+
+        torch.set_num_threads(job.threads)
+    except Exception as err:
+        _tell(conn, ("error", None, _failure(err)))
+        return
+    if not _tell(conn, ("ready", None, None)):
+        return
+    while True:
         try:
-            trial = tasks.get(timeout=1.0)
-        except queue.Empty:
-            continue
+            trial = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
         if trial is None:
             return
-        results.put(("start", trial, os.getpid()))
         try:
             res = job.run(trial)
-            res.save(trial_path(job.folder, trial))
+            _save_trial(res, job.folder, trial)
         except Exception as err:  # reported by the parent as one line
-            results.put(("error", trial, f"{type(err).__name__}: {err}"))
+            _tell(conn, ("error", trial, _failure(err)))
             return
-        results.put(("done", trial, os.getpid()))
+        if not _tell(conn, ("done", trial, None)):
+            return
+
+
+def _tell(conn, message: tuple) -> bool:
+    """Send ``message`` to the parent; False when the parent is gone."""
+    try:
+        conn.send(message)
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One worker process as its parent sees it."""
+
+    proc: Any
+    conn: Any
+    trial: int | None = None  # the trial it is training
+    ready: bool = False  # it has loaded the job
+    stopping: bool = False  # it was told to stop
+
+
+class _Pool:
+    """The parent's side of the workers: hands out trials one at a time, and ends the call
+    with one line as soon as a worker dies, whatever it was doing.
+
+    The parent never blocks on a pipe to a worker that may be dead: it waits on every
+    worker's pipe and process sentinel together (:func:`multiprocessing.connection.wait`),
+    sends a worker the job only once it has asked for it and a trial only once it is idle,
+    and a write to a worker that died fails at once (the parent keeps no copy of the
+    worker's end). The job (data and model, pickled once) travels after start-up, so
+    starting a process writes only a few bytes to it.
+    """
+
+    def __init__(self, job: _Job, todo: list[int], workers: int, bar) -> None:
+        import multiprocessing
+
+        try:
+            self.payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            raise TypeError(
+                f"model must be picklable to train in worker processes (a module-level "
+                f"function or a functools.partial of a class), or use workers=1: {err}"
+            ) from None
+        # spawn, not fork: a forked child of a process whose OpenMP runtime already started
+        # threads can deadlock in its first parallel region.
+        self.ctx = multiprocessing.get_context("spawn")
+        self.job, self.bar, self.workers = job, bar, workers
+        self.pending = collections.deque(todo)
+        self.remaining = set(todo)
+        self.slots: list[_Slot] = []
+
+    def run(self) -> None:
+        from multiprocessing.connection import wait
+
+        threads = str(self.job.threads)
+        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        with _environment(**env, **{_PARENT_ENV: str(os.getpid())}):
+            for _ in range(self.workers):
+                here, there = self.ctx.Pipe()
+                proc = self.ctx.Process(target=_worker, args=(there, os.getpid()), daemon=True)
+                self.slots.append(_Slot(proc, here))
+                proc.start()  # a few bytes to write: cannot block on a child that died
+                there.close()  # the worker's end is the worker's alone
+        while self.remaining:
+            live = [s for s in self.slots if s.conn is not None]
+            if not live:
+                raise WorkerError(f"the workers stopped with trials {sorted(self.remaining)} left")
+            owner = {s.conn: s for s in live} | {s.proc.sentinel: s for s in live}
+            for ready in wait(list(owner), timeout=_WAIT_SECONDS):
+                slot = owner[ready]
+                if slot.conn is None:
+                    continue  # already handled in this round
+                if ready is slot.conn:
+                    self._receive(slot)
+                else:
+                    self._ended(slot)
+
+    def _receive(self, slot: _Slot) -> None:
+        try:
+            message = slot.conn.recv()
+        except (EOFError, OSError):  # its end is closed: it died (said outside the except)
+            message = None
+        if message is None:
+            self._ended(slot)
+        else:
+            self._handle(slot, *message)
+
+    def _handle(self, slot: _Slot, kind: str, trial, info) -> None:
+        if kind == "hello":
+            self._send(slot, self.payload, raw=True)
+        elif kind == "ready":
+            slot.ready = True
+            self._next(slot)
+        elif kind == "done":
+            self.remaining.discard(trial)
+            slot.trial = None
+            if self.bar is not None:
+                self.bar.update(1)
+            self._next(slot)
+        else:
+            raise self._failed(slot, trial, info)
+
+    def _next(self, slot: _Slot) -> None:
+        """Give an idle worker the next trial, or tell it to stop."""
+        if self.pending:
+            slot.trial = self.pending.popleft()
+            self._send(slot, slot.trial)
+        else:
+            slot.stopping = True
+            self._send(slot, None)
+
+    def _send(self, slot: _Slot, message, raw: bool = False) -> None:
+        try:
+            if raw:
+                slot.conn.send_bytes(message)
+            else:
+                slot.conn.send(message)
+            return
+        except OSError:  # its end is closed: it died (said outside the except)
+            pass
+        self._ended(slot)
+
+    def _ended(self, slot: _Slot) -> None:
+        """A worker's pipe closed or its process ended: fine after it was told to stop,
+        otherwise the end of the call (what it reported before dying comes first)."""
+        conn, slot.conn = slot.conn, None
+        said = []
+        try:
+            while conn.poll(0):
+                said.append(conn.recv())
+        except (EOFError, OSError):
+            pass
+        conn.close()
+        for kind, trial, info in said:
+            if kind == "error":
+                raise self._failed(slot, trial, info)
+            if kind == "done":
+                self.remaining.discard(trial)
+                slot.trial = None
+                if self.bar is not None:
+                    self.bar.update(1)
+        slot.proc.join(timeout=_WAIT_SECONDS)
+        if slot.stopping and slot.proc.exitcode == 0:
+            return
+        raise self._died(slot)
+
+    def _died(self, slot: _Slot) -> WorkerError:
+        code, pid = slot.proc.exitcode, slot.proc.pid
+        if code is None:
+            how = "closed its pipe but is still running (stopped now)"
+        elif code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        if not slot.ready:
+            if code == _NO_MAIN_GUARD_EXIT:
+                script = getattr(sys.modules.get("__main__"), "__file__", None) or "the script"
+                return WorkerError(
+                    f"the ensemble's worker processes stopped at start-up: {script} calls "
+                    "train_ensemble when it is imported, and each worker imports it (the "
+                    "spawn start method); put that call under `if __name__ == "
+                    '"__main__":` (docs/real_networks.md)'
+                )
+            return WorkerError(
+                f"a worker process (pid {pid}) {how} at start-up, before it took a trial "
+                "(its own message, if any, is above)"
+            )
+        doing = f"while training trial {slot.trial}" if slot.trial is not None else "between trials"
+        hint = (
+            " (by someone, or by the system when memory ran out)" if code == -signal.SIGKILL else ""
+        )
+        return WorkerError(f"a worker (pid {pid}) {how} {doing}{hint}; {self._resumes()}")
+
+    def _failed(self, slot: _Slot, trial: int | None, info: dict) -> Exception:
+        if trial is None:
+            return WorkerError(
+                f"a worker could not load the ensemble's model and data ({info['type']}: "
+                f"{info['message']}); a model factory must be importable by a new process "
+                "(defined in a module or script, not an interactive session), or use workers=1"
+            )
+        if info["errno"] is not None:  # a full disk, a folder removed: the same as here
+            return OSError(info["errno"], info["strerror"], info["filename"])
+        return WorkerError(
+            f"trial {trial} failed in its worker ({info['type']}: {info['message']}); "
+            f"{self._resumes()}"
+        )
+
+    def _resumes(self) -> str:
+        folder = self.job.folder
+        n = len(_scan(Path(folder))[0])
+        stored = "1 trial is" if n == 1 else f"{n} trials are"
+        return f"{stored} stored in {folder}: the same call resumes with the others"
+
+    def close(self) -> None:
+        """Stop every worker still running, and wait for it."""
+        for slot in self.slots:
+            if slot.proc.is_alive():
+                slot.proc.terminate()
+        for slot in self.slots:
+            if slot.proc.pid is None:
+                continue  # never started
+            slot.proc.join(timeout=10)
+            if slot.proc.is_alive():
+                slot.proc.kill()
+                slot.proc.join(timeout=10)
+            if slot.conn is not None:
+                slot.conn.close()
+                slot.conn = None
 
 
 def _train_in_workers(job: _Job, todo: list[int], workers: int, bar) -> bool:
-    import multiprocessing
-
-    # spawn, not fork: a forked child of a process whose OpenMP runtime already started
-    # threads can deadlock in its first parallel region.
-    ctx = multiprocessing.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    for trial in todo:
-        tasks.put(trial)
-    for _ in range(workers):
-        tasks.put(None)
-    threads = str(job.threads)
-    with _environment(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads):
-        procs = [
-            ctx.Process(target=_worker, args=(job, tasks, results, os.getpid()), daemon=True)
-            for _ in range(workers)
-        ]
-        for p in procs:
-            p.start()
-    running: dict[int, int] = {}  # pid -> trial
-    remaining = set(todo)
+    pool = _Pool(job, todo, workers, bar)
     try:
-        while remaining:
-            try:
-                kind, trial, info = results.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                _check_workers(procs, running, remaining, job.folder)
-                continue
-            if kind == "start":
-                running[info] = trial
-            elif kind == "done":
-                running.pop(info, None)
-                remaining.discard(trial)
-                if bar is not None:
-                    bar.update(1)
-            else:
-                raise RuntimeError(f"trial {trial} failed: {info}")
+        pool.run()
         return False
     except KeyboardInterrupt:
         return True
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-        tasks.close()
-        results.close()
-
-
-def _check_workers(procs, running: dict[int, int], remaining: set[int], folder: str) -> None:
-    """RuntimeError (one line) when a worker died or all stopped with trials left."""
-    for p in procs:
-        if p.exitcode not in (None, 0):
-            lost = running.get(p.pid)
-            what = f" while training trial {lost}" if lost is not None else ""
-            raise RuntimeError(
-                f"a worker (pid {p.pid}) died with exit code {p.exitcode}{what}; "
-                f"{len(stored_trials(folder))} trials are stored in {folder}: the same call "
-                "resumes with the others"
-            )
-    if all(p.exitcode is not None for p in procs):
-        raise RuntimeError(f"the workers stopped with trials {sorted(remaining)} not trained")
+        pool.close()
 
 
 # ----------------------------------------------------------------------------- reading
-def _stack(folder: Path, indices: Sequence[int], interrupted: bool = False) -> TrainingResult:
-    manifest = read_manifest(folder)
-    results = [load_training(trial_path(folder, i)) for i in indices]
+def _stack(
+    folder: Path, indices: Sequence[int], manifest: dict, interrupted: bool = False
+) -> TrainingResult:
+    _check_stack_memory(manifest, len(indices))
+    results = []
+    for i in indices:
+        path = trial_path(folder, i)
+        res = load_training(path)
+        if res.replicas != 1:
+            raise ValueError(f"{path}: holds {res.replicas} networks, a trial file holds one")
+        _check_trial(path, i, res.meta, manifest)
+        results.append(res)
     meta = dict(results[0].meta)
-    for name in ("trial", "trial_seed", "seed", "wall_seconds"):
+    for name in ("trial", "trial_seed", "seed", "wall_seconds", "ensemble"):
         meta.pop(name, None)
     meta.update(
         ensemble=manifest["settings"],
@@ -652,13 +1234,17 @@ def _stack(folder: Path, indices: Sequence[int], interrupted: bool = False) -> T
 def load_ensemble(folder: str | os.PathLike, trials: int | Sequence[int] | None = None):
     """Read the ensemble stored in ``folder`` as one TrainingResult (no PyTorch needed).
 
+    The manifest is checked (:func:`read_manifest`) and so is every trial read: a trial
+    file of another ensemble, or one copied or renamed to another trial's name, is refused
+    in one line.
+
     Parameters
     ----------
     folder : path
         Written by :func:`train_ensemble`.
     trials : int, sequence of int, optional
         An int R: trials 0..R-1, every one of which must be stored. A sequence: those
-        trials. None: every stored trial.
+        trials (each once). None: every stored trial.
 
     Examples
     --------
@@ -673,8 +1259,8 @@ def load_ensemble(folder: str | os.PathLike, trials: int | Sequence[int] | None 
     ValueError: ...: 5 trials asked for, 2 stored (trials 0-1); train_ensemble(trials=5) adds them
     """
     folder = Path(folder)
-    read_manifest(folder)
-    stored = stored_trials(folder)
+    manifest = read_manifest(folder)
+    stored = sorted(_scan(folder)[0])
     if trials is None:
         indices = stored
     elif isinstance(trials, (int, np.integer)) and not isinstance(trials, bool):
@@ -687,12 +1273,15 @@ def load_ensemble(folder: str | os.PathLike, trials: int | Sequence[int] | None 
             )
     else:
         indices = [integer("trials", i, at_least=0) for i in trials]
+        twice = sorted({i for i in indices if indices.count(i) > 1})
+        if twice:
+            raise ValueError(f"trials {twice} are asked for more than once; name each trial once")
         missing = sorted(set(indices) - set(stored))
         if missing:
             raise ValueError(f"{folder}: trials {missing} are not stored ({_ranges(stored)})")
     if not indices:
         raise ValueError(f"{folder}: no trial is stored yet")
-    return _stack(folder, indices)
+    return _stack(folder, indices, manifest)
 
 
 def _ranges(indices: list[int]) -> str:

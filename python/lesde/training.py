@@ -48,7 +48,12 @@ from .network import (
     model_dtype,
     torch_dtype,
 )
-from .training_result import ImpactTrack, TrainingResult
+from .training_result import (
+    ImpactTrack,
+    TrainingResult,
+    check_training_memory,
+    training_record_bytes,
+)
 from .validate import integer, probability, real
 from .version import __version__
 
@@ -146,6 +151,12 @@ def train_and_record(
         NaN or infinite, training stops there with ``status == "nonfinite"`` and the
         records before it.
 
+    Raises
+    ------
+    lesde.engine.InsufficientMemoryError
+        Before anything is allocated, when the records would take over 90 % of the memory
+        available (:func:`lesde.training_result.training_record_bytes`).
+
     Examples
     --------
     >>> import lesde.data
@@ -182,11 +193,26 @@ def train_and_record(
         )
     if not (isinstance(record_logits, bool) or record_logits == "auto"):
         raise ValueError(f"record_logits must be True, False or 'auto', got {record_logits!r}")
+    K, N = data.n_classes, len(data)
+    check_training_memory(
+        training_record_bytes(
+            steps=steps,
+            record_every=record_every,
+            n_samples=N,
+            n_classes=K,
+            validation=validation is not None,
+            impact_every=impact_every,
+            record_stepped=record_stepped,
+            record_logits=record_logits is True,
+        ),
+        f"the records of {steps} steps",
+        "train fewer steps, record less often (record_every)"
+        + (" or without stepped-input records (record_stepped=False)" if record_stepped else ""),
+    )
     if dtype is not None:
         model.to(torch_dtype(dtype))
     tdtype = model_dtype(model)
 
-    K, N = data.n_classes, len(data)
     with torch.no_grad():
         probe = model(as_tensor(data.images[:1], tdtype))
     if probe.shape != (1, K):

@@ -45,8 +45,10 @@ __all__ = [
     "TRAINING_FORMAT_VERSION",
     "ImpactTrack",
     "TrainingResult",
+    "check_training_memory",
     "load_training",
     "stepped_class_means",
+    "training_record_bytes",
 ]
 
 
@@ -59,6 +61,72 @@ IMPACT_PREFIX = "impact__"
 _TRAINING_ARRAYS = ("times", "steps", "class_means", "label_means", "features", "classes")
 _TRAINING_ARRAYS += ("labels", "status", "fail_step")
 _STEPPED_ARRAYS = ("stepped_indices", "stepped_logits")
+
+
+def training_record_bytes(
+    *,
+    steps: int,
+    record_every: int,
+    n_samples: int,
+    n_classes: int,
+    validation: bool = False,
+    impact_every: int | None = None,
+    record_stepped: bool = False,
+    record_logits: bool = False,
+) -> int:
+    """Bytes of the records of one network's training: what
+    :func:`lesde.nn.train_and_record` allocates for them, and about what its file holds.
+
+    Counted from the settings alone, never by building arrays: T = ceil(steps /
+    record_every) + 1 records of class and label means (2 T K^2 floats) and metrics, the
+    final logits, labels and classes (N each), with ``record_stepped`` one sample index and
+    K float32 logits per step, with ``impact_every`` the impact track, with
+    ``record_logits`` every sample's logits at every record (T N K floats).
+
+    Examples
+    --------
+    >>> training_record_bytes(steps=10_000_000_000, record_every=50_000_000, n_samples=900,
+    ...                       n_classes=3, record_stepped=True) / 2**30  # doctest: +ELLIPSIS
+    186.26...
+    """
+    K, N = int(n_classes), int(n_samples)
+    T = -(-int(steps) // int(record_every)) + 1
+    n_metrics = 12 if validation else 10
+    total = 4 * T * 8  # times, steps and the record steps' temporaries
+    total += 2 * T * K * K * 8 + n_metrics * T * 8
+    total += N * K * 8 + 2 * N * 8  # features, classes, labels
+    if record_logits:
+        total += T * N * K * 8
+    if record_stepped:
+        total += int(steps) * (8 + 4 * K)
+    if impact_every:
+        S = -(-int(steps) // int(impact_every)) + 1
+        total += S * (K * K + 14) * 8
+    return total
+
+
+def check_training_memory(need: int, what: str, advice: str) -> None:
+    """Raise :class:`lesde.engine.InsufficientMemoryError` (one line) if ``need`` bytes
+    exceed 90 % of the memory available (:func:`lesde.storage.available_memory`), the
+    convention of :func:`lesde.engine.check_memory`; ``what`` says what they are for,
+    ``advice`` what to change.
+
+    Examples
+    --------
+    >>> check_training_memory(1024, "its records", "record less often")  # fits
+    >>> check_training_memory(2**70, "its records", "record less often")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.engine.InsufficientMemoryError: this training needs about 1099511627776.00 GiB ...
+    """
+    from .engine import InsufficientMemoryError
+
+    have = storage.available_memory()
+    if have is not None and need > 0.9 * have:
+        raise InsufficientMemoryError(
+            f"this training needs about {need / 2**30:.2f} GiB for {what}, but only "
+            f"{have / 2**30:.2f} GiB of memory is available; {advice}"
+        )
 
 
 def _pad(values: np.ndarray, length: int, axis: int, fill) -> np.ndarray:

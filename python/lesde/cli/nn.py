@@ -18,11 +18,14 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .common import (
     EXIT_INTERRUPTED,
+    EXIT_NUMERIC,
     EXIT_OK,
+    PROG,
     Out,
     UsageError,
     add_command,
@@ -177,26 +180,32 @@ def cmd_train(args) -> int:
     0
     """
     try:
-        from ..ensemble import train_ensemble
+        from ..ensemble import EnsembleFolderInUse, WorkerError, train_ensemble
     except ImportError as err:
         raise UsageError(f"lesde nn train needs PyTorch: pip install 'lesde[nn]' ({err})") from None
     out = Out(args.json)
     data = _shapes_or_cifar(args)
     out(f"data: {data}")
-    res = train_ensemble(
-        data,
-        trials=args.trials,
-        lr=args.lr,
-        steps=args.steps,
-        folder=args.folder,
-        seed=args.seed,
-        workers=args.workers,
-        threads=args.threads,
-        label_noise=args.label_noise,
-        record_every=args.record_every,
-        impact_every=args.impact_every,
-        progress=progress_flag(args),
-    )
+    try:
+        res = train_ensemble(
+            data,
+            trials=args.trials,
+            lr=args.lr,
+            steps=args.steps,
+            folder=args.folder,
+            seed=args.seed,
+            workers=args.workers,
+            threads=args.threads,
+            label_noise=args.label_noise,
+            record_every=args.record_every,
+            impact_every=args.impact_every,
+            progress=progress_flag(args),
+        )
+    except EnsembleFolderInUse as err:
+        raise UsageError(str(err)) from None
+    except WorkerError as err:  # the training failed: a worker died (its trials are kept)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return EXIT_NUMERIC
     summary = res.summary()
     if args.json:
         print_json({"folder": str(args.folder), "trials": res.replicas, **summary})
@@ -216,6 +225,7 @@ def cmd_paper(args) -> int:
     >>> main(["nn", "paper", tempfile.mkdtemp()])  # doctest: +ELLIPSIS
     1
     """
+    from ..engine import InsufficientMemoryError
     from ..ensemble import load_ensemble
     from ..pipeline import paper_pipeline
 
@@ -224,6 +234,8 @@ def cmd_paper(args) -> int:
         raise UsageError(f"ensemble folder {str(folder)!r} not found")
     try:
         ensemble = load_ensemble(folder, trials=args.trials)
+    except InsufficientMemoryError:
+        raise  # exit 2: does not fit in memory
     except ValueError as err:
         raise UsageError(str(err)) from None
     start = args.start if args.start == "aligned" else _index(args.start)
