@@ -36,16 +36,18 @@ Examples
 (1, 3, 3, 3)
 """
 
-from .ensemble import load_ensemble, train_ensemble
+from .ensemble import EnsembleFolderInUse, WorkerError, load_ensemble, train_ensemble
 from .network import ImpactMatrix, LeNet, impact_matrix
 from .training import train_and_record
 from .training_result import ImpactTrack, TrainingResult, load_training, stepped_class_means
 
 __all__ = [
+    "EnsembleFolderInUse",
     "ImpactMatrix",
     "ImpactTrack",
     "LeNet",
     "TrainingResult",
+    "WorkerError",
     "impact_matrix",
     "load_ensemble",
     "load_training",
