@@ -32,9 +32,9 @@ import json, sys, time
 import lesde
 from lesde import _core
 try:
-    from lesde.engine import allocate, engine_config
-except ImportError:  # builds from before lesde.engine
-    from lesde.simulate import allocate, engine_config
+    from lesde.sim.engine import allocate, engine_config
+except ImportError:  # builds from before lesde.sim.engine
+    from lesde.sim.simulate import allocate, engine_config
 fields, steps = json.loads(sys.argv[1])
 base = dict(n_classes=10, n_per_class=10**5, alpha=1.0, beta=0.2, sigma=0.3, dt=1e-3,
             steps=100000, record_every=100000, seed=1)

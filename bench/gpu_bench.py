@@ -26,7 +26,7 @@ import numpy as np
 
 import lesde
 from lesde import _core
-from lesde.engine import allocate, engine_config
+from lesde.sim.engine import allocate, engine_config
 
 
 def per_step(sim, short: int, long: int, repeats: int = 2) -> float:

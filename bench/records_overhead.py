@@ -2,7 +2,7 @@
 
 1. The N = 300 / K = 3 / 20 replicas / 1000-step cross-entropy run with the default records
    (about 100) against the same run with 2 records: the ratio of their wall times.
-2. 65,536 replicas x 2 records: the wall time of :func:`lesde.result.finish_metrics` on the
+2. 65,536 replicas x 2 records: the wall time of :func:`lesde.sim.result.finish_metrics` on the
    engine's record arrays, and of the whole run.
 
 Every time is the median of ``--repeats`` runs in this process, alternating the variants so
@@ -18,8 +18,8 @@ import statistics
 import time
 
 import lesde
-from lesde.engine import allocate, run_engine
-from lesde.result import finish_metrics
+from lesde.sim.engine import allocate, run_engine
+from lesde.sim.result import finish_metrics
 
 
 def timed(fn):

@@ -4,7 +4,7 @@ The weak error of a scheme at step dt is |E f(x_T^dt) - E f(x_T)| for a smooth f
 the mean training loss at T = 1 (the average of a smooth function of each sample), E f(x_T)
 is estimated by Gaussian Heun at a fine step, and each estimate carries the Monte Carlo
 standard error of a mean over all samples. The slopes of log error against log dt are the
-measured weak orders; the core declares them (lesde.engine.scheme_orders):
+measured weak orders; the core declares them (lesde.sim.engine.scheme_orders):
 
     euler_maruyama x {gaussian, two_point, three_point}: 1;  heun x gaussian, three_point: 2;
     heun x two_point: 1 (the increments' fourth moment is off by O(dt)).
@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 import lesde
-from lesde.engine import scheme_orders
+from lesde.sim.engine import scheme_orders
 
 SCHEMES = ("euler_maruyama", "heun")
 NOISES = ("gaussian", "two_point", "three_point")

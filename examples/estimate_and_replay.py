@@ -23,7 +23,7 @@ import numpy as np
 
 import lesde
 from lesde import plot
-from lesde.estimate import impact_integrals, impact_rates, replay, replay_error
+from lesde.analysis.estimate import impact_integrals, impact_rates, replay, replay_error
 
 # Where the figures go unless --out says otherwise: a folder of their own, never the
 # current folder itself.

@@ -38,7 +38,7 @@ import lesde
 import lesde.data
 import lesde.nn
 from lesde import plot
-from lesde.estimate import fit, replay_error
+from lesde.analysis.estimate import fit, replay_error
 from lesde.metrics import loss_tail_exponent
 
 # Where the figures go unless --out says otherwise: a folder of their own, never the

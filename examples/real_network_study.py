@@ -39,10 +39,10 @@ import numpy as np
 import lesde
 import lesde.data
 import lesde.nn
-from lesde import plot_fits
-from lesde.ensemble import load_ensemble
-from lesde.pipeline import aligned_start, average_class_means, paper_pipeline
-from lesde.predict import EVENTS, predict_training
+from lesde.analysis.predict import EVENTS, predict_training
+from lesde.nn.ensemble import load_ensemble
+from lesde.nn.pipeline import aligned_start, average_class_means, paper_pipeline
+from lesde.plot import fits as plot_fits
 
 # Where the figures go unless --out says otherwise: a folder of their own, never the
 # current folder itself.
@@ -149,8 +149,8 @@ def initial_spread(s: dict, trials: int = 8) -> float:
     freshly initialised networks (the LE-SDE's init_scale)."""
     import torch
 
-    from lesde.ensemble import default_model, trial_seed
-    from lesde.network import as_tensor, eval_logits
+    from lesde.nn.ensemble import default_model, trial_seed
+    from lesde.nn.network import as_tensor, eval_logits
 
     data = pool_data(s)
     X = as_tensor(data.images, torch.float32)
@@ -241,7 +241,9 @@ def departures(pool, start: int) -> dict:
     print(f"  the full pool, from t = {pool.times[start]:g}:")
     variants = {
         "lesde defaults (L, aligned start, rate_offset 1)": dict(start=start),
-        "rate_offset 0 (lesde.estimate.replay's table index)": dict(start=start, rate_offset=0),
+        "rate_offset 0 (lesde.analysis.estimate.replay's table index)": dict(
+            start=start, rate_offset=0
+        ),
         "paper conventions, same start": dict(start=start, conventions="paper"),
         "paper conventions, start 0 (the paper's code)": dict(start=0, conventions="paper"),
         "I estimator, paper conventions, start 0": dict(

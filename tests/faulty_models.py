@@ -1,4 +1,4 @@
-"""Model factories that fail inside a worker process of lesde.ensemble, for its tests (import
+"""Model factories that fail inside a worker process of lesde.nn.ensemble, for its tests (import
 after ``pytest.importorskip("torch")``).
 
 A factory is pickled by reference and called in the worker, so the fault happens there: the
@@ -13,7 +13,7 @@ import os
 
 import torch
 
-import lesde.storage
+import lesde.io.storage
 
 
 class FaultOnStep(torch.nn.Module):
@@ -45,6 +45,6 @@ def faulty_model(seed: int, *, lenet, fault: str, at_seed: int, step: int = 3):
     if seed != at_seed:
         return net
     if fault == "enospc":  # this worker process's disk is full from now on
-        lesde.storage.atomic_savez = _no_space
+        lesde.io.storage.atomic_savez = _no_space
         return net
     return FaultOnStep(net, step, fault)

@@ -20,8 +20,8 @@ import pytest
 
 import lesde
 
-NEEDS = {"lesde.network": "torch", "lesde.nn": "torch", "lesde.training": "torch"}
-NEEDS["lesde.zarr_store"] = "zarr"
+NEEDS = {"lesde.nn.network": "torch", "lesde.nn": "torch", "lesde.nn.training": "torch"}
+NEEDS["lesde.sim.zarr_store"] = "zarr"
 
 
 def _public(name: str) -> bool:
@@ -59,7 +59,7 @@ def test_every_name_of_all_exists(name):
 def test_module_and_function_spellings_both_work():
     """The documented calls (``lesde.simulate(...)``, ``lesde.sweep(base, grid)``) and the
     documented module spellings (``import lesde.sweep as sw; sw.phase_diagram``)."""
-    import lesde.simulate as sm
+    import lesde.sim.simulate as sm
     import lesde.sweep as sw
 
     assert sw.phase_diagram is lesde.phase_diagram and sm.NonFiniteError is lesde.NonFiniteError

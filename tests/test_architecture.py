@@ -175,7 +175,7 @@ def test_import_lesde_does_not_need_torch():
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # as if not installed: importing it raises\n"
-        "import lesde, lesde.data, lesde.result, lesde.estimate\n"
+        "import lesde, lesde.data, lesde.sim.result, lesde.analysis.estimate\n"
         "print('ok')\n"
     )
     run = subprocess.run(
@@ -184,7 +184,7 @@ def test_import_lesde_does_not_need_torch():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 
-@pytest.mark.parametrize("module", ["lesde.nn", "lesde.network", "lesde.training"])
+@pytest.mark.parametrize("module", ["lesde.nn", "lesde.nn.network", "lesde.nn.training"])
 def test_without_torch_the_network_modules_say_how_to_get_it(module):
     code = f"import sys\nsys.modules['torch'] = None\nimport {module}\n"
     run = subprocess.run(

@@ -29,7 +29,7 @@ from processes import child_env
 import lesde
 import lesde.metrics
 from lesde import _core
-from lesde.engine import allocate, engine_config
+from lesde.sim.engine import allocate, engine_config
 
 
 def _engine(cfg):

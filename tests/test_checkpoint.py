@@ -16,7 +16,7 @@ import pytest
 from processes import child_env
 
 import lesde
-from lesde import checkpoint as ck
+from lesde.sim import checkpoint as ck
 
 RESULT_ARRAYS = (
     "times",
@@ -430,7 +430,7 @@ def test_bad_checkpoint_arguments(kwargs, error, tmp_path, monkeypatch):
 def _ctrl_c_at_chunk(monkeypatch, n):
     """One step per chunk, and a Ctrl-C after the n-th chunk (as the loop sees a real one:
     between chunks). Returns the list of steps the chunks ended at."""
-    from lesde import engine
+    from lesde.sim import engine
 
     monkeypatch.setattr(engine, "CHUNK_SECONDS", 0.0)  # chunks of one step
     ends, original = [], engine.Progress.update
@@ -466,7 +466,7 @@ def test_ctrl_c_between_records_checkpoints_at_the_next_record(process, tmp_path
 def test_the_first_chunk_is_one_step_whatever_the_record_interval(monkeypatch):
     """The first chunk used to be a whole record interval: with records at the start and
     the end only, the whole run was one call that Ctrl-C could not interrupt."""
-    from lesde import engine
+    from lesde.sim import engine
 
     cfg = lesde.Config(**{**SMALL, "record_every": SMALL["steps"]})
     ends, original = [], engine.Progress.update
@@ -483,7 +483,7 @@ def test_the_first_chunk_is_one_step_whatever_the_record_interval(monkeypatch):
 
 
 def test_second_ctrl_c_stops_at_once_and_keeps_the_checkpoint_on_disk(tmp_path, monkeypatch):
-    from lesde import engine
+    from lesde.sim import engine
 
     cfg = lesde.Config(**{**SMALL, "record_every": 60})  # records at 0, 60, 120
     path = tmp_path / "run.ckpt"

@@ -529,7 +529,7 @@ def test_run_summary_leads_with_what_the_signal_drives(
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     top = lines.index(next(line for line in lines if line.startswith("what the")))
-    headline = lesde.result.HEADLINE_METRICS[signal]
+    headline = lesde.sim.result.HEADLINE_METRICS[signal]
     rows = [line.split()[0] for line in lines[top + 3 : top + 3 + len(headline)]]
     assert rows == list(headline) and rows[0] == first, proc.stdout
     assert reading in " ".join(proc.stdout.split()), proc.stdout
@@ -648,7 +648,7 @@ def test_sweep_tiny_grid(tmp_path):
 def test_sweep_prints_and_draws_the_signals_headline(signal, tmp_path, monkeypatch, capsys):
     """`lesde sweep` printed and drew separable_ncc whatever the signal, so a cross-entropy
     alpha x beta sweep looked as if its transition were reversed. It now shows the metrics
-    `lesde run` and `lesde demo` lead with (lesde.result.HEADLINE_METRICS), in their order,
+    `lesde run` and `lesde demo` lead with (lesde.sim.result.HEADLINE_METRICS), in their order,
     and phase_diagram.png has one panel per headline metric."""
     from lesde import plot
     from lesde.cli import main
@@ -667,7 +667,7 @@ def test_sweep_prints_and_draws_the_signals_headline(signal, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert main(["sweep", "g.toml", "--out", "sw", "--workers", "1", "--quiet"]) == 0
     header = capsys.readouterr().out.splitlines()[0].split()
-    headline = list(lesde.result.HEADLINE_METRICS[signal])
+    headline = list(lesde.sim.result.HEADLINE_METRICS[signal])
     assert header[3:] == [f"{m}_mean" for m in headline], header  # alpha beta replicas_ok
     assert [[label for label in labels if not label.startswith("<")] for labels in drawn] == [
         headline
@@ -690,13 +690,13 @@ def test_demo_quick_shows_the_phase_transition_and_writes_figures(tmp_path):
     # Fixed seeds: the boundary is the diagonal (smeared by the finite horizon).
     assert min(on_or_below) == 0.0 and max(on_or_below) <= 0.1, grid
     assert sum(above) / len(above) >= 0.5, grid
-    assert all(set(lesde.result.HEADLINE_METRICS["linear"]) <= set(r) for r in grid), grid
+    assert all(set(lesde.sim.result.HEADLINE_METRICS["linear"]) <= set(r) for r in grid), grid
     ce_up, ce_down = report["cross_entropy"]
     assert ce_up["alpha"] > ce_up["beta"] and ce_up["loss"] < ce_up["loss_t0"]
     assert ce_down["alpha"] < ce_down["beta"] and ce_down["loss"] > ce_down["loss_t0"]
     # alpha < beta: away from the labels (accuracy 0), yet the clouds separate (model.md 3)
     assert ce_down["accuracy"] < 0.05 and ce_down["separable_ncc"] >= 0.5, ce_down
-    assert list(ce_up)[-6:] == list(lesde.result.HEADLINE_METRICS["cross_entropy"]), ce_up
+    assert list(ce_up)[-6:] == list(lesde.sim.result.HEADLINE_METRICS["cross_entropy"]), ce_up
     # pandas and matplotlib are core dependencies: the table and both figures always come.
     assert {Path(f).name for f in report["figures"]} == {
         "phase_diagram.png",
@@ -729,7 +729,7 @@ def test_demo_with_a_broken_matplotlib_fails_at_once(tmp_path):
 # reaches the run, not the imports.
 STARTED_HOOK = """
 import pathlib
-import lesde.engine as engine
+import lesde.sim.engine as engine
 _update = engine.Progress.update
 def _update_and_mark(self, step):
     pathlib.Path("started").touch()
@@ -779,7 +779,7 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_saves_where_the_run_would_have(tm
     line = err.strip().splitlines()[-1]
     assert line.startswith("lesde: interrupted at step ") and "mine.npz" in line, err
     assert line.endswith("with: lesde resume run.ckpt"), line
-    from lesde.checkpoint import read_checkpoint
+    from lesde.sim.checkpoint import read_checkpoint
 
     saved = read_checkpoint(tmp_path / "run.ckpt")
     assert 0 < saved.step < 500, "the Ctrl-C checkpoint, not a scheduled one"
@@ -1127,7 +1127,7 @@ def test_run_replaces_only_its_own_kind_of_file_and_never_its_inputs(tmp_path, c
 
 
 def ck_config(path: Path):
-    from lesde.checkpoint import read_checkpoint
+    from lesde.sim.checkpoint import read_checkpoint
 
     return read_checkpoint(path).config
 
@@ -1150,7 +1150,7 @@ def test_one_writer_per_checkpoint_store_and_out_and_the_lock_dies_with_it(tmp_p
     (simulate, resume); when the first is killed (SIGKILL) the lock goes with it."""
     import signal
 
-    from lesde.storage import InUseError
+    from lesde.io.storage import InUseError
 
     zarr = importlib.util.find_spec("zarr") is not None
     lesde.simulate(n_per_class=5, t_end=0.1, checkpoint=tmp_path / "c.ckpt", progress=False)
@@ -1228,7 +1228,7 @@ def test_an_unwritable_output_is_refused_before_the_run(tmp_path, capsys):
 # chained tracebacks came from); checkpoints are written as usual.
 RESULT_DISK_FULL = """
 import errno
-import lesde.storage as storage
+import lesde.io.storage as storage
 _write_npz = storage.write_npz
 def _full_for_results(path, arrays, header):
     if header.get("kind") == "lesde-result":

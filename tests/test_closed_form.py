@@ -1,15 +1,15 @@
 """Closed forms and convergence order: the linear LE-ODE (docs/model.md section 2c).
 
 Every test runs on each backend present (conftest.py ``backend``); the convergence orders
-are the ones the core declares for its schemes (``lesde.engine.scheme_orders``).
+are the ones the core declares for its schemes (``lesde.sim.engine.scheme_orders``).
 """
 
 import numpy as np
 import pytest
 
 import lesde
-from lesde.engine import scheme_orders
-from lesde.schedules import PowerLaw
+from lesde.sim.engine import scheme_orders
+from lesde.sim.schedules import PowerLaw
 
 K = 3
 MEANS0 = np.array([[1.0, 0.2, -0.3], [-0.4, 0.9, 0.1], [0.3, -0.5, 0.7]])

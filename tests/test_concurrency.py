@@ -18,7 +18,7 @@ from processes import child_env
 
 import lesde
 from lesde import _core
-from lesde.engine import allocate, engine_config
+from lesde.sim.engine import allocate, engine_config
 
 BASE = dict(
     n_classes=3,
@@ -135,7 +135,7 @@ def test_a_lock_file_lives_only_while_its_writer_holds_it(tmp_path):
     lets go; one that was killed leaves it unlocked, and the next writer takes it over; a
     writer that locked a file its holder had just removed takes the new one instead, so two
     writers never hold one path."""
-    from lesde.storage import InUseError, exclusive_lock
+    from lesde.io.storage import InUseError, exclusive_lock
 
     lock = tmp_path / ".run.npz.lock"
     with exclusive_lock(lock, what="--out 'run.npz'"):
@@ -168,10 +168,10 @@ def test_a_lock_file_lives_only_while_its_writer_holds_it(tmp_path):
             return os.dup(stale)
         return real_open(path, *args, **kwargs)
 
-    import lesde.storage
+    import lesde.io.storage
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lesde.storage.os, "open", open_stale_first)
+        mp.setattr(lesde.io.storage.os, "open", open_stale_first)
         with exclusive_lock(lock, what="--out 'run.npz'"):
             assert opened and lock.exists(), "it kept the lock of a removed file"
     os.close(stale)
@@ -179,7 +179,7 @@ def test_a_lock_file_lives_only_while_its_writer_holds_it(tmp_path):
 
 LOCK_HOLDER = """
 import sys, time
-from lesde.storage import exclusive_lock
+from lesde.io.storage import exclusive_lock
 with exclusive_lock(sys.argv[1], what="x"):
     print("held", flush=True)
     time.sleep(60)

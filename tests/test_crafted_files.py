@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import lesde
-from lesde import checkpoint as ck
+from lesde.sim import checkpoint as ck
 
 #: Peak resident memory a refusal may add to the child's, in MiB: the zip directory, a few
 #: .npy headers and the JSON header, against 2 GiB (or 16 GiB) for reading the file.

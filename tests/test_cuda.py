@@ -29,7 +29,7 @@ import pytest
 
 import lesde
 from lesde import _core
-from lesde.engine import allocate, engine_config
+from lesde.sim.engine import allocate, engine_config
 
 from backends import engine_class
 

@@ -11,10 +11,10 @@ import lesde
 # Modules that need an optional extra: skipped with the reason where it is not installed.
 # (matplotlib and pandas are core dependencies: lesde.plot is never skipped.)
 NEEDS = {
-    "lesde.network": "torch",
+    "lesde.nn.network": "torch",
     "lesde.nn": "torch",
-    "lesde.training": "torch",
-    "lesde.zarr_store": "zarr",
+    "lesde.nn.training": "torch",
+    "lesde.sim.zarr_store": "zarr",
 }
 # Every module of the package, subpackages such as lesde.cli included.
 MODULES = sorted(
@@ -25,7 +25,7 @@ MODULES = sorted(
 
 
 def test_modules_found():
-    expected = {"lesde.nn", "lesde.data", "lesde.estimate", "lesde.metrics", "lesde.plot"}
+    expected = {"lesde.nn", "lesde.data", "lesde.analysis.estimate", "lesde.metrics", "lesde.plot"}
     expected |= {"lesde.cli", "lesde.cli.common", "lesde.cli.run", "lesde.cli.sweep"}
     assert expected <= set(MODULES), MODULES
 

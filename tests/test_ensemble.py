@@ -50,8 +50,8 @@ from processes import child_env  # noqa: E402
 import lesde  # noqa: E402
 from lesde.cli import main  # noqa: E402
 from lesde.data import geometric_shapes  # noqa: E402
-from lesde.engine import InsufficientMemoryError  # noqa: E402
-from lesde.ensemble import (  # noqa: E402
+from lesde.nn import train_and_record  # noqa: E402
+from lesde.nn.ensemble import (  # noqa: E402
     LOCK_NAME,
     MANIFEST,
     EnsembleFolderInUse,
@@ -66,7 +66,7 @@ from lesde.ensemble import (  # noqa: E402
     trial_path,
     trial_seed,
 )
-from lesde.nn import train_and_record  # noqa: E402
+from lesde.sim.engine import InsufficientMemoryError  # noqa: E402
 
 SIZE = 16
 KILL_STEPS = 150  # a trial of the kill tests: ~0.3 s, so a kill lands mid-ensemble
@@ -461,7 +461,7 @@ def test_one_training_writes_a_folder_at_a_time(three, data, tmp_path, capsys):
     """Another process holds the folder: a second training is refused at once, naming the
     holder, from the API and from `lesde nn train`; once the holder is gone it trains."""
     folder = _copy(three[1], tmp_path)
-    hold = "import sys, time\nfrom lesde.ensemble import ensemble_lock\n"
+    hold = "import sys, time\nfrom lesde.nn.ensemble import ensemble_lock\n"
     hold += "with ensemble_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
     holder = subprocess.Popen([sys.executable, "-c", hold, str(folder)], env=child_env(),
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -513,7 +513,7 @@ def test_an_ensemble_that_cannot_fit_is_refused_before_anything(data, tmp_path, 
     the end; refused before the folder is touched (InsufficientMemoryError; `lesde nn
     train`: one line, exit 2, as `lesde run` does). `lesde nn paper` refuses to stack more
     trials than fit."""
-    monkeypatch.setattr(lesde.storage, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: 2**30)
     folder = tmp_path / "big"
     kw = dict(TINY, folder=folder, model=_never, workers=1, progress=False)
     with pytest.raises(InsufficientMemoryError, match="100 trials of 0.07 GiB") as err:
@@ -532,7 +532,7 @@ def test_an_ensemble_that_cannot_fit_is_refused_before_anything(data, tmp_path, 
 def test_loading_more_trials_than_fit_is_refused(three, monkeypatch, capsys):
     _, folder = three
     one_file = max(trial_path(folder, i).stat().st_size for i in range(3))
-    monkeypatch.setattr(lesde.storage, "available_memory", lambda: one_file)  # each one fits
+    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: one_file)  # each one fits
     with pytest.raises(InsufficientMemoryError, match="3 trials read back and stacked"):
         load_ensemble(folder)
     assert main(["nn", "paper", str(folder)]) == 2
@@ -567,7 +567,7 @@ def _script(folder: Path, trials: int, workers: int) -> str:
     return textwrap.dedent(
         f"""
         from lesde.data import geometric_shapes
-        from lesde.ensemble import train_ensemble
+        from lesde.nn.ensemble import train_ensemble
         if __name__ == "__main__":
             train_ensemble(geometric_shapes(4, size={SIZE}, seed=3), trials={trials},
                            lr=0.05, steps={KILL_STEPS}, record_every=50, folder={str(folder)!r},
@@ -634,7 +634,7 @@ def test_a_script_without_main_guard_stops_with_one_line(tmp_path):
     script = tmp_path / "no_guard.py"
     script.write_text(textwrap.dedent(f"""
         from lesde.data import geometric_shapes
-        from lesde.ensemble import train_ensemble
+        from lesde.nn.ensemble import train_ensemble
         data = geometric_shapes(30, size=32, seed=3)  # 368 KB: more than a pipe holds
         train_ensemble(data, trials=2, lr=0.05, steps=4, folder={str(folder)!r}, workers=2,
                        progress=False)
@@ -646,7 +646,7 @@ def test_a_script_without_main_guard_stops_with_one_line(tmp_path):
         pytest.fail("train_ensemble without a main guard hung")
     assert proc.returncode == 1, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("lesde.ensemble.WorkerError: the ensemble's worker processes stopped"
+    assert last.startswith("lesde.nn.ensemble.WorkerError: the ensemble's worker processes stopped"
                            f" at start-up: {script} calls train_ensemble"), last  # fmt: skip
     assert 'put that call under `if __name__ == "__main__":`' in last, last
     assert proc.stderr.count("Traceback") == 1, "the workers printed tracebacks too"
@@ -687,7 +687,7 @@ def test_a_full_disk_ends_nn_train_in_one_line(tmp_path, monkeypatch, capsys):
     the trial file, exit 1 (a file error), no temporary file left."""
     from faulty_models import _no_space
 
-    monkeypatch.setattr(lesde.storage, "atomic_savez", _no_space)
+    monkeypatch.setattr(lesde.io.storage, "atomic_savez", _no_space)
     folder = tmp_path / "full"
     argv = ["nn", "train", str(folder), "--trials", "2", "--steps", "8", "--n-per-class", "3"]
     assert main([*argv, "--workers", "1", "--quiet"]) == 1
@@ -696,7 +696,7 @@ def test_a_full_disk_ends_nn_train_in_one_line(tmp_path, monkeypatch, capsys):
     assert lines == [expected], lines
     assert stored_trials(folder) == [] and not list(folder.glob(".*.tmp"))
     # full from the start: the manifest is the file that does not fit
-    monkeypatch.setattr(lesde.storage, "atomic_write_bytes", _no_space)
+    monkeypatch.setattr(lesde.io.storage, "atomic_write_bytes", _no_space)
     assert main([*argv[:2], str(tmp_path / "empty"), *argv[3:], "--workers", "1"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"lesde: error: {tmp_path / 'empty' / MANIFEST}: No space left on device"]
@@ -734,7 +734,7 @@ def test_plots_and_estimators_take_an_ensemble(three):
     import matplotlib.pyplot as plt
 
     from lesde import plot
-    from lesde.estimate import fit
+    from lesde.analysis.estimate import fit
 
     res, _ = three
     try:

@@ -1,4 +1,4 @@
-"""Tests of lesde.estimate, grouped by what they protect.
+"""Tests of lesde.analysis.estimate, grouped by what they protect.
 
 - round trips: class means generated from the exact LE-ODE solution with known
   alpha(t) = 1 + 0.5 sin t, beta(t) = 0.3 are turned back into A, B (to 1e-8) and
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from lesde.estimate import impact_integrals, impact_rates
+from lesde.analysis.estimate import impact_integrals, impact_rates
 
 K = 3
 T_END = 10.0
@@ -410,7 +410,7 @@ def test_invalid_input_names_the_argument(call, exc, match):
 def test_estimate_then_replay_recovers_the_trajectory():
     """Simulate the LE-ODE with known alpha(t), estimate the rates, replay them."""
     import lesde
-    from lesde.estimate import replay, replay_error
+    from lesde.analysis.estimate import replay, replay_error
 
     t = np.linspace(0.0, 2.0, 81)
     alpha = lesde.Tabulated(t, 1.0 + 0.5 * np.sin(2 * t))
@@ -443,7 +443,7 @@ def test_estimate_then_replay_recovers_the_trajectory():
 
 
 def test_replay_rejects_bad_input():
-    from lesde.estimate import replay
+    from lesde.analysis.estimate import replay
 
     t = np.linspace(0, 1, 5)
     with pytest.raises(ValueError, match="alpha_hat"):

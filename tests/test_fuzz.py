@@ -26,7 +26,7 @@ from hypothesis.extra import numpy as hnp
 
 import lesde
 from lesde import metrics
-from lesde.engine import engine_config
+from lesde.sim.engine import engine_config
 
 # No database and no "explain" phase: nothing is written into the source tree.
 PHASES = [Phase.explicit, Phase.generate, Phase.shrink]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import lesde
+from lesde.analysis.estimate import impact_integrals, impact_rates
 from lesde.data import cifar10, corrupt_labels, geometric_shapes
-from lesde.estimate import impact_integrals, impact_rates
 
 CASES = [
     (dict(n_classes=1), ValueError, "n_classes"),
@@ -222,7 +222,7 @@ def test_too_large_run_is_refused_before_allocating():
 
 def test_engine_rejects_malformed_buffers():
     from lesde import _core
-    from lesde.engine import engine_config
+    from lesde.sim.engine import engine_config
 
     cfg = lesde.Config(n_classes=2, n_per_class=3, steps=2)
     e = engine_config(cfg)

@@ -20,7 +20,7 @@ from scipy.optimize import linprog
 from scipy.special import logsumexp
 from scipy.stats import ortho_group
 
-from lesde import metrics, separability
+from lesde import metrics
 from lesde.metrics import (
     PAPYAN_ALIASES,
     SeparabilityResult,
@@ -37,6 +37,7 @@ from lesde.metrics import (
     nc4,
     ncc_accuracy,
     ncc_predict,
+    separability,
     separable,
     summary,
     within_between,
@@ -671,7 +672,7 @@ def single_record_reference(sigma_w, means):
 class TestBatchedFinishing:
     @pytest.mark.parametrize("K, p", [(4, 3), (4, 2), (3, 5), (3, 1), (6, 6)])
     def test_batched_equals_single_record_functions(self, K, p):
-        from lesde.neural_collapse import nc1_from_moments_batched, nc2_from_means_batched
+        from lesde.metrics.neural_collapse import nc1_from_moments_batched, nc2_from_means_batched
 
         sigma_w, means = record_stack(seed=K * 10 + p, K=K, p=p)
         want_nc1, want_nc2 = single_record_reference(sigma_w, means)
@@ -691,7 +692,7 @@ class TestBatchedFinishing:
     def test_finish_metrics_keeps_the_per_record_rule(self):
         """finish_metrics leaves out classes whose mean is not finite (absent, or a diverged
         class) and gives NaN for a record whose sigma_w is not finite: record by record."""
-        from lesde.result import SCALAR_METRICS, finish_metrics
+        from lesde.sim.result import SCALAR_METRICS, finish_metrics
 
         sigma_w, means = record_stack(seed=3)
         means[4, 2, 0, 1] = np.inf  # one diverged class mean: that class is left out
@@ -712,7 +713,7 @@ class TestBatchedFinishing:
         0.05 s. The bound leaves a factor of 10 for a slow, shared machine."""
         import time
 
-        from lesde.result import SCALAR_METRICS, finish_metrics
+        from lesde.sim.result import SCALAR_METRICS, finish_metrics
 
         rng = np.random.default_rng(5)
         means, sigma_w = rng.normal(size=(8192, 2, 3, 3)), np.eye(3) + np.zeros((8192, 2, 3, 3))

@@ -17,7 +17,7 @@ import pytest
 from processes import child_env
 
 import lesde
-from lesde.sharded_checkpoint import sharded_part_names
+from lesde.sim.sharded_checkpoint import sharded_part_names
 
 pytest.importorskip("mpi4py")
 pytestmark = pytest.mark.skipif(not shutil.which("mpiexec"), reason="needs mpiexec")
@@ -74,7 +74,7 @@ def test_two_ranks_give_the_single_process_result(case, tmp_path):
 
 
 def test_sharding_rejects_what_it_does_not_support():
-    from lesde.mpi import check_shardable, shard_blocks
+    from lesde.sim.mpi import check_shardable, shard_blocks
 
     with pytest.raises(ValueError, match="sde"):
         check_shardable(lesde.Config(process="sgd"))
@@ -152,8 +152,8 @@ def test_a_rank_killed_after_a_checkpoint_resumes_bit_identically(tmp_path):
     resume.write_text(
         textwrap.dedent(f"""
         from mpi4py import MPI
-        import lesde.mpi
-        res = lesde.mpi.resume_sharded({str(ckpt)!r}, MPI.COMM_WORLD, progress=False)
+        import lesde.sim.mpi
+        res = lesde.sim.mpi.resume_sharded({str(ckpt)!r}, MPI.COMM_WORLD, progress=False)
         if MPI.COMM_WORLD.rank == 0:
             res.save({str(out)!r})
     """)
@@ -186,9 +186,9 @@ def test_ranks_cut_their_chunks_at_the_same_step(tmp_path):
     script.write_text(
         textwrap.dedent(f"""
         from mpi4py import MPI
-        import lesde, lesde.engine
+        import lesde, lesde.sim.engine
         comm = MPI.COMM_WORLD
-        lesde.engine.CHUNK_SECONDS = 0.25 if comm.rank == 0 else 1e-5
+        lesde.sim.engine.CHUNK_SECONDS = 0.25 if comm.rank == 0 else 1e-5
         res = lesde.simulate(lesde.Config(**{fields!r}), comm=comm, progress=False)
         if comm.rank == 0:
             res.save({str(tmp_path / "mpi.npz")!r})
@@ -245,9 +245,9 @@ def test_a_part_that_cannot_be_written_fails_every_rank_and_keeps_the_last_check
     script.write_text(
         textwrap.dedent(f"""
         from mpi4py import MPI
-        import lesde, lesde.storage
+        import lesde, lesde.io.storage
         comm = MPI.COMM_WORLD
-        write, parts = lesde.storage.write_npz, []
+        write, parts = lesde.io.storage.write_npz, []
 
         def failing(path, arrays, header):  # rank 1 cannot write its second part
             if comm.rank == 1 and header["kind"] == "lesde-checkpoint-shard":
@@ -256,7 +256,7 @@ def test_a_part_that_cannot_be_written_fails_every_rank_and_keeps_the_last_check
                     raise OSError("No space left on device (simulated)")
             return write(path, arrays, header)
 
-        lesde.storage.write_npz = failing
+        lesde.io.storage.write_npz = failing
         try:
             lesde.simulate(lesde.Config(**{KILLED!r}), comm=comm, progress=False,
                            checkpoint={str(ckpt)!r}, checkpoint_every=50)
@@ -389,9 +389,9 @@ def test_the_ranks_agree_on_ctrl_c_and_a_second_one(tmp_path):
     boundary, stops at once and leaves the checkpoint on disk as it was."""
     from mpi4py import MPI
 
-    import lesde.engine
-    import lesde.mpi
-    from lesde.sharded_checkpoint import ShardedCheckpointer
+    import lesde.sim.engine
+    import lesde.sim.mpi
+    from lesde.sim.sharded_checkpoint import ShardedCheckpointer
 
     cfg = lesde.Config(**{**INTERRUPTED, "steps": 600, "record_every": 100})
     full = lesde.simulate(cfg, progress=False)
@@ -410,9 +410,9 @@ def test_the_ranks_agree_on_ctrl_c_and_a_second_one(tmp_path):
         path = tmp_path / f"run{len(presses)}-{presses[0]}.ckpt"
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(ShardedCheckpointer, "proposal", proposal)
-            patch.setattr(lesde.engine, "CHUNK_SECONDS", 1e-9)  # chunks of one step
-            with pytest.warns(lesde.engine.RunInterruptedWarning):
-                res = lesde.mpi.simulate_sharded(
+            patch.setattr(lesde.sim.engine, "CHUNK_SECONDS", 1e-9)  # chunks of one step
+            with pytest.warns(lesde.sim.engine.RunInterruptedWarning):
+                res = lesde.sim.mpi.simulate_sharded(
                     cfg,
                     MPI.COMM_SELF,
                     progress=False,
@@ -424,7 +424,9 @@ def test_the_ranks_agree_on_ctrl_c_and_a_second_one(tmp_path):
         assert res.interrupted and res.steps_done == stopped, (presses, res.steps_done)
         assert res.meta["checkpoint_step"] == kept, (presses, res.meta)
         if kept is not None:
-            _same_run(lesde.mpi.resume_sharded(path, MPI.COMM_SELF, progress=False), full, presses)
+            _same_run(
+                lesde.sim.mpi.resume_sharded(path, MPI.COMM_SELF, progress=False), full, presses
+            )
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -465,10 +467,10 @@ def _rank_wrapper(folder):
     wrapper.write_text(
         "import os\n"
         "if os.environ.get('LESDE_TEST_NO_MEMORY'):\n"
-        "    import lesde.engine\n"
+        "    import lesde.sim.engine\n"
         "    def check_memory(cfg):\n"
-        "        raise lesde.engine.InsufficientMemoryError('no memory on this rank (simulated)')\n"
-        "    lesde.engine.check_memory = check_memory\n"
+        "        raise lesde.sim.engine.InsufficientMemoryError('no memory on this rank')\n"
+        "    lesde.sim.engine.check_memory = check_memory\n"
         "if os.environ.get('LESDE_TEST_CTRL_C_AT_START'):\n"
         "    import signal, lesde.cli.run\n"
         "    start = lesde.cli.run._mpi_comm\n"
@@ -556,7 +558,7 @@ def test_an_error_on_one_rank_mid_run_aborts_every_rank(tmp_path):
         textwrap.dedent(f"""
         from mpi4py import MPI
         import lesde
-        from lesde.sharded_checkpoint import ShardedCheckpointer
+        from lesde.sim.sharded_checkpoint import ShardedCheckpointer
         comm, chunks, write = MPI.COMM_WORLD, [], ShardedCheckpointer.maybe_write
 
         def maybe_write(self, step, arrays, wall_seconds):  # rank 1 fails after 5 chunks
@@ -608,8 +610,8 @@ class _RankOf:
 
 
 def _read(path, rank):
-    from lesde.mpi import shard_blocks
-    from lesde.sharded_checkpoint import read_sharded_checkpoint
+    from lesde.sim.mpi import shard_blocks
+    from lesde.sim.sharded_checkpoint import read_sharded_checkpoint
 
     layout = lambda cfg: shard_blocks(cfg.n_samples, rank, 2)[2:]  # noqa: E731
     return read_sharded_checkpoint(path, _RankOf(rank), layout)
@@ -618,8 +620,8 @@ def _read(path, rank):
 def _rewrite(path, edit, seal=True):
     """Rewrite the npz ``path`` with its header edited by ``edit``; with ``seal`` as a
     forger who knows the format would: the manifest's digest recomputed (if it has one)."""
-    from lesde import storage
-    from lesde.checkpoint import checkpoint_digest
+    from lesde.io import storage
+    from lesde.sim.checkpoint import checkpoint_digest
 
     with np.load(path) as data:
         header = json.loads(str(data["header"]))
@@ -654,7 +656,7 @@ def test_a_part_of_another_run_or_rank_is_refused(checkpoint):
     """Each part carries the identity of its run (config, step, ranks) and its rank: a
     part of another run, or a part under another rank's name, is refused even when the
     manifest was re-sealed to name it (its digest recomputed)."""
-    from lesde.checkpoint import checkpoint_digest
+    from lesde.sim.checkpoint import checkpoint_digest
 
     _, parts = sharded_part_names(checkpoint, EVEN["steps"], 2)
     folder, other = checkpoint.parent, checkpoint.parent.parent / "seed8"
@@ -719,7 +721,7 @@ def test_fifos_are_refused_as_parts_manifests_and_checkpoint_paths(checkpoint, t
         assert not reader.is_alive(), f"reading a FIFO as {name} blocks"
         assert "a FIFO, not a regular file" in outcome.pop((checkpoint, rank)), name
 
-    from lesde.mpi import simulate_sharded
+    from lesde.sim.mpi import simulate_sharded
 
     fifo = tmp_path / "new.ckpt"
     os.mkfifo(fifo)

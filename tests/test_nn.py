@@ -17,7 +17,7 @@
   Ctrl-C returns the records so far
 - save / load round trip and refusals
 - invalid input, each message naming the argument
-- the science layer (lesde.estimate.fit, lesde.plot) accepts a TrainingResult directly
+- the science layer (lesde.analysis.estimate.fit, lesde.plot) accepts a TrainingResult directly
 - float64 conversion, batches
 
 Most training tests use the linear model: it keeps the closed forms exact and it is cheap.
@@ -48,8 +48,8 @@ from interrupting import InterruptOnCall  # noqa: E402
 
 import lesde  # noqa: E402
 import lesde.metrics as M  # noqa: E402
+from lesde.analysis.estimate import fit  # noqa: E402
 from lesde.data import Dataset, corrupt_labels, geometric_shapes  # noqa: E402
-from lesde.estimate import fit  # noqa: E402
 from lesde.nn import (  # noqa: E402
     ImpactMatrix,
     LeNet,
@@ -578,8 +578,8 @@ def test_stepped_records_are_the_stepped_inputs_before_their_step(shapes):
 def test_version_1_files_are_read_with_the_replica_axis(run, tmp_path):
     """Files written before ensembles (format version 1) had impact arrays without the
     replica axis; they are still read, and given it."""
-    from lesde import storage
-    from lesde.training_result import IMPACT_PREFIX, ImpactTrack
+    from lesde.io import storage
+    from lesde.nn.training_result import IMPACT_PREFIX, ImpactTrack
 
     res = run[2]
     res.save(tmp_path / "v2.npz")
@@ -803,14 +803,14 @@ def test_save_load_round_trip(run, tmp_path):
 
 
 def test_saved_training_loads_without_torch(run, tmp_path):
-    # The record type lives in lesde.training_result: reading a training record needs no PyTorch.
+    # The record type lives in lesde.nn.training_result: reading a training record needs no PyTorch.
     res = run[2]
     path = tmp_path / "train.npz"
     res.save(path)
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # as if not installed: importing it raises\n"
-        "from lesde.training_result import load_training\n"
+        "from lesde.nn.training_result import load_training\n"
         f"res = load_training({str(path)!r})\n"
         "print(list(res.class_means.shape), list(res.impact.matrices.shape))\n"
     )
@@ -859,7 +859,7 @@ def test_save_load_without_logits_or_impact(shapes, tmp_path):
 def test_load_refuses_other_files(tmp_path):
     sim = lesde.simulate(n_classes=3, n_per_class=2, t_end=0.1, progress=False)
     sim.save(tmp_path / "sim.npz")
-    # One reader (lesde.storage) for every lesde file: it names what the file is instead.
+    # One reader (lesde.io.storage) for every lesde file: it names what the file is instead.
     with pytest.raises(ValueError, match="not a lesde training result .it is a result file"):
         load_training(tmp_path / "sim.npz")
     np.savez(tmp_path / "random.npz", a=np.arange(3), b=np.ones((2, 2)))
@@ -934,11 +934,11 @@ class _NoForward(torch.nn.Module):
 def test_records_that_cannot_fit_are_refused_before_anything_runs(shapes, monkeypatch,
                                                                   change, words):  # fmt: skip
     """train_and_record counts its records from its settings (training_record_bytes) and
-    refuses, as lesde.engine.check_memory does for a simulation, before it allocates them or
+    refuses, as lesde.sim.engine.check_memory does for a simulation, before it allocates them or
     runs the model (the stepped records of 10^10 steps were allocated: 74.5 GiB)."""
-    from lesde.engine import InsufficientMemoryError
+    from lesde.sim.engine import InsufficientMemoryError
 
-    monkeypatch.setattr(lesde.storage, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: 2**30)
     kw = dict(model=_NoForward(), data=shapes, lr=0.1, progress=False) | change
     with pytest.raises(InsufficientMemoryError, match=words) as err:
         train_and_record(**kw)
@@ -948,7 +948,7 @@ def test_records_that_cannot_fit_are_refused_before_anything_runs(shapes, monkey
 def test_record_bytes_count_what_training_keeps(shapes):
     """The estimate is the bytes of the records a training returns (within their small
     temporaries), so the refusal above neither misses big runs nor refuses small ones."""
-    from lesde.training_result import training_record_bytes
+    from lesde.nn.training_result import training_record_bytes
 
     res = train_and_record(linear_model(), shapes, lr=0.05, steps=8, record_every=2,
                            record_stepped=True, record_logits=True, progress=False)  # fmt: skip

@@ -14,7 +14,7 @@ E S^6           15 t^3      ...              15 t^3 - 6 t dt^2
 
 so the two-point increments get the fourth moment wrong by O(dt) (weak order 1) and the
 three-point ones match it exactly and the sixth to O(dt^2) (weak order 2): what
-``lesde.engine.scheme_orders`` declares. Each bound is 5 standard errors of the sample
+``lesde.sim.engine.scheme_orders`` declares. Each bound is 5 standard errors of the sample
 moment (about 6e-7 false-positive rate per check for a Gaussian statistic); the seeds are
 fixed, so the outcome is reproducible.
 """
@@ -26,7 +26,7 @@ from scipy import stats
 
 import lesde
 from lesde import _core
-from lesde.engine import scheme_orders
+from lesde.sim.engine import scheme_orders
 
 Z = 5.0
 # Moments of the standard normal: E z^2k = (2k - 1)!!
@@ -243,7 +243,7 @@ def test_a_killed_run_with_weak_noise_resumes_bit_identically(tmp_path):
     finally:
         child.kill()
         child.communicate()
-    saved = lesde.checkpoint.read_checkpoint(path)
+    saved = lesde.sim.checkpoint.read_checkpoint(path)
     assert saved.config.noise == "three_point" and 0 < saved.step < cfg.n_steps
     resumed = lesde.resume(path, progress=False)
     whole = lesde.simulate(cfg, progress=False)

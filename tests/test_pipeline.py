@@ -30,14 +30,14 @@ torch = pytest.importorskip("torch")
 
 from lesde.cli import main  # noqa: E402
 from lesde.data import geometric_shapes  # noqa: E402
-from lesde.ensemble import train_ensemble  # noqa: E402
-from lesde.pipeline import (  # noqa: E402
+from lesde.nn.ensemble import train_ensemble  # noqa: E402
+from lesde.nn.pipeline import (  # noqa: E402
     PAPER_WINDOW,
     aligned_start,
     average_class_means,
     paper_pipeline,
 )
-from lesde.training_result import stepped_class_means  # noqa: E402
+from lesde.nn.training_result import stepped_class_means  # noqa: E402
 
 K = 3
 
@@ -170,7 +170,7 @@ def test_paper_conventions_reproduce_the_paper_pipeline(ensemble, estimator):
 
 def test_rate_offset_is_the_table_index(ensemble):
     """rate_offset=1 reads the rate of record m + 1 for the step from m (the paper's
-    integrator); rate_offset=0 reads record m (lesde.estimate.replay). The two differ by
+    integrator); rate_offset=0 reads record m (lesde.analysis.estimate.replay). The two differ by
     O(dt * d(alpha)/dt), far above rounding here."""
     times, means = average_class_means(ensemble)
     _, _, alpha, beta, _ = paper_reference(means, times, "L")

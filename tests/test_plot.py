@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import lesde  # noqa: E402
 from lesde import plot  # noqa: E402
-from lesde.plot_style import metric_label  # noqa: E402
+from lesde.plot.style import metric_label  # noqa: E402
 from lesde.sweep import label_noise_sweep, phase_diagram, sweep  # noqa: E402
 
 SMALL = dict(n_classes=3, n_per_class=20, sigma=0.3, dt=0.05, seed=5)
@@ -100,7 +100,7 @@ def test_phase_diagram_draws_the_signals_headline_metric(phase_sweep):
     for res, signal in ((ce, "cross_entropy"), (phase_sweep, "linear")):
         fig = plot.phase_diagrams(res)
         drawn = [a.get_label() for a in fig.axes if not a.get_label().startswith("<")]
-        assert drawn == list(lesde.result.HEADLINE_METRICS[signal])
+        assert drawn == list(lesde.sim.result.HEADLINE_METRICS[signal])
     fig = plot.phase_diagrams(ce, metrics="accuracy")
     assert [a.get_label() for a in fig.axes][:1] == ["accuracy"]
 
@@ -225,7 +225,7 @@ def test_save_png_pdf_and_axes(tmp_path, phase_sweep):
 def test_replay_error_vs_trials_leaves_a_blown_up_replay_out():
     """One replay of 1e166 (the study's 'L, stepped' case) made the median of its size
     1e166 and stretched the axis over 160 decades, flattening every other point."""
-    from lesde.plot_fits import replay_error_vs_trials
+    from lesde.plot.fits import replay_error_vs_trials
 
     errors = {"L": [[0.9, 0.8], [0.5, 1e166], [0.4, 0.41]], "I": [[0.7], [np.nan], [0.3]]}
     fig = replay_error_vs_trials([1, 4, 16], errors)

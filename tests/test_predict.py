@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import lesde
-from lesde.predict import EVENTS, event_time, fit_power_law, milestones, predict_training
+from lesde.analysis.predict import EVENTS, event_time, fit_power_law, milestones, predict_training
 
 K = 3
 

@@ -176,8 +176,8 @@ def umask(request):
 def test_written_files_get_the_mode_of_the_umask(umask, tmp_path):
     """Results, checkpoints, sweep tables and training records: 0666 less the umask, like
     any new file (atomic writers made them 0600 whatever the umask said)."""
+    from lesde.nn.training_result import TrainingResult
     from lesde.sweep import sweep
-    from lesde.training_result import TrainingResult
 
     expected = 0o666 & ~umask
     res = lesde.simulate(
@@ -235,7 +235,7 @@ def test_summary_leads_with_the_headline_and_separable_ncc_is_the_ncc_certificat
         progress=False,
     )
     summary = res.summary()
-    assert res.headline == lesde.result.HEADLINE_METRICS[signal]
+    assert res.headline == lesde.sim.result.HEADLINE_METRICS[signal]
     assert list(summary)[: len(res.headline)] == list(res.headline), list(summary)
     assert set(res.metrics) < set(summary) and list(summary)[-2:] == ["t_end", "replicas_ok"]
     certified = [
@@ -299,7 +299,7 @@ def test_result_to_dataframe_is_one_tidy_row_per_replica_and_record():
     for name, values in res.metrics.items():
         np.testing.assert_array_equal(df[name].to_numpy().reshape(R, T), values)
     sep = df.groupby("replica")["separable_ncc"].last().to_numpy()
-    np.testing.assert_array_equal(sep, lesde.result.final_values(res.metrics, "separable_ncc"))
+    np.testing.assert_array_equal(sep, lesde.sim.result.final_values(res.metrics, "separable_ncc"))
     assert set(df.loc[df["replica"] == 1, "status"]) == {"nonfinite"}
     assert df.loc[(df["replica"] == 1) & (df["record"] >= 3), "loss"].isna().all()
     assert lesde.Config.from_toml(df.attrs["config_toml"]) == res.config
@@ -322,7 +322,7 @@ def _fail_after_some_bytes(monkeypatch):
 
 def test_parquet_tables_are_written_atomically_and_say_how_to_get_an_engine(tmp_path, monkeypatch):
     """Result.to_parquet and SweepResult.to_parquet share one writer
-    (lesde.storage.atomic_write_parquet): a write that fails leaves the old file whole and
+    (lesde.io.storage.atomic_write_parquet): a write that fails leaves the old file whole and
     no temporary file; without a Parquet engine the error names the extra to install."""
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

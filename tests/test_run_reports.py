@@ -24,9 +24,10 @@ import pytest
 from processes import child_env
 
 import lesde
-from lesde import engine, storage
 from lesde.cli import main
 from lesde.cli.common import summary_tables
+from lesde.io import storage
+from lesde.sim import engine
 
 TINY = ["--set", "n_classes=2", "--set", "n_per_class=10", "--set", "t_end=0.2"]
 

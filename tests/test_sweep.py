@@ -263,7 +263,7 @@ def test_overflowing_point_is_marked_and_the_sweep_goes_on():
 
 
 def test_a_point_that_raises_is_kept_as_error(monkeypatch):
-    module = sys.modules["lesde.engine"]  # a point runs as lesde.simulate runs it
+    module = sys.modules["lesde.sim.engine"]  # a point runs as lesde.simulate runs it
     real = module.run_engine
 
     def flaky(cfg, *args, **kwargs):
@@ -362,7 +362,7 @@ def test_a_point_runs_as_lesde_simulate_runs_it(tmp_path):
 
 def test_a_stopped_point_ends_after_its_chunk_and_saves_nothing(tmp_path):
     """The sweep's second Ctrl-C sets the stop event of its points: a running point ends
-    after its current chunk of steps (about lesde.engine.CHUNK_SECONDS), returns None and
+    after its current chunk of steps (about lesde.sim.engine.CHUNK_SECONDS), returns None and
     leaves no file; a point not yet started does not start."""
     import threading
     import time

@@ -26,7 +26,7 @@ import pytest
 from processes import child_env
 
 import lesde
-from lesde import zarr_store
+from lesde.sim import zarr_store
 
 needs_zarr = pytest.mark.skipif(
     importlib.util.find_spec("zarr") is None, reason="zarr is not installed (lesde[zarr])"
@@ -132,7 +132,7 @@ def test_interrupt_and_failure_leave_a_store_matching_the_result(tmp_path, monke
             raise KeyboardInterrupt
 
     monkeypatch.setattr(zarr_store.ZarrWriter, "append", append)
-    monkeypatch.setattr(importlib.import_module("lesde.engine"), "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(importlib.import_module("lesde.sim.engine"), "CHUNK_SECONDS", 0.0)
     with pytest.warns(RuntimeWarning, match="interrupted"):
         part = lesde.simulate(progress=False, zarr_store=tmp_path / "i", **SMALL)
     monkeypatch.undo()
@@ -260,7 +260,7 @@ def test_only_a_lesde_store_is_replaced_and_nothing_else_in_its_folder(tmp_path,
     import zarr
 
     from lesde.cli import main
-    from lesde.storage import NotReplacedError
+    from lesde.io.storage import NotReplacedError
 
     small = {**SMALL, "steps": 14}
     foreign = tmp_path / "foreign.zarr"
@@ -355,7 +355,7 @@ def test_array_metadata_are_checked_before_any_chunk_is_read(tmp_path, monkeypat
     monkeypatch.setattr(
         zarr.Array, "__getitem__", lambda self, key: reads.append(self.path) or original(self, key)
     )
-    monkeypatch.setattr(lesde.storage, "available_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: 8 * 2**30)
     with pytest.raises(ValueError, match=r"chunks declare 9\.00 GiB") as refused:
         lesde.load_zarr(path)
     assert "\n" not in str(refused.value) and str(path) in str(refused.value)
@@ -394,7 +394,7 @@ def test_every_metadata_state_a_reader_can_see_is_consistent(tmp_path, monkeypat
     monkeypatch.setattr(zarr_store, "APPEND_WAIT_RATIO", 0.0)  # append after every chunk
     cfg = lesde.Config(**{**SMALL, "n_per_class": 2000, "steps": 300, "record_every": 3})
     lesde.simulate(cfg, progress=False, zarr_store=tmp_path / "run.zarr")
-    from lesde.result import record_count
+    from lesde.sim.result import record_count
 
     assert states[0] == (0, 0) and len(states) > 2, states  # created: nothing counted yet
     for complete, steps_done in states[1:]:

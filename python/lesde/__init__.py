@@ -24,16 +24,18 @@ import importlib as _importlib
 import inspect as _inspect
 import types as _types
 
-from . import estimate, metrics, plot, simulate, sweep
-from .checkpoint import resume
-from .config import Config
-from .estimate import replay
-from .result import Result, load
-from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
-from .simulate import InsufficientMemoryError, NonFiniteError
+from . import metrics, plot, sweep
+from .analysis import estimate
+from .analysis.estimate import replay
+from .sim import simulate
+from .sim.checkpoint import resume
+from .sim.config import Config
+from .sim.result import Result, load
+from .sim.schedules import Constant, ExponentialDecay, PowerLaw, Tabulated
+from .sim.simulate import InsufficientMemoryError, NonFiniteError
+from .sim.zarr_store import load_zarr  # zarr itself is imported on use (lesde[zarr])
 from .sweep import label_noise_sweep, phase_diagram
 from .version import __version__, build_info
-from .zarr_store import load_zarr  # zarr itself is imported on use (lesde[zarr])
 
 
 class _ModuleAndFunction(_types.ModuleType):

@@ -558,8 +558,8 @@ class LesdeStepper(Stepper):
         self, prob: Problem, dtype: str = "float64", threads: int = 1, noise: str = "gaussian"
     ):
         super().__init__(prob, dtype, threads)
-        from ..config import Config
-        from ..engine import allocate, make_engine
+        from ..sim.config import Config
+        from ..sim.engine import allocate, make_engine
 
         horizon = 10**8
         self.cfg = Config(

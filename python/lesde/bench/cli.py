@@ -40,13 +40,7 @@ from typing import Any
 
 from .bandwidth import measure_bandwidth
 from .baselines import BACKENDS
-from .harness import (
-    cpu_busy_fraction,
-    format_table,
-    ratio_table,
-    run_baselines,
-    wait_for_idle,
-)
+from .harness import cpu_busy_fraction, format_table, ratio_table, run_baselines, wait_for_idle
 
 __all__ = ["PRESETS", "build_parser", "main"]
 

@@ -154,8 +154,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def _run_command(args) -> int:
     """Run the chosen command; every error becomes one line on stderr and an exit code."""
-    from ..engine import BackendUnavailableError, InsufficientMemoryError, RunInterruptedWarning
-    from ..storage import InUseError
+    from ..io.storage import InUseError
+    from ..sim.engine import BackendUnavailableError, InsufficientMemoryError, RunInterruptedWarning
 
     # The commands report an interrupt themselves, in one line with what to do next.
     warnings.simplefilter("ignore", RunInterruptedWarning)

@@ -32,7 +32,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from ..storage import file_kind, open_input, same_path
+from ..io.storage import file_kind, open_input, same_path
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -188,7 +188,7 @@ def config_fields_epilog() -> str:
     >>> print(config_fields_epilog().splitlines()[0])
     Config fields (set any with --set KEY=VALUE; docs/api.md explains them):
     """
-    from ..config import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_N_PER_CLASS, DEFAULT_T_END, Config
+    from ..sim.config import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_N_PER_CLASS, DEFAULT_T_END, Config
 
     derived = {
         "n_per_class": f"{DEFAULT_N_PER_CLASS} (or class_sizes)",
@@ -471,7 +471,7 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
-    from ..config import toml_error_message
+    from ..sim.config import toml_error_message
 
     p = Path(path)
     if not p.exists():
@@ -519,7 +519,7 @@ def load_config(
     >>> cfg.n_classes, cfg.signal, grid
     (4, 'linear', None)
     """
-    from ..config import Config
+    from ..sim.config import Config
 
     data = _read_toml(path) if path is not None else {}
     overrides = parse_set(sets)
@@ -542,7 +542,7 @@ def load_config(
 def _check_backend(backend: str, path, overrides: dict) -> None:
     """A backend this build or machine cannot run is refused here, for every command that
     takes a config (run, validate, sweep, demo), before anything runs."""
-    from ..engine import BackendUnavailableError, check_backend
+    from ..sim.engine import BackendUnavailableError, check_backend
 
     try:
         check_backend(backend)
@@ -650,12 +650,12 @@ def check_apart(
 
 
 def hold_lock(held, lock, option: str, path: str | os.PathLike) -> None:
-    """Enter ``lock`` (:func:`lesde.storage.output_lock` of an output) on the ExitStack
+    """Enter ``lock`` (:func:`lesde.io.storage.output_lock` of an output) on the ExitStack
     ``held``; a lock file that cannot be made is the output's one-line error. Another
-    writer holding it raises :class:`lesde.storage.InUseError` (one line, naming it).
+    writer holding it raises :class:`lesde.io.storage.InUseError` (one line, naming it).
 
     >>> import contextlib, os, tempfile
-    >>> from lesde.storage import output_lock
+    >>> from lesde.io.storage import output_lock
     >>> path = os.path.join(tempfile.mkdtemp(), "r.npz")
     >>> with contextlib.ExitStack() as held:
     ...     hold_lock(held, output_lock(path, what="--out"), "--out", path)

@@ -150,7 +150,7 @@ def _openmp_line(build: dict[str, Any]) -> str:
 
 
 def _info() -> dict[str, Any]:
-    from ..config import Config
+    from ..sim.config import Config
     from ..version import __version__, build_info
 
     info = build_info()

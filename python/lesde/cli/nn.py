@@ -5,7 +5,7 @@
   the same command resumes a killed ensemble or grows it (:func:`lesde.nn.train_ensemble`).
 - ``lesde nn paper DIR``: the paper's pipeline on a stored ensemble: trial-averaged class
   means, the L (or I) estimator, Savitzky-Golay rates with the paper's window, the LE-ODE
-  replay from the averaged class means (:func:`lesde.pipeline.paper_pipeline`). Reading an
+  replay from the averaged class means (:func:`lesde.nn.pipeline.paper_pipeline`). Reading an
   ensemble needs no PyTorch.
 
 Examples
@@ -180,7 +180,7 @@ def cmd_train(args) -> int:
     0
     """
     try:
-        from ..ensemble import EnsembleFolderInUse, WorkerError, train_ensemble
+        from ..nn.ensemble import EnsembleFolderInUse, WorkerError, train_ensemble
     except ImportError as err:
         raise UsageError(f"lesde nn train needs PyTorch: pip install 'lesde[nn]' ({err})") from None
     out = Out(args.json)
@@ -225,9 +225,9 @@ def cmd_paper(args) -> int:
     >>> main(["nn", "paper", tempfile.mkdtemp()])  # doctest: +ELLIPSIS
     1
     """
-    from ..engine import InsufficientMemoryError
-    from ..ensemble import load_ensemble
-    from ..pipeline import paper_pipeline
+    from ..nn.ensemble import load_ensemble
+    from ..nn.pipeline import paper_pipeline
+    from ..sim.engine import InsufficientMemoryError
 
     folder = Path(args.folder)
     if not folder.is_dir():

@@ -65,7 +65,7 @@ def cmd_plot(args) -> int:
     wrote .../r-class_means_3d.png
     0
     """
-    from ..result import load
+    from ..sim.result import load
 
     path = Path(args.result)
     if not os.path.lexists(path):

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..collective import AgreedError, counting_interrupts, interrupt_count
-from ..config import toml_value
-from ..engine import InsufficientMemoryError
+from ..sim.collective import AgreedError, counting_interrupts, interrupt_count
+from ..sim.config import toml_value
+from ..sim.engine import InsufficientMemoryError
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_NUMERIC,
@@ -67,7 +67,7 @@ MPI_HELP = (
 
 def _on_ranks(command):
     """A command that ``--mpi`` runs on every rank of MPI.COMM_WORLD. Ctrl-C is counted
-    there, not raised, while the ranks work together (lesde.collective: they stop together),
+    there, not raised, while the ranks work together (lesde.sim.collective: they stop together),
     and an error that every rank raises together (agreed, or Ctrl-C before the run) is
     printed once, by rank 0: the other ranks exit with its code, quietly."""
 
@@ -157,9 +157,9 @@ def cmd_run(args) -> int:
     # dry run: N = 2000, p = 2, 1000 steps to t = 10, 101 records, about ... MiB of state ...
     0
     """
-    from ..collective import agreed
-    from ..engine import check_memory
-    from ..simulate import NonFiniteError, simulate
+    from ..sim.collective import agreed
+    from ..sim.engine import check_memory
+    from ..sim.simulate import NonFiniteError, simulate
 
     out = Out(args.json)
     comm = _mpi_comm(args.mpi)
@@ -172,7 +172,7 @@ def cmd_run(args) -> int:
     if args.dry_run:
         return _print_plan(out, args, cfg) if _is_root(comm) else EXIT_OK
     with contextlib.ExitStack() as held:
-        if comm is None:  # a sharded run's writers are its ranks (lesde.mpi)
+        if comm is None:  # a sharded run's writers are its ranks (lesde.sim.mpi)
             _hold_output_locks(held, args)
             _check_run_replacements(args, comm)  # again, now that no other run writes them
         try:
@@ -225,14 +225,14 @@ def _check_run_outputs(args, cfg) -> None:
 def _hold_output_locks(held: contextlib.ExitStack, args) -> None:
     """One writer per output: the locks of --out, --checkpoint and --zarr, held until the
     command ends (a second `lesde run` on one of them stops at once, naming this one)."""
-    from ..checkpoint import checkpoint_lock
-    from ..storage import output_lock
+    from ..io.storage import output_lock
+    from ..sim.checkpoint import checkpoint_lock
 
     hold_lock(held, output_lock(args.out, what=f"--out {str(args.out)!r}"), "--out", args.out)
     if args.checkpoint is not None:
         hold_lock(held, checkpoint_lock(args.checkpoint), "--checkpoint", args.checkpoint)
     if args.zarr is not None:
-        from ..zarr_store import store_lock
+        from ..sim.zarr_store import store_lock
 
         hold_lock(held, store_lock(args.zarr), "--zarr", args.zarr)
 
@@ -240,7 +240,7 @@ def _hold_output_locks(held: contextlib.ExitStack, args) -> None:
 def _check_run_replacements(args, comm) -> None:
     """What is at each output path may be replaced: nothing, or what an earlier lesde run
     left there and --force. The library checks the same again as it writes."""
-    from ..storage import NotReplacedError, check_replace
+    from ..io.storage import NotReplacedError, check_replace
 
     force = "give --force to replace it"
     try:
@@ -263,7 +263,7 @@ def _check_run_replacements(args, comm) -> None:
                 "give --force to start over and replace it",
             )
         if args.zarr is not None:
-            from ..zarr_store import check_store
+            from ..sim.zarr_store import check_store
 
             check_store(
                 args.zarr, overwrite=args.force, name=f"--zarr {str(args.zarr)!r}", advice=force
@@ -298,8 +298,8 @@ def _size(n_bytes: float) -> str:
 def _print_plan(out: Out, args, cfg) -> int:
     """--dry-run: the resolved config, the size of the run and whether it fits in memory;
     nothing is run or written. Exit 2 when the run would not fit."""
-    from ..engine import InsufficientMemoryError, check_memory
-    from ..storage import available_memory
+    from ..io.storage import available_memory
+    from ..sim.engine import InsufficientMemoryError, check_memory
 
     need, have = cfg.state_bytes(), available_memory()
     try:
@@ -402,7 +402,7 @@ def _steps_line(result) -> str:
 
 def _save(args, result) -> None:
     """Save ``result`` to ``--out``; when that fails, say what is kept (exit 1)."""
-    from ..storage import NotReplacedError
+    from ..io.storage import NotReplacedError
 
     try:  # replaced: what was checked before the run (nothing else came meanwhile)
         result.save(args.out, overwrite=getattr(args, "replace_out", False))
@@ -532,9 +532,9 @@ def cmd_resume(args) -> int:
     >>> main(["resume", "no-such.ckpt"])  # the message goes to stderr
     1
     """
-    from ..checkpoint import read_checkpoint, resume
-    from ..simulate import NonFiniteError
-    from ..storage import check_input
+    from ..io.storage import check_input
+    from ..sim.checkpoint import read_checkpoint, resume
+    from ..sim.simulate import NonFiniteError
 
     out = Out(args.json)
     comm = _mpi_comm(args.mpi)
@@ -560,10 +560,10 @@ def cmd_resume(args) -> int:
 def _resume_sharded(args, comm):
     """``lesde resume --mpi``: every rank checks the checkpoint and the outputs (agreed,
     before any collective), then the ranks finish the run together."""
-    from ..collective import agreed
-    from ..mpi import resume_sharded
-    from ..sharded_checkpoint import read_sharded_manifest
-    from ..storage import check_input
+    from ..io.storage import check_input
+    from ..sim.collective import agreed
+    from ..sim.mpi import resume_sharded
+    from ..sim.sharded_checkpoint import read_sharded_manifest
 
     with agreed(comm, interrupts=True):
         check_input(args.checkpoint, "sharded lesde checkpoint")
@@ -612,7 +612,7 @@ def _check_resumed_out(args, cfg) -> None:
     """Resume may replace the result of its own run (the partial result an interrupted
     ``lesde run`` saved; ``cfg`` is the run's config), a result of another run only with
     --force, and nothing that lesde did not write."""
-    from ..storage import NotReplacedError, check_replace, read_header
+    from ..io.storage import NotReplacedError, check_replace, read_header
 
     header = read_header(args.out) if os.path.lexists(args.out) else None
     own = cfg is not None and _result_config(header) == cfg
@@ -630,9 +630,9 @@ def _check_resumed_out(args, cfg) -> None:
 
 
 def _result_config(header: dict | None):
-    """The config in the header of a lesde result file (:func:`lesde.storage.read_header`),
+    """The config in the header of a lesde result file (:func:`lesde.io.storage.read_header`),
     or None when it has none."""
-    from ..config import Config
+    from ..sim.config import Config
 
     try:
         return Config.from_toml_text(header["config_toml"])
@@ -644,8 +644,8 @@ def _resume_one_process(held: contextlib.ExitStack, args, read_checkpoint, resum
     """The checkpoint's run to its end, saving where the run would have (or --out). The
     checkpoint's lock is taken before it is read, and --out's before it is checked; both
     stay held (``held``) until the result is saved."""
-    from ..checkpoint import checkpoint_lock
-    from ..storage import lesde_kind, output_lock, read_header
+    from ..io.storage import lesde_kind, output_lock, read_header
+    from ..sim.checkpoint import checkpoint_lock
 
     check_output_file(args.checkpoint, "the checkpoint")  # it keeps being rewritten
     if lesde_kind(read_header(args.checkpoint)) != "lesde-checkpoint":
@@ -709,7 +709,7 @@ def cmd_validate(args) -> int:
     }
     0
     """
-    from ..grid import expand_grid
+    from ..sweep.grid import expand_grid
 
     cfg, grid = load_config(args.config, args.set, allow_grid=True)
     if grid is not None:

@@ -61,7 +61,7 @@ def shown_metrics(res) -> list[str]:
 
     >>> import pandas as pd
     >>> from lesde import Config
-    >>> from lesde.sweep_result import SweepResult
+    >>> from lesde.sweep.result import SweepResult
     >>> table = pd.DataFrame({"point": [0], "status": ["ok"], "loss": [0.1], "accuracy": [1.0],
     ...                       "clean_accuracy": [1.0], "separable_ncc": [1.0]})
     >>> shown_metrics(SweepResult(table, Config(n_classes=2), {"label_noise": [0.2]}))
@@ -394,7 +394,7 @@ def demo_setup(quick: bool) -> dict[str, Any]:
     >>> setup["alphas"], setup["replicas"], setup["linear"].signal
     ([0.4, 0.6, 0.8], 10, 'linear')
     """
-    from ..config import Config
+    from ..sim.config import Config
 
     K = 3
     means = 3.0 * (np.eye(K) - 1.0 / K)
@@ -456,7 +456,7 @@ def cmd_demo(args) -> int:
 
 
 def _run_demo(args, plot) -> int:
-    from ..simulate import simulate
+    from ..sim.simulate import simulate
     from ..sweep import phase_diagram
 
     out = Out(args.json)
@@ -523,8 +523,8 @@ DEMO_TITLES = {
 
 def _phase_rows(res) -> list[dict[str, Any]]:
     """One plain dict per grid point of the phase-diagram sweep: the linear signal's
-    headline metrics (means over replicas; lesde.result.HEADLINE_METRICS)."""
-    from ..result import HEADLINE_METRICS
+    headline metrics (means over replicas; lesde.sim.result.HEADLINE_METRICS)."""
+    from ..sim.result import HEADLINE_METRICS
 
     rows = []
     for _, r in res.summary().iterrows():
@@ -546,7 +546,7 @@ def _cross_entropy_row(res) -> dict[str, Any]:
 
 
 def _print_demo(out: Out, base, grid_rows, ce_rows, figures, seconds: float) -> None:
-    from ..result import HEADLINE_METRICS
+    from ..sim.result import HEADLINE_METRICS
 
     wrap = lambda text: textwrap.fill(text, 88, initial_indent="  ", subsequent_indent="  ")  # noqa: E731
     out(
