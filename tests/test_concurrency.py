@@ -171,7 +171,7 @@ def test_a_lock_file_lives_only_while_its_writer_holds_it(tmp_path):
     import lesde.io.storage
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lesde.io.storage.os, "open", open_stale_first)
+        mp.setattr(lesde.io.locks.os, "open", open_stale_first)
         with exclusive_lock(lock, what="--out 'run.npz'"):
             assert opened and lock.exists(), "it kept the lock of a removed file"
     os.close(stale)

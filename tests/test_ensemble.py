@@ -513,7 +513,7 @@ def test_an_ensemble_that_cannot_fit_is_refused_before_anything(data, tmp_path, 
     the end; refused before the folder is touched (InsufficientMemoryError; `lesde nn
     train`: one line, exit 2, as `lesde run` does). `lesde nn paper` refuses to stack more
     trials than fit."""
-    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(lesde.io.memory, "available_memory", lambda: 2**30)
     folder = tmp_path / "big"
     kw = dict(TINY, folder=folder, model=_never, workers=1, progress=False)
     with pytest.raises(InsufficientMemoryError, match="100 trials of 0.07 GiB") as err:
@@ -532,7 +532,7 @@ def test_an_ensemble_that_cannot_fit_is_refused_before_anything(data, tmp_path, 
 def test_loading_more_trials_than_fit_is_refused(three, monkeypatch, capsys):
     _, folder = three
     one_file = max(trial_path(folder, i).stat().st_size for i in range(3))
-    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: one_file)  # each one fits
+    monkeypatch.setattr(lesde.io.memory, "available_memory", lambda: one_file)  # each one fits
     with pytest.raises(InsufficientMemoryError, match="3 trials read back and stacked"):
         load_ensemble(folder)
     assert main(["nn", "paper", str(folder)]) == 2
@@ -687,7 +687,7 @@ def test_a_full_disk_ends_nn_train_in_one_line(tmp_path, monkeypatch, capsys):
     the trial file, exit 1 (a file error), no temporary file left."""
     from faulty_models import _no_space
 
-    monkeypatch.setattr(lesde.io.storage, "atomic_savez", _no_space)
+    monkeypatch.setattr(lesde.io.atomic, "atomic_savez", _no_space)
     folder = tmp_path / "full"
     argv = ["nn", "train", str(folder), "--trials", "2", "--steps", "8", "--n-per-class", "3"]
     assert main([*argv, "--workers", "1", "--quiet"]) == 1
@@ -696,7 +696,7 @@ def test_a_full_disk_ends_nn_train_in_one_line(tmp_path, monkeypatch, capsys):
     assert lines == [expected], lines
     assert stored_trials(folder) == [] and not list(folder.glob(".*.tmp"))
     # full from the start: the manifest is the file that does not fit
-    monkeypatch.setattr(lesde.io.storage, "atomic_write_bytes", _no_space)
+    monkeypatch.setattr(lesde.io.atomic, "atomic_write_bytes", _no_space)
     assert main([*argv[:2], str(tmp_path / "empty"), *argv[3:], "--workers", "1"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"lesde: error: {tmp_path / 'empty' / MANIFEST}: No space left on device"]

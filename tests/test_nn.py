@@ -938,7 +938,7 @@ def test_records_that_cannot_fit_are_refused_before_anything_runs(shapes, monkey
     runs the model (the stepped records of 10^10 steps were allocated: 74.5 GiB)."""
     from lesde.sim.engine import InsufficientMemoryError
 
-    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(lesde.io.memory, "available_memory", lambda: 2**30)
     kw = dict(model=_NoForward(), data=shapes, lr=0.1, progress=False) | change
     with pytest.raises(InsufficientMemoryError, match=words) as err:
         train_and_record(**kw)

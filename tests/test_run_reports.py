@@ -287,7 +287,7 @@ def test_a_memory_error_while_allocating_is_the_refusal(tmp_path, capsys, monkey
     huge = lesde.Config(n_classes=2, n_per_class=10**9, replicas=10**5, steps=1)  # 3.6 PiB
     with pytest.raises(engine.InsufficientMemoryError, match="allocating its arrays"):
         engine.allocate(huge)
-    monkeypatch.setattr(storage, "memory_limits", lambda proc="/proc": {})  # check passes
+    monkeypatch.setattr(lesde.io.memory, "memory_limits", lambda proc="/proc": {})  # check passes
     sets = ["--set", "n_per_class=1000000000", "--set", "replicas=100000", "--set", "steps=1"]
     code, out, err = run_cli(capsys, "run", "--set", "n_classes=2", *sets, "--quiet")
     assert code == 2, out

@@ -355,7 +355,7 @@ def test_array_metadata_are_checked_before_any_chunk_is_read(tmp_path, monkeypat
     monkeypatch.setattr(
         zarr.Array, "__getitem__", lambda self, key: reads.append(self.path) or original(self, key)
     )
-    monkeypatch.setattr(lesde.io.storage, "available_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr(lesde.io.memory, "available_memory", lambda: 8 * 2**30)
     with pytest.raises(ValueError, match=r"chunks declare 9\.00 GiB") as refused:
         lesde.load_zarr(path)
     assert "\n" not in str(refused.value) and str(path) in str(refused.value)
