@@ -33,6 +33,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from ..io.storage import file_kind, open_input, same_path
+from ..sim.model import SIGNAL_INFO
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -277,18 +278,9 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-#: How to read a run's headline metrics (Result.headline), per signal: docs/model.md, section 3.
-SIGNAL_READING = {
-    "linear": "The linear signal separates the classes iff alpha > beta (separable_ncc -> 1) "
-    "but never pulls the features toward their labels: loss and accuracy, which read the "
-    "features as logits, say nothing about learning here.",
-    "projected": "The projected signal separates the classes on both sides of alpha = beta; "
-    "the side shows in the argmax accuracy (above chance when alpha > beta), not in "
-    "separability.",
-    "cross_entropy": "alpha > beta drives the loss to 0 and the accuracy to 1; alpha < beta "
-    "pushes each class away from its label (loss up, accuracy to 0), while the classes can "
-    "stay separable by another linear map (separable_ncc).",
-}
+#: How to read a run's headline metrics (Result.headline), per signal: docs/model.md, section 3
+#: (from the one table of the signals, :data:`lesde.sim.model.SIGNAL_INFO`).
+SIGNAL_READING = {name: info.reading for name, info in SIGNAL_INFO.items()}
 
 
 def _metric_row(result, name: str) -> list[Any]:

@@ -35,6 +35,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..io.storage import open_input
 from ..validate import choice, integer, probability, real, real_array
+from .model import NOISES, SCHEMES, SIGNALS, check_dimension
 from .schedules import Constant, Schedule, as_schedule
 
 __all__ = [
@@ -50,10 +51,7 @@ __all__ = [
     "unknown_field_message",
 ]
 
-SIGNALS = ("linear", "projected", "cross_entropy")
 PROCESSES = ("sde", "sgd")
-SCHEMES = ("euler_maruyama", "heun")
-NOISES = ("gaussian", "two_point", "three_point")
 DTYPES = ("float64", "float32")
 # cuda_emulator: the CUDA backend's kernels on host threads, for testing without a GPU (slow)
 BACKENDS = ("cpu", "cuda", "auto", "cuda_emulator")
@@ -288,15 +286,7 @@ class Config:
 
         if self.head is not None:
             put("head", real_array("head", self.head, (K, p)))
-            if self.signal == "projected":
-                raise ValueError('head is only used with signal="cross_entropy" or "linear"')
-        if self.signal == "projected" and p != K:
-            raise ValueError(f'signal="projected" needs dim == n_classes ({K}), got dim={p}')
-        if self.signal == "cross_entropy" and p != K and self.head is None:
-            raise ValueError(
-                f'signal="cross_entropy" with dim={p} != n_classes={K} needs a head matrix '
-                f"of shape ({K}, {p})"
-            )
+        check_dimension(self.signal, K, p, has_head=self.head is not None)
 
         if self.impact is not None:
             if self.alpha is not None or self.beta is not None:

@@ -39,6 +39,7 @@ import numpy as np
 from .. import _core, validate
 from ..io import storage
 from .config import BACKENDS, Config
+from .model import SIGNAL_INFO
 from .result import Result, status_names
 from .schedules import Constant, ExponentialDecay, PowerLaw, Tabulated, as_schedule
 
@@ -474,11 +475,9 @@ def _since(start: float) -> float:
 
 
 def _likely_cause(cfg: Config, state_finite: bool = False) -> str:
-    if cfg.signal == "linear":
-        return (
-            "the linear signal grows exponentially (class means ~ exp((alpha+(K-1)beta)t/K)); "
-            "shorten t_end, lower alpha/beta, or use signal='cross_entropy'"
-        )
+    cause = SIGNAL_INFO[cfg.signal].nonfinite_cause
+    if cause is not None:
+        return cause
     if state_finite:
         return "the features are too large to record; lower init_scale or sigma"
     return "the step is probably too large for the impact matrix; reduce dt or alpha/beta"
@@ -584,12 +583,8 @@ def _warn_resolution(result: Result) -> None:
         return
     t, ratio = lost
     eps = np.finfo(np.float64 if cfg.dtype == "float64" else np.float32).eps
-    if cfg.signal == "linear":
-        advice = (
-            "the linear signal's common mode grows like exp((alpha+(K-1)beta)t/K) and "
-            "outgrows the contrasts; shorten t_end or use signal='cross_entropy'"
-        )
-    else:
+    advice = SIGNAL_INFO[cfg.signal].resolution_advice
+    if advice is None:
         advice = "shorten t_end" + (" or use dtype='float64'" if cfg.dtype == "float32" else "")
     digits = math.log10(ratio / eps)
     left = f"about {digits:.0f} significant digits" if digits >= 0.5 else "no significant digit"

@@ -28,6 +28,7 @@ from ..io import storage
 from ..metrics.neural_collapse import nc1_from_moments_batched, nc2_from_means_batched
 from ..version import __version__
 from .config import Config
+from .model import SIGNAL_INFO
 
 __all__ = [
     "FORMAT_VERSION",
@@ -43,17 +44,8 @@ __all__ = [
 ]
 
 #: What a summary of a run leads with, per signal: what its dynamics drive (docs/model.md,
-#: section 3). Linear: the clouds separate iff alpha > beta, but nothing pulls them toward
-#: their labels, so loss and accuracy (the features read as logits) say nothing. Projected:
-#: the clouds separate on both sides of alpha = beta; the argmax accuracy shows the side.
-#: Cross-entropy: loss -> 0 and accuracy -> 1 iff alpha > beta (the clouds can still be
-#: separable when alpha < beta). ``separable_ncc``: 1 for a replica whose final features
-#: the nearest-class-centre rule classifies without error, a certificate of separability.
-HEADLINE_METRICS = {
-    "linear": ("separable_ncc", "ncc_accuracy", "nc1"),
-    "projected": ("separable_ncc", "ncc_accuracy", "accuracy", "nc1"),
-    "cross_entropy": ("loss", "accuracy", "separable_ncc", "ncc_accuracy", "nc1", "etf_distance"),
-}
+#: section 3), from the one table of the signals (:data:`lesde.sim.model.SIGNAL_INFO`).
+HEADLINE_METRICS = {name: info.headline for name, info in SIGNAL_INFO.items()}
 # Order of the scalars the engine records (cpp/include/lesde/state.hpp: enum Scalar).
 SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
 STATUS = {0: "ok", 1: "nonfinite"}
