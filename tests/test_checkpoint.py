@@ -585,7 +585,7 @@ def test_an_unwritable_checkpoint_folder_is_refused_before_the_run(tmp_path, mon
     from filesystems import read_only_folder
 
     ran = []
-    simulate_module = sys.modules["lesde.simulate"]  # the module (callable as the function)
+    simulate_module = sys.modules["lesde.sim.simulate"]  # the module (callable as the function)
     monkeypatch.setattr(simulate_module, "run_engine", lambda *a, **k: ran.append(1))
     with read_only_folder(tmp_path) as folder:
         with pytest.raises(OSError, match="cannot write a checkpoint") as info:

@@ -1139,7 +1139,7 @@ import lesde
 def _wait(*args, **kwargs):
     print("held", flush=True)
     time.sleep(600)
-sys.modules["lesde.simulate"].run_engine = _wait
+sys.modules["lesde.sim.simulate"].run_engine = _wait
 """
 
 

@@ -302,7 +302,7 @@ def test_a_run_over_ulimit_v_is_refused_before_it_allocates(tmp_path):
     run died with a NumPy MemoryError traceback (exit 1)."""
     env = child_env()
     env.pop("LESDE_DEBUG", None)
-    probe = "import lesde.cli, lesde.simulate; print(open('/proc/self/status').read())"
+    probe = "import lesde.cli, lesde.sim.simulate; print(open('/proc/self/status').read())"
     status = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     ).stdout
