@@ -61,14 +61,9 @@ from ..io import storage
 from ..sim.config import available_cores
 from ..validate import integer, probability, real
 from ..version import __version__
-from .training_result import (
-    TRAINING_FORMAT_VERSION,
-    TRAINING_KIND,
-    TrainingResult,
-    check_training_memory,
-    load_training,
-    training_record_bytes,
-)
+from .memory import check_ensemble_memory, check_stack_memory
+from .training_file import TRAINING_FORMAT_VERSION, TRAINING_KIND
+from .training_result import TrainingResult, load_training
 
 __all__ = [
     "LOCK_NAME",
@@ -620,59 +615,6 @@ def _save_trial(res: TrainingResult, folder: str | os.PathLike, trial: int) -> N
         res.save(path)
 
 
-# ----------------------------------------------------------------------------- memory
-def _record_bytes(settings: dict, data: dict, validation: bool) -> int:
-    """Bytes of one trial's records, from the manifest's settings and data entry."""
-    return training_record_bytes(
-        steps=settings["steps"],
-        record_every=settings["record_every"],
-        n_samples=data["samples"],
-        n_classes=data["classes"],
-        validation=validation,
-        impact_every=settings["impact_every"],
-        record_stepped=settings["record_stepped"],
-    )
-
-
-def _stack_bytes(manifest: dict, trials: int) -> int:
-    """Bytes of reading ``trials`` trials back and stacking them: each trial's records,
-    the stacked copy, and the float32 copy of the stepped logits."""
-    s, data = manifest["settings"], manifest["data"]
-    per = _record_bytes(s, data, manifest["validation"] is not None)
-    stepped = s["steps"] * data["classes"] * 4 if s["record_stepped"] else 0
-    return trials * (2 * per + stepped)
-
-
-def _check_stack_memory(manifest: dict, trials: int) -> None:
-    need = _stack_bytes(manifest, trials)
-    check_training_memory(
-        need,
-        f"{trials} trials read back and stacked",
-        "read fewer trials (load_ensemble(folder, trials=...), --trials)",
-    )
-
-
-def _check_memory(manifest: dict, data: Dataset, validation: Dataset | None, trials: int,
-                  parallel: int) -> None:  # fmt: skip
-    """Refuse, before anything is allocated, an ensemble that cannot fit: ``parallel``
-    trainings at once (each with its records, the data and its tensor copy), or the
-    ``trials`` trials stacked at the end."""
-    data_bytes = sum(d.images.nbytes + d.labels.nbytes for d in (data, validation) if d)
-    per = _record_bytes(manifest["settings"], manifest["data"], validation is not None)
-    training = parallel * (per + 2 * data_bytes) + data_bytes
-    stacked = _stack_bytes(manifest, trials)
-    what = (
-        f"{trials} trial{'s' if trials != 1 else ''} of {per / 2**30:.2f} GiB of records "
-        f"each ({parallel} trained at a time, then all stacked)"
-    )
-    advice = "fewer trials or steps, record less often (record_every)"
-    if parallel > 1:
-        advice += ", fewer workers"
-    if manifest["settings"]["record_stepped"]:
-        advice += ", or record_stepped=False"
-    check_training_memory(max(training, stacked), what, advice)
-
-
 # ----------------------------------------------------------------------------- training
 def train_ensemble(
     data: Dataset,
@@ -821,7 +763,7 @@ def train_ensemble(
     manifest = _manifest(settings, data, validation)
     # Before the folder is touched: at most `trials` to train, as many at once as workers.
     parallel = 1 if workers == 1 else min(trials, workers or max(1, cores // threads))
-    _check_memory(manifest, data, validation, trials, parallel)
+    check_ensemble_memory(manifest, data, validation, trials, parallel)
 
     with contextlib.ExitStack() as stack:
         if folder is None:
@@ -1209,7 +1151,7 @@ def _train_in_workers(job: _Job, todo: list[int], workers: int, bar) -> bool:
 def _stack(
     folder: Path, indices: Sequence[int], manifest: dict, interrupted: bool = False
 ) -> TrainingResult:
-    _check_stack_memory(manifest, len(indices))
+    check_stack_memory(manifest, len(indices))
     results = []
     for i in indices:
         path = trial_path(folder, i)
