@@ -56,7 +56,6 @@ from lesde.nn.ensemble import (  # noqa: E402
     MANIFEST,
     EnsembleFolderInUse,
     WorkerError,
-    _digest,
     _torch_threads,
     default_model,
     load_ensemble,
@@ -66,6 +65,7 @@ from lesde.nn.ensemble import (  # noqa: E402
     trial_path,
     trial_seed,
 )
+from lesde.nn.ensemble_manifest import _digest  # noqa: E402
 from lesde.sim.engine import InsufficientMemoryError  # noqa: E402
 
 SIZE = 16

@@ -579,7 +579,8 @@ def test_version_1_files_are_read_with_the_replica_axis(run, tmp_path):
     """Files written before ensembles (format version 1) had impact arrays without the
     replica axis; they are still read, and given it."""
     from lesde.io import storage
-    from lesde.nn.training_result import IMPACT_PREFIX, ImpactTrack
+    from lesde.nn.impact_track import ImpactTrack
+    from lesde.nn.training_file import IMPACT_PREFIX
 
     res = run[2]
     res.save(tmp_path / "v2.npz")

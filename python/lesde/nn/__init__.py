@@ -22,8 +22,12 @@ Install with ``pip install 'lesde[nn]'`` (PyTorch 2.13.0, CPU build).
 
 This module is where to start; the work is done in :mod:`lesde.nn.network` (the network and
 the impact measurement), :mod:`lesde.nn.training` (the training loop), :mod:`lesde.nn.ensemble`
-(trial ensembles) and :mod:`lesde.nn.training_result` (the record type, which loads without
-PyTorch).
+(trial ensembles: :mod:`~lesde.nn.ensemble_manifest`, :mod:`~lesde.nn.ensemble_folder` and
+:mod:`~lesde.nn.ensemble_workers` hold its manifest, its folder's files and lock, and its
+worker processes), :mod:`lesde.nn.training_result` (the record type, which loads without
+PyTorch; :mod:`~lesde.nn.training_file` is its file layout, :mod:`~lesde.nn.impact_track`
+the impact matrices measured in training) and :mod:`lesde.nn.memory` (what a training needs
+in memory, checked before it starts).
 
 Examples
 --------

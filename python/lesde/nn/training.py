@@ -41,6 +41,8 @@ from ..data.dataset import Dataset, corrupt_labels
 from ..sim.engine import Progress
 from ..validate import integer, probability, real
 from ..version import __version__
+from .impact_track import ImpactTrack
+from .memory import check_training_memory, training_record_bytes
 from .network import (
     ImpactMatrix,
     as_tensor,
@@ -50,12 +52,7 @@ from .network import (
     model_dtype,
     torch_dtype,
 )
-from .training_result import (
-    ImpactTrack,
-    TrainingResult,
-    check_training_memory,
-    training_record_bytes,
-)
+from .training_result import TrainingResult
 
 __all__ = ["ImpactTrack", "TrainingResult", "train_and_record"]
 
@@ -155,7 +152,7 @@ def train_and_record(
     ------
     lesde.sim.engine.InsufficientMemoryError
         Before anything is allocated, when the records would take over 90 % of the memory
-        available (:func:`lesde.nn.training_result.training_record_bytes`).
+        available (:func:`lesde.nn.memory.training_record_bytes`).
 
     Examples
     --------

@@ -5,8 +5,9 @@
 :class:`lesde.Result`, a leading replica axis on every record, so the estimators, the
 paper's pipeline, plots and metrics take it as they take a simulation with replicas.
 :class:`ImpactTrack` holds the impact matrices measured during training, with the same
-replica axis. Both are saved in lesde's ``.npz`` layout (:mod:`lesde.io.storage`) and read back
-by :func:`load_training` without PyTorch.
+replica axis (:mod:`lesde.nn.impact_track`). Both are saved in lesde's ``.npz`` layout
+(:mod:`lesde.nn.training_file`) and read back by :func:`load_training` without PyTorch; what a
+training needs in memory is counted in :mod:`lesde.nn.memory`.
 
 Examples
 --------
@@ -29,18 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from ..io import storage
-from ..sim.result import (
-    FLOAT,
-    INTEGER,
-    METRIC_PREFIX,
-    TEXT,
-    declared_dimension,
-    final_values,
-    metric_members,
-    split_metrics,
-)
+from ..sim.result import final_values
+from .impact_track import ImpactTrack, pad_records
+from .memory import check_training_memory, training_record_bytes
+from .training_file import TRAINING_FORMAT_VERSION, read_training, write_training
 
+# ImpactTrack, TRAINING_FORMAT_VERSION and the memory counts are documented here too.
 __all__ = [
     "TRAINING_FORMAT_VERSION",
     "ImpactTrack",
@@ -50,206 +45,6 @@ __all__ = [
     "stepped_class_means",
     "training_record_bytes",
 ]
-
-
-#: Version of the training record layout; a file of another version is refused, except
-#: version 1 (one network, impact arrays without the replica axis), which is read and given
-#: the axis.
-TRAINING_FORMAT_VERSION = 2
-TRAINING_KIND = "lesde.nn.TrainingResult"
-IMPACT_PREFIX = "impact__"
-_TRAINING_ARRAYS = ("times", "steps", "class_means", "label_means", "features", "classes")
-_TRAINING_ARRAYS += ("labels", "status", "fail_step")
-_STEPPED_ARRAYS = ("stepped_indices", "stepped_logits")
-
-
-def training_record_bytes(
-    *,
-    steps: int,
-    record_every: int,
-    n_samples: int,
-    n_classes: int,
-    validation: bool = False,
-    impact_every: int | None = None,
-    record_stepped: bool = False,
-    record_logits: bool = False,
-) -> int:
-    """Bytes of the records of one network's training: what
-    :func:`lesde.nn.train_and_record` allocates for them, and about what its file holds.
-
-    Counted from the settings alone, never by building arrays: T = ceil(steps /
-    record_every) + 1 records of class and label means (2 T K^2 floats) and metrics, the
-    final logits, labels and classes (N each), with ``record_stepped`` one sample index and
-    K float32 logits per step, with ``impact_every`` the impact track, with
-    ``record_logits`` every sample's logits at every record (T N K floats).
-
-    Examples
-    --------
-    >>> training_record_bytes(steps=10_000_000_000, record_every=50_000_000, n_samples=900,
-    ...                       n_classes=3, record_stepped=True) / 2**30  # doctest: +ELLIPSIS
-    186.26...
-    """
-    K, N = int(n_classes), int(n_samples)
-    T = -(-int(steps) // int(record_every)) + 1
-    n_metrics = 12 if validation else 10
-    total = 4 * T * 8  # times, steps and the record steps' temporaries
-    total += 2 * T * K * K * 8 + n_metrics * T * 8
-    total += N * K * 8 + 2 * N * 8  # features, classes, labels
-    if record_logits:
-        total += T * N * K * 8
-    if record_stepped:
-        total += int(steps) * (8 + 4 * K)
-    if impact_every:
-        S = -(-int(steps) // int(impact_every)) + 1
-        total += S * (K * K + 14) * 8
-    return total
-
-
-def check_training_memory(need: int, what: str, advice: str) -> None:
-    """Raise :class:`lesde.sim.engine.InsufficientMemoryError` (one line) if ``need`` bytes
-    exceed 90 % of the memory available (:func:`lesde.io.storage.available_memory`), the
-    convention of :func:`lesde.sim.engine.check_memory`; ``what`` says what they are for,
-    ``advice`` what to change.
-
-    Examples
-    --------
-    >>> check_training_memory(1024, "its records", "record less often")  # fits
-    >>> check_training_memory(2**70, "its records", "record less often")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    lesde.sim.engine.InsufficientMemoryError: this training needs about 1099511627776.00 GiB ...
-    """
-    from ..sim.engine import InsufficientMemoryError
-
-    have = storage.available_memory()
-    if have is not None and need > 0.9 * have:
-        raise InsufficientMemoryError(
-            f"this training needs about {need / 2**30:.2f} GiB for {what}, but only "
-            f"{have / 2**30:.2f} GiB of memory is available; {advice}"
-        )
-
-
-def _pad(values: np.ndarray, length: int, axis: int, fill) -> np.ndarray:
-    """``values`` extended along ``axis`` to ``length`` with ``fill``."""
-    missing = length - values.shape[axis]
-    if missing <= 0:
-        return values
-    shape = list(values.shape)
-    shape[axis] = missing
-    pad = np.full(shape, fill, dtype=np.result_type(values, np.asarray(fill)))
-    return np.concatenate([values, pad], axis=axis)
-
-
-@dataclass(eq=False)
-class ImpactTrack:
-    """Impact matrices measured during training (``train_and_record(impact_every=...)``).
-
-    Laid out like the other records of a :class:`TrainingResult`: a leading replica axis
-    (one row per network of an ensemble, one row for a single network), then the
-    measurement axis. ``times`` (S,) and ``steps`` (S,) are shared; ``matrices``
-    (R, S, K, K); ``alpha_hat``/``beta_hat``/``ratio`` (R, S) and their bootstrap
-    intervals (R, S, 2); ``difference_ci`` (R, S, 2) the intervals of
-    ``alpha_hat - beta_hat``; ``dropped_inputs`` (R, S) the stepped inputs left out for a
-    saturated softmax (reported here, not warned). A network that stopped early (a
-    non-finite loss) has NaN, and ``dropped_inputs`` -1, at the measurements it did not
-    reach.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace  # stands in for a lesde.nn.ImpactMatrix
-    >>> measured = SimpleNamespace(
-    ...     matrix=np.eye(2), alpha_hat=1.0, beta_hat=0.0, ratio=np.inf, alpha_ci=(0.9, 1.1),
-    ...     beta_ci=(-0.1, 0.1), ratio_ci=(9.0, np.inf), difference_ci=(0.8, 1.2),
-    ...     dropped_inputs=0, confidence=0.95)
-    >>> track = ImpactTrack.collect([0, 10], 0.1, [measured, measured])
-    >>> track.times.tolist(), track.matrices.shape, track.alpha_ci.shape
-    ([0.0, 1.0], (1, 2, 2, 2), (1, 2, 2))
-    >>> ImpactTrack.stack([track, track]).alpha_hat.shape  # two networks
-    (2, 2)
-    """
-
-    times: np.ndarray
-    steps: np.ndarray
-    matrices: np.ndarray
-    alpha_hat: np.ndarray
-    beta_hat: np.ndarray
-    ratio: np.ndarray
-    alpha_ci: np.ndarray
-    beta_ci: np.ndarray
-    ratio_ci: np.ndarray
-    difference_ci: np.ndarray
-    dropped_inputs: np.ndarray
-    confidence: float
-
-    FIELDS = ("times", "steps", "matrices", "alpha_hat", "beta_hat", "ratio")
-    FIELDS += ("alpha_ci", "beta_ci", "ratio_ci", "difference_ci", "dropped_inputs")
-    #: The fields with a replica axis (the others, times and steps, are shared).
-    PER_REPLICA = FIELDS[2:]
-
-    @property
-    def replicas(self) -> int:
-        """R, the number of networks measured."""
-        return int(self.alpha_hat.shape[0])
-
-    @classmethod
-    def collect(cls, steps, lr, measured: list) -> ImpactTrack:
-        """The track (one replica) of ``measured`` :class:`lesde.nn.ImpactMatrix` objects,
-        taken at SGD ``steps`` of size ``lr``."""
-        steps = np.asarray(steps, dtype=np.int64)
-        one = lambda values: np.asarray(values, dtype=np.float64)[None]  # noqa: E731
-        return cls(
-            times=steps * lr,
-            steps=steps,
-            matrices=one([m.matrix for m in measured]),
-            alpha_hat=one([m.alpha_hat for m in measured]),
-            beta_hat=one([m.beta_hat for m in measured]),
-            ratio=one([m.ratio for m in measured]),
-            alpha_ci=one([m.alpha_ci for m in measured]).reshape(1, -1, 2),
-            beta_ci=one([m.beta_ci for m in measured]).reshape(1, -1, 2),
-            ratio_ci=one([m.ratio_ci for m in measured]).reshape(1, -1, 2),
-            difference_ci=one([m.difference_ci for m in measured]).reshape(1, -1, 2),
-            dropped_inputs=np.array([[m.dropped_inputs for m in measured]], dtype=np.int64),
-            confidence=measured[0].confidence if measured else 0.95,
-        )
-
-    @classmethod
-    def stack(cls, tracks: list[ImpactTrack]) -> ImpactTrack:
-        """One track with the replicas of all ``tracks`` (same measurement steps; a track
-        that stopped early is padded with NaN, and ``dropped_inputs`` with -1)."""
-        if not tracks:
-            raise ValueError("no impact tracks to stack")
-        longest = max(tracks, key=lambda tr: tr.steps.size)
-        S = longest.steps.size
-        for tr in tracks:
-            if not np.array_equal(tr.steps, longest.steps[: tr.steps.size]):
-                raise ValueError("impact tracks measured at different steps cannot be stacked")
-            if tr.confidence != longest.confidence:
-                raise ValueError("impact tracks of different confidence levels cannot be stacked")
-        fields = {
-            name: np.concatenate(
-                [
-                    _pad(getattr(tr, name), S, 1, -1 if name == "dropped_inputs" else np.nan)
-                    for tr in tracks
-                ]  # fmt: skip
-            )
-            for name in cls.PER_REPLICA
-        }
-        return cls(
-            times=longest.times,
-            steps=longest.steps,
-            confidence=longest.confidence,
-            **fields,
-        )
-
-    def select(self, replicas) -> ImpactTrack:
-        """The track of the networks ``replicas`` (indices along the replica axis)."""
-        idx = np.asarray(replicas, dtype=np.int64)
-        return ImpactTrack(
-            times=self.times,
-            steps=self.steps,
-            confidence=self.confidence,
-            **{name: getattr(self, name)[idx] for name in self.PER_REPLICA},
-        )
 
 
 @dataclass(eq=False)
@@ -442,16 +237,16 @@ class TrainingResult:
                 raise ValueError(f"result {i} recorded other metrics")
 
         def cat(name: str, axis: int = 1) -> np.ndarray:
-            return np.concatenate([_pad(getattr(r, name), T, axis, np.nan) for r in results])
+            return np.concatenate([pad_records(getattr(r, name), T, axis, np.nan) for r in results])
 
         stepped = all(r.stepped_indices is not None for r in results)
         if stepped:
             n_steps = max(r.stepped_indices.shape[1] for r in results)
             stepped_indices = np.concatenate(
-                [_pad(r.stepped_indices, n_steps, 1, -1) for r in results]
+                [pad_records(r.stepped_indices, n_steps, 1, -1) for r in results]
             )
             stepped_logits = np.concatenate(
-                [_pad(r.stepped_logits, n_steps, 1, np.nan) for r in results]
+                [pad_records(r.stepped_logits, n_steps, 1, np.nan) for r in results]
             ).astype(np.float32)
         impacts = [r.impact for r in results]
         if meta is None:
@@ -463,7 +258,7 @@ class TrainingResult:
             class_means=cat("class_means"),
             label_means=cat("label_means"),
             metrics={
-                name: np.concatenate([_pad(r.metrics[name], T, 1, np.nan) for r in results])
+                name: np.concatenate([pad_records(r.metrics[name], T, 1, np.nan) for r in results])
                 for name in longest.metrics
             },
             features=np.concatenate([r.features for r in results]),
@@ -519,27 +314,9 @@ class TrainingResult:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:
-        """Write an ``.npz`` file atomically (read back with :func:`load_training`)."""
-        arrays = {name: np.asarray(getattr(self, name)) for name in _TRAINING_ARRAYS}
-        arrays["status"] = self.status.astype(str)
-        if self.logits is not None:
-            arrays["logits"] = self.logits
-        if self.stepped_indices is not None:
-            arrays["stepped_indices"] = self.stepped_indices
-            arrays["stepped_logits"] = self.stepped_logits
-        arrays.update(metric_members(self.metrics))
-        if self.impact is not None:
-            for name in ImpactTrack.FIELDS:
-                arrays[IMPACT_PREFIX + name] = getattr(self.impact, name)
-        header = {
-            "kind": TRAINING_KIND,
-            "format_version": TRAINING_FORMAT_VERSION,
-            "steps_done": self.steps_done,
-            "interrupted": self.interrupted,
-            "impact_confidence": self.impact.confidence if self.impact is not None else None,
-            "meta": self.meta,
-        }
-        storage.write_npz(path, arrays, header)
+        """Write an ``.npz`` file atomically (read back with :func:`load_training`; the
+        layout is :mod:`lesde.nn.training_file`)."""
+        write_training(self, path)
 
 
 def stepped_class_means(result: TrainingResult, trials=None) -> np.ndarray:
@@ -601,95 +378,4 @@ def load_training(path: str | os.PathLike) -> TrainingResult:
     >>> load_training(p).class_means.shape
     (1, 1, 2, 2)
     """
-    read = dict(
-        what="lesde training result",
-        kind=TRAINING_KIND,
-        required=_TRAINING_ARRAYS,
-        optional=["logits", *_STEPPED_ARRAYS],
-        prefixes=[METRIC_PREFIX, IMPACT_PREFIX],
-        expect=_expected_training_arrays,
-    )
-    try:
-        contents = storage.read_npz(path, format_version=TRAINING_FORMAT_VERSION, **read)
-        version = TRAINING_FORMAT_VERSION
-    except ValueError as err:
-        if "format version 1 " not in str(err):
-            raise
-        contents = storage.read_npz(path, format_version=1, **read)
-        version = 1
-    header = contents.header
-    arrays, metrics = split_metrics(contents.arrays)
-    impact_arrays = {k: v for k, v in arrays.items() if k.startswith(IMPACT_PREFIX)}
-    missing = [IMPACT_PREFIX + n for n in ImpactTrack.FIELDS if IMPACT_PREFIX + n not in arrays]
-    if impact_arrays and missing:
-        raise ValueError(f"{path}: incomplete lesde training result, missing {', '.join(missing)}")
-    if version == 1:  # one network; its impact arrays had no replica axis
-        for name in ImpactTrack.PER_REPLICA:
-            if IMPACT_PREFIX + name in arrays:
-                arrays[IMPACT_PREFIX + name] = arrays[IMPACT_PREFIX + name][None]
-    if ("stepped_indices" in arrays) != ("stepped_logits" in arrays):
-        raise ValueError(f"{path}: incomplete lesde training result, stepped records")
-    try:
-        steps_done, interrupted = header["steps_done"], header["interrupted"]
-        if not isinstance(steps_done, int) or not isinstance(interrupted, bool):
-            raise TypeError("steps_done must be an int and interrupted a bool")
-        impact = None
-        if impact_arrays:
-            impact = ImpactTrack(
-                **{n: arrays[IMPACT_PREFIX + n] for n in ImpactTrack.FIELDS},
-                confidence=float(header["impact_confidence"]),
-            )
-    except (KeyError, TypeError, ValueError) as err:
-        why = f"{type(err).__name__}: {err}"
-        raise ValueError(f"{path}: invalid training result header ({why})") from None
-    return TrainingResult(
-        **{name: arrays[name] for name in _TRAINING_ARRAYS if name != "status"},
-        status=arrays["status"].astype(str),
-        metrics=metrics,
-        logits=arrays.get("logits"),
-        impact=impact,
-        steps_done=steps_done,
-        interrupted=interrupted,
-        meta=header.get("meta", {}),
-        stepped_indices=arrays.get("stepped_indices"),
-        stepped_logits=arrays.get("stepped_logits"),
-    )
-
-
-def _expected_training_arrays(header: dict, declared: dict) -> dict[str, storage.Spec]:
-    """The dtype and shape of every array of a training record, from the sizes its times,
-    classes and class means declare (for storage.read_npz). Format version 1 (one network)
-    stored the impact arrays without a replica axis."""
-    T = declared_dimension(declared, "times", 1)
-    N = declared_dimension(declared, "classes", 1)
-    R = declared_dimension(declared, "class_means", 4, axis=0)
-    K = declared_dimension(declared, "class_means", 4, axis=2)
-    expected = {
-        "times": (FLOAT, (T,)),
-        "steps": (INTEGER, (T,)),
-        "class_means": (FLOAT, (R, T, K, K)),
-        "label_means": (FLOAT, (R, T, K, K)),
-        "features": (FLOAT, (R, N, K)),
-        "classes": (INTEGER, (N,)),
-        "labels": (INTEGER, (R, N)),
-        "status": (TEXT, (R,)),
-        "fail_step": (INTEGER, (R,)),
-        "logits": (FLOAT, (T, N, K)),
-    }
-    if R != 1 and "logits" in declared:
-        raise ValueError(f"logits of {R} networks; the file is damaged")
-    if "stepped_indices" in declared:
-        S = declared_dimension(declared, "stepped_indices", 2, axis=1)
-        expected["stepped_indices"] = (INTEGER, (R, S))
-        expected["stepped_logits"] = (FLOAT, (R, S, K))
-    expected.update({n: (FLOAT, (R, T)) for n in declared if n.startswith(METRIC_PREFIX)})
-    if IMPACT_PREFIX + "times" in declared:
-        S = declared_dimension(declared, IMPACT_PREFIX + "times", 1)
-        per = (R,) if header.get("format_version") != 1 else ()
-        impact = {"times": (FLOAT, (S,)), "steps": (INTEGER, (S,))}
-        impact["matrices"] = (FLOAT, (*per, S, K, K))
-        impact.update({n: (FLOAT, (*per, S)) for n in ("alpha_hat", "beta_hat", "ratio")})
-        impact.update({n: (FLOAT, (*per, S, 2)) for n in ImpactTrack.FIELDS if n.endswith("_ci")})
-        impact["dropped_inputs"] = (INTEGER, (*per, S))
-        expected.update({IMPACT_PREFIX + n: kind_shape for n, kind_shape in impact.items()})
-    return expected
+    return TrainingResult(**read_training(path))
