@@ -184,9 +184,14 @@ def test_import_lesde_does_not_need_torch():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 
-@pytest.mark.parametrize("module", ["lesde.nn", "lesde.nn.network", "lesde.nn.training"])
-def test_without_torch_the_network_modules_say_how_to_get_it(module):
-    code = f"import sys\nsys.modules['torch'] = None\nimport {module}\n"
+@pytest.mark.parametrize(
+    "statement",
+    ["import lesde.nn.network", "import lesde.nn.training", "from lesde.nn import LeNet"],
+)
+def test_without_torch_the_network_modules_say_how_to_get_it(statement):
+    """The records and ensembles load without PyTorch (lesde.nn imports without it); the
+    network, its training and their names say how to get it."""
+    code = f"import sys\nsys.modules['torch'] = None\nimport lesde.nn\n{statement}\n"
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=child_env()
     )

@@ -480,7 +480,7 @@ def test_one_training_writes_a_folder_at_a_time(three, data, tmp_path, capsys):
         holder.kill()
         holder.wait(timeout=30)
     assert _resume(data, folder).replicas == 4
-    assert (folder / LOCK_NAME).exists() and stored_trials(folder) == [0, 1, 2, 3]
+    assert not (folder / LOCK_NAME).exists() and stored_trials(folder) == [0, 1, 2, 3]
 
 
 def test_start_up_lists_the_folder_once_whatever_the_trials(three, data, tmp_path,

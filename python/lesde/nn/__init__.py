@@ -40,10 +40,29 @@ Examples
 (1, 3, 3, 3)
 """
 
+import importlib as _importlib
+
 from .ensemble import EnsembleFolderInUse, WorkerError, load_ensemble, train_ensemble
-from .network import ImpactMatrix, LeNet, impact_matrix
-from .training import train_and_record
 from .training_result import ImpactTrack, TrainingResult, load_training, stepped_class_means
+
+# The names that need PyTorch load on first use, so that records and ensembles are read
+# (load_training, load_ensemble, the paper's pipeline) where PyTorch is not installed; the
+# first use without it says how to get it.
+_NEEDS_TORCH = {
+    "ImpactMatrix": "network",
+    "LeNet": "network",
+    "impact_matrix": "network",
+    "train_and_record": "training",
+}
+
+
+def __getattr__(name: str):
+    if name in _NEEDS_TORCH:
+        value = getattr(_importlib.import_module(f"{__name__}.{_NEEDS_TORCH[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EnsembleFolderInUse",
