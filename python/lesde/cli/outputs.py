@@ -1,13 +1,17 @@
-"""What ``lesde run`` and ``lesde resume`` may write: every output checked before the run,
-one writer per output (locks), and what may be replaced (only what lesde wrote, with
-``--force`` unless it is the run's own partial result).
+"""What a command may write: every output path checked before any work starts (what is
+there, that it can be written, that no two outputs are one file and none is an input), one
+writer per output (its lock held until the command ends), and, for ``lesde run`` and
+``lesde resume``, what may be replaced (only what lesde wrote, with ``--force`` unless it is
+the run's own partial result).
 
 Examples
 --------
 >>> import os, tempfile
->>> from lesde.cli.outputs import check_resumed_out
+>>> from lesde.cli.outputs import check_output_file, check_resumed_out
 >>> from types import SimpleNamespace
 >>> args = SimpleNamespace(out=os.path.join(tempfile.mkdtemp(), "run.npz"), force=False)
+>>> check_output_file(args.out, "--out").name
+'run.npz'
 >>> check_resumed_out(args, None)  # nothing there yet: nothing to replace
 >>> args.replace_out
 False
@@ -19,28 +23,147 @@ import contextlib
 import os
 import shlex
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
-from .common import (
-    PROG,
-    UsageError,
-    check_apart,
-    check_output_file,
-    check_output_folder,
-    hold_lock,
-)
+from ..io.storage import file_kind, same_path
+from .common import PROG, UsageError
 
 __all__ = [
     "absolute_path",
+    "check_apart",
+    "check_output_file",
+    "check_output_folder",
     "check_resumed_out",
     "check_run_outputs",
     "check_run_replacements",
     "format_size",
+    "hold_lock",
     "hold_output_locks",
 ]
 
 
+# ---------------------------------------------------------------------------- any command
+def _check_can_create_in(folder: Path, option: str, target: Path) -> None:
+    """Create and delete a file where ``target`` will go (in its nearest existing folder,
+    since lesde creates missing folders), so a read-only or unwritable place is found now."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {str(target)!r}: {str(existing)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lesde-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {str(target)!r} cannot be written: {err.strerror or err} "
+            f"(in {str(existing)!r})"
+        ) from None
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Refuse an output file before any work starts: one that exists and is not a regular
+    file (a folder, a symbolic link, a device, a FIFO: writing would replace it), or a place
+    where no file can be created (a read-only or unwritable folder). Returns the path.
+
+    >>> import tempfile
+    >>> check_output_file(tempfile.mkdtemp(), "--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.cli.common.UsageError: --out '...' is a folder, not a regular file; give a file path
+    """
+    target = Path(path)
+    kind = file_kind(target)
+    if kind is not None:
+        raise UsageError(
+            f"{option} {str(target)!r} is {kind}, not a regular file; give a file path"
+        )
+    _check_can_create_in(target.parent, option, target)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike, option: str) -> Path:
+    """Refuse an output folder before any work starts: one that exists and is not a folder
+    (a symbolic link too), or a place where nothing can be written. Returns the path.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output_folder(os.path.join(folder, "new", "sweep"), "--out").name
+    'sweep'
+    """
+    target = Path(path)
+    kind = file_kind(target)
+    if kind is None and os.path.lexists(target):
+        kind = "a file"
+    if kind not in (None, "a folder"):
+        raise UsageError(f"{option} {str(target)!r} is {kind}, not a folder")
+    _check_can_create_in(target, option, target)
+    return target
+
+
+def check_apart(
+    files: dict[str, Any],
+    folders: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> None:
+    """Refuse outputs that are the same file (or one inside an output folder), and an
+    output that is one of the command's inputs: compared by inode where the files exist
+    (hard links, symbolic links, relative spellings), else by real path. Each dict maps
+    how a path is named (``"--out"``) to the path (None: not given).
+
+    >>> check_apart({"--out": "cfg.toml"}, inputs={"CONFIG.toml": "./cfg.toml"})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    lesde.cli.common.UsageError: --out 'cfg.toml' is CONFIG.toml './cfg.toml', an input of ...
+    """
+    files = {k: v for k, v in files.items() if v is not None}
+    folders = {k: v for k, v in (folders or {}).items() if v is not None}
+    inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
+    outputs = list({**files, **folders}.items())
+    for i, (name, path) in enumerate(outputs):
+        for other, other_path in outputs[i + 1 :]:
+            if same_path(path, other_path):
+                raise UsageError(f"{name} and {other} are the same file ({path}); give two paths")
+        for what, source in inputs.items():
+            if same_path(path, source):
+                raise UsageError(
+                    f"{name} {str(path)!r} is {what} {str(source)!r}, an input of this "
+                    "command; give another path"
+                )
+    for name, path in files.items():
+        for other, folder in folders.items():
+            if os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep):
+                raise UsageError(
+                    f"{name} {str(path)!r} is inside {other} {str(folder)!r}; put it elsewhere"
+                )
+
+
+def hold_lock(held, lock, option: str, path: str | os.PathLike) -> None:
+    """Enter ``lock`` (:func:`lesde.io.storage.output_lock` of an output) on the ExitStack
+    ``held``; a lock file that cannot be made is the output's one-line error. Another
+    writer holding it raises :class:`lesde.io.storage.InUseError` (one line, naming it).
+
+    >>> import contextlib, os, tempfile
+    >>> from lesde.io.storage import output_lock
+    >>> path = os.path.join(tempfile.mkdtemp(), "r.npz")
+    >>> with contextlib.ExitStack() as held:
+    ...     hold_lock(held, output_lock(path, what="--out"), "--out", path)
+    """
+    try:
+        held.enter_context(lock)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {str(path)!r} cannot be written: {err.strerror or err} (its lock "
+            f"file {err.filename})"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- run and resume
 def absolute_path(path: str | os.PathLike) -> str:
     """``path`` made absolute (what a checkpoint records as the run's ``--out``).
 

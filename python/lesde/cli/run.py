@@ -35,19 +35,19 @@ from .common import (
     add_command,
     add_output_options,
     add_set_option,
-    check_apart,
-    check_output_file,
     config_fields_epilog,
-    hold_lock,
-    load_config,
     print_json,
     progress_flag,
 )
+from .config import load_config
 from .outputs import (
     absolute_path,
+    check_apart,
+    check_output_file,
     check_resumed_out,
     check_run_outputs,
     check_run_replacements,
+    hold_lock,
     hold_output_locks,
 )
 from .report import finish_run, numeric_failure, print_plan, resumed_line
