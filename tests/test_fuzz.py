@@ -206,7 +206,8 @@ NESTED = st.integers(1, 100_000).map(lambda depth: "[" * depth + "]" * depth)
 @example("[" * 100_000 + "]" * 100_000)  # nesting used to end in a RecursionError
 @example('{kind="power_law", a0=1, tau=2, gamma=0.5}')
 def test_set_values_parse_or_are_refused_in_one_line(text):
-    from lesde.cli.common import UsageError, parse_set
+    from lesde.cli.common import UsageError
+    from lesde.cli.config import parse_set
 
     try:
         parsed = parse_set([f"alpha={text}"])

@@ -367,14 +367,14 @@ def test_a_stopped_point_ends_after_its_chunk_and_saves_nothing(tmp_path):
     import threading
     import time
 
-    from lesde.sweep import _run_point
+    from lesde.sweep.point import run_point
 
     long_run = TINY.replace(n_per_class=20000, t_end=500.0, record_every=100, threads=1)
     stop = threading.Event()
     out = tmp_path / "point.npz"
     answer = []
     args = (long_run.to_dict(), ("ncc",), 100, str(out), stop)
-    worker = threading.Thread(target=lambda: answer.append(_run_point(*args)))
+    worker = threading.Thread(target=lambda: answer.append(run_point(*args)))
     worker.start()
     time.sleep(0.5)
     stop.set()
@@ -383,7 +383,7 @@ def test_a_stopped_point_ends_after_its_chunk_and_saves_nothing(tmp_path):
     assert not worker.is_alive() and answer == [None]
     assert time.perf_counter() - stopped < 5.0  # the whole run takes over a minute
     assert not out.exists() and list(tmp_path.iterdir()) == []
-    assert _run_point(TINY.to_dict(), ("ncc",), 100, str(out), stop) is None
+    assert run_point(TINY.to_dict(), ("ncc",), 100, str(out), stop) is None
     assert not out.exists()
 
 

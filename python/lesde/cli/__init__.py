@@ -56,11 +56,10 @@ from .common import (
     HelpFormatter,
     Parser,
     UsageError,
-    load_config,
     os_error_line,
-    parse_set,
     reader_went_away,
 )
+from .config import load_config, parse_set
 from .sweep import demo_setup
 
 __all__ = [

@@ -1,5 +1,7 @@
 """What every ``lesde`` subcommand shares: exit codes, errors, the parser's look, output
-helpers (JSON, tables, figures) and the configuration sources (TOML file, ``--set``).
+helpers (JSON, tables, figures). Where the configuration comes from is
+:mod:`lesde.cli.config`; the checks and locks of what a command writes are
+:mod:`lesde.cli.outputs`.
 
 Examples
 --------
@@ -17,9 +19,7 @@ import dataclasses
 import json
 import math
 import os
-import re
 import sys
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,12 +27,6 @@ from typing import Any
 
 import numpy as np
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-from ..io.storage import file_kind, open_input, same_path
 from ..sim.model import SIGNAL_INFO
 
 __all__ = [
@@ -49,14 +43,8 @@ __all__ = [
     "add_command",
     "add_output_options",
     "add_set_option",
-    "check_apart",
-    "check_output_file",
-    "check_output_folder",
     "config_fields_epilog",
-    "hold_lock",
-    "load_config",
     "os_error_line",
-    "parse_set",
     "plain",
     "plot_module",
     "print_json",
@@ -409,258 +397,7 @@ def save_figure(plot, obj, path: Path) -> str:
     return str(path)
 
 
-# ---------------------------------------------------------------------------- configuration
-def _parse_value(key: str, text: str) -> Any:
-    """A --set value: a TOML value if it parses as one, else the bare string."""
-    if "\n" in text or "\r" in text:  # 'alpha=1\nbeta=5' would set alpha and drop beta
-        raise UsageError(
-            f"--set {key}: the value holds a line break; give each field its own --set"
-        )
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-    except RecursionError:  # tomllib recurses once per level of nesting
-        raise UsageError(f"--set {key}: the value is nested too deeply") from None
-
-
-def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
-    """Turn ``["alpha=0.5", "alpha.tau=2"]`` into a (nested) dict of overrides.
-
-    Examples
-    --------
-    >>> parse_set(["alpha=0.5", "signal=linear", "class_sizes=[10, 20]"])
-    {'alpha': 0.5, 'signal': 'linear', 'class_sizes': [10, 20]}
-    >>> parse_set(['beta={kind="exponential", a0=1, tau=2}', "beta.tau=3.0"])
-    {'beta': {'kind': 'exponential', 'a0': 1, 'tau': 3.0}}
-    """
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(c in key for c in "\n\r"):
-            raise UsageError(f"--set expects key=value, got {item!r}")
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise UsageError(f"--set {key}: {part!r} is not a table")
-            node = child
-        node[leaf] = _parse_value(key, text.strip())
-    return out
-
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Overrides win; a nested dict override is merged into a dict value (schedules)."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
-    from ..sim.config import toml_error_message
-
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"config file {str(p)!r} not found")
-    if p.is_dir():
-        raise UsageError(f"{str(p)!r} is a directory, not a TOML config file")
-    try:
-        with open_input(p, "TOML config file") as f:  # a FIFO is refused, not waited on
-            text = f.read().decode("utf-8")
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{p}: {toml_error_message(text, err)}") from None
-    except RecursionError:  # tomllib recurses once per level of nesting
-        raise UsageError(f"{p}: invalid TOML: values nested too deeply") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read {p}: {err}") from None
-    except ValueError as err:  # open_input: not a regular file
-        raise UsageError(str(err)) from None
-
-
-def _blame(message: str, path: str | os.PathLike | None, overrides: dict[str, Any]) -> str:
-    """Where a Config error came from: the ``--set`` fields its message names, else the file.
-
-    >>> _blame("record_samples must be <= 600", "q.toml", {"record_samples": 1000})
-    '--set record_samples: record_samples must be <= 600'
-    >>> _blame("sigma must be >= 0", "q.toml", {"alpha": 2})
-    'q.toml: sigma must be >= 0'
-    """
-    named = [key for key in overrides if re.search(rf"\b{re.escape(key)}\b", message)]
-    if named:
-        return f"--set {', '.join(named)}: {message}"
-    return f"{path}: {message}" if path is not None else message
-
-
-def load_config(
-    path: str | os.PathLike | None, sets: Sequence[str] | None = None, allow_grid: bool = False
-):
-    """The Config from defaults < TOML file < ``--set`` overrides, and the ``[grid]`` table.
-
-    Returns ``(config, grid)``; ``grid`` is None when the file has no ``[grid]`` table.
-
-    Examples
-    --------
-    >>> cfg, grid = load_config(None, ["n_classes=4", "signal=linear"])
-    >>> cfg.n_classes, cfg.signal, grid
-    (4, 'linear', None)
-    """
-    from ..sim.config import Config
-
-    data = _read_toml(path) if path is not None else {}
-    overrides = parse_set(sets)
-    data = _merge(data, overrides)
-    grid = data.pop("grid", None)
-    if grid is not None and not allow_grid:
-        raise UsageError(
-            "this config has a [grid] table: run it with `lesde sweep`, or remove the table"
-        )
-    if grid is not None and not isinstance(grid, dict):
-        raise UsageError("grid must be a table: [grid] with one line per swept field")
-    try:
-        cfg = Config.from_dict(data)
-    except (TypeError, ValueError) as err:
-        raise UsageError(_blame(str(err), path, overrides)) from None
-    _check_backend(cfg.backend, path, overrides)
-    return cfg, grid
-
-
-def _check_backend(backend: str, path, overrides: dict) -> None:
-    """A backend this build or machine cannot run is refused here, for every command that
-    takes a config (run, validate, sweep, demo), before anything runs."""
-    from ..sim.engine import BackendUnavailableError, check_backend
-
-    try:
-        check_backend(backend)
-    except BackendUnavailableError as err:
-        where = "--set backend" if "backend" in overrides else (path or "the config")
-        raise UsageError(f"{where}: {err}") from None
-
-
-# ---------------------------------------------------------------------------- outputs
-def _check_can_create_in(folder: Path, option: str, target: Path) -> None:
-    """Create and delete a file where ``target`` will go (in its nearest existing folder,
-    since lesde creates missing folders), so a read-only or unwritable place is found now."""
-    existing = folder
-    while not os.path.lexists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"{option} {str(target)!r}: {str(existing)!r} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lesde-write-test.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise UsageError(
-            f"{option} {str(target)!r} cannot be written: {err.strerror or err} "
-            f"(in {str(existing)!r})"
-        ) from None
-
-
-def check_output_file(path: str | os.PathLike, option: str) -> Path:
-    """Refuse an output file before any work starts: one that exists and is not a regular
-    file (a folder, a symbolic link, a device, a FIFO: writing would replace it), or a place
-    where no file can be created (a read-only or unwritable folder). Returns the path.
-
-    >>> import tempfile
-    >>> check_output_file(tempfile.mkdtemp(), "--out")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    lesde.cli.common.UsageError: --out '...' is a folder, not a regular file; give a file path
-    """
-    target = Path(path)
-    kind = file_kind(target)
-    if kind is not None:
-        raise UsageError(
-            f"{option} {str(target)!r} is {kind}, not a regular file; give a file path"
-        )
-    _check_can_create_in(target.parent, option, target)
-    return target
-
-
-def check_output_folder(path: str | os.PathLike, option: str) -> Path:
-    """Refuse an output folder before any work starts: one that exists and is not a folder
-    (a symbolic link too), or a place where nothing can be written. Returns the path.
-
-    >>> import os, tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> check_output_folder(os.path.join(folder, "new", "sweep"), "--out").name
-    'sweep'
-    """
-    target = Path(path)
-    kind = file_kind(target)
-    if kind is None and os.path.lexists(target):
-        kind = "a file"
-    if kind not in (None, "a folder"):
-        raise UsageError(f"{option} {str(target)!r} is {kind}, not a folder")
-    _check_can_create_in(target, option, target)
-    return target
-
-
-def check_apart(
-    files: dict[str, Any],
-    folders: dict[str, Any] | None = None,
-    inputs: dict[str, Any] | None = None,
-) -> None:
-    """Refuse outputs that are the same file (or one inside an output folder), and an
-    output that is one of the command's inputs: compared by inode where the files exist
-    (hard links, symbolic links, relative spellings), else by real path. Each dict maps
-    how a path is named (``"--out"``) to the path (None: not given).
-
-    >>> check_apart({"--out": "cfg.toml"}, inputs={"CONFIG.toml": "./cfg.toml"})
-    ... # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    lesde.cli.common.UsageError: --out 'cfg.toml' is CONFIG.toml './cfg.toml', an input of ...
-    """
-    files = {k: v for k, v in files.items() if v is not None}
-    folders = {k: v for k, v in (folders or {}).items() if v is not None}
-    inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
-    outputs = list({**files, **folders}.items())
-    for i, (name, path) in enumerate(outputs):
-        for other, other_path in outputs[i + 1 :]:
-            if same_path(path, other_path):
-                raise UsageError(f"{name} and {other} are the same file ({path}); give two paths")
-        for what, source in inputs.items():
-            if same_path(path, source):
-                raise UsageError(
-                    f"{name} {str(path)!r} is {what} {str(source)!r}, an input of this "
-                    "command; give another path"
-                )
-    for name, path in files.items():
-        for other, folder in folders.items():
-            if os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep):
-                raise UsageError(
-                    f"{name} {str(path)!r} is inside {other} {str(folder)!r}; put it elsewhere"
-                )
-
-
-def hold_lock(held, lock, option: str, path: str | os.PathLike) -> None:
-    """Enter ``lock`` (:func:`lesde.io.storage.output_lock` of an output) on the ExitStack
-    ``held``; a lock file that cannot be made is the output's one-line error. Another
-    writer holding it raises :class:`lesde.io.storage.InUseError` (one line, naming it).
-
-    >>> import contextlib, os, tempfile
-    >>> from lesde.io.storage import output_lock
-    >>> path = os.path.join(tempfile.mkdtemp(), "r.npz")
-    >>> with contextlib.ExitStack() as held:
-    ...     hold_lock(held, output_lock(path, what="--out"), "--out", path)
-    """
-    try:
-        held.enter_context(lock)
-    except OSError as err:
-        raise UsageError(
-            f"{option} {str(path)!r} cannot be written: {err.strerror or err} (its lock "
-            f"file {err.filename})"
-        ) from None
-
-
+# ---------------------------------------------------------------------------- errors
 def os_error_line(err: OSError) -> str:
     """One line for an OSError: which file, and what the system said.
 

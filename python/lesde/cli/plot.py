@@ -17,11 +17,10 @@ from .common import (
     EXIT_OK,
     UsageError,
     add_command,
-    check_apart,
-    check_output_file,
     plot_module,
     save_figure,
 )
+from .outputs import check_apart, check_output_file
 
 __all__ = ["add_plot", "cmd_plot"]
 

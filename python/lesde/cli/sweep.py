@@ -34,14 +34,14 @@ from .common import (
     add_command,
     add_output_options,
     add_set_option,
-    check_output_folder,
-    load_config,
     plot_module,
     print_json,
     progress_flag,
     save_figure,
     table,
 )
+from .config import load_config
+from .outputs import check_output_folder
 
 __all__ = [
     "add_demo",

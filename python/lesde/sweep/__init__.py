@@ -27,6 +27,11 @@ sweep gives the same table on one thread, a process pool or a cluster). The tabl
 :class:`~lesde.sweep.result.SweepResult`. :func:`expand_grid`, :func:`point_seed`,
 :func:`config_hash` and :class:`SweepResult` are re-exported here.
 
+The parts: :mod:`lesde.sweep.grid` (points and seeds), :mod:`lesde.sweep.point` (one point:
+run it, reuse its file, its rows), :mod:`lesde.sweep.run` (workers, executors, Ctrl-C),
+:mod:`lesde.sweep.folder` (the folder's files and lock) and :mod:`lesde.sweep.result` (the
+table); this module holds :func:`sweep` itself and re-exports the public names.
+
 Beyond one machine (docs/distributed.md): ``executor=client.get_executor()`` of a
 dask.distributed Client, or ``mpi4py.futures.MPIPoolExecutor()``, runs one coarse task per
 point (all its replicas); tasks take plain data and return only the point's rows. With
@@ -58,27 +63,29 @@ from __future__ import annotations
 import contextlib
 import difflib
 import itertools
-import math
 import os
-import signal
-import sys
-import threading
 import time
-import warnings
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
-from pathlib import Path
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 
-from ..io import storage
-from ..io.storage import atomic_write_text
-from ..sim.config import Config, available_cores
+from ..sim.config import Config
 from ..sim.engine import check_backend
-from ..version import __version__, build_info
+from .folder import (
+    LOCK_NAME,
+    SweepFolderInUse,
+    load_finished,
+    make_folder,
+    point_files,
+    points_kept,
+    sweep_lock,
+    write_files,
+)
 from .grid import config_hash, expand_grid, point_seed, table_cell
 from .result import SweepResult
+from .run import SweepInterrupted, SweepInterruptWarning, as_executor, plan_workers, run_points
 
 __all__ = [
     "LOCK_NAME",
@@ -97,258 +104,8 @@ __all__ = [
 ]
 
 SEPARABILITY_METHODS = ("ncc", "argmax", "lp")
-# Tries of a task that raises on a Dask executor (a worker that dies is handled by Dask).
-DASK_RETRIES = 2
 
 
-# ---------------------------------------------------------------------------- execution plan
-def _plan(n_points: int, base: Config, own_executor: bool, max_workers: int | None):
-    """(workers, threads per run) so that workers x threads <= cores by default."""
-    if max_workers is not None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}")
-    cores = available_cores()
-    if base.threads is not None:
-        threads = base.threads
-        workers = max_workers if max_workers is not None else max(1, cores // threads)
-    elif max_workers is not None:
-        workers = max_workers
-        threads = max(1, cores // max_workers)
-    elif own_executor:
-        workers = min(n_points, cores)
-        threads = max(1, cores // workers)
-    else:  # a foreign executor of unknown size: one thread per run
-        workers, threads = None, 1
-    if workers is not None:
-        workers = max(1, min(workers, n_points))
-    return workers, threads
-
-
-# ---------------------------------------------------------------------------- Ctrl-C
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a sweep. The points finished before it are kept in its folder, and
-    calling the same sweep again (the same ``out_dir``) runs only the others.
-
-    Attributes
-    ----------
-    points_kept : int
-        Points whose result file is in ``out_dir/points`` (0 without ``out_dir``).
-    points_total : int
-        Points of the grid.
-    out_dir : Path or None
-        The sweep's folder.
-
-    Examples
-    --------
-    >>> err = SweepInterrupted(3, 8, None)
-    >>> isinstance(err, KeyboardInterrupt), err.points_kept
-    (True, 3)
-    """
-
-    def __init__(self, points_kept: int, points_total: int, out_dir: Path | None):
-        self.points_kept, self.points_total, self.out_dir = points_kept, points_total, out_dir
-        if out_dir is None:
-            message = f"sweep interrupted; nothing is kept without out_dir ({points_total} points)"
-        else:
-            message = (
-                f"sweep interrupted: {points_kept} of {points_total} points are kept in "
-                f"{str(Path(out_dir) / 'points')!r}; the same call with the same out_dir "
-                f"runs the other {points_total - points_kept}"
-            )
-        super().__init__(message)
-
-
-class SweepInterruptWarning(UserWarning):
-    """The first Ctrl-C of a sweep: no new point starts, the points running finish first."""
-
-
-class _CtrlC:
-    """Counts Ctrl-C (SIGINT) presses while a sweep runs its points, instead of letting a
-    KeyboardInterrupt land wherever the main thread happens to be.
-
-    The handler only counts; the waiting loop reads :attr:`count`. It is installed only in
-    the main thread and only over Python's default handler (a caller's own handler is left
-    alone); then a KeyboardInterrupt that reaches the waiting loop counts as a press.
-    """
-
-    def __init__(self):
-        self.count = 0
-        self._previous = None
-
-    def _press(self, signum, frame) -> None:
-        self.count += 1
-
-    def __enter__(self) -> _CtrlC:
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._press)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-class _PointStopped(Exception):
-    """Raised in a point's thread, between two chunks of steps, when the sweep stops it."""
-
-
-class _StopBetweenChunks:
-    """A record writer (:class:`lesde.sim.engine.RecordWriter`) that records nothing: after each
-    chunk of steps it ends the run, with :class:`_PointStopped`, once ``stop`` is set. The
-    engine's loop calls it between chunks, where the GIL is held and nothing is half done."""
-
-    def __init__(self, stop: threading.Event):
-        self.stop = stop
-
-    def append(self, step: int, arrays) -> None:
-        if self.stop.is_set():
-            raise _PointStopped
-
-    def close(self, result, arrays) -> None:
-        pass
-
-
-# ---------------------------------------------------------------------------- one point
-def _load_point(path: str | os.PathLike, cfg: Config):
-    """The saved Result of ``cfg`` at ``path``, or None when missing, damaged or not this run.
-
-    A file is reused only if it loads (every member and shape is checked), holds the same
-    config (threads aside), was not interrupted, keeps its features and was made by this
-    lesde version with this build's random stream, so that the rows rebuilt from it equal
-    a fresh run's.
-    """
-    from ..sim.result import load
-
-    if not os.path.exists(path):
-        return None
-    try:
-        res = load(path)
-    except MemoryError:
-        raise
-    except Exception:  # damaged, truncated, unreadable: run the point again
-        return None
-    if (
-        res.interrupted
-        or config_hash(res.config) != config_hash(cfg)
-        or res.features.shape[1] != cfg.n_samples
-        or res.meta.get("random_stream_version") != build_info()["random_stream_version"]
-        or res.meta.get("lesde_version") != __version__
-    ):
-        return None
-    return res
-
-
-def _run_point(
-    cfg_dict: dict,
-    separability: tuple[str, ...],
-    lp_max_samples: int,
-    out_path: str | None = None,
-    stop: threading.Event | None = None,
-) -> list[dict[str, Any]] | None:
-    """Run one grid point; return one dict of plain values per replica.
-
-    A top-level function of plain data, so any executor (threads, processes, Dask, MPI)
-    can run it: the Config is rebuilt here from its dict, and only the rows go back.
-
-    With ``out_path`` the point's Result is saved there (atomically; this task is the only
-    writer of that file), and a file already there that holds this run is used instead
-    of running again (a retried task whose first try got as far as saving).
-
-    ``stop`` (the sweep's own threads only): once set, the run ends after its current chunk
-    of steps, nothing is saved and None is returned.
-    """
-    cfg = Config.from_dict(cfg_dict)
-    if stop is not None and stop.is_set():
-        return None
-    if out_path is not None:
-        res = _load_point(out_path, cfg)
-        if res is not None:
-            return _result_rows(cfg, res, separability, lp_max_samples)
-    try:
-        res = _simulate_point(cfg, stop)
-    except _PointStopped:
-        return None
-    except Exception as err:  # the point is kept in the table, the sweep goes on
-        return _error_rows(cfg.replicas, err)
-    if out_path is not None and not res.interrupted:
-        res.save(out_path)  # an OSError propagates: Dask retries the task (elsewhere)
-    return _result_rows(cfg, res, separability, lp_max_samples)
-
-
-def _simulate_point(cfg: Config, stop: threading.Event | None):
-    """``lesde.simulate(cfg, progress=False, on_nonfinite="ignore")``, built as simulate
-    builds a run without checkpoints or a Zarr store (memory check, arrays, the engine's
-    chunked loop), so that ``stop`` can end it between two chunks of steps."""
-    from ..sim import engine
-
-    engine.check_memory(cfg)
-    return engine.run_engine(
-        cfg,
-        engine.allocate(cfg),
-        progress=False,
-        on_nonfinite="ignore",
-        zarr_writer=None if stop is None else _StopBetweenChunks(stop),
-    )
-
-
-def _result_rows(
-    cfg: Config, res, separability: tuple[str, ...], lp_max_samples: int
-) -> list[dict[str, Any]]:
-    """The table rows of one point from its Result (fresh or loaded from a file)."""
-    from .. import metrics
-
-    K, p = cfg.n_classes, cfg.p
-    has_logits = cfg.head is not None or p == K
-    rows = []
-    for r in range(cfg.replicas):
-        status = str(res.status[r])
-        ok = status == "ok"
-        row: dict[str, Any] = {"status": status, "message": "", "t_fail": math.nan}
-        if not ok:
-            step = int(res.fail_step[r])
-            row["t_fail"] = step * cfg.dt if step >= 0 else math.nan
-            row["message"] = (
-                f"replica became non-finite at step {step} (t = {step * cfg.dt:g}); "
-                "its metrics are left NaN"
-            )
-        for name, values in res.metrics.items():
-            row[name] = float(values[r, -1]) if ok and values.shape[1] else math.nan
-        row["loss_tail_exponent"] = (
-            metrics.loss_tail_exponent(res.times, res.metrics["loss"][r]) if ok else math.nan
-        )
-        X, y = res.features[r], res.labels[r]
-        for method in separability:
-            column = f"separable_{method}"
-            row[column] = math.nan
-            if method == "lp":
-                row["lp_subsampled"] = math.nan
-            if not ok or (method == "argmax" and not has_logits):
-                continue
-            try:
-                if method == "argmax":
-                    sep = metrics.separable(X, y, method="argmax", head=cfg.head, n_classes=K)
-                elif method == "lp":
-                    sep = metrics.separable(
-                        X, y, method="lp", max_samples=lp_max_samples, seed=r, n_classes=K
-                    )
-                    row["lp_subsampled"] = float(sep.subsampled)
-                else:
-                    sep = metrics.separable(X, y, method="ncc", n_classes=K)
-            except Exception as err:  # a failed check leaves NaN and says why
-                row["message"] += f"{column} failed: {type(err).__name__}: {err}. "
-                continue
-            row[column] = float(sep.separable)
-        rows.append(row)
-    return rows
-
-
-def _error_rows(replicas: int, err: BaseException) -> list[dict[str, Any]]:
-    message = f"{type(err).__name__}: {err}"
-    return [{"status": "error", "message": message, "t_fail": math.nan}] * replicas
-
-
-# ---------------------------------------------------------------------------- the sweep
 def _check_separability(separability) -> tuple[str, ...]:
     if isinstance(separability, str):
         separability = (separability,)
@@ -363,36 +120,6 @@ def _check_separability(separability) -> tuple[str, ...]:
         if method not in out:
             out.append(method)
     return tuple(out)
-
-
-def _as_executor(executor):
-    """A dask.distributed Client stands for its executor; anything else is used as given."""
-    if executor is None or isinstance(executor, Executor):
-        return executor
-    distributed = sys.modules.get("distributed")
-    if distributed is not None and isinstance(executor, distributed.Client):
-        return executor.get_executor()
-    raise TypeError(
-        "executor must be a concurrent.futures.Executor (ThreadPool, ProcessPool, "
-        "client.get_executor() of dask.distributed, mpi4py.futures.MPIPoolExecutor) or a "
-        f"dask.distributed.Client; got {type(executor).__name__}"
-    )
-
-
-def _submit_options(executor) -> dict[str, Any]:
-    """Extra ``submit`` options for a Dask client executor (``{}`` for any other).
-
-    ``retries``: a task that raises (e.g. an I/O error while saving its file) is run again,
-    on any worker. ``pure=False``: every submission runs (a task that writes a file must
-    not be answered from a cached key). Options the user gave to ``get_executor`` win.
-    A task whose worker dies is rescheduled by Dask itself, retries or not.
-    """
-    cfexecutor = sys.modules.get("distributed.cfexecutor")
-    if cfexecutor is None or not isinstance(executor, cfexecutor.ClientExecutor):
-        return {}
-    given = getattr(executor, "_kwargs", {})
-    options = {"retries": DASK_RETRIES, "pure": False}
-    return {k: v for k, v in options.items() if k not in given}
 
 
 def sweep(
@@ -479,32 +206,32 @@ def sweep(
     """
     if not isinstance(base, Config):
         raise TypeError(f"base must be a lesde.Config, got {type(base).__name__}")
-    executor = _as_executor(executor)
+    executor = as_executor(executor)
     check_backend(base.backend)  # the grid's backends: expand_grid
     values = expand_grid(grid)
     methods = _check_separability(separability)
     _check_lp_max_samples(lp_max_samples)
     R = base.replicas if replicas is None else replicas
     combos = list(itertools.product(*values.values()))
-    workers, threads = _plan(len(combos), base, executor is None, max_workers)
+    workers, threads = plan_workers(len(combos), base, executor is None, max_workers)
     configs = _point_configs(base, values, combos, R, threads)
 
     started = time.perf_counter()
-    folder = _make_folder(out_dir)
+    folder = make_folder(out_dir)
     with contextlib.nullcontext() if folder is None else sweep_lock(folder):
-        paths = _point_files(folder, configs)
+        paths = point_files(folder, configs)
         try:
-            outcomes = _load_finished(configs, paths, methods, lp_max_samples)
+            outcomes = load_finished(configs, paths, methods, lp_max_samples)
             reused = len(outcomes)
             tasks = {
                 index: (cfg.to_dict(), methods, lp_max_samples, None if path is None else str(path))
                 for index, (cfg, path) in enumerate(zip(configs, paths, strict=True))
                 if index not in outcomes
             }
-            ran, interrupted = _run_missing(tasks, R, executor, workers, len(configs), progress)
+            ran, interrupted = run_points(tasks, R, executor, workers, len(configs), progress)
             outcomes.update(ran)
             if interrupted:
-                raise SweepInterrupted(_points_kept(folder, outcomes), len(configs), folder)
+                raise SweepInterrupted(points_kept(folder, outcomes), len(configs), folder)
         except SweepInterrupted:
             raise
         except KeyboardInterrupt:  # outside the points' run (reading the finished ones)
@@ -527,7 +254,7 @@ def sweep(
             )
         result = SweepResult(table, base, values, meta)
         if folder is not None:
-            _write_files(folder, paths, result)
+            write_files(folder, paths, result)
     return result
 
 
@@ -554,181 +281,6 @@ def _point_configs(base: Config, values: dict, combos: list, R: int, threads: in
     return configs
 
 
-def _make_folder(out_dir) -> Path | None:
-    """Step 2: the sweep's folder, created (None without ``out_dir``)."""
-    if out_dir is None:
-        return None
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"out_dir {str(folder)!r} exists and is not a folder")
-    (folder / "points").mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _point_files(folder: Path | None, configs: list) -> list:
-    """Each point's result file (None without a folder)."""
-    if folder is None:
-        return [None] * len(configs)
-    return [folder / "points" / f"{config_hash(cfg)}.npz" for cfg in configs]
-
-
-# ---------------------------------------------------------------------------- one writer
-class SweepFolderInUse(storage.InUseError):
-    """Another sweep (another process, or another thread) is writing this folder."""
-
-
-#: The lock file in a sweep folder; it stays there, locked only while a sweep runs.
-LOCK_NAME = ".lesde-sweep.lock"
-
-
-def sweep_lock(folder: str | os.PathLike):
-    """Hold the lock of a sweep folder: one sweep writes a folder at a time.
-
-    The lock is an exclusive ``flock`` on ``folder/.lesde-sweep.lock``
-    (:func:`lesde.io.storage.exclusive_lock`), which also says who holds it (pid and host).
-    The system drops it when its holder exits or is killed, so a crashed sweep never leaves
-    the folder locked. A second sweep of the same folder gets a :class:`SweepFolderInUse`
-    at once, naming the holder. The thread that holds the lock may take it again
-    (:func:`sweep` inside a caller that already holds it).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> with sweep_lock(folder):
-    ...     with sweep_lock(folder):  # the same thread: fine
-    ...         pass
-    """
-    return storage.exclusive_lock(
-        Path(folder) / LOCK_NAME,
-        what=f"sweep folder {str(folder)!r}",
-        holder="sweep",
-        error=SweepFolderInUse,
-    )
-
-
-def _load_finished(configs: list, paths: list, methods, lp_max_samples: int) -> dict:
-    """Step 3: the rows of every point whose result file is already there (a resumed sweep)."""
-    outcomes = {}
-    for index, (cfg, path) in enumerate(zip(configs, paths, strict=True)):
-        res = None if path is None else _load_point(path, cfg)
-        if res is not None:
-            outcomes[index] = _result_rows(cfg, res, methods, lp_max_samples)
-    return outcomes
-
-
-def _points_kept(folder: Path | None, outcomes: dict) -> int:
-    """Points whose result file is in the folder: every point with an outcome but those
-    whose run raised (error rows only; nothing was saved)."""
-    if folder is None:
-        return 0
-    return sum(any(row["status"] != "error" for row in rows) for rows in outcomes.values())
-
-
-def _run_missing(
-    tasks: dict, replicas: int, executor, workers, total: int, progress
-) -> tuple[dict, bool]:
-    """Step 4: run ``tasks`` (point index -> arguments of :func:`_run_point`); their rows,
-    and whether Ctrl-C stopped the sweep.
-
-    On our own thread pool unless an executor is given. Rows stream back as points finish;
-    a task the executor could not run becomes error rows. Ctrl-C is counted, not raised
-    (:class:`_CtrlC`): the first press cancels what is queued and waits for the points
-    running; the second stops those after their current chunk (our own pool) or leaves
-    them to their executor. Our own threads are always joined before this returns, so
-    none is left inside the engine when the interpreter exits. A failure cancels
-    everything still queued, here or on a cluster.
-    """
-    from tqdm.auto import tqdm
-
-    own = executor is None
-    stop = threading.Event()
-    outcomes: dict[int, list[dict[str, Any]]] = {}
-    futures: dict = {}
-    with _CtrlC() as presses:
-        bar = tqdm(
-            total=total,
-            initial=total - len(tasks),
-            unit="point",
-            desc="lesde sweep",
-            disable=None if progress is None else not progress,
-        )
-        pool = None
-        if tasks:
-            pool = (
-                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lesde-sweep")
-                if own
-                else executor
-            )
-        options = _submit_options(pool)
-        finished = False
-        try:
-            for index, args in tasks.items():
-                if presses.count:
-                    break
-                task = (*args, stop) if own else args
-                futures[pool.submit(_run_point, *task, **options)] = index
-            _collect(futures, outcomes, replicas, bar, presses, stop, own)
-            finished = True
-        finally:
-            bar.close()
-            for future in futures:
-                future.cancel()  # the queued ones, after a failure
-            if own and pool is not None:
-                if not finished:  # a failure (or a KeyboardInterrupt) here: stop the points
-                    stop.set()
-                _join(pool, presses, stop)
-    return outcomes, presses.count > 0
-
-
-def _collect(futures: dict, outcomes: dict, replicas: int, bar, presses, stop, own) -> None:
-    """Take the rows of the points as they finish, until all have, or Ctrl-C stops them."""
-    pending = set(futures)
-    seen = 0
-    while pending:
-        if presses.count > seen:
-            seen = presses.count
-            pending = {f for f in pending if not f.cancel()}  # the running ones stay
-            if seen == 1 and pending:
-                warnings.warn(
-                    f"Ctrl-C: no new point starts; waiting for the {len(pending)} point(s) "
-                    "running to finish (Ctrl-C again to stop them now, losing their work)",
-                    SweepInterruptWarning,
-                    stacklevel=4,
-                )
-            elif seen > 1:
-                stop.set()
-                if not own:  # the executor's tasks are not ours to stop or wait for
-                    return
-        try:
-            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:  # a caller's own SIGINT handler raised: count it
-            presses.count += 1
-            continue
-        for future in done:
-            index = futures[future]
-            if future.cancelled():
-                continue
-            try:
-                rows = future.result()
-            except Exception as err:  # e.g. the executor could not run or pickle the task
-                rows = _error_rows(replicas, err)
-            if rows is not None:  # None: stopped by the second Ctrl-C
-                outcomes[index] = rows
-                bar.update(1)
-
-
-def _join(pool: ThreadPoolExecutor, presses: _CtrlC, stop: threading.Event) -> None:
-    """Shut our pool down and wait for its threads; a Ctrl-C meanwhile stops the points."""
-    while True:
-        try:
-            pool.shutdown(wait=True, cancel_futures=True)
-            return
-        except KeyboardInterrupt:  # a caller's own SIGINT handler raised
-            presses.count += 1
-            stop.set()
-
-
 def _assemble_table(configs: list, values: dict, combos: list, outcomes: dict):
     """Step 5: one row per (point, replica), identifiers first, then the outcomes."""
     import pandas as pd
@@ -748,28 +300,6 @@ def _assemble_table(configs: list, values: dict, combos: list, outcomes: dict):
     first = [c for c in dict.fromkeys(first) if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]
     return table.astype({"seed": np.uint64, "noise_seed": np.uint64})
-
-
-def _write_files(folder: Path, paths: list, result: SweepResult) -> None:
-    """Step 6: ``table.csv`` and ``summary.csv``, once every task has finished."""
-    _remove_partial_files(folder / "points", {p.name for p in paths})
-    atomic_write_text(folder / "table.csv", result.table.to_csv(index=False))
-    atomic_write_text(folder / "summary.csv", result.summary().to_csv())
-
-
-def _remove_partial_files(folder: Path, names: set[str]) -> None:
-    """Delete the temporary files that killed writers of these point files left behind.
-
-    Called once every task of the sweep has finished, so none of them is still writing.
-    """
-    for entry in os.listdir(folder):
-        if entry.startswith(".") and entry.endswith(".tmp"):
-            target = entry[1:].rsplit(".", 2)[0]  # .<name>.<random>.tmp -> <name>
-            if target in names:
-                try:
-                    os.unlink(folder / entry)
-                except FileNotFoundError:  # pragma: no cover - removed meanwhile
-                    pass
 
 
 def phase_diagram(
