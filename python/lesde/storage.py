@@ -397,9 +397,10 @@ def output_lock(
     >>> import os, tempfile
     >>> folder = tempfile.mkdtemp()
     >>> with output_lock(os.path.join(folder, "run.ckpt"), what="checkpoint 'run.ckpt'"):
-    ...     pass
-    >>> os.listdir(folder)
+    ...     os.listdir(folder)
     ['.run.ckpt.lock']
+    >>> os.listdir(folder)
+    []
     """
     path = Path(path)
     return exclusive_lock(path.parent / f".{path.name}.lock", what=what, holder=holder, error=error)
