@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import threading
 from typing import Any
 
@@ -113,8 +114,22 @@ def run_point(
     except Exception as err:  # the point is kept in the table, the sweep goes on
         return error_rows(cfg.replicas, err)
     if out_path is not None and not res.interrupted:
+        _discard_unreadable_point(out_path)
         res.save(out_path)  # an OSError propagates: Dask retries the task (elsewhere)
     return result_rows(cfg, res, separability, lp_max_samples)
+
+
+def _discard_unreadable_point(path: str | os.PathLike) -> None:
+    """Remove a regular file at a point's path that did not load as this point (cut short by
+    a kill, damaged): the points folder is the sweep's own (its files are named by the hash
+    of their config, and the sweep holds the folder's lock), so such a file is a broken
+    point of this sweep, not the user's. Anything but a regular file is left for
+    :meth:`lesde.Result.save` to refuse (the point becomes an error row)."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _simulate_point(cfg: Config, stop: threading.Event | None):
