@@ -13,7 +13,7 @@
 
 #include "device.hpp"
 #include "kernels.cuh"
-#include "lesde/state.hpp"  // RecordLayout
+#include "lesde/record.hpp"  // RecordLayout
 #include "record_kernels.cuh"
 #include "runtime.cuh"
 
