@@ -98,12 +98,6 @@ LESDE_HD void first_max(int K, int n, const double* __restrict__ v, double* __re
   }
 }
 
-// The log-sum-exp of a row of logits from shifted_exp_rows' top and total (signals.hpp).
-template <class T>
-LESDE_HD T log_sum_exp(T top, T total) {
-  return top + fastmath::log(total);
-}
-
 // A sample's cross-entropy loss, -log softmax(z)_y = log-sum-exp(z) - z_y.
 LESDE_HD double sample_loss(double lse, double z_y) { return lse - z_y; }
 

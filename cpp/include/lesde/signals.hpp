@@ -78,6 +78,12 @@ LESDE_HD void shifted_exp_rows(int K, int n, const Real* X, int64_t row_stride,
     for (int i = 0; i < n; ++i) total[i] += e[k * W + i];
 }
 
+// log-sum-exp of a row of logits from shifted_exp_rows' top and total (the loss of a record).
+template <class T>
+LESDE_HD T log_sum_exp(T top, T total) {
+  return top + fastmath::log(total);
+}
+
 // g = g(x, y) (length p). z: K scratch values of type Real, and K more of type double.
 template <class Real>
 LESDE_HD void signal(const SignalSpec& s, const Real* x, int y, double* g, Real* z, double* zd) {
