@@ -62,7 +62,8 @@ from .result import (
 __all__ = ["ZARR_HINT", "FORMAT_VERSION", "KIND", "ZarrWriter", "load_zarr"]
 
 ZARR_HINT = "pip install 'lesde[zarr]'"
-#: Version of the store layout; a store of another version is refused.
+#: Version of the store layout; a store of another version is refused (it goes up
+#: with every change of the recorded scalars, lesde.result.SCALAR_METRICS).
 FORMAT_VERSION = 1
 KIND = "lesde-zarr"
 #: Largest T-chunk (records), and the bytes a chunk aims at when records are large.

@@ -1,4 +1,4 @@
-// One record, described once for every backend (MODEL.md section 4): the scalars it holds,
+// One record, described once for every backend (docs/model.md section 4): the scalars it holds,
 // where each total sits in a pass's accumulator, and the per-sample rules that decide and
 // score a sample. The CPU tiles (metrics.hpp) and the CUDA record kernels
 // (cpp/cuda/record_kernels.cuh) call these LESDE_HD functions, so every backend evaluates the
