@@ -9,6 +9,7 @@ RANDOM_STREAM_VERSION: int
 NUM_SCALARS: int
 
 def scalar_metrics() -> list[dict[str, Any]]: ...
+def backends() -> list[dict[str, Any]]: ...
 
 class ScheduleKind:
     constant: ScheduleKind

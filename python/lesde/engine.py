@@ -254,26 +254,22 @@ def uses_cuda(cfg: Config) -> bool:
     """
     if cfg.backend == "cpu":
         return False
-    if cfg.backend == "cuda_emulator":
-        if not _core.build_info()["cuda_emulator"]:
-            raise RuntimeError(
-                "backend='cuda_emulator' cannot run: this lesde was built without the CUDA "
-                "emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
-            )
-        return True
-    devices = _core.cuda_device_count()
-    if cfg.backend == "cuda":
-        if devices == 0:
+    registry = {b["name"]: b for b in _core.backends()}  # the core's backend registry
+    if cfg.backend != "auto":
+        entry = registry.get(cfg.backend)
+        if entry is None or not entry["available"]:
             why = (
-                "a GPU is not visible"
-                if _core.build_info()["cuda_built"]
-                else ("this lesde was built without CUDA (see docs/cuda.md)")
+                entry["reason"]
+                if entry
+                else f"this lesde has no such backend ({', '.join(registry)})"
             )
-            raise RuntimeError(f"backend='cuda' cannot run: {why}; use backend='cpu' or 'auto'")
+            raise RuntimeError(
+                f"backend={cfg.backend!r} cannot run: {why}; use backend='cpu' or 'auto'"
+            )
         return True
     limit = getattr(_core, "CUDA_MAX_DIM", 0)
     return (
-        devices > 0
+        registry["cuda"]["available"]
         and cfg.process == "sde"
         and max(cfg.n_classes, cfg.p) <= limit
         and cfg.replicas * cfg.n_samples * cfg.p >= AUTO_CUDA_MIN_SIZE
@@ -297,17 +293,18 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
     ecfg = engine_config(cfg)
     if engine_setup is not None:
         engine_setup(ecfg)
+    engines = {b["name"]: b["engine"] for b in _core.backends()}  # the core's registry
     if uses_cuda(cfg):
-        kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
+        name = "cuda" if cfg.backend == "auto" else cfg.backend
         try:
-            return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
+            return getattr(_core, engines[name] + bits)(ecfg, **arrays)
         except RuntimeError as err:
             if cfg.backend != "auto":
                 raise
             warnings.warn(
                 f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
             )
-    return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+    return getattr(_core, engines["cpu"] + bits)(ecfg, **arrays)
 
 
 class Progress:
