@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "dense.hpp"
 #include "kernels.hpp"
 #include "model.hpp"
 #include "reduce.hpp"
@@ -66,12 +67,8 @@ inline std::vector<double> drift(const EngineConfig& cfg, double t, const std::v
   const int K = cfg.K, p = cfg.p;
   std::vector<double> E(K * K), b(K * p, 0.0);
   impact_matrix(cfg, t, E.data());
-  const double inv_n = 1.0 / double(cfg.n_samples());
-  for (int k = 0; k < K; ++k)
-    for (int l = 0; l < K; ++l) {
-      const double e = E[k * K + l] * inv_n;
-      for (int q = 0; q < p; ++q) b[k * p + q] += e * S[l * p + q];
-    }
+  dense::add_product(dense::view(b.data(), K, p), 1.0 / double(cfg.n_samples()),
+                     dense::view(E.data(), K, K), dense::view(S.data(), K, p));
   return b;
 }
 
@@ -129,7 +126,8 @@ struct HeunScheme {
                                         const std::vector<double>& sums) {
     const double dt = cfg.dt;
     std::vector<double> shift = drift(cfg, step * dt + dt, sums);  // t + dt, as the predictor's t
-    for (size_t j = 0; j < shift.size(); ++j) shift[j] = 0.5 * dt * (shift[j] - b0[j]);
+    dense::View b1 = dense::view(shift.data(), cfg.K, cfg.p);
+    b1 = (0.5 * dt) * (b1 - dense::view(b0, cfg.K, cfg.p));
     return shift;
   }
 };
@@ -214,13 +212,12 @@ bool sgd_step(const EngineConfig& cfg, HostReplica<Real>& h, int64_t step) {
     const int cj = h.classes[j];
     for (int q = 0; q < p; ++q) x[q] = double(h.X[j * p + q]) + offsets[cj * p + q];
     signal(spec, x.data(), h.labels[j], g.data(), z.data(), zd.data());
-    for (int k = 0; k < K; ++k) {
-      const double e = E[k * K + cj];
-      for (int q = 0; q < p; ++q) delta[k * p + q] += e * g[q];
-    }
+    // delta += E[:, c_j] g^T
+    dense::view(delta.data(), K, p).noalias() +=
+        dense::view(E.data(), K, K).col(cj) * dense::view(g.data(), 1, p);
   }
   const double scale = eta / double(cfg.batch_size);
-  for (int j = 0; j < K * p; ++j) offsets[j] += scale * delta[j];
+  dense::view(offsets.data(), K, p) += scale * dense::view(delta.data(), K, p);
   const double s = cfg.sigma(t);
   *h.applied_var += s * s * eta;
   return all_finite(offsets);

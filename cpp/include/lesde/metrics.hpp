@@ -20,6 +20,7 @@
 #include <limits>
 #include <vector>
 
+#include "dense.hpp"
 #include "fastmath.hpp"
 #include "kernels.hpp"  // kTile
 #include "model.hpp"
@@ -249,20 +250,21 @@ inline bool finish_first(const EngineConfig& cfg, const double* tot, RecordOutpu
   const double N = double(cfg.n_samples()), nan = std::numeric_limits<double>::quiet_NaN();
   const bool scored = has_logits(SignalSpec::from(cfg));
   const double* count_y = tot + at.count_y();
+  const dense::ConstView sum_c = dense::view(tot + at.sum_c(), K, p);
+  const dense::ConstView sum_y = dense::view(tot + at.sum_y(), K, p);
+  dense::View class_means = dense::view(out.class_means, K, p);
+  dense::View label_means = dense::view(out.label_means, K, p);
   for (int k = 0; k < K; ++k) {
-    const double nc = double(cfg.class_sizes[k]);
-    for (int q = 0; q < p; ++q) {
-      out.class_means[k * p + q] = tot[at.sum_c() + k * p + q] / nc;
-      out.label_means[k * p + q] =
-          count_y[k] > 0 ? tot[at.sum_y() + k * p + q] / count_y[k] : nan;
-    }
+    class_means.row(k) = sum_c.row(k) / double(cfg.class_sizes[k]);
+    if (count_y[k] > 0)
+      label_means.row(k) = sum_y.row(k) / count_y[k];
+    else
+      label_means.row(k).setConstant(nan);  // no sample holds this label
   }
   out.scalars[kLoss] = scored ? tot[at.loss()] / N : nan;
   out.scalars[kAccuracy] = scored ? tot[at.correct()] / N : nan;
   out.scalars[kCleanAccuracy] = scored ? tot[at.clean_correct()] / N : nan;
-  bool finite = std::isfinite(tot[at.loss()]);
-  for (int j = 0; j < K * p; ++j) finite = finite && std::isfinite(tot[at.sum_c() + j]);
-  return finite;
+  return std::isfinite(tot[at.loss()]) && sum_c.allFinite();
 }
 
 // Record entries from the pass-2 totals: Sigma_W, NCC accuracy, NC4.
@@ -270,7 +272,7 @@ inline void finish_second(const EngineConfig& cfg, const double* tot, RecordOutp
   const RecordLayout at(cfg);
   const int p = cfg.p;
   const double N = double(cfg.n_samples()), nan = std::numeric_limits<double>::quiet_NaN();
-  for (int64_t j = 0; j < int64_t(p) * p; ++j) out.sigma_w[j] = tot[at.scatter() + j] / N;
+  dense::view(out.sigma_w, p, p) = dense::view(tot + at.scatter(), p, p) / N;
   out.scalars[kNccAccuracy] = tot[at.ncc_hits()] / N;
   out.scalars[kNc4] = has_logits(SignalSpec::from(cfg)) ? tot[at.nc4_agree()] / N : nan;
 }
