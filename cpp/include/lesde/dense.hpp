@@ -31,7 +31,8 @@ inline ConstView view(const double* data, Eigen::Index rows, Eigen::Index cols) 
 // numbers everywhere (the CPU, the GPU, every x86-64 CPU; tests/test_determinism.py).
 template <class Out, class A, class B>
 void add_product(Out&& out, double scale, const A& a, const B& b) {
-  for (Eigen::Index l = 0; l < a.cols(); ++l) out.noalias() += (scale * a.col(l)) * b.row(l);
+  for (Eigen::Index l = 0; l < a.cols(); ++l)
+    for (Eigen::Index i = 0; i < a.rows(); ++i) out.row(i) += (scale * a(i, l)) * b.row(l);
 }
 
 }  // namespace lesde::dense

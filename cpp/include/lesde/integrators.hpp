@@ -54,13 +54,14 @@ struct Sweep {
   bool record = false;  // the new state is recorded: also add up its first moments (metrics.hpp)
 };
 
-// What sweep j of a step knows of each replica it moves, in list order: its class sums now
-// (after sweep j - 1, or at the start of the step), and its row (K x p) of sweep j - 1's
-// coefficients (nullptr for j = 0).
-struct SweepInputs {
-  std::vector<const std::vector<double>*> sums;
-  std::vector<const double*> earlier;
+// What sweep j of a step knows of a replica it moves: its class sums now (after sweep j - 1,
+// or at the start of the step), and its row (K x p) of sweep j - 1's coefficients (nullptr
+// for j = 0). SweepInputs: one per moved replica, in list order.
+struct SweepInput {
+  const std::vector<double>* sums;
+  const double* earlier;
 };
+using SweepInputs = std::vector<SweepInput>;
 
 // b = E(t) S / N, i.e. b_k = sum_k' pi_k' E[k, k'] Gbar_k' (K x p).
 inline std::vector<double> drift(const EngineConfig& cfg, double t, const std::vector<double>& S) {
@@ -82,8 +83,8 @@ inline Sweep drift_sweep(const EngineConfig& cfg, int64_t step, double sigma,
   s.step = uint32_t(step);
   s.dt = dt;
   s.noise_scale = sigma * std::sqrt(dt);
-  for (const std::vector<double>* S : in.sums) {
-    const std::vector<double> b = drift(cfg, t, *S);
+  for (const SweepInput& r : in) {
+    const std::vector<double> b = drift(cfg, t, *r.sums);
     s.coef.insert(s.coef.end(), b.begin(), b.end());
   }
   return s;
@@ -114,8 +115,8 @@ struct HeunScheme {
     Sweep s;
     s.move = Move::Shift;
     s.step = uint32_t(step);
-    for (size_t r = 0; r < in.sums.size(); ++r) {
-      const std::vector<double> shift = heun_shift(cfg, step, in.earlier[r], *in.sums[r]);
+    for (const SweepInput& r : in) {
+      const std::vector<double> shift = heun_shift(cfg, step, r.earlier, *r.sums);
       s.coef.insert(s.coef.end(), shift.begin(), shift.end());
     }
     return s;

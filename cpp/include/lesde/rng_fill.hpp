@@ -26,6 +26,16 @@
 
 namespace lesde {
 
+// Inlined into the LESDE_CLONES function that calls it, and so compiled for its instruction
+// set (a lambda too: LESDE_FILL_LAMBDA after its parameters).
+#if defined(__GNUC__)
+#define LESDE_FILL_INLINE inline __attribute__((always_inline))
+#define LESDE_FILL_LAMBDA __attribute__((always_inline))
+#else
+#define LESDE_FILL_INLINE inline
+#define LESDE_FILL_LAMBDA
+#endif
+
 // Blocks first .. first + n - 1 of a stream at one step, one per lane: w_j[l] is word j of
 // block first + l (the counter (block low, block high, step, tag) of Stream::draw).
 inline void philox_blocks_portable(const Stream& s, uint32_t step, uint64_t first, int n,
@@ -82,24 +92,15 @@ __attribute__((target("avx2"))) inline void philox_blocks_avx2(const Stream& s, 
 
 // philox_blocks_portable, on the fastest path this CPU has (simd = false forces the portable
 // one, for the tests that check both give the same words).
-inline void philox_blocks(const Stream& s, uint32_t step, uint64_t first, int n, uint32_t* w0,
-                          uint32_t* w1, uint32_t* w2, uint32_t* w3, bool simd = true) {
+LESDE_FILL_INLINE void philox_blocks(const Stream& s, uint32_t step, uint64_t first, int n,
+                                     uint32_t* w0, uint32_t* w1, uint32_t* w2, uint32_t* w3,
+                                     bool simd = true) {
 #ifdef LESDE_PHILOX_AVX2
   static const bool has_avx2 = __builtin_cpu_supports("avx2");
   if (simd && has_avx2) return philox_blocks_avx2(s, step, first, n, w0, w1, w2, w3);
 #endif
   philox_blocks_portable(s, step, first, n, w0, w1, w2, w3);
 }
-
-// Inlined into the LESDE_CLONES function that calls it, and so compiled for its instruction
-// set (a lambda too: LESDE_FILL_LAMBDA after its parameters).
-#if defined(__GNUC__)
-#define LESDE_FILL_INLINE inline __attribute__((always_inline))
-#define LESDE_FILL_LAMBDA __attribute__((always_inline))
-#else
-#define LESDE_FILL_INLINE inline
-#define LESDE_FILL_LAMBDA
-#endif
 
 // Word j of lane l's block, read in place from philox_blocks' arrays (w[j][l]).
 struct LaneWords {

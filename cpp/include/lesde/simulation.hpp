@@ -200,17 +200,17 @@ class Engine {
     const SchemeInfo& scheme = scheme_info(cfg_.scheme);
     const bool recorded = cfg_.record_index(m + 1) >= 0;
     const size_t Kp = size_t(cfg_.K) * cfg_.p;
-    std::vector<int32_t> moved = list;  // the replicas the previous sweep moved, in its order
+    std::vector<int32_t> moved;  // the replicas the previous sweep moved, in its order
     Sweep earlier;
     for (int j = 0; j < scheme.sweeps; ++j) {
+      const std::vector<int32_t>& from = j == 0 ? list : moved;
       std::vector<int32_t> moving;
       SweepInputs in;
-      for (size_t i = 0; i < moved.size(); ++i) {
-        const int32_t r = moved[i];
+      for (size_t i = 0; i < from.size(); ++i) {
+        const int32_t r = from[i];
         if (status_[r] != kRunning) continue;
         moving.push_back(r);
-        in.sums.push_back(&sums_[r]);
-        in.earlier.push_back(j == 0 ? nullptr : earlier.coef.data() + i * Kp);
+        in.push_back({&sums_[r], j == 0 ? nullptr : earlier.coef.data() + i * Kp});
       }
       if (moving.empty()) return;
       Sweep s = scheme_sweep(cfg_, j, m, in);
