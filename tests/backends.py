@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import os
 
-import lesde
 from lesde import _core
 
-# backend name -> prefix of its engine classes in lesde._core (Simulation64, ...)
-ENGINE_CLASSES = {
-    "cpu": "Simulation",
-    "cuda_emulator": "CudaEmulatorSimulation",
-    "cuda": "CudaSimulation",
-}
+# The core's backend registry: name -> its entry (engine class prefix, available, ...).
+REGISTRY = {b["name"]: b for b in _core.backends()}
 
 
 def available_backends() -> list[str]:
-    found = ["cpu"]
-    if lesde.build_info().get("cuda_emulator"):
-        found.append("cuda_emulator")
-    if _core.cuda_device_count() > 0:
-        found.append("cuda")
-    return found
+    return [name for name, b in REGISTRY.items() if b["available"]]
 
 
 BACKENDS = available_backends()
@@ -36,7 +26,7 @@ DEVICE_BACKENDS = [b for b in BACKENDS if b != "cpu"]
 def engine_class(backend: str, dtype: str):
     """The compiled engine class of ``backend`` for ``dtype`` (float64 or float32)."""
     bits = "64" if dtype == "float64" else "32"
-    return getattr(_core, ENGINE_CLASSES[backend] + bits)
+    return getattr(_core, REGISTRY[backend]["engine"] + bits)
 
 
 def small_for(backend: str, cpu_size: int, emulator_size: int) -> int:

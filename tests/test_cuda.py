@@ -23,9 +23,16 @@ What must hold, and the tolerances asserted (one table per dtype, below):
 from __future__ import annotations
 
 import mmap
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import lesde
 from lesde import _core
@@ -92,6 +99,63 @@ def test_cuda_device_count_never_raises():
     if not lesde.build_info()["cuda_built"]:
         assert n == 0 and not hasattr(_core, "CudaSimulation64")
     assert hasattr(_core, "CudaEmulatorSimulation64") == lesde.build_info()["cuda_emulator"]
+
+
+def test_backend_registry_is_what_this_build_has():
+    """One registry (_core.backends()) says which backends exist, their engines and whether
+    they can run; the engine and tests/backends.py read it."""
+    info = lesde.build_info()
+    registry = {b["name"]: b for b in _core.backends()}
+    assert list(registry)[:2] == ["cpu", "cuda"]
+    assert ("cuda_emulator" in registry) == info["cuda_emulator"]  # listed only where built
+    for name, b in registry.items():
+        built = {"cpu": True, "cuda": info["cuda_built"], "cuda_emulator": True}[name]
+        assert b["built"] == built, b
+        assert b["test_only"] == (name == "cuda_emulator"), b
+        for bits in ("64", "32"):
+            assert hasattr(_core, b["engine"] + bits) == built, b
+        assert b["available"] == (built and b["devices"] > 0), b
+        assert (b["reason"] == "") == b["available"], b
+    assert registry["cuda"]["devices"] == (_core.cuda_device_count() if info["cuda_built"] else 0)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(
+    not (ROOT / "tools").is_dir(), reason="no tools/ beside the tests (wheel check)"
+)
+def test_release_wheels_are_built_without_the_emulator():
+    """The emulator is a test-only build (CMake LESDE_CUDA_EMULATOR): ON in dev and CI
+    builds, OFF in both release wheel builds, which check that it is absent."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    settings = pyproject["tool"]["cibuildwheel"]["config-settings"]
+    assert settings["cmake.define.LESDE_CUDA_EMULATOR"] == "OFF"
+    script = (ROOT / "tools" / "wheel-check.sh").read_text()
+    assert "-C cmake.define.LESDE_CUDA_EMULATOR=OFF" in script
+    assert 'assert "cuda_emulator" not in names' in script
+    assert "-DLESDE_CUDA_EMULATOR=ON" in (ROOT / "tools" / "dev-build.sh").read_text()
+
+
+@pytest.mark.parametrize("name", ["cpu", "cuda", "cuda_emulator"])
+def test_engine_builds_the_registrys_engine_or_refuses_with_its_reason(name):
+    from lesde.sim.engine import make_engine
+
+    entry = {b["name"]: b for b in _core.backends()}.get(name)
+    if entry is None:  # a release build: no emulator, and the core does not know the name
+        with pytest.raises((ValueError, RuntimeError), match="cuda_emulator.*(no such|avail)"):
+            cfg = small(backend=name)
+            make_engine(cfg, allocate(cfg))
+        return
+    cfg = small(backend=name)
+    if entry["available"]:
+        engine = make_engine(cfg, allocate(cfg))
+        assert type(engine).__name__ == entry["engine"] + "64"
+    else:
+        with pytest.raises(
+            RuntimeError, match=re.escape(f"'{name}' cannot run here: {entry['reason']}")
+        ):
+            make_engine(cfg, allocate(cfg))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

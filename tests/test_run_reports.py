@@ -119,13 +119,24 @@ def test_resume_of_a_finished_checkpoint_ran_no_step(tmp_path, capsys, monkeypat
 
 
 # ---------------------------------------------------------------- backends
+def _registry_without(monkeypatch, *names):
+    """The core's backend registry as if this build had none of ``names`` (a release wheel
+    has no emulator; this machine has no GPU)."""
+    real = lesde._core.backends()
+    gone = [
+        {**b, "built": False, "available": False, "reason": f"(test) no {b['name']} here"}
+        for b in real
+        if b["name"] in names
+    ]
+    monkeypatch.setattr(
+        lesde._core, "backends", lambda: [b for b in real if b["name"] not in names] + gone
+    )
+
+
 @pytest.fixture
 def without_emulator(monkeypatch):
     """This build as if made without the CUDA emulator (and, like here, without CUDA)."""
-    real = lesde._core.build_info()
-    monkeypatch.setattr(
-        lesde._core, "build_info", lambda: {**real, "cuda_emulator": False, "cuda_built": False}
-    )
+    _registry_without(monkeypatch, "cuda", "cuda_emulator")
 
 
 @pytest.mark.parametrize("backend", ["cuda", "cuda_emulator"])
@@ -161,8 +172,7 @@ def test_resume_of_a_checkpoint_on_a_backend_not_here_is_refused(tmp_path, capsy
         pytest.skip("this build has no CUDA emulator to write the checkpoint with")
     cfg = lesde.Config(n_classes=2, n_per_class=4, steps=4, backend="cuda_emulator")
     lesde.simulate(cfg, checkpoint="run.ckpt", checkpoint_meta={"out": "r.npz"}, progress=False)
-    real = lesde._core.build_info()
-    monkeypatch.setattr(lesde._core, "build_info", lambda: {**real, "cuda_emulator": False})
+    _registry_without(monkeypatch, "cuda_emulator")
     code, out, err = run_cli(capsys, "resume", "run.ckpt", "--force")
     assert code == 1, out
     assert_one_error_line(err, "backend='cuda_emulator' cannot run here", "available backends")

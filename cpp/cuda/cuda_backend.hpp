@@ -18,6 +18,7 @@
 #include "device.hpp"
 #include "lesde/integrators.hpp"
 #include "lesde/model.hpp"
+#include "lesde/record.hpp"
 #include "lesde/reduce.hpp"
 #include "lesde/simulation.hpp"
 #include "lesde/state.hpp"

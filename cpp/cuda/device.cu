@@ -13,7 +13,7 @@
 
 #include "device.hpp"
 #include "kernels.cuh"
-#include "lesde/state.hpp"  // RecordLayout
+#include "lesde/record.hpp"  // RecordLayout
 #include "record_kernels.cuh"
 #include "runtime.cuh"
 
@@ -213,10 +213,11 @@ PlatformState<Real>::PlatformState(const EngineConfig& cfg, const int32_t* class
   CUDA_CHECK(cudaGetDevice(&m.device));
 
   // Refuse a state that does not fit, before allocating anything.
-  const size_t local = std::max({local_reserve(sweep_kernel<Real, Move::None>, m.device),
-                                 local_reserve(sweep_kernel<Real, Move::Drift>, m.device),
-                                 local_reserve(sweep_kernel<Real, Move::Shift>, m.device),
-                                 local_reserve(init_kernel<Real>, m.device)});
+  size_t local = local_reserve(init_kernel<Real>, m.device);
+  for (Move move : {Move::None, Move::Drift, Move::Shift})
+    with_sweep_kernel<Real>(move, cfg.noise, [&](auto kernel) {
+      local = std::max(local, local_reserve(kernel, m.device));
+    });
   const size_t margin = size_t(64) << 20;  // allocation granularity, the CUDA context's growth
   const size_t needed = bytes_needed(cfg) + local + margin;
   size_t free_bytes = 0, total_bytes = 0;
@@ -367,7 +368,6 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   a.coef = m.coef.ptr;
   a.dt = dt;
   a.noise_scale = noise_scale;
-  a.noise = m.cfg.noise;
   a.noise_seed = m.cfg.noise_seed;
   a.step = step;
   a.n_seg = t.segments();
@@ -380,17 +380,8 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   a.seg_partial = m.seg_partial.ptr;
   const unsigned grid = grid_size(n_slots * t.segments() * 32);
   const size_t shared = sweep_shared_bytes<Real>(p);
-  switch (move) {
-    case Move::None:
-      launch(sweep_kernel<Real, Move::None>, grid, kThreads, m.stream, a, shared);
-      break;
-    case Move::Drift:
-      launch(sweep_kernel<Real, Move::Drift>, grid, kThreads, m.stream, a, shared);
-      break;
-    case Move::Shift:
-      launch(sweep_kernel<Real, Move::Shift>, grid, kThreads, m.stream, a, shared);
-      break;
-  }
+  with_sweep_kernel<Real>(move, m.cfg.noise,
+                          [&](auto kernel) { launch(kernel, grid, kThreads, m.stream, a, shared); });
   CUDA_CHECK(cudaGetLastError());
 
   BlockArgs b{};

@@ -112,8 +112,7 @@ struct SweepArgs {
   const int32_t* replicas;  // the listed replicas, one slot each
   int64_t n_slots;
   const double* coef;  // n_slots x K x p
-  double dt, noise_scale;
-  NoiseKind noise;  // the law of the increments (rng.hpp)
+  double dt, noise_scale;  // the law of the increments: the kernel's Law (rng.hpp)
   uint64_t noise_seed;
   uint32_t step;
   int64_t n_seg;
@@ -128,9 +127,9 @@ __device__ __forceinline__ double warp_sum(double v) {  // lane 0 gets the sum, 
   return v;
 }
 
-// Moves sample i of one replica (kMove) in place (x: its row of the warp's staging tile) and
-// writes g(x_new, y_i) to g.
-template <class Real, Move kMove>
+// Moves sample i of one replica (kMove; Move::Drift draws its increments from the noise law
+// Law, rng.hpp) in place (x: its row of the warp's staging tile) and writes g(x_new, y_i) to g.
+template <class Real, Move kMove, class Law>
 __device__ void move_and_signal(const SweepArgs<Real>& a, Real* x, const int32_t* labels,
                                 const Stream& noise, const double* coef, int64_t i, int c,
                                 Real* tmp, double* g, double* scratch) {
@@ -138,7 +137,7 @@ __device__ void move_and_signal(const SweepArgs<Real>& a, Real* x, const int32_t
   if constexpr (kMove != Move::None) {
     // Increments i*p .. i*p+p-1 of the step, none where the noise scale is zero (as the CPU).
     const bool draws = kMove == Move::Drift && a.noise_scale != 0.0;
-    if (draws) increments_at(a.noise, noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);
+    if (draws) law_increments_at<Law>(noise, a.step, uint64_t(i) * uint64_t(p), p, tmp);
     move_sample(kMove, p, coef + c * p, a.dt, a.noise_scale, draws ? tmp : nullptr, x);
   }
   signal(a.spec, x, labels[i], g, tmp, scratch);
@@ -170,7 +169,7 @@ inline size_t sweep_shared_bytes(int p) {
 // class sums. Lane l takes samples begin + l, begin + l + 32, ... (one per row).
 // At least three CTAs per SM (at most 85 registers a thread): the warps in flight hide the
 // memory latency better than registers spare the local memory (ptxas reported 118).
-template <class Real, Move kMove>
+template <class Real, Move kMove, class Law>
 __global__ void __launch_bounds__(kThreads, 3) sweep_kernel(const SweepArgs<Real> a) {
   const int lane = int(threadIdx.x) & 31;
   const int64_t warp = int64_t(blockIdx.x) * kWarps + int64_t(threadIdx.x >> 5);
@@ -181,7 +180,7 @@ __global__ void __launch_bounds__(kThreads, 3) sweep_kernel(const SweepArgs<Real
   Real* X = a.X + int64_t(r) * a.N * p;
   const int32_t* labels = a.labels + int64_t(r) * a.N;
   const double* coef = a.coef + slot * K * p;
-  const Stream noise(a.noise_seed, noise_purpose(a.noise), uint32_t(r));
+  const Stream noise(a.noise_seed, Law::kPurpose, uint32_t(r));
   const int64_t begin = a.seg_begin[s], end = a.seg_end[s];
   const int clo = a.seg_clo[s], chi = a.seg_chi[s];
   double* out = a.seg_partial + (slot * a.seg_entries + a.seg_off[s]) * p;
@@ -197,7 +196,8 @@ __global__ void __launch_bounds__(kThreads, 3) sweep_kernel(const SweepArgs<Real
       const int64_t n = end - row < 32 ? end - row : 32;
       load_row(X + row * p, n * p, tile, lane);
       if (lane < n) {
-        move_and_signal<Real, kMove>(a, x, labels, noise, coef, row + lane, clo, tmp, g, scratch);
+        move_and_signal<Real, kMove, Law>(a, x, labels, noise, coef, row + lane, clo, tmp, g,
+                                          scratch);
         for (int q = 0; q < p; ++q) acc[q] += g[q];
       }
       if constexpr (kMove != Move::None) {
@@ -222,7 +222,7 @@ __global__ void __launch_bounds__(kThreads, 3) sweep_kernel(const SweepArgs<Real
     int c = -1;
     if (lane < n) {
       c = a.classes[row + lane];
-      move_and_signal<Real, kMove>(a, x, labels, noise, coef, row + lane, c, tmp, g, scratch);
+      move_and_signal<Real, kMove, Law>(a, x, labels, noise, coef, row + lane, c, tmp, g, scratch);
     }
     if constexpr (kMove != Move::None) {
       store_row(tile, n * p, X + row * p, lane);
@@ -238,6 +238,22 @@ __global__ void __launch_bounds__(kThreads, 3) sweep_kernel(const SweepArgs<Real
       }
     }
   }
+}
+
+// f(sweep_kernel<Real, move, Law>) for a sweep's move and the run's noise law: the kernel
+// is compiled once per law (with_noise_law, rng.hpp), so no sample branches on the law.
+// Moves that draw nothing take the Gaussian law's instance.
+template <class Real, class F>
+void with_sweep_kernel(Move move, NoiseKind noise, F&& f) {
+  switch (move) {
+    case Move::None:
+      return f(sweep_kernel<Real, Move::None, GaussianNoise>);
+    case Move::Shift:
+      return f(sweep_kernel<Real, Move::Shift, GaussianNoise>);
+    case Move::Drift:
+      break;
+  }
+  with_noise_law(noise, [&](auto law) { f(sweep_kernel<Real, Move::Drift, decltype(law)>); });
 }
 
 struct BlockArgs {

@@ -13,18 +13,19 @@
 //   addresses for every lane: broadcast loads).
 // Every total is then a fixed-order sum over a segment, over the block's segments (a small
 // kernel), over blocks (the host): a record is the same on any GPU. The per-sample rules are
-// metrics.hpp's (the first maximum logit, the first nearest mean, empty labels skipped, the
-// distance summed over q in order), so the decisions agree with the CPU's exactly and the
-// sums to rounding.
+// record.hpp's, the ones the CPU tiles (metrics.hpp) call (the first maximum logit, the first
+// nearest mean, empty labels skipped, the distance summed over q in order, the loss), and
+// the totals sit where RecordLayout says, so the decisions agree with the CPU's exactly and
+// the sums to rounding.
 #pragma once
 
-#include <cmath>  // HUGE_VAL: infinity in device code too
 #include <cstdint>
 #include <vector>
 
 #include "device.hpp"
 #include "kernels.cuh"  // kThreads, kWarps, warp_sum
 #include "lesde/fastmath.hpp"
+#include "lesde/record.hpp"
 #include "lesde/reduce.hpp"
 #include "lesde/signals.hpp"
 #include "runtime.cuh"
@@ -71,17 +72,16 @@ struct RecordArgs {
   double* partial;       // n_slots x n_seg x width
 };
 
-// One sample's logits z (K values), and the first of their maxima (metrics.hpp first_max).
+// One sample's logits z (K values), and the first of their maxima (record.hpp first_max).
 template <class Real>
-__device__ __forceinline__ int sample_logits(const SignalSpec& s, const Real* x, double* z) {
+__device__ __forceinline__ double sample_argmax(const SignalSpec& s, const Real* x, double* z) {
   logits(s, x, z);  // signals.hpp
-  int best = 0;
-  for (int k = 1; k < s.K; ++k) best = z[k] > z[best] ? k : best;
+  double top, best;
+  first_max<1>(s.K, 1, z, &top, &best);
   return best;
 }
 
-// Pass 1 (metrics.hpp add_first_moments_tile): per segment [sum by class c | sum by label y |
-// count by label | loss, correct, clean correct].
+// Pass 1 (metrics.hpp add_first_moments_tile): per segment, RecordLayout's first pass.
 template <class Real>
 __global__ void __launch_bounds__(kThreads) record_first_kernel(const RecordArgs<Real> a) {
   const int lane = int(threadIdx.x) & 31;
@@ -90,24 +90,22 @@ __global__ void __launch_bounds__(kThreads) record_first_kernel(const RecordArgs
   const int64_t slot = warp / a.n_seg, seg = warp % a.n_seg;
   const int r = a.replicas[slot];
   const int K = a.K, p = a.p;
+  const RecordLayout at(K, p);
   const Real* X = a.X + int64_t(r) * a.N * p;
   const int32_t* labels = a.labels + int64_t(r) * a.N;
   double* out = a.partial + (slot * a.n_seg + seg) * a.width;
-  const int64_t sum_c = 0, sum_y = int64_t(K) * p, count_y = 2 * int64_t(K) * p;
-  const int64_t tail = count_y + K;
   const int64_t begin = a.seg_begin[seg], end = a.seg_end[seg];
   // The lane's samples: loss and accuracies, the softmax of signals.hpp in double.
   double loss = 0.0, correct = 0.0, clean = 0.0;
-  if (a.spec.head != nullptr || p == K) {
+  if (has_logits(a.spec)) {
     double z[kMaxDim], e[kMaxDim];
     for (int64_t i = begin + lane; i < end; i += 32) {
-      const int best = sample_logits(a.spec, X + i * p, z);
-      double top, total;
+      const double best = sample_argmax(a.spec, X + i * p, z);
+      double top, total, sample;
       shifted_exp_rows<1>(K, 1, z, K, 1, e, &top, &total);
       const int y = labels[i];
-      loss += top + fastmath::log(total) - z[y];
-      correct += (best == y);
-      clean += (best == a.classes[i]);
+      score_first(log_sum_exp(top, total), z[y], best, y, a.classes[i], sample, correct, clean);
+      loss += sample;
     }
   }
   loss = warp_sum(loss), correct = warp_sum(correct), clean = warp_sum(clean);
@@ -115,24 +113,23 @@ __global__ void __launch_bounds__(kThreads) record_first_kernel(const RecordArgs
   for (int j = 0; j < 2; ++j) {
     const int q = lane + 32 * j;
     if (q >= p) continue;
-    for (int k = 0; k < K; ++k) out[sum_c + k * p + q] = out[sum_y + k * p + q] = 0.0;
+    for (int k = 0; k < K; ++k) out[at.sum_c() + k * p + q] = out[at.sum_y() + k * p + q] = 0.0;
     for (int64_t i = begin; i < end; ++i) {
       const double x = double(X[i * p + q]);
-      out[sum_c + a.classes[i] * p + q] += x;
-      out[sum_y + labels[i] * p + q] += x;
+      out[at.sum_c() + a.classes[i] * p + q] += x;
+      out[at.sum_y() + labels[i] * p + q] += x;
     }
   }
   if (lane == 0) {
-    for (int k = 0; k < K; ++k) out[count_y + k] = 0.0;
-    for (int64_t i = begin; i < end; ++i) out[count_y + labels[i]] += 1.0;
-    out[tail] = loss;
-    out[tail + 1] = correct;
-    out[tail + 2] = clean;
+    for (int k = 0; k < K; ++k) out[at.count_y() + k] = 0.0;
+    for (int64_t i = begin; i < end; ++i) out[at.count_y() + labels[i]] += 1.0;
+    out[at.loss()] = loss;
+    out[at.correct()] = correct;
+    out[at.clean_correct()] = clean;
   }
 }
 
-// Pass 2 (metrics.hpp add_second_moments_tile): per segment [scatter of x - mu_y (p x p) |
-// nearest label mean == label | nearest label mean == argmax of the logits].
+// Pass 2 (metrics.hpp add_second_moments_tile): per segment, RecordLayout's second pass.
 template <class Real>
 __global__ void __launch_bounds__(kThreads) record_second_kernel(const RecordArgs<Real> a) {
   const int lane = int(threadIdx.x) & 31;
@@ -141,32 +138,23 @@ __global__ void __launch_bounds__(kThreads) record_second_kernel(const RecordArg
   const int64_t slot = warp / a.n_seg, seg = warp % a.n_seg;
   const int r = a.replicas[slot];
   const int K = a.K, p = a.p;
+  const RecordLayout at(K, p);
   const Real* X = a.X + int64_t(r) * a.N * p;
   const int32_t* labels = a.labels + int64_t(r) * a.N;
   const double* means = a.means + slot * int64_t(K) * p;
   const double* counts = a.counts + slot * int64_t(K);
   double* out = a.partial + (slot * a.n_seg + seg) * a.width;
   const int64_t entries = int64_t(p) * p, begin = a.seg_begin[seg], end = a.seg_end[seg];
-  const bool scored = a.spec.head != nullptr || p == K;
-  // The lane's samples: the nearest label mean (distances summed over q in order, as the
-  // CPU does; labels with no sample are never nearest) against the label and the argmax.
+  const bool scored = has_logits(a.spec);
+  // The lane's samples: the nearest label mean against the label and the argmax.
   double hits = 0.0, agree = 0.0;
   double z[kMaxDim];
   for (int64_t i = begin + lane; i < end; i += 32) {
     const Real* x = X + i * p;
-    int nearest = -1;
-    double best = HUGE_VAL;
-    for (int k = 0; k < K; ++k) {
-      if (counts[k] == 0) continue;
-      double d2 = 0.0;
-      for (int q = 0; q < p; ++q) {
-        const double d = double(x[q]) - means[k * p + q];
-        d2 += d * d;
-      }
-      if (d2 < best) best = d2, nearest = k;
-    }
-    hits += (nearest == labels[i]);
-    if (scored) agree += (nearest == sample_logits(a.spec, x, z));
+    double d2, best, nearest;
+    nearest_mean<1>(K, p, 1, x, means, counts, &d2, &best, &nearest);
+    hits += ncc_hit(nearest, labels[i]);
+    if (scored) agree += nc4_agrees(nearest, sample_argmax(a.spec, x, z));
   }
   hits = warp_sum(hits), agree = warp_sum(agree);
   // The lane's scatter entries e = a p + b (e = lane, lane + 32, ...), sample by sample.
@@ -175,13 +163,14 @@ __global__ void __launch_bounds__(kThreads) record_second_kernel(const RecordArg
     double acc = 0.0;
     for (int64_t i = begin; i < end; ++i) {
       const int y = labels[i];
-      acc += (double(X[i * p + ea]) - means[y * p + ea]) * (double(X[i * p + eb]) - means[y * p + eb]);
+      acc += centred(double(X[i * p + ea]), means[y * p + ea]) *
+             centred(double(X[i * p + eb]), means[y * p + eb]);
     }
-    out[e] = acc;
+    out[at.scatter() + e] = acc;
   }
   if (lane == 0) {
-    out[entries] = hits;
-    out[entries + 1] = agree;
+    out[at.ncc_hits()] = hits;
+    out[at.nc4_agree()] = agree;
   }
 }
 

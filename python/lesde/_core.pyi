@@ -8,6 +8,9 @@ import numpy.typing as npt
 RANDOM_STREAM_VERSION: int
 NUM_SCALARS: int
 
+def scalar_metrics() -> list[dict[str, Any]]: ...
+def backends() -> list[dict[str, Any]]: ...
+
 class ScheduleKind:
     constant: ScheduleKind
     power_law: ScheduleKind

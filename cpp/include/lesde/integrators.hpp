@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "dense.hpp"
 #include "kernels.hpp"
 #include "model.hpp"
 #include "reduce.hpp"
@@ -30,9 +31,10 @@ namespace lesde {
 
 // ---------------------------------------------------------------- the SDE schemes
 
-// What each scheme is, in one place: the tests read the orders from here (via Python) and
-// check them, the docs quote them. Orders are for this model's additive noise: the drift's
-// order without noise (the LE-ODE), the strong (pathwise) and the weak order (laws).
+// What each scheme is: the tests read the orders from here (via Python, _core.schemes()) and
+// check them, the docs quote them, and the driver runs `sweeps` sweeps per step. Orders are
+// for this model's additive noise: the drift's order without noise (the LE-ODE), the strong
+// (pathwise) and the weak order (laws).
 struct SchemeInfo {
   Scheme scheme;
   const char* name;
@@ -40,10 +42,6 @@ struct SchemeInfo {
   double ode_order;     // sigma = 0
   double strong_order;  // additive noise: Euler-Maruyama is already order 1
   double weak_order;    // with Gaussian increments
-};
-inline constexpr SchemeInfo kSchemes[] = {
-    {Scheme::EulerMaruyama, "euler_maruyama", 1, 1.0, 1.0, 1.0},
-    {Scheme::Heun, "heun", 2, 2.0, 1.0, 2.0},
 };
 
 // One sweep as a backend runs it: how every sample of the listed replicas moves (sample.hpp
@@ -56,50 +54,106 @@ struct Sweep {
   bool record = false;  // the new state is recorded: also add up its first moments (metrics.hpp)
 };
 
+// What sweep j of a step knows of a replica it moves: its class sums now (after sweep j - 1,
+// or at the start of the step), and its row (K x p) of sweep j - 1's coefficients (nullptr
+// for j = 0). SweepInputs: one per moved replica, in list order.
+struct SweepInput {
+  const std::vector<double>* sums;
+  const double* earlier;
+};
+using SweepInputs = std::vector<SweepInput>;
+
 // b = E(t) S / N, i.e. b_k = sum_k' pi_k' E[k, k'] Gbar_k' (K x p).
 inline std::vector<double> drift(const EngineConfig& cfg, double t, const std::vector<double>& S) {
   const int K = cfg.K, p = cfg.p;
   std::vector<double> E(K * K), b(K * p, 0.0);
   impact_matrix(cfg, t, E.data());
-  const double inv_n = 1.0 / double(cfg.n_samples());
-  for (int k = 0; k < K; ++k)
-    for (int l = 0; l < K; ++l) {
-      const double e = E[k * K + l] * inv_n;
-      for (int q = 0; q < p; ++q) b[k * p + q] += e * S[l * p + q];
-    }
+  dense::add_product(dense::view(b.data(), K, p), 1.0 / double(cfg.n_samples()),
+                     dense::view(E.data(), K, K), dense::view(S.data(), K, p));
   return b;
 }
 
-// The step's Drift sweep (Euler-Maruyama, or Heun's predictor): x <- x + b(t) dt + s xi,
-// with s = sigma(t) sqrt(dt) for Euler and the trapezoid (sigma(t) + sigma(t + dt)) / 2
-// sqrt(dt) for Heun. `sums` holds each listed replica's class sums at the start of the step.
-inline Sweep drift_sweep(const EngineConfig& cfg, int64_t step,
-                         const std::vector<const std::vector<double>*>& sums) {
+// A Drift sweep of step `step`: x <- x + b(t) dt + sigma sqrt(dt) xi, with b from each
+// listed replica's class sums at the start of the step.
+inline Sweep drift_sweep(const EngineConfig& cfg, int64_t step, double sigma,
+                         const SweepInputs& in) {
   const double t = step * cfg.dt, dt = cfg.dt;
   Sweep s;
   s.move = Move::Drift;
   s.step = uint32_t(step);
   s.dt = dt;
-  const double sigma = cfg.scheme == Scheme::Heun ? 0.5 * (cfg.sigma(t) + cfg.sigma(t + dt))
-                                                  : cfg.sigma(t);
   s.noise_scale = sigma * std::sqrt(dt);
-  for (const std::vector<double>* S : sums) {
-    const std::vector<double> b = drift(cfg, t, *S);
+  for (const SweepInput& r : in) {
+    const std::vector<double> b = drift(cfg, t, *r.sums);
     s.coef.insert(s.coef.end(), b.begin(), b.end());
   }
   return s;
 }
 
-// Heun's corrector for one replica: the trapezoid rule's correction of the predictor,
-// x <- x_pred + (b(x_pred, t + dt) - b(x, t)) dt / 2. The drift is constant within a class,
-// so the correction is a per-class shift: a Move::Shift sweep with these coefficients.
-// b0: the replica's row of the predictor's coef; sums: its class sums after the predictor.
-inline std::vector<double> heun_shift(const EngineConfig& cfg, int64_t step, const double* b0,
-                                      const std::vector<double>& sums) {
-  const double dt = cfg.dt;
-  std::vector<double> shift = drift(cfg, step * dt + dt, sums);  // t + dt, as the predictor's t
-  for (size_t j = 0; j < shift.size(); ++j) shift[j] = 0.5 * dt * (shift[j] - b0[j]);
-  return shift;
+// The schemes, one type each: kInfo, and sweep(cfg, j, step, in), the j-th of the
+// kInfo.sweeps sweeps of one step. The driver (simulation.hpp Engine::one_step) runs them in
+// order for every backend; with_scheme is the one dispatch on the scheme. A new scheme: a
+// type here, a Scheme value (model.hpp), a case in with_scheme and a row of kSchemes.
+
+// Euler-Maruyama: one Drift sweep, x <- x + b(t) dt + sigma(t) sqrt(dt) xi.
+struct EulerMaruyamaScheme {
+  static constexpr SchemeInfo kInfo{Scheme::EulerMaruyama, "euler_maruyama", 1, 1.0, 1.0, 1.0};
+  static Sweep sweep(const EngineConfig& cfg, int, int64_t step, const SweepInputs& in) {
+    return drift_sweep(cfg, step, cfg.sigma(step * cfg.dt), in);
+  }
+};
+
+// Heun (the trapezoid rule): the predictor is a Drift sweep with the trapezoid noise scale
+// (sigma(t) + sigma(t + dt)) / 2 sqrt(dt); the corrector x <- x_pred + (b(x_pred, t + dt) -
+// b(x, t)) dt / 2 is a per-class shift (the drift is constant within a class): a Move::Shift
+// sweep of the replicas still running, from their sums after the predictor.
+struct HeunScheme {
+  static constexpr SchemeInfo kInfo{Scheme::Heun, "heun", 2, 2.0, 1.0, 2.0};
+  static Sweep sweep(const EngineConfig& cfg, int j, int64_t step, const SweepInputs& in) {
+    const double t = step * cfg.dt, dt = cfg.dt;
+    if (j == 0) return drift_sweep(cfg, step, 0.5 * (cfg.sigma(t) + cfg.sigma(t + dt)), in);
+    Sweep s;
+    s.move = Move::Shift;
+    s.step = uint32_t(step);
+    for (const SweepInput& r : in) {
+      const std::vector<double> shift = heun_shift(cfg, step, r.earlier, *r.sums);
+      s.coef.insert(s.coef.end(), shift.begin(), shift.end());
+    }
+    return s;
+  }
+  // The corrector's coefficients for one replica. b0: its row of the predictor's coef; sums:
+  // its class sums after the predictor.
+  static std::vector<double> heun_shift(const EngineConfig& cfg, int64_t step, const double* b0,
+                                        const std::vector<double>& sums) {
+    const double dt = cfg.dt;
+    std::vector<double> shift = drift(cfg, step * dt + dt, sums);  // t + dt, as the predictor's t
+    dense::View b1 = dense::view(shift.data(), cfg.K, cfg.p);
+    b1 = (0.5 * dt) * (b1 - dense::view(b0, cfg.K, cfg.p));
+    return shift;
+  }
+};
+
+// f(SchemeType{}) for a Scheme: the one dispatch on the scheme.
+template <class F>
+decltype(auto) with_scheme(Scheme scheme, F&& f) {
+  switch (scheme) {
+    case Scheme::Heun:
+      return f(HeunScheme{});
+    case Scheme::EulerMaruyama:
+      break;
+  }
+  return f(EulerMaruyamaScheme{});
+}
+
+inline constexpr SchemeInfo kSchemes[] = {EulerMaruyamaScheme::kInfo, HeunScheme::kInfo};
+
+inline const SchemeInfo& scheme_info(Scheme scheme) {
+  return with_scheme(scheme, [](auto s) -> const SchemeInfo& { return decltype(s)::kInfo; });
+}
+
+// Sweep j of step `step` of the run's scheme.
+inline Sweep scheme_sweep(const EngineConfig& cfg, int j, int64_t step, const SweepInputs& in) {
+  return with_scheme(cfg.scheme, [&](auto s) { return decltype(s)::sweep(cfg, j, step, in); });
 }
 
 inline bool all_finite(const std::vector<double>& v) {
@@ -159,13 +213,12 @@ bool sgd_step(const EngineConfig& cfg, HostReplica<Real>& h, int64_t step) {
     const int cj = h.classes[j];
     for (int q = 0; q < p; ++q) x[q] = double(h.X[j * p + q]) + offsets[cj * p + q];
     signal(spec, x.data(), h.labels[j], g.data(), z.data(), zd.data());
-    for (int k = 0; k < K; ++k) {
-      const double e = E[k * K + cj];
-      for (int q = 0; q < p; ++q) delta[k * p + q] += e * g[q];
-    }
+    // delta += E[:, c_j] g^T
+    dense::view(delta.data(), K, p).noalias() +=
+        dense::view(E.data(), K, K).col(cj) * dense::view(g.data(), 1, p);
   }
   const double scale = eta / double(cfg.batch_size);
-  for (int j = 0; j < K * p; ++j) offsets[j] += scale * delta[j];
+  dense::view(offsets.data(), K, p) += scale * dense::view(delta.data(), K, p);
   const double s = cfg.sigma(t);
   *h.applied_var += s * s * eta;
   return all_finite(offsets);

@@ -31,7 +31,7 @@ LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* la
   alignas(64) Real top[kTile], inv[kTile];
   shifted_exp_rows<kTile>(K, int(n), X, K, 1, e, top, inv);
   if (lse != nullptr)
-    for (int64_t i = 0; i < n; ++i) lse[i] = double(top[i] + fastmath::log(inv[i]));
+    for (int64_t i = 0; i < n; ++i) lse[i] = double(log_sum_exp(top[i], inv[i]));
   for (int64_t i = 0; i < n; ++i) inv[i] = Real(1) / inv[i];
   for (int64_t lo = 0; lo < n;) {  // one run of samples of the same class
     int64_t hi = lo + 1;

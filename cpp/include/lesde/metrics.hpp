@@ -20,18 +20,16 @@
 #include <limits>
 #include <vector>
 
+#include "dense.hpp"
 #include "fastmath.hpp"
 #include "kernels.hpp"  // kTile
 #include "model.hpp"
+#include "record.hpp"
 #include "reduce.hpp"
 #include "signals.hpp"
 #include "state.hpp"
 
 namespace lesde {
-
-// Whether a model has logits to score (MODEL.md section 4): a head, or features that are
-// logits (p == K).
-inline bool has_logits(const SignalSpec& spec) { return spec.head != nullptr || spec.p == spec.K; }
 
 // Scratch of one thread for one tile of samples; "t" arrays are transposed (structure of
 // arrays: entry q of sample i at [q * kTile + i]), so the loops over samples vectorise.
@@ -53,52 +51,26 @@ struct RecordScratch {
 
 // Helpers of the tile functions below, inlined into them so that they are compiled for the
 // same instruction set (the tile functions are LESDE_CLONES). Their arrays are distinct
-// (__restrict), so the compiler vectorises without run-time overlap checks.
+// (__restrict), so the compiler vectorises without run-time overlap checks. The per-sample
+// rules they apply are record.hpp's, over whole tiles (kTile lanes, a constant: fully
+// vectorised, no remainder); lanes past a short last tile hold finite leftovers and are never
+// added up.
 #if defined(__GNUC__)
 #define LESDE_INLINE inline __attribute__((always_inline))
 #else
 #define LESDE_INLINE inline
 #endif
 
-// For each sample of a tile, the first index of the largest of K values (values k of sample
-// i at v[k * kTile + i]): arg[i], and the value, top[i]. Ties: the first (the argmax of
-// logits). Loops of this kind run over whole tiles (kTile, a constant: fully vectorised, no
-// remainder); lanes past a short last tile hold finite leftovers and are never added up.
-LESDE_INLINE void first_max(int K, const double* __restrict v, double* __restrict top,
-                            double* __restrict arg) {
-  for (int64_t i = 0; i < kTile; ++i) arg[i] = 0.0, top[i] = v[i];
-  for (int k = 1; k < K; ++k) {
-    const double* __restrict vk = v + k * kTile;
-    for (int64_t i = 0; i < kTile; ++i) {
-      // Written as arithmetic, not as "if above, store": compilers turn that into masked
-      // stores, which are microcoded and slow on some CPUs (2-5x on this loop on Zen 3).
-      const double x = vk[i], t = top[i], a = arg[i];
-      const double above = x > t ? 1.0 : 0.0;
-      top[i] = std::max(t, x);  // t < x ? x : t: the first of equal values stays
-      arg[i] = a + above * (double(k) - a);
-    }
-  }
-}
-
 // The tile's logits, transposed (K x n), and each sample's first maximum logit (s.best: the
 // argmax). Without a head (p == K) the logits are the features: xt itself, which the caller
-// filled; with a head, z = H x summed over q in order as logits() does.
+// filled.
 LESDE_INLINE const double* logits_and_argmax(const SignalSpec& spec, RecordScratch& s) {
-  const int K = spec.K, p = spec.p;
   const double* zt = s.xt;
   if (spec.head != nullptr) {
-    for (int k = 0; k < K; ++k) {
-      double* __restrict zk = s.zt + k * kTile;
-      for (int64_t i = 0; i < kTile; ++i) zk[i] = 0.0;
-      for (int q = 0; q < p; ++q) {
-        const double h = spec.head[k * p + q];
-        const double* __restrict xq = s.xt + q * kTile;
-        for (int64_t i = 0; i < kTile; ++i) zk[i] += h * xq[i];
-      }
-    }
+    head_logits<kTile>(spec, kTile, s.xt, s.zt);
     zt = s.zt;
   }
-  first_max(K, zt, s.best_z, s.best);
+  first_max<kTile>(spec.K, kTile, zt, s.best_z, s.best);
   return zt;
 }
 
@@ -172,21 +144,18 @@ LESDE_CLONES void add_first_moments_tile(const SignalSpec& spec, const Real* X,
   }
   if (!has_logits(spec)) return;
   const double* zt = logits_and_argmax(spec, s);
-  if (lse == nullptr) {  // -log softmax(z)_y = log-sum-exp(z) - z_y, the softmax of signals.hpp
+  if (lse == nullptr) {  // the softmax of signals.hpp
     shifted_exp_rows<kTile>(K, int(n), zt, 1, kTile, s.e, s.top, s.total);
-    for (int64_t i = 0; i < n; ++i) s.lse[i] = s.top[i] + fastmath::log(s.total[i]);
+    for (int64_t i = 0; i < n; ++i) s.lse[i] = log_sum_exp(s.top[i], s.total[i]);
     lse = s.lse;
   }
-  for (int64_t i = 0; i < n; ++i) s.e[i] = lse[i] - zt[labels[i] * kTile + i];  // -log softmax_y
   int64_t correct = 0, clean_correct = 0;  // integers: exact in any order
-  for (int64_t i = 0; i < n; ++i) {
-    correct += (s.best[i] == double(labels[i]));
-    clean_correct += (s.best[i] == double(classes[i]));
-  }
-  double* tail = acc + at.tail();
-  tail[0] += sum8(s.e, n);
-  tail[1] += double(correct);
-  tail[2] += double(clean_correct);
+  for (int64_t i = 0; i < n; ++i)  // s.e: each sample's loss
+    score_first(lse[i], zt[labels[i] * kTile + i], s.best[i], labels[i], classes[i], s.e[i],
+                correct, clean_correct);
+  acc[at.loss()] += sum8(s.e, n);
+  acc[at.correct()] += double(correct);
+  acc[at.clean_correct()] += double(clean_correct);
 }
 
 // Pass 2 for n <= kTile consecutive samples: adds their centred scatter, nearest-centre
@@ -196,6 +165,7 @@ LESDE_CLONES void add_second_moments_tile(const SignalSpec& spec, const Real* X,
                              int64_t n, const double* means, const double* count,
                              RecordScratch& s, double* acc) {
   const int K = spec.K, p = spec.p;
+  const RecordLayout at{K, p};
   transpose_features(p, X, n, s.xt);
   // Scatter of x - mu_y: its lower triangle by dot products over the tile, mirrored.
   for (int64_t lo = 0; lo < n;) {  // runs of one label: subtract one mean, vectorised
@@ -205,49 +175,26 @@ LESDE_CLONES void add_second_moments_tile(const SignalSpec& spec, const Real* X,
       const double mu = means[labels[lo] * p + q];
       const double* __restrict xq = s.xt + q * kTile;
       double* __restrict cq = s.ct + q * kTile;
-      for (int64_t i = lo; i < hi; ++i) cq[i] = xq[i] - mu;
+      for (int64_t i = lo; i < hi; ++i) cq[i] = centred(xq[i], mu);
     }
     lo = hi;
   }
+  double* scatter = acc + at.scatter();
   for (int a = 0; a < p; ++a)
     for (int b = 0; b <= a; ++b) {
       const double v = dot8(s.ct + a * kTile, s.ct + b * kTile, n);
-      acc[a * p + b] += v;
-      if (b != a) acc[b * p + a] += v;
+      scatter[a * p + b] += v;
+      if (b != a) scatter[b * p + a] += v;
     }
-  // Nearest label mean (Euclidean; ties: the first; labels with no sample skipped).
-  double* __restrict d2 = s.d2;
-  double* __restrict best_d = s.best_d;
-  double* __restrict nearest = s.nearest;
-  for (int64_t i = 0; i < kTile; ++i) best_d[i] = std::numeric_limits<double>::infinity();
-  for (int64_t i = 0; i < kTile; ++i) nearest[i] = -1.0;
-  for (int k = 0; k < K; ++k) {
-    if (count[k] == 0) continue;
-    for (int64_t i = 0; i < kTile; ++i) d2[i] = 0.0;
-    for (int q = 0; q < p; ++q) {
-      const double mu = means[k * p + q];
-      const double* __restrict xq = s.xt + q * kTile;
-      for (int64_t i = 0; i < kTile; ++i) {
-        const double d = xq[i] - mu;
-        d2[i] += d * d;
-      }
-    }
-    for (int64_t i = 0; i < kTile; ++i) {  // arithmetic selects, as in first_max
-      const double d = d2[i], best = best_d[i], arg = nearest[i];
-      const double closer = d < best ? 1.0 : 0.0;
-      best_d[i] = std::min(best, d);  // d < best ? d : best: the first of equal ones stays
-      nearest[i] = arg + closer * (double(k) - arg);
-    }
-  }
+  nearest_mean<kTile>(K, p, kTile, s.xt, means, count, s.d2, s.best_d, s.nearest);
   // Counts in integers: exact in any order, so the compiler may vectorise the sums.
   int64_t hits = 0, agree = 0;
-  for (int64_t i = 0; i < n; ++i) hits += (s.nearest[i] == double(labels[i]));
-  double* tail = acc + int64_t(p) * p;
-  tail[0] += double(hits);
+  for (int64_t i = 0; i < n; ++i) hits += ncc_hit(s.nearest[i], labels[i]);
+  acc[at.ncc_hits()] += double(hits);
   if (!has_logits(spec)) return;
   logits_and_argmax(spec, s);
-  for (int64_t i = 0; i < n; ++i) agree += (s.nearest[i] == s.best[i]);
-  tail[1] += double(agree);
+  for (int64_t i = 0; i < n; ++i) agree += nc4_agrees(s.nearest[i], s.best[i]);
+  acc[at.nc4_agree()] += double(agree);
 }
 
 // Runs add_tile(li, n, scratch, acc) over this process's samples (li: the tile's first
@@ -303,30 +250,31 @@ inline bool finish_first(const EngineConfig& cfg, const double* tot, RecordOutpu
   const double N = double(cfg.n_samples()), nan = std::numeric_limits<double>::quiet_NaN();
   const bool scored = has_logits(SignalSpec::from(cfg));
   const double* count_y = tot + at.count_y();
+  const dense::ConstView sum_c = dense::view(tot + at.sum_c(), K, p);
+  const dense::ConstView sum_y = dense::view(tot + at.sum_y(), K, p);
+  dense::View class_means = dense::view(out.class_means, K, p);
+  dense::View label_means = dense::view(out.label_means, K, p);
   for (int k = 0; k < K; ++k) {
-    const double nc = double(cfg.class_sizes[k]);
-    for (int q = 0; q < p; ++q) {
-      out.class_means[k * p + q] = tot[at.sum_c() + k * p + q] / nc;
-      out.label_means[k * p + q] =
-          count_y[k] > 0 ? tot[at.sum_y() + k * p + q] / count_y[k] : nan;
-    }
+    class_means.row(k) = sum_c.row(k) / double(cfg.class_sizes[k]);
+    if (count_y[k] > 0)
+      label_means.row(k) = sum_y.row(k) / count_y[k];
+    else
+      label_means.row(k).setConstant(nan);  // no sample holds this label
   }
-  const double* tail = tot + at.tail();
-  out.scalars[kLoss] = scored ? tail[0] / N : nan;
-  out.scalars[kAccuracy] = scored ? tail[1] / N : nan;
-  out.scalars[kCleanAccuracy] = scored ? tail[2] / N : nan;
-  bool finite = std::isfinite(tail[0]);
-  for (int j = 0; j < K * p; ++j) finite = finite && std::isfinite(tot[at.sum_c() + j]);
-  return finite;
+  out.scalars[kLoss] = scored ? tot[at.loss()] / N : nan;
+  out.scalars[kAccuracy] = scored ? tot[at.correct()] / N : nan;
+  out.scalars[kCleanAccuracy] = scored ? tot[at.clean_correct()] / N : nan;
+  return std::isfinite(tot[at.loss()]) && sum_c.allFinite();
 }
 
 // Record entries from the pass-2 totals: Sigma_W, NCC accuracy, NC4.
 inline void finish_second(const EngineConfig& cfg, const double* tot, RecordOutput out) {
+  const RecordLayout at(cfg);
   const int p = cfg.p;
   const double N = double(cfg.n_samples()), nan = std::numeric_limits<double>::quiet_NaN();
-  for (int64_t j = 0; j < int64_t(p) * p; ++j) out.sigma_w[j] = tot[j] / N;
-  out.scalars[kNccAccuracy] = tot[p * p] / N;
-  out.scalars[kNc4] = has_logits(SignalSpec::from(cfg)) ? tot[p * p + 1] / N : nan;
+  dense::view(out.sigma_w, p, p) = dense::view(tot + at.scatter(), p, p) / N;
+  out.scalars[kNccAccuracy] = tot[at.ncc_hits()] / N;
+  out.scalars[kNc4] = has_logits(SignalSpec::from(cfg)) ? tot[at.nc4_agree()] / N : nan;
 }
 
 // Where record `idx` of `replica` goes in the caller's record arrays.

@@ -37,8 +37,8 @@ enum class NoiseKind : int {
   ThreePoint = 2,  // xi = +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3: moments to the 5th; weak order 2
 };
 
-// What each noise kind is, in one place (the tests read the orders from here). weak_order:
-// the highest weak order a scheme can reach with these increments (their moments match the
+// What each noise law is, for the tests and the docs (kNoiseKinds below). weak_order: the
+// highest weak order a scheme can reach with these increments (their moments match the
 // Gaussian's up to the (2 w + 1)-th); the effective order is the smaller of this and the
 // scheme's (integrators.hpp kSchemes). 0 stands for "no limit" (exact Gaussian).
 struct NoiseInfo {
@@ -46,17 +46,6 @@ struct NoiseInfo {
   const char* name;
   double weak_order;
 };
-inline constexpr NoiseInfo kNoiseKinds[] = {
-    {NoiseKind::Gaussian, "gaussian", 0.0},
-    {NoiseKind::TwoPoint, "two_point", 1.0},
-    {NoiseKind::ThreePoint, "three_point", 2.0},
-};
-
-LESDE_HD Purpose noise_purpose(NoiseKind kind) {
-  return kind == NoiseKind::TwoPoint     ? Purpose::NoiseTwoPoint
-         : kind == NoiseKind::ThreePoint ? Purpose::NoiseThreePoint
-                                         : Purpose::Noise;
-}
 
 struct Philox4x32 {
   uint32_t v[4];
@@ -134,21 +123,6 @@ LESDE_HD void normals4(const Philox4x32& r, T z[4]) {
   z[3] = r1 * s1;
 }
 
-// Normals number first .. first + count - 1 of a stream at one step: normal n is entry
-// n % 4 of the Box-Muller block n / 4, whose counter is (n / 4 low, n / 4 high, step).
-// Sample i with p coordinates owns normals i*p .. i*p + p - 1, so the numbers depend on
-// global indices only. (The CPU sweeps use the vectorised fill_increments of rng_fill.hpp,
-// which evaluates the same expressions.)
-template <class T>
-LESDE_HD void normals_at(const Stream& s, uint32_t step, uint64_t first, int64_t count, T* out) {
-  T z[4];
-  for (int64_t j = 0; j < count;) {
-    const uint64_t n = first + uint64_t(j), block = n >> 2;
-    normals4(s.draw(uint32_t(block), uint32_t(block >> 32), step), z);
-    for (uint64_t q = n & 3; q < 4 && j < count; ++q, ++j) out[j] = z[q];
-  }
-}
-
 // An integer uniform on [0, n) from two random words (multiply-shift, bias < n / 2^64).
 LESDE_HD uint64_t uniform_index(uint32_t hi, uint32_t lo, uint64_t n) {
   const uint64_t r = (uint64_t(hi) << 32) | lo;
@@ -170,27 +144,107 @@ LESDE_HD T three_point(uint32_t word) {
   return outcome == 0 ? T(kSqrt3) : outcome == 1 ? T(-kSqrt3) : T(0);
 }
 
-// Increments number first .. first + count - 1 of a noise stream at one step (Gaussian:
-// normals_at). One sample's p increments are consecutive, so they share a block or two.
+// ---------------------------------------------------------------- the noise laws
+
+// A noise law, one type each: its stream's purpose tag, how many increments one Philox block
+// makes (kPerBlock: increment n of a stream at a step comes from block n / kPerBlock, whose
+// counter is (block low, block high, step)), and values(), the transform of a block's words
+// into its increments (Words: anything whose [j] is word j of the block). The scalar path (increments_at below: a GPU thread, SGD's lazy
+// noise) and the CPU's vectorised fill (rng_fill.hpp fill_increments) both call values(),
+// and with_noise_law is the one place that maps a NoiseKind to its law, so the two agree bit
+// for bit. A new law: a type here, a NoiseKind value, a case in with_noise_law, a row of
+// kNoiseKinds (and its purpose tag in Purpose).
+struct GaussianNoise {  // xi ~ N(0, 1), by Box-Muller: exact, strong order 1
+  static constexpr NoiseInfo kInfo{NoiseKind::Gaussian, "gaussian", 0.0};
+  static constexpr Purpose kPurpose = Purpose::Noise;
+  static constexpr int kPerBlock = 4;
+  // Increments from .. from + count - 1 (<= kPerBlock) of the block whose words are w[0..3].
+  template <class T, class Words>
+  LESDE_HD static void values(const Words& w, int from, int count, T* out) {
+    T z[4];
+    normals4(Philox4x32{{w[0], w[1], w[2], w[3]}}, z);
+    for (int j = 0; j < count; ++j) out[j] = z[from + j];
+  }
+};
+struct TwoPointNoise {  // xi = +-1, each with probability 1/2: one random bit; weak order 1
+  static constexpr NoiseInfo kInfo{NoiseKind::TwoPoint, "two_point", 1.0};
+  static constexpr Purpose kPurpose = Purpose::NoiseTwoPoint;
+  static constexpr int kPerBlock = 128;
+  template <class T, class Words>
+  LESDE_HD static void values(const Words& w, int from, int count, T* out) {
+    for (int j = 0; j < 4; ++j) {  // word j: increments 32 j .. 32 j + 31, in bit order
+      const int lo = from > 32 * j ? from : 32 * j;
+      const int hi = from + count < 32 * j + 32 ? from + count : 32 * j + 32;
+      const uint32_t word = w[j];
+      for (int n = lo; n < hi; ++n) out[n - from] = two_point<T>(word, uint64_t(n));
+    }
+  }
+};
+struct ThreePointNoise {  // xi = +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3: weak order 2
+  static constexpr NoiseInfo kInfo{NoiseKind::ThreePoint, "three_point", 2.0};
+  static constexpr Purpose kPurpose = Purpose::NoiseThreePoint;
+  static constexpr int kPerBlock = 4;
+  template <class T, class Words>
+  LESDE_HD static void values(const Words& w, int from, int count, T* out) {
+    for (int j = 0; j < count; ++j) out[j] = three_point<T>(w[from + j]);
+  }
+};
+
+// f(Law{}) for the law of `kind`: the one dispatch on the noise kind.
+template <class F>
+LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
+  switch (kind) {
+    case NoiseKind::TwoPoint:
+      return f(TwoPointNoise{});
+    case NoiseKind::ThreePoint:
+      return f(ThreePointNoise{});
+    case NoiseKind::Gaussian:
+      break;
+  }
+  return f(GaussianNoise{});
+}
+
+// Each noise kind and its weak order (the tests read the orders from here).
+inline constexpr NoiseInfo kNoiseKinds[] = {GaussianNoise::kInfo, TwoPointNoise::kInfo,
+                                            ThreePointNoise::kInfo};
+
+// The purpose tag of the stream of a noise kind's increments.
+LESDE_HD Purpose noise_purpose(NoiseKind kind) {
+  return with_noise_law(kind, [](auto law) { return decltype(law)::kPurpose; });
+}
+
+// Increments number first .. first + count - 1 of a Law's stream at one step, a block at a
+// time. One sample's p increments are consecutive, so they share a block or two.
+template <class Law, class T>
+LESDE_HD void law_increments_at(const Stream& s, uint32_t step, uint64_t first, int64_t count,
+                                T* out) {
+  for (int64_t j = 0; j < count;) {
+    const uint64_t n = first + uint64_t(j), block = n / uint64_t(Law::kPerBlock);
+    const int from = int(n % uint64_t(Law::kPerBlock));
+    const int64_t left = count - j;
+    const int take = left < Law::kPerBlock - from ? int(left) : Law::kPerBlock - from;
+    const Philox4x32 r = s.draw(uint32_t(block), uint32_t(block >> 32), step);
+    Law::values(r.v, from, take, out + j);
+    j += take;
+  }
+}
+
+// Standard normals number first .. first + count - 1 of a stream at one step: normal n is
+// entry n % 4 of the Box-Muller block n / 4. Sample i with p coordinates owns normals
+// i*p .. i*p + p - 1, so the numbers depend on global indices only. (The CPU sweeps use the
+// vectorised fill_increments of rng_fill.hpp, which makes the same numbers.)
+template <class T>
+LESDE_HD void normals_at(const Stream& s, uint32_t step, uint64_t first, int64_t count, T* out) {
+  law_increments_at<GaussianNoise>(s, step, first, count, out);
+}
+
+// Increments number first .. first + count - 1 of the noise stream of `kind` at one step.
 template <class T>
 LESDE_HD void increments_at(NoiseKind kind, const Stream& s, uint32_t step, uint64_t first,
                             int64_t count, T* out) {
-  if (kind == NoiseKind::Gaussian) {
-    normals_at(s, step, first, count, out);
-    return;
-  }
-  const int shift = kind == NoiseKind::TwoPoint ? 7 : 2;  // increments per block: 128 or 4
-  uint64_t held = ~uint64_t(0);
-  Philox4x32 r{{0, 0, 0, 0}};
-  for (int64_t j = 0; j < count; ++j) {
-    const uint64_t n = first + uint64_t(j), block = n >> shift;
-    if (block != held) {
-      r = s.draw(uint32_t(block), uint32_t(block >> 32), step);
-      held = block;
-    }
-    out[j] = kind == NoiseKind::TwoPoint ? two_point<T>(r.v[(n >> 5) & 3], n)
-                                         : three_point<T>(r.v[n & 3]);
-  }
+  with_noise_law(kind, [&](auto law) {
+    law_increments_at<decltype(law)>(s, step, first, count, out);
+  });
 }
 
 }  // namespace lesde

@@ -26,6 +26,16 @@
 
 namespace lesde {
 
+// Inlined into the LESDE_CLONES function that calls it, and so compiled for its instruction
+// set (a lambda too: LESDE_FILL_LAMBDA after its parameters).
+#if defined(__GNUC__)
+#define LESDE_FILL_INLINE inline __attribute__((always_inline))
+#define LESDE_FILL_LAMBDA __attribute__((always_inline))
+#else
+#define LESDE_FILL_INLINE inline
+#define LESDE_FILL_LAMBDA
+#endif
+
 // Blocks first .. first + n - 1 of a stream at one step, one per lane: w_j[l] is word j of
 // block first + l (the counter (block low, block high, step, tag) of Stream::draw).
 inline void philox_blocks_portable(const Stream& s, uint32_t step, uint64_t first, int n,
@@ -82,8 +92,9 @@ __attribute__((target("avx2"))) inline void philox_blocks_avx2(const Stream& s, 
 
 // philox_blocks_portable, on the fastest path this CPU has (simd = false forces the portable
 // one, for the tests that check both give the same words).
-inline void philox_blocks(const Stream& s, uint32_t step, uint64_t first, int n, uint32_t* w0,
-                          uint32_t* w1, uint32_t* w2, uint32_t* w3, bool simd = true) {
+LESDE_FILL_INLINE void philox_blocks(const Stream& s, uint32_t step, uint64_t first, int n,
+                                     uint32_t* w0, uint32_t* w1, uint32_t* w2, uint32_t* w3,
+                                     bool simd = true) {
 #ifdef LESDE_PHILOX_AVX2
   static const bool has_avx2 = __builtin_cpu_supports("avx2");
   if (simd && has_avx2) return philox_blocks_avx2(s, step, first, n, w0, w1, w2, w3);
@@ -91,41 +102,46 @@ inline void philox_blocks(const Stream& s, uint32_t step, uint64_t first, int n,
   philox_blocks_portable(s, step, first, n, w0, w1, w2, w3);
 }
 
-// out[0 .. count) = increments number first .. first + count - 1 of a noise stream at one
-// step: Gaussian (normals_at), two-point or three-point (increments_at).
-template <class T>
-LESDE_CLONES void fill_increments(NoiseKind kind, const Stream& s, uint32_t step, uint64_t first,
-                                  int64_t count, T* out, bool simd = true) {
+// Word j of lane l's block, read in place from philox_blocks' arrays (w[j][l]).
+struct LaneWords {
+  const uint32_t (*w)[64];
+  int l;
+  LESDE_FILL_INLINE uint32_t operator[](int j) const { return w[j][l]; }
+};
+
+// fill_increments for one noise law (rng.hpp), inlined into it so that it is compiled for
+// the same instruction set (LESDE_CLONES): Philox over the lanes of a round's blocks, then
+// the law's transform (Law::values) block by block over the lanes.
+template <class Law, class T>
+LESDE_FILL_INLINE void fill_law_increments(const Stream& s, uint32_t step, uint64_t first,
+                                           int64_t count, T* out, bool simd) {
   constexpr int kRound = 256;  // increments made per round: 64 blocks, or 2 for two-point
-  const int per_block = kind == NoiseKind::TwoPoint ? 128 : 4;
-  const int round_blocks = kRound / per_block;
-  alignas(64) uint32_t w[4][kRound / 4];
+  constexpr int kPerBlock = Law::kPerBlock, round_blocks = kRound / kPerBlock;
+  alignas(64) uint32_t w[4][64];  // kRound / 4 blocks at most
   alignas(64) T z[kRound];
-  uint64_t block = first / uint64_t(per_block);
-  int64_t skip = int64_t(first % uint64_t(per_block)), done = 0;
+  uint64_t block = first / uint64_t(kPerBlock);
+  int64_t skip = int64_t(first % uint64_t(kPerBlock)), done = 0;
   while (done < count) {
     const int64_t need = count - done + skip;
-    const int nb = int(std::min<int64_t>(round_blocks, (need + per_block - 1) / per_block));
+    const int nb = int(std::min<int64_t>(round_blocks, (need + kPerBlock - 1) / kPerBlock));
     philox_blocks(s, step, block, nb, w[0], w[1], w[2], w[3], simd);
-    if (kind == NoiseKind::Gaussian) {
-      for (int l = 0; l < nb; ++l) normals4(Philox4x32{{w[0][l], w[1][l], w[2][l], w[3][l]}}, z + 4 * l);
-    } else if (kind == NoiseKind::ThreePoint) {
-      for (int l = 0; l < nb; ++l)
-        for (int j = 0; j < 4; ++j) z[4 * l + j] = three_point<T>(w[j][l]);
-    } else {  // 32 increments per word, in bit order
-      for (int l = 0; l < nb; ++l)
-        for (int j = 0; j < 4; ++j) {
-          const uint32_t word = w[j][l];
-          T* zj = z + 128 * l + 32 * j;
-          for (int bit = 0; bit < 32; ++bit) zj[bit] = two_point<T>(word, uint64_t(bit));
-        }
-    }
-    const int64_t take = std::min<int64_t>(int64_t(per_block) * nb - skip, count - done);
+    for (int l = 0; l < nb; ++l) Law::values(LaneWords{w, l}, 0, kPerBlock, z + kPerBlock * l);
+    const int64_t take = std::min<int64_t>(int64_t(kPerBlock) * nb - skip, count - done);
     std::copy(z + skip, z + skip + take, out + done);
     done += take;
     skip = 0;
     block += uint64_t(nb);
   }
+}
+
+// out[0 .. count) = increments number first .. first + count - 1 of the noise stream of
+// `kind` at one step: the numbers of increments_at (rng.hpp), many at once.
+template <class T>
+LESDE_CLONES void fill_increments(NoiseKind kind, const Stream& s, uint32_t step, uint64_t first,
+                                  int64_t count, T* out, bool simd = true) {
+  with_noise_law(kind, [&](auto law) LESDE_FILL_LAMBDA {
+    fill_law_increments<decltype(law)>(s, step, first, count, out, simd);
+  });
 }
 
 // The Gaussian increments (normals_at), as the initial state and SGD's lazy noise draw them.

@@ -23,6 +23,25 @@ struct SignalSpec {
   }
 };
 
+// z = H x for n samples side by side (lanes: coordinate q of sample i at x[q * W + i], logit
+// k at z[k * W + i]), each logit summed over q in order. W = 1 is one sample (logits below,
+// a GPU thread); the record's CPU tiles take W = kTile, so their loops vectorise.
+template <int W, class Real>
+LESDE_HD void head_logits(const SignalSpec& s, int n, const Real* __restrict__ x,
+                          double* __restrict__ z) {
+  for (int k = 0; k < s.K; ++k) {
+    const double* h = s.head + k * s.p;
+    double acc[W];  // in registers for one sample (W = 1)
+    for (int i = 0; i < n; ++i) acc[i] = 0.0;
+    for (int q = 0; q < s.p; ++q) {
+      const double hq = h[q];
+      const Real* __restrict__ xq = x + q * W;
+      for (int i = 0; i < n; ++i) acc[i] += hq * double(xq[i]);
+    }
+    for (int i = 0; i < n; ++i) z[k * W + i] = acc[i];
+  }
+}
+
 // z = H x (or x): the K logits of one sample.
 template <class Real>
 LESDE_HD void logits(const SignalSpec& s, const Real* x, double* z) {
@@ -30,12 +49,7 @@ LESDE_HD void logits(const SignalSpec& s, const Real* x, double* z) {
     for (int k = 0; k < s.K; ++k) z[k] = double(x[k]);
     return;
   }
-  for (int k = 0; k < s.K; ++k) {
-    double acc = 0.0;
-    const double* h = s.head + k * s.p;
-    for (int q = 0; q < s.p; ++q) acc += h[q] * double(x[q]);
-    z[k] = acc;
-  }
+  head_logits<1>(s, 1, x, z);
 }
 
 // The softmax, the one definition every caller uses. For n <= W rows of K logits (logit k
@@ -62,6 +76,12 @@ LESDE_HD void shifted_exp_rows(int K, int n, const Real* X, int64_t row_stride,
   for (int i = 0; i < n; ++i) total[i] = Real(0);
   for (int k = 0; k < K; ++k)
     for (int i = 0; i < n; ++i) total[i] += e[k * W + i];
+}
+
+// log-sum-exp of a row of logits from shifted_exp_rows' top and total (the loss of a record).
+template <class T>
+LESDE_HD T log_sum_exp(T top, T total) {
+  return top + fastmath::log(total);
 }
 
 // g = g(x, y) (length p). z: K scratch values of type Real, and K more of type double.

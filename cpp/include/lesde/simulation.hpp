@@ -9,7 +9,8 @@
 //
 // One SDE step (integrators.hpp): the host computes each replica's drift b = E(t) S / N from
 // the class sums S of the previous sweep, the backend sweeps (moves every sample, returns the
-// new class sums), and the host checks them; Heun adds a corrector sweep. One record: the
+// new class sums), and the host checks them; a scheme of several sweeps (Heun: a corrector)
+// runs them in order. One record: the
 // last sweep of the step also adds up the record's first moments, the backend makes a second
 // pass with the label means known, and finish_first/finish_second (metrics.hpp) write it.
 #pragma once
@@ -195,27 +196,30 @@ class Engine {
       }
       return;
     }
-    std::vector<const std::vector<double>*> before;
-    for (int32_t r : list) before.push_back(&sums_[r]);
-    const bool recorded = cfg_.record_index(m + 1) >= 0;  // the step's last sweep adds its moments
-    Sweep predictor = drift_sweep(cfg_, m, before);
-    predictor.record = recorded && cfg_.scheme != Scheme::Heun;
-    sweep(predictor, list, m + 1);
-    if (cfg_.scheme != Scheme::Heun) return;
-    Sweep corrector;
-    corrector.move = Move::Shift;
-    corrector.step = uint32_t(m);
-    corrector.record = recorded;
-    std::vector<int32_t> moved;
+    // The scheme's sweeps in order (integrators.hpp), each over the replicas still running;
+    // the step's last sweep also adds up the record's first moments when the step is recorded.
+    const SchemeInfo& scheme = scheme_info(cfg_.scheme);
+    const bool recorded = cfg_.record_index(m + 1) >= 0;
     const size_t Kp = size_t(cfg_.K) * cfg_.p;
-    for (size_t j = 0; j < list.size(); ++j) {
-      const int32_t r = list[j];
-      if (status_[r] != kRunning) continue;
-      const std::vector<double> shift = heun_shift(cfg_, m, predictor.coef.data() + j * Kp, sums_[r]);
-      corrector.coef.insert(corrector.coef.end(), shift.begin(), shift.end());
-      moved.push_back(r);
+    std::vector<int32_t> moved;  // the replicas the previous sweep moved, in its order
+    Sweep earlier;
+    for (int j = 0; j < scheme.sweeps; ++j) {
+      const std::vector<int32_t>& from = j == 0 ? list : moved;
+      std::vector<int32_t> moving;
+      SweepInputs in;
+      for (size_t i = 0; i < from.size(); ++i) {
+        const int32_t r = from[i];
+        if (status_[r] != kRunning) continue;
+        moving.push_back(r);
+        in.push_back({&sums_[r], j == 0 ? nullptr : earlier.coef.data() + i * Kp});
+      }
+      if (moving.empty()) return;
+      Sweep s = scheme_sweep(cfg_, j, m, in);
+      s.record = recorded && j + 1 == scheme.sweeps;
+      sweep(s, moving, m + 1);
+      earlier = std::move(s);
+      moved = std::move(moving);
     }
-    if (!moved.empty()) sweep(corrector, moved, m + 1);
   }
 
   // Whether every value of a written record is finite, except those its definition leaves

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "lesde/model.hpp"
+#include "lesde/record.hpp"  // kNumScalars
 #include "lesde/state.hpp"
 
 namespace lesde::bindings {

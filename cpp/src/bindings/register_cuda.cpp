@@ -43,7 +43,44 @@ static void bind_platform(py::module_& m, const std::string& prefix, const char*
 }
 #endif
 
+// The backend registry: every backend this build has, its engine classes' prefix
+// (<engine>64 / <engine>32 in this module), whether it can run here and, if not, why. The one
+// list the Python layer (lesde.engine) and the tests (tests/backends.py) read. The emulator is
+// listed only where it is built (CMake LESDE_CUDA_EMULATOR: the dev and CI builds, never a
+// release wheel), marked test_only.
+static py::list backends() {
+  py::list out;
+  auto add = [&out](const char* name, const char* engine, bool built, int devices,
+                    bool test_only, const char* reason) {
+    py::dict d;
+    d["name"] = name;
+    d["engine"] = engine;
+    d["built"] = built;
+    d["devices"] = devices;
+    d["available"] = built && devices > 0;
+    d["test_only"] = test_only;
+    d["reason"] = built && devices > 0 ? "" : reason;  // why it cannot run here
+    out.append(d);
+  };
+  add("cpu", "Simulation", true, 1, false, "");
+#ifdef LESDE_WITH_CUDA
+  add("cuda", "CudaSimulation", true, cuda::device_count<cuda::Platform::Gpu>(), false,
+      "a GPU is not visible");
+#else
+  add("cuda", "CudaSimulation", false, 0, false,
+      "this lesde was built without CUDA (see docs/cuda.md)");
+#endif
+#ifdef LESDE_WITH_CUDA_EMULATOR
+  add("cuda_emulator", "CudaEmulatorSimulation", true,
+      cuda::device_count<cuda::Platform::Emulator>(), true, "");
+#endif
+  return out;
+}
+
 void register_cuda(py::module_& m) {
+  m.def("backends", &backends,
+        "The backends of this build (name, engine class prefix, built, devices, available, "
+        "test_only, reason: why it cannot run here). The CUDA emulator only where built.");
   m.attr("CUDA_MAX_DIM") = 64;
 #ifdef LESDE_WITH_CUDA
   static_assert(cuda::kMaxDim == 64, "CUDA_MAX_DIM above");

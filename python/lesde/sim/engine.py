@@ -104,24 +104,38 @@ class RunInterruptedWarning(RuntimeWarning):
 
 
 # ----------------------------------------------------------------------------- before a run
+def backend_registry() -> dict[str, dict]:
+    """The backends of this build, as the core declares them (``_core.backends()``): name ->
+    its engine class prefix, ``built``, ``devices``, ``available``, ``test_only`` and the
+    ``reason`` it cannot run. The one list the engine and the tests read.
+
+    Examples
+    --------
+    >>> backend_registry()["cpu"]["available"]
+    True
+    """
+    return {entry["name"]: entry for entry in _core.backends()}
+
+
 def available_backends() -> tuple[str, ...]:
     """The values of ``Config.backend`` that this build can run on this machine.
 
     ``"cpu"`` and ``"auto"`` always (auto falls back to the CPU); ``"cuda"`` with a CUDA
-    build and a visible GPU; ``"cuda_emulator"`` when the emulator is built in.
+    build and a visible GPU; the test-only ``"cuda_emulator"`` where it is built in (source
+    and CI builds, never a release wheel).
 
     Examples
     --------
     >>> {"cpu", "auto"} <= set(available_backends())
     True
     """
-    out = ["cpu"]
-    if _core.build_info()["cuda_built"] and _core.cuda_device_count() > 0:
-        out.append("cuda")
-    out.append("auto")
-    if _core.build_info()["cuda_emulator"]:
-        out.append("cuda_emulator")
-    return tuple(out)
+    registry = backend_registry()
+    usable = [name for name, entry in registry.items() if entry["available"]]
+    return (
+        *(n for n in usable if not registry[n]["test_only"]),
+        "auto",
+        *(n for n in usable if registry[n]["test_only"]),
+    )
 
 
 def check_backend(backend: str) -> None:
@@ -136,18 +150,17 @@ def check_backend(backend: str) -> None:
     >>> check_backend("cpu")  # always available: returns None
     """
     validate.choice("backend", backend, BACKENDS)
-    if backend in ("cpu", "auto"):
+    if backend == "auto":
         return
-    if backend == "cuda_emulator":
-        if _core.build_info()["cuda_emulator"]:
-            return
-        why = "this lesde was built without the CUDA emulator (CMake LESDE_CUDA_EMULATOR=OFF)"
-    elif not _core.build_info()["cuda_built"]:
-        why = "this lesde was built without CUDA (see docs/cuda.md)"
-    elif _core.cuda_device_count() == 0:
-        why = "no GPU is visible"
-    else:
+    entry = backend_registry().get(backend)
+    if entry is not None and entry["available"]:
         return
+    why = (
+        entry["reason"]
+        if entry is not None
+        else "this build of lesde does not have it (the CUDA emulator is test-only: CMake "
+        "LESDE_CUDA_EMULATOR=ON in source builds)"
+    )
     raise BackendUnavailableError(
         f"backend={backend!r} cannot run here: {why}; available backends: "
         f"{', '.join(available_backends())}"
@@ -350,12 +363,12 @@ def uses_cuda(cfg: Config) -> bool:
     check_backend(cfg.backend)
     if cfg.backend == "cpu":
         return False
-    if cfg.backend in ("cuda", "cuda_emulator"):
+    if cfg.backend != "auto":
         return True
-    devices = _core.cuda_device_count()
+    registry = backend_registry()
     limit = getattr(_core, "CUDA_MAX_DIM", 0)
     return (
-        devices > 0
+        registry["cuda"]["available"]
         and cfg.process == "sde"
         and max(cfg.n_classes, cfg.p) <= limit
         and cfg.replicas * cfg.n_samples * cfg.p >= AUTO_CUDA_MIN_SIZE
@@ -380,18 +393,19 @@ def make_engine(cfg: Config, arrays: Arrays, engine_setup=None):
     ecfg = engine_config(cfg)
     if engine_setup is not None:
         engine_setup(ecfg)
+    engines = {name: entry["engine"] for name, entry in backend_registry().items()}
     try:
         if uses_cuda(cfg):
-            kind = "CudaEmulatorSimulation" if cfg.backend == "cuda_emulator" else "CudaSimulation"
+            name = "cuda" if cfg.backend == "auto" else cfg.backend
             try:
-                return getattr(_core, f"{kind}{bits}")(ecfg, **arrays)
+                return getattr(_core, engines[name] + bits)(ecfg, **arrays)
             except RuntimeError as err:
                 if cfg.backend != "auto":
                     raise
                 warnings.warn(
                     f"backend='auto' falls back to the CPU: {err}", RuntimeWarning, stacklevel=3
                 )
-        return getattr(_core, f"Simulation{bits}")(ecfg, **arrays)
+        return getattr(_core, engines["cpu"] + bits)(ecfg, **arrays)
     except MemoryError as err:  # std::bad_alloc in the engine's own buffers
         raise _out_of_memory(cfg, "building its engine", err) from None
 

@@ -46,10 +46,12 @@ __all__ = [
 #: What a summary of a run leads with, per signal: what its dynamics drive (docs/model.md,
 #: section 3), from the one table of the signals (:data:`lesde.sim.model.SIGNAL_INFO`).
 HEADLINE_METRICS = {name: info.headline for name, info in SIGNAL_INFO.items()}
-# Order of the scalars the engine records (cpp/include/lesde/state.hpp: enum Scalar).
-SCALAR_METRICS = ("loss", "accuracy", "clean_accuracy", "ncc_accuracy", "nc4")
+#: The scalars the engine records, in the column order of its records, as the core declares
+#: them (cpp/include/lesde/record.hpp kScalars; a change there bumps FORMAT_VERSION).
+SCALAR_METRICS = tuple(m["name"] for m in sorted(_core.scalar_metrics(), key=lambda m: m["index"]))
 STATUS = {0: "ok", 1: "nonfinite"}
-#: Version of the result file layout; a file of another version is refused.
+#: Version of the result file layout; a file of another version is refused. It goes up with
+#: every change of SCALAR_METRICS (tests/test_record_table.py).
 FORMAT_VERSION = 1
 KIND = "lesde-result"
 METRIC_PREFIX = "metric__"
