@@ -23,11 +23,11 @@ import contextlib
 import os
 import shlex
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+from ..io.atomic import probe_write
 from ..io.storage import file_kind, same_path
 from .common import PROG, UsageError
 
@@ -55,9 +55,7 @@ def _check_can_create_in(folder: Path, option: str, target: Path) -> None:
     if not existing.is_dir():
         raise UsageError(f"{option} {str(target)!r}: {str(existing)!r} is not a folder")
     try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lesde-write-test.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        probe_write(existing)
     except OSError as err:
         raise UsageError(
             f"{option} {str(target)!r} cannot be written: {err.strerror or err} "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
@@ -33,6 +34,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_parquet",
     "atomic_write_text",
+    "probe_write",
     "remove_stale_temporaries",
 ]
 
@@ -169,3 +171,20 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
             stale.unlink()
         except OSError:
             pass
+
+
+def probe_write(folder: str | os.PathLike, prefix: str = ".lesde-write-test.") -> None:
+    """Create and delete a file in ``folder``: a place where nothing can be written (a
+    read-only mount, a folder without permission) raises the ``OSError`` now, before a run,
+    not at its first write. The probe is named ``PREFIX<random>.probe``, a name no writer's
+    clean-up of its temporaries removes. The one probe of lesde's writers (checkpoints,
+    sharded checkpoints, the command line's outputs).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> probe_write(tempfile.mkdtemp())  # writable: returns None
+    """
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".probe")
+    os.close(fd)
+    os.unlink(probe)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ import numpy as np
 
 from .. import _core, validate
 from ..io import storage
+from ..io.atomic import probe_write
 from ..version import __version__
 from .config import Config
 from .engine import allocate, check_memory, check_on_nonfinite, run_engine
@@ -484,9 +484,7 @@ def _check_can_write(path: Path) -> None:
     checkpoint. The probe is not named like the writer's temporaries, which another
     writer's start may remove."""
     try:
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
+        probe_write(path.parent, prefix=f".{path.name}.")
     except OSError as err:
         raise _cannot_write(err, path) from None
 

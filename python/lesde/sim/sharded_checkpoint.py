@@ -26,7 +26,6 @@ import glob
 import hashlib
 import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import numpy as np
 
 from .. import _core, validate
 from ..io import storage
+from ..io.atomic import probe_write
 from ..version import __version__
 from .checkpoint import CHECKPOINT_SECONDS, RECORD_ARRAYS, Checkpoint, checkpoint_digest, run_header
 from .collective import agree, agreed_error
@@ -531,10 +531,6 @@ def _check_can_write(path: Path, rank: int) -> None:
     checkpoint. The probe's name is not one rank 0's clean-up removes."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}-rank{rank}.", suffix=".probe"
-        )
-        os.close(fd)
-        os.unlink(probe)
+        probe_write(path.parent, prefix=f".{path.name}-rank{rank}.")
     except OSError as err:
         raise OSError(err.errno, f"cannot write a checkpoint: {err.strerror}", str(path)) from None
