@@ -287,8 +287,8 @@ def test_mpi_pool_executor_gives_the_local_table(tmp_path, local_table):
 
 @requires_dask
 def test_dask_tasks_get_retries_unless_the_user_chose(client):
-    from lesde.sweep.run import DASK_RETRIES, _submit_options
+    from lesde.sweep.run import DASK_RETRIES, submit_options
 
-    assert _submit_options(client.get_executor()) == {"retries": DASK_RETRIES, "pure": False}
-    assert _submit_options(client.get_executor(retries=5)) == {"pure": False}
-    assert _submit_options(ThreadPoolExecutor(1)) == {}
+    assert submit_options(client.get_executor()) == {"retries": DASK_RETRIES, "pure": False}
+    assert submit_options(client.get_executor(retries=5)) == {"pure": False}
+    assert submit_options(ThreadPoolExecutor(1)) == {}

@@ -65,7 +65,7 @@ from lesde.nn.ensemble import (  # noqa: E402
     trial_path,
     trial_seed,
 )
-from lesde.nn.ensemble_manifest import _digest  # noqa: E402
+from lesde.nn.ensemble_manifest import manifest_digest  # noqa: E402
 from lesde.sim.engine import InsufficientMemoryError  # noqa: E402
 
 SIZE = 16
@@ -379,7 +379,7 @@ def _edit(folder: Path, change, digest: bool = False) -> None:
     manifest = json.loads(path.read_text())
     change(manifest)
     if digest and isinstance(manifest, dict):
-        manifest["sha256"] = _digest({k: v for k, v in manifest.items() if k != "sha256"})
+        manifest["sha256"] = manifest_digest({k: v for k, v in manifest.items() if k != "sha256"})
     path.write_text(json.dumps(manifest))
 
 

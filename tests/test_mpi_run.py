@@ -473,11 +473,11 @@ def _rank_wrapper(folder):
         "    lesde.sim.engine.check_memory = check_memory\n"
         "if os.environ.get('LESDE_TEST_CTRL_C_AT_START'):\n"
         "    import signal, lesde.cli.run\n"
-        "    start = lesde.cli.run._mpi_comm\n"
-        "    def _mpi_comm(mpi):  # Ctrl-C while MPI starts\n"
+        "    start = lesde.cli.run.mpi_comm\n"
+        "    def mpi_comm(mpi):  # Ctrl-C while MPI starts\n"
         "        os.kill(os.getpid(), signal.SIGINT)\n"
         "        return start(mpi)\n"
-        "    lesde.cli.run._mpi_comm = _mpi_comm\n" + RANK_WRAPPER
+        "    lesde.cli.run.mpi_comm = mpi_comm\n" + RANK_WRAPPER
     )
     return [sys.executable, str(wrapper), str(folder)]
 

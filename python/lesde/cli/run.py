@@ -52,7 +52,15 @@ from .outputs import (
 )
 from .report import finish_run, numeric_failure, print_plan, resumed_line
 
-__all__ = ["add_resume", "add_run", "add_validate", "cmd_resume", "cmd_run", "cmd_validate"]
+__all__ = [
+    "add_resume",
+    "add_run",
+    "add_validate",
+    "cmd_resume",
+    "cmd_run",
+    "cmd_validate",
+    "mpi_comm",
+]
 
 CHECKPOINT_EVERY_HELP = "steps between checkpoints (default: about every 60 s)"
 RUN_FORCE_HELP = (
@@ -77,7 +85,7 @@ def _on_ranks(command):
         if not args.mpi:
             return command(args)
         with counting_interrupts():  # from before MPI starts: no rank may leave alone
-            comm = _mpi_comm(True)
+            comm = mpi_comm(True)
             if comm is not None:
                 try:
                     return command(args)
@@ -163,7 +171,7 @@ def cmd_run(args) -> int:
     from ..sim.simulate import NonFiniteError, simulate
 
     out = Out(args.json)
-    comm = _mpi_comm(args.mpi)
+    comm = mpi_comm(args.mpi)
     with agreed(comm, interrupts=True):  # --mpi: what fails on one rank fails on all
         cfg, _ = load_config(args.config, args.set)
         if not args.dry_run:
@@ -260,7 +268,7 @@ def cmd_resume(args) -> int:
     from ..sim.simulate import NonFiniteError
 
     out = Out(args.json)
-    comm = _mpi_comm(args.mpi)
+    comm = mpi_comm(args.mpi)
     if comm is None:  # a sharded run checks its inputs on every rank (_resume_sharded)
         try:
             check_input(args.checkpoint, "checkpoint file")
@@ -305,8 +313,12 @@ def _resume_sharded(args, comm):
     )
 
 
-def _mpi_comm(mpi: bool):
-    """``--mpi``: MPI.COMM_WORLD when it has more than one rank (else None: one process)."""
+def mpi_comm(mpi: bool):
+    """``--mpi``: MPI.COMM_WORLD when it has more than one rank (else None: one process).
+
+    >>> mpi_comm(False) is None
+    True
+    """
     if not mpi:
         return None
     try:

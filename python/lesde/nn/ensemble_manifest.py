@@ -38,6 +38,7 @@ from ..io import storage
 from ..version import __version__
 
 __all__ = [
+    "manifest_digest",
     "MANIFEST",
     "MANIFEST_KIND",
     "MANIFEST_VERSION",
@@ -126,8 +127,15 @@ class EnsembleSettings:
 
 
 # ----------------------------------------------------------------------------- writing
-def _digest(value: Any) -> str:
-    """SHA-256 of a JSON value's canonical text (sorted keys, no spaces)."""
+def manifest_digest(value: Any) -> str:
+    """SHA-256 of a JSON value's canonical text (sorted keys, no spaces): what
+    ``ensemble.json`` stores of its own contents, and the settings digest a trial carries.
+
+    Examples
+    --------
+    >>> manifest_digest({"b": 1, "a": [2]}) == manifest_digest({"a": [2], "b": 1})
+    True
+    """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -135,7 +143,7 @@ def _digest(value: Any) -> str:
 def _identity(manifest: dict) -> str:
     """The digest that binds trial files to their ensemble: settings, data and validation."""
     validation = manifest["validation"]
-    return _digest(
+    return manifest_digest(
         {
             "settings": manifest["settings"],
             "data": manifest["data"]["sha256"],
@@ -189,7 +197,7 @@ def build_manifest(settings: EnsembleSettings, data: Dataset, validation: Datase
         "lesde_version": __version__,
     }
     manifest["ensemble_sha256"] = _identity(manifest)
-    manifest["sha256"] = _digest(manifest)
+    manifest["sha256"] = manifest_digest(manifest)
     return manifest
 
 
@@ -291,7 +299,7 @@ def _check_manifest_fields(path: Path, manifest: dict, what: str, redo: str) -> 
     if missing:
         raise ValueError(f"{path}: incomplete {what}, missing {', '.join(missing)}; {redo}")
     body = {k: v for k, v in manifest.items() if k != "sha256"}
-    if manifest["sha256"] != _digest(body):
+    if manifest["sha256"] != manifest_digest(body):
         raise ValueError(
             f"{path}: changed after lesde wrote it (its sha256 does not match its contents); {redo}"
         )

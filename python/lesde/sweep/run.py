@@ -35,6 +35,7 @@ __all__ = [
     "as_executor",
     "plan_workers",
     "run_points",
+    "submit_options",
 ]
 
 # Tries of a task that raises on a Dask executor (a worker that dies is handled by Dask).
@@ -144,13 +145,17 @@ def as_executor(executor):
     )
 
 
-def _submit_options(executor) -> dict[str, Any]:
+def submit_options(executor) -> dict[str, Any]:
     """Extra ``submit`` options for a Dask client executor (``{}`` for any other).
 
     ``retries``: a task that raises (e.g. an I/O error while saving its file) is run again,
     on any worker. ``pure=False``: every submission runs (a task that writes a file must
     not be answered from a cached key). Options the user gave to ``get_executor`` win.
     A task whose worker dies is rescheduled by Dask itself, retries or not.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> submit_options(ThreadPoolExecutor(1))
+    {}
     """
     cfexecutor = sys.modules.get("distributed.cfexecutor")
     if cfexecutor is None or not isinstance(executor, cfexecutor.ClientExecutor):
@@ -195,7 +200,7 @@ def run_points(
                 if own
                 else executor
             )
-        options = _submit_options(pool)
+        options = submit_options(pool)
         finished = False
         try:
             for index, args in tasks.items():
