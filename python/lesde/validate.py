@@ -1,4 +1,5 @@
-"""Checks of user-given values, shared by every public entry point of lesde.
+"""Checks of user-given values, shared by every public entry point of lesde: the one
+validator family (numbers, names, and the arrays given to :mod:`lesde.metrics`).
 
 One rule everywhere, so the same mistake gets the same exception wherever it is made:
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import operator
 from typing import Any
 
 import numpy as np
@@ -229,3 +231,142 @@ def real_array(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"{name} must be finite (no NaN/Inf)")
     array.flags.writeable = False
     return array
+
+
+# ----------------------------------------------------------------------------- arrays
+# The arrays users give to lesde.metrics (features, labels, a head, the chunk size).
+
+
+def as_real_array(a, name):
+    """``a`` as a real numeric array (no copy when it already is one); TypeError otherwise.
+
+    >>> as_real_array([1, 2], "x").dtype.kind
+    'i'
+    """
+    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a real numeric array, got dtype object") from exc
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def check_features(X, name="X"):
+    """``X`` as a non-empty 2-D real array of shape ``(N, p)``.
+
+    >>> check_features([[1.0, 2.0]]).shape
+    (1, 2)
+    """
+    arr = as_real_array(X, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (N, p); got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); need N >= 1 rows, p >= 1 columns")
+    return arr
+
+
+def check_labels(y, n, name="y"):
+    """``y`` as a 1-D integer array of ``n`` labels (not yet range-checked).
+
+    >>> check_labels([0, 1, 1], 3)
+    array([0, 1, 1])
+    """
+    arr = y if isinstance(y, np.ndarray) else np.asarray(y)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} must be an integer array of class labels, got dtype {arr.dtype}"
+            " (cast with .astype(int) if the values are whole numbers)"
+        )
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (N,); got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but X has {n} rows")
+    return arr
+
+
+def resolve_n_classes(y, n_classes, name="y"):
+    """``K``: ``n_classes`` when given (checked against the labels), else ``y.max() + 1``.
+
+    >>> resolve_n_classes(np.array([0, 2]), None), resolve_n_classes(np.array([0, 2]), 5)
+    (3, 5)
+    """
+    ymin, ymax = int(y.min()), int(y.max())
+    if ymin < 0:
+        raise ValueError(f"{name} contains the negative label {ymin}; labels must lie in [0, K)")
+    if n_classes is None:
+        return ymax + 1
+    try:
+        K = operator.index(n_classes)
+    except TypeError as exc:
+        raise TypeError(f"n_classes must be an int or None, got {n_classes!r}") from exc
+    if K < 1:
+        raise ValueError(f"n_classes must be >= 1, got {K}")
+    if ymax >= K:
+        raise ValueError(f"{name} contains the label {ymax}, out of range for n_classes={K}")
+    return K
+
+
+def check_head(head, p):
+    """The head matrix ``(K, p)`` as a finite float64 copy, or None when there is none.
+
+    >>> check_head([[1, 0]], 2)
+    array([[1., 0.]])
+    """
+    if head is None:
+        return None
+    H = as_real_array(head, "head")
+    if H.ndim != 2:
+        raise ValueError(f"head must be a 2-D array of shape (K, p); got shape {H.shape}")
+    if H.shape[1] != p or H.shape[0] == 0:
+        raise ValueError(f"head must have shape (K, p) with p = {p} (X's columns); got {H.shape}")
+    H = np.array(H, dtype=np.float64)
+    if not np.isfinite(H).all():
+        raise ValueError("head contains non-finite values (NaN or inf)")
+    return H
+
+
+def n_logit_columns(p, H, n_classes):
+    """Number of logit columns; check it against ``n_classes`` when that is given.
+
+    >>> n_logit_columns(4, None, None), n_logit_columns(4, np.ones((3, 4)), 3)
+    (4, 3)
+    """
+    K = p if H is None else H.shape[0]
+    if n_classes is not None:
+        try:
+            nk = operator.index(n_classes)
+        except TypeError as exc:
+            raise TypeError(f"n_classes must be an int or None, got {n_classes!r}") from exc
+        if nk != K:
+            what = "head has" if H is not None else "X (used as logits, no head) has"
+            raise ValueError(f"n_classes={nk} but {what} {K} logit columns")
+    return K
+
+
+def check_logit_labels(y, K):
+    """Raise unless every label indexes one of the ``K`` logit columns.
+
+    >>> check_logit_labels(np.array([0, 1]), 2)
+    """
+    ymin, ymax = int(y.min()), int(y.max())
+    if ymin < 0 or ymax >= K:
+        bad = ymin if ymin < 0 else ymax
+        raise ValueError(
+            f"y contains the label {bad}, out of range for {K} logit columns"
+            " (features are used as logits when head is None)"
+        )
+
+
+def check_chunk(chunk):
+    """The ``_chunk`` argument of the metrics as a positive int.
+
+    >>> check_chunk(1000)
+    1000
+    """
+    c = operator.index(chunk)
+    if c < 1:
+        raise ValueError(f"_chunk must be >= 1, got {c}")
+    return c
