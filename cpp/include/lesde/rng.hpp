@@ -192,7 +192,7 @@ struct ThreePointNoise {  // xi = +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3: weak orde
 
 // f(Law{}) for the law of `kind`: the one dispatch on the noise kind.
 template <class F>
-LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
+constexpr LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
   switch (kind) {
     case NoiseKind::TwoPoint:
       return f(TwoPointNoise{});
@@ -207,6 +207,19 @@ LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
 // Each noise kind and its weak order (the tests read the orders from here).
 inline constexpr NoiseInfo kNoiseKinds[] = {GaussianNoise::kInfo, TwoPointNoise::kInfo,
                                             ThreePointNoise::kInfo};
+
+// Row i of kNoiseKinds is NoiseKind i, and with_noise_law gives it the law that says so (a
+// case forgotten there falls to the Gaussian law and fails here, at compile time).
+constexpr bool noise_laws_agree() {
+  for (int i = 0; i < int(sizeof(kNoiseKinds) / sizeof(kNoiseKinds[0])); ++i) {
+    const NoiseKind kind = kNoiseKinds[i].kind;
+    if (kind != NoiseKind(i)) return false;
+    if (with_noise_law(kind, [](auto law) { return decltype(law)::kInfo.kind; }) != kind)
+      return false;
+  }
+  return true;
+}
+static_assert(noise_laws_agree(), "kNoiseKinds and with_noise_law must list every law once");
 
 // The purpose tag of the stream of a noise kind's increments.
 LESDE_HD Purpose noise_purpose(NoiseKind kind) {
