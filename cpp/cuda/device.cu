@@ -380,8 +380,8 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
   a.seg_partial = m.seg_partial.ptr;
   const unsigned grid = grid_size(n_slots * t.segments() * 32);
   const size_t shared = sweep_shared_bytes<Real>(p);
-  with_sweep_kernel<Real>(move, m.cfg.noise,
-                          [&](auto kernel) { launch(kernel, grid, kThreads, m.stream, a, shared); });
+  with_sweep_kernel<Real>(
+      move, m.cfg.noise, [&](auto kernel) { launch(kernel, grid, kThreads, m.stream, a, shared); });
   CUDA_CHECK(cudaGetLastError());
 
   BlockArgs b{};

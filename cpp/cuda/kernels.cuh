@@ -111,7 +111,7 @@ struct SweepArgs {
   SignalSpec spec;          // head: a device pointer
   const int32_t* replicas;  // the listed replicas, one slot each
   int64_t n_slots;
-  const double* coef;  // n_slots x K x p
+  const double* coef;      // n_slots x K x p
   double dt, noise_scale;  // the law of the increments: the kernel's Law (rng.hpp)
   uint64_t noise_seed;
   uint32_t step;

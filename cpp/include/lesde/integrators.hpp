@@ -135,7 +135,7 @@ struct HeunScheme {
 
 // f(SchemeType{}) for a Scheme: the one dispatch on the scheme.
 template <class F>
-decltype(auto) with_scheme(Scheme scheme, F&& f) {
+constexpr decltype(auto) with_scheme(Scheme scheme, F&& f) {
   switch (scheme) {
     case Scheme::Heun:
       return f(HeunScheme{});
@@ -146,6 +146,18 @@ decltype(auto) with_scheme(Scheme scheme, F&& f) {
 }
 
 inline constexpr SchemeInfo kSchemes[] = {EulerMaruyamaScheme::kInfo, HeunScheme::kInfo};
+
+// Row i of kSchemes is Scheme i, and with_scheme gives it the type that says so.
+constexpr bool schemes_agree() {
+  for (int i = 0; i < int(sizeof(kSchemes) / sizeof(kSchemes[0])); ++i) {
+    const Scheme scheme = kSchemes[i].scheme;
+    if (scheme != Scheme(i) || kSchemes[i].sweeps < 1) return false;
+    if (with_scheme(scheme, [](auto s) { return decltype(s)::kInfo.scheme; }) != scheme)
+      return false;
+  }
+  return true;
+}
+static_assert(schemes_agree(), "kSchemes and with_scheme must list every scheme once");
 
 inline const SchemeInfo& scheme_info(Scheme scheme) {
   return with_scheme(scheme, [](auto s) -> const SchemeInfo& { return decltype(s)::kInfo; });

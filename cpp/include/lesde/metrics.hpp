@@ -149,8 +149,9 @@ LESDE_CLONES void add_first_moments_tile(const SignalSpec& spec, const Real* X,
     for (int64_t i = 0; i < n; ++i) s.lse[i] = log_sum_exp(s.top[i], s.total[i]);
     lse = s.lse;
   }
-  int64_t correct = 0, clean_correct = 0;  // integers: exact in any order
-  for (int64_t i = 0; i < n; ++i)  // s.e: each sample's loss
+  // Integers: exact in any order. s.e: each sample's loss.
+  int64_t correct = 0, clean_correct = 0;
+  for (int64_t i = 0; i < n; ++i)
     score_first(lse[i], zt[labels[i] * kTile + i], s.best[i], labels[i], classes[i], s.e[i],
                 correct, clean_correct);
   acc[at.loss()] += sum8(s.e, n);

@@ -77,7 +77,9 @@ struct RecordLayout {
 // ---------------------------------------------------------------- the per-sample rules
 
 // Whether a model has logits to score: a head, or features that are logits (p == K).
-LESDE_HD bool has_logits(const SignalSpec& spec) { return spec.head != nullptr || spec.p == spec.K; }
+LESDE_HD bool has_logits(const SignalSpec& spec) {
+  return spec.head != nullptr || spec.p == spec.K;
+}
 
 // For each of n lanes, the first index of the largest of K values: arg[i], and the value,
 // top[i]. Ties: the first (the argmax of logits). Written as arithmetic, not as "if above,

@@ -149,11 +149,11 @@ LESDE_HD T three_point(uint32_t word) {
 // A noise law, one type each: its stream's purpose tag, how many increments one Philox block
 // makes (kPerBlock: increment n of a stream at a step comes from block n / kPerBlock, whose
 // counter is (block low, block high, step)), and values(), the transform of a block's words
-// into its increments (Words: anything whose [j] is word j of the block). The scalar path (increments_at below: a GPU thread, SGD's lazy
-// noise) and the CPU's vectorised fill (rng_fill.hpp fill_increments) both call values(),
-// and with_noise_law is the one place that maps a NoiseKind to its law, so the two agree bit
-// for bit. A new law: a type here, a NoiseKind value, a case in with_noise_law, a row of
-// kNoiseKinds (and its purpose tag in Purpose).
+// into its increments (Words: anything whose [j] is word j of the block). The scalar path
+// (increments_at below: a GPU thread, SGD's lazy noise) and the CPU's vectorised fill (rng_fill.hpp
+// fill_increments) both call values(), and with_noise_law is the one place that maps a NoiseKind to
+// its law, so the two agree bit for bit. A new law: a type here, a NoiseKind value, a case in
+// with_noise_law, a row of kNoiseKinds (and its purpose tag in Purpose).
 struct GaussianNoise {  // xi ~ N(0, 1), by Box-Muller: exact, strong order 1
   static constexpr NoiseInfo kInfo{NoiseKind::Gaussian, "gaussian", 0.0};
   static constexpr Purpose kPurpose = Purpose::Noise;
@@ -192,7 +192,7 @@ struct ThreePointNoise {  // xi = +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3: weak orde
 
 // f(Law{}) for the law of `kind`: the one dispatch on the noise kind.
 template <class F>
-LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
+constexpr LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
   switch (kind) {
     case NoiseKind::TwoPoint:
       return f(TwoPointNoise{});
@@ -207,6 +207,19 @@ LESDE_HD auto with_noise_law(NoiseKind kind, F&& f) {
 // Each noise kind and its weak order (the tests read the orders from here).
 inline constexpr NoiseInfo kNoiseKinds[] = {GaussianNoise::kInfo, TwoPointNoise::kInfo,
                                             ThreePointNoise::kInfo};
+
+// Row i of kNoiseKinds is NoiseKind i, and with_noise_law gives it the law that says so (a
+// case forgotten there falls to the Gaussian law and fails here, at compile time).
+constexpr bool noise_laws_agree() {
+  for (int i = 0; i < int(sizeof(kNoiseKinds) / sizeof(kNoiseKinds[0])); ++i) {
+    const NoiseKind kind = kNoiseKinds[i].kind;
+    if (kind != NoiseKind(i)) return false;
+    if (with_noise_law(kind, [](auto law) { return decltype(law)::kInfo.kind; }) != kind)
+      return false;
+  }
+  return true;
+}
+static_assert(noise_laws_agree(), "kNoiseKinds and with_noise_law must list every law once");
 
 // The purpose tag of the stream of a noise kind's increments.
 LESDE_HD Purpose noise_purpose(NoiseKind kind) {
@@ -242,9 +255,8 @@ LESDE_HD void normals_at(const Stream& s, uint32_t step, uint64_t first, int64_t
 template <class T>
 LESDE_HD void increments_at(NoiseKind kind, const Stream& s, uint32_t step, uint64_t first,
                             int64_t count, T* out) {
-  with_noise_law(kind, [&](auto law) {
-    law_increments_at<decltype(law)>(s, step, first, count, out);
-  });
+  with_noise_law(kind,
+                 [&](auto law) { law_increments_at<decltype(law)>(s, step, first, count, out); });
 }
 
 }  // namespace lesde

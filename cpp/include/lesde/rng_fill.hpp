@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "rng.hpp"
 
@@ -127,7 +128,7 @@ LESDE_FILL_INLINE void fill_law_increments(const Stream& s, uint32_t step, uint6
     philox_blocks(s, step, block, nb, w[0], w[1], w[2], w[3], simd);
     for (int l = 0; l < nb; ++l) Law::values(LaneWords{w, l}, 0, kPerBlock, z + kPerBlock * l);
     const int64_t take = std::min<int64_t>(int64_t(kPerBlock) * nb - skip, count - done);
-    std::copy(z + skip, z + skip + take, out + done);
+    std::memcpy(out + done, z + skip, size_t(take) * sizeof(T));  // libc's copy, not a loop
     done += take;
     skip = 0;
     block += uint64_t(nb);

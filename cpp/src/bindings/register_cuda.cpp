@@ -50,8 +50,8 @@ static void bind_platform(py::module_& m, const std::string& prefix, const char*
 // release wheel), marked test_only.
 static py::list backends() {
   py::list out;
-  auto add = [&out](const char* name, const char* engine, bool built, int devices,
-                    bool test_only, const char* reason) {
+  auto add = [&out](const char* name, const char* engine, bool built, int devices, bool test_only,
+                    const char* reason) {
     py::dict d;
     d["name"] = name;
     d["engine"] = engine;
