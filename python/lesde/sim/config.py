@@ -34,7 +34,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..io.storage import open_input
 from ..validate import choice, integer, probability, real, real_array
-from .model import NOISES, SCHEMES, SIGNALS, check_dimension
+from .model import BACKENDS, NOISES, SCHEMES, SIGNALS, check_dimension
 from .schedules import Constant, Schedule, as_schedule
 from .toml_text import names_a_file, toml_error_message, toml_value
 
@@ -53,8 +53,6 @@ __all__ = [
 
 PROCESSES = ("sde", "sgd")
 DTYPES = ("float64", "float32")
-# cuda_emulator: the CUDA backend's kernels on host threads, for testing without a GPU (slow)
-BACKENDS = ("cpu", "cuda", "auto", "cuda_emulator")
 DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 0.2
 DEFAULT_T_END = 10.0
 DEFAULT_N_PER_CLASS = 1000

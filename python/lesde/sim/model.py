@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from .. import _core
 
 __all__ = [
+    "BACKENDS",
     "NOISES",
     "SCHEMES",
     "SIGNALS",
@@ -154,6 +155,9 @@ def _names(table: list[Mapping]) -> tuple[str, ...]:
 SIGNALS: tuple[str, ...] = tuple(_core.Signal.__members__)
 NOISES: tuple[str, ...] = _names(_core.noise_kinds())
 SCHEMES: tuple[str, ...] = _names(_core.schemes())
+#: The values of ``Config.backend``: "auto" and the backends this build knows (the core's
+#: registry; the test-only CUDA emulator only where it is built, never in a release wheel).
+BACKENDS: tuple[str, ...] = ("auto", *(entry["name"] for entry in _core.backends()))
 
 check_registry("signal", SIGNALS, SIGNAL_INFO, "SIGNAL_INFO")
 check_registry("noise kind", NOISES, _core.NoiseKind.__members__, "the core's enum NoiseKind")
