@@ -13,7 +13,7 @@ import os
 
 import torch
 
-import lesde.io.storage
+import lesde.io.atomic
 
 
 class FaultOnStep(torch.nn.Module):
@@ -45,6 +45,6 @@ def faulty_model(seed: int, *, lenet, fault: str, at_seed: int, step: int = 3):
     if seed != at_seed:
         return net
     if fault == "enospc":  # this worker process's disk is full from now on
-        lesde.io.storage.atomic_savez = _no_space
+        lesde.io.atomic.atomic_savez = _no_space
         return net
     return FaultOnStep(net, step, fault)

@@ -281,7 +281,7 @@ INTERRUPTED = dict(
     signal="cross_entropy",
     label_noise=0.1,
     sigma=0.5,
-    steps=6000,
+    steps=30000,  # about 2 s on two ranks: Ctrl-C lands in the run on a quiet machine too
     record_every=1500,
     threads=1,
     seed=5,
@@ -345,7 +345,9 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_resumes_bit_identically(
         deadline = time.monotonic() + 60
         while not all(p.exists() for p in pids) and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(random.Random(seed).uniform(0.2, 0.8))  # into the run, at a seeded moment
+        while not ckpt.exists() and time.monotonic() < deadline:  # the run is stepping
+            time.sleep(0.005)
+        time.sleep(random.Random(seed).uniform(0.0, 0.3))  # into the run, at a seeded moment
         rank0, rank1 = (int(p.read_text()) for p in pids)
         if how == "to rank 1":
             os.kill(rank1, signal.SIGINT)
