@@ -2,20 +2,17 @@
 compiled core, everything Python knows per signal lives in one table, and a core name
 without an entry (or an entry without a core name) fails when lesde is imported, not mid-run."""
 
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from processes import child_env
 
 import lesde
 from lesde import _core
 from lesde.cli import common
 from lesde.sim import config, model, result
-
-PYTHON = str(Path(__file__).resolve().parents[1] / "python")
 
 
 def test_names_are_the_cores():
@@ -59,9 +56,8 @@ def _import_with(patch: str) -> subprocess.CompletedProcess:
         {patch}
         importlib.reload(model)
     """)
-    env = dict(os.environ, PYTHONPATH=PYTHON)
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120
     )
 
 
