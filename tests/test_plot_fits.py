@@ -58,3 +58,12 @@ def test_a_never_prediction_is_drawn_as_never_and_not_joined():
             assert np.isnan(y[:2]).all() and np.allclose(y[2:], [16.0, 17.0]), y
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(label.startswith("predicted: never") for label in labels), labels
+
+
+def test_a_prediction_outside_its_interval_is_drawn():
+    """The median of the LE-SDE runs can lie outside the bootstrap interval of that median
+    (a few resampled runs); matplotlib refuses negative error bars, so the figure failed."""
+    fig = prediction_timeline([0.3, 0.6], {"loss_halves": [0.49, 0.5]},
+                              {"loss_halves": [(0.52, 0.6), (0.4, 0.45)]},
+                              {"loss_halves": [0.7, 0.8]}, t_end=4.0)  # fmt: skip
+    assert len(fig.axes) == 1

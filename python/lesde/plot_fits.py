@@ -335,8 +335,15 @@ def prediction_timeline(fractions, predicted, intervals, observed, t_end, fig=No
         reached = np.where(never, np.nan, shown)  # a line only between finite predictions
         ax.plot(f, reached, "-", color="C0", lw=1.2)
         ok = ~never
-        ax.errorbar(f[ok], shown[ok], yerr=[shown[ok] - lower[ok], upper[ok] - shown[ok]],
-                    fmt="o", color="C0", capsize=3, label="LE-SDE prediction")  # fmt: skip
+        # the median of the runs may lie outside the bootstrap interval of it: the bar then
+        # covers the interval only
+        below = np.clip(shown[ok] - lower[ok], 0.0, None)
+        above = np.clip(upper[ok] - shown[ok], 0.0, None)
+        ax.errorbar(f[ok], shown[ok], yerr=[below, above], fmt="o", color="C0", capsize=3,
+                    label="LE-SDE prediction")  # fmt: skip
+        outside = ok & ((shown < lower) | (shown > upper))
+        if outside.any():
+            ax.vlines(f[outside], lower[outside], upper[outside], color="C0", lw=1.0)
         open_top = ok & ~np.isfinite(band[:, 1])
         for x, y in zip(f[open_top], upper[open_top], strict=True):
             ax.annotate("", xy=(x, 1.08 * t_end), xytext=(x, y),

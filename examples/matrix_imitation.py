@@ -1,0 +1,512 @@
+"""An imitation that imitates: the paper's code exactly, a matrix LE-ODE, prediction, K = 10.
+
+The study behind docs/real_networks.md ("A matrix LE-ODE, out of sample"). Trial
+ensembles of LeNets trained with plain SGD, one sample per step (lesde.nn.train_ensemble,
+stored per trial in a folder outside the source tree, so a killed run resumes):
+
+1. ``paper``: the paper's published estimators (``conventions="paper"``, start 0) on the
+   raw trial-averaged logits they were given, and on the same logits centred per class (what
+   their derivation assumes): how much the row sums move its Figure-5 numbers.
+2. ``replay``: the scalar LE-ODE against the matrix LE-ODE with the directly measured
+   impact matrix (cross-entropy signal, no fit to class means) and with E(t) fitted to
+   class means (projected signal), all out of sample (lesde.impact_replay.compare_replays:
+   E from one half of an ensemble's trials, scored on the other half), per start record,
+   with bands over disjoint ensembles; diagnostics of what the measured matrix misses.
+3. ``predict``: the rate form (power law, logistic, rational) chosen by out-of-sample error
+   on one half of the pool, then the milestones of the other half predicted from its first
+   part of training.
+4. ``digits``: K = 10 on scikit-learn's 8 x 8 digits: the pipeline (I for any K; lesde's L
+   for any K; the paper's L refuses K != 3), the measured impact ratio after the plateau,
+   and the replay comparison.
+
+Run::
+
+    python examples/matrix_imitation.py --quick --out figures/          # seconds
+    python examples/matrix_imitation.py --full --store /tmp/lesde-store \\
+        --out docs/figures --summary docs/matrix_imitation.json          # hours, resumable
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import lesde.data
+import lesde.nn
+from lesde import plot_fits
+from lesde.ensemble import load_ensemble
+from lesde.impact_replay import (
+    compare_replays,
+    measured_impact,
+    relative_error,
+    replay_impact,
+    split_halves,
+)
+from lesde.pipeline import aligned_start, average_class_means, paper_pipeline
+from lesde.predict import EVENTS, milestones, predict_training
+from lesde.rate_forms import select_form
+
+KINDS = ("scalar", "measured", "fitted")
+
+
+# ----------------------------------------------------------------------------- settings
+class Standardise(torch.nn.Module):
+    """Fixed input standardisation ``(x - mean) / std`` (not trained)."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x):  # noqa: D102 - nn.Module protocol
+        return (x - self.mean) / self.std
+
+
+def linear_model(seed, pixels=256, classes=3, mean=0.0, std=1.0):
+    """The quick mode's network: standardised inputs, ``Flatten + Linear``, float64 (it
+    leaves its plateau in a few hundred steps, where a LeNet needs thousands)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers = [Standardise(mean, std), torch.nn.Flatten(), torch.nn.Linear(pixels, classes)]
+        model = torch.nn.Sequential(*layers)
+    return model.to(torch.float64)
+
+
+def settings(full: bool) -> dict:
+    if full:
+        return {
+            "shapes": dict(
+                data=dict(n_per_class=300, seed=0),
+                train=dict(lr=0.005, steps=10_000, record_every=50, impact_every=250,
+                           impact_options=dict(inputs_per_class=6, targets_per_class=30,
+                                               n_boot=200)),  # fmt: skip
+                trials=48,
+                ensemble=8,
+            ),
+            "digits": dict(
+                data=dict(size=16),
+                train=dict(lr=0.01, steps=4000, record_every=20, impact_every=100,
+                           impact_options=dict(inputs_per_class=3, targets_per_class=10,
+                                               n_boot=200)),  # fmt: skip
+                trials=16,
+                ensemble=8,
+            ),
+            "fractions": (0.2, 0.25, 0.3, 0.35, 0.4),
+            "scale_grid": tuple(np.geomspace(1 / 16, 256.0, 17)),
+            "n_boot": 20,
+            "model_trials": 16,
+            "quick": False,
+        }
+    return {
+        "shapes": dict(
+            data=dict(n_per_class=20, size=16, seed=0),
+            train=dict(lr=0.01, steps=400, record_every=5, impact_every=25,
+                       impact_options=dict(inputs_per_class=2, targets_per_class=4, n_boot=20),
+                       model=partial(linear_model, mean=0.091, std=0.231), workers=1),  # fmt: skip
+            trials=8,
+            ensemble=4,
+        ),
+        "digits": dict(
+            data=dict(n_per_class=4, size=16),
+            train=dict(lr=0.05, steps=200, record_every=4, impact_every=20,
+                       impact_options=dict(inputs_per_class=1, targets_per_class=2, n_boot=20),
+                       model=partial(linear_model, classes=10), workers=1),  # fmt: skip
+            trials=4,
+            ensemble=2,
+        ),
+        "fractions": (0.3, 0.6),
+        "scale_grid": (0.5, 2.0),
+        "n_boot": 2,
+        "model_trials": 2,
+        "quick": True,
+    }
+
+
+def dataset(name: str, s: dict):
+    if name == "shapes":
+        return lesde.data.geometric_shapes(**s[name]["data"])
+    return lesde.data.digits(**s[name]["data"])
+
+
+def train(name: str, s: dict, store: Path, workers: int | None, trials: int | None = None):
+    opts = dict(s[name]["train"])
+    opts.setdefault("workers", workers)
+    return lesde.nn.train_ensemble(dataset(name, s), trials=trials or s[name]["trials"],
+                                   folder=store / name, seed=0, progress=False, **opts)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- helpers
+def plain(value):
+    """JSON-ready: NumPy numbers and arrays as lists, NaN and inf as None."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def band(values) -> dict:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if not v.size:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()),
+            "n": int(v.size)}  # fmt: skip
+
+
+def centred(m):
+    """Class means with each class's logits centred (a shift softmax ignores)."""
+    return m - m.mean(axis=-1, keepdims=True)
+
+
+def starts_of(pool) -> dict:
+    """The study's two start records: where the trial-averaged class means of the whole
+    pool first point at their labels, and where the trial-averaged loss has halved."""
+    _, averaged = average_class_means(pool)
+    try:
+        start = aligned_start(averaged)
+    except ValueError:
+        start = pool.times.size // 3
+    loss = np.nanmean(pool.metrics["loss"], axis=0)
+    halved = np.flatnonzero(loss <= loss[0] / 2)
+    late = max(start, int(halved[0])) if halved.size else start
+    late = min(late, pool.times.size - 22)
+    return {"class means aligned": start, "loss halved": late}
+
+
+# ----------------------------------------------------------------------------- 1. paper
+def paper_phase(pool) -> dict:
+    """The paper's code on raw and on centred trial-averaged logits (start 0)."""
+    times, raw = average_class_means(pool)
+    out = {"row_sum_over_scale": float(np.abs(raw.sum(axis=2)).max() / np.abs(raw).max())}
+    print(f"  row sums of the averaged logits: up to {out['row_sum_over_scale']:.2f} of the "
+          "largest logit")  # fmt: skip
+    for est in ("L", "I"):
+        runs = {}
+        for label, means in (("raw", raw), ("centred", centred(raw))):
+            try:
+                run = paper_pipeline(means, times=times, estimator=est, conventions="paper",
+                                     start=0)  # fmt: skip
+                runs[label] = run
+                out[f"{est}, {label}"] = {"mean_error": run.mean_error,
+                                          "final_error": run.final_error,
+                                          "A_hat_end": float(run.A_hat[-1]),
+                                          "B_hat_end": float(run.B_hat[-1])}  # fmt: skip
+            except ValueError as err:
+                out[f"{est}, {label}"] = {"error": str(err)}
+        if len(runs) == 2:
+            with np.errstate(all="ignore"):
+                moved = {
+                    name: float(np.nanmax(np.abs(getattr(runs["raw"], name)
+                                                 - getattr(runs["centred"], name)))
+                                / np.nanmax(np.abs(getattr(runs["centred"], name))))
+                    for name in ("A_hat", "B_hat", "alpha_hat", "beta_hat")
+                }  # fmt: skip
+            out[f"{est}, raw against centred"] = moved
+            r, c = out[f"{est}, raw"], out[f"{est}, centred"]
+            print(f"  {est} (the paper's code, start 0): replay error raw {r['mean_error']:.3f} "
+                  f"/ {r['final_error']:.3f} (mean / final), centred {c['mean_error']:.3f} / "
+                  f"{c['final_error']:.3f}; raw moves A_hat {moved['A_hat']:.0%}, B_hat "
+                  f"{moved['B_hat']:.0%}, rates {moved['alpha_hat']:.0%} / "
+                  f"{moved['beta_hat']:.0%}")  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------- 2. replay
+def scaled_measured(pool, first, second, start, grid) -> tuple[float, float]:
+    """Diagnostic: the measured E times one factor c, c chosen on the first half (replayed
+    against its own averages), then scored on the second: is the measured matrix only off
+    in scale?"""
+    times, a = average_class_means(pool, trials=first)
+    _, b = average_class_means(pool, trials=second)
+    t, a, b = times[start:], a[start:], b[start:]
+    it, E = measured_impact(pool, trials=first)
+    best = (np.inf, 1.0)
+    for c in grid:
+        run = replay_impact(t, c * E, a[0], impact_times=it, signal="cross_entropy",
+                            steps_per_interval=2)  # fmt: skip
+        err = float(np.nanmean(relative_error(run, a)))
+        best = min(best, (err, float(c)))
+    run = replay_impact(t, best[1] * E, b[0], impact_times=it, signal="cross_entropy",
+                        steps_per_interval=2)  # fmt: skip
+    return best[1], float(np.nanmean(relative_error(run, b)))
+
+
+def softmax_weight(pool, start) -> dict:
+    """Diagnostic of the softmax weighting: the class-mean LE-ODE pushes class k with
+    g = e_k - softmax(m_k); the network with the average of e_y - softmax(x_i) over its
+    samples, whose own-label part is at least (1 - accuracy) / 2 (a misclassified sample
+    has p_y < 1/2). Compared late in training."""
+    _, m = average_class_means(pool)
+    z = np.exp(m - m.max(axis=2, keepdims=True))
+    p_own = np.einsum("tkk->tk", z / z.sum(axis=2, keepdims=True)).mean(axis=1)
+    acc = np.nanmean(pool.metrics["accuracy"], axis=0)
+    rows = np.unique(np.linspace(start, pool.times.size - 1, 5).round().astype(int))
+    return {
+        "times": pool.times[rows].tolist(),
+        "class_mean_push": (1.0 - p_own[rows]).tolist(),
+        "network_push_at_least": ((1.0 - acc[rows]) / 2).tolist(),
+    }
+
+
+def replay_phase(name, s, pool, class_names) -> tuple[dict, dict]:
+    n = s[name]["ensemble"]
+    R = pool.replicas
+    groups = [np.arange(e * n, (e + 1) * n) for e in range(R // n)]
+    starts = starts_of(pool)
+    out: dict = {"trials": R, "ensemble": n, "ensembles": len(groups), "starts": {}}
+    figure = None
+    for start_name, start in starts.items():
+        if start_name != "class means aligned" and start == starts["class means aligned"]:
+            out["starts"][start_name] = out["starts"]["class means aligned"]
+            print(f"  {start_name}: the same record")
+            continue
+        per = {k: [] for k in (*KINDS, "scalar, in sample", "measured x c")}
+        centred_err = {k: [] for k in KINDS}
+        factors = []
+        for e, idx in enumerate(groups):
+            a, b = split_halves(n, seed=e)
+            res = compare_replays(pool, start=start, halves=(idx[a], idx[b]))
+            for kind, r in res.items():
+                per[kind].append(r.mean_error)
+                centred_err[kind].append(float(np.nanmean(
+                    relative_error(centred(r.replayed), centred(r.genuine)))))  # fmt: skip
+            try:
+                per["scalar, in sample"].append(paper_pipeline(pool, trials=idx,
+                                                               start=start).mean_error)  # fmt: skip
+            except ValueError:
+                per["scalar, in sample"].append(np.nan)
+            c, err = scaled_measured(pool, idx[a], idx[b], start, s["scale_grid"])
+            factors.append(c)
+            per["measured x c"].append(err)
+        block = {
+            "start_record": start,
+            "t_start": float(pool.times[start]),
+            "errors": per,
+            "bands": {k: band(v) for k, v in per.items()},
+            "centred_bands": {k: band(v) for k, v in centred_err.items()},
+            "measured_scale_factors": factors,
+            "softmax_weighting": softmax_weight(pool, start),
+        }
+        out["starts"][start_name] = block
+        shown = ", ".join(f"{k} {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"
+                          for k, v in block["bands"].items() if v["n"])  # fmt: skip
+        print(f"  from t = {pool.times[start]:g} ({start_name}), {len(groups)} ensembles of "
+              f"{n}: replay error median [min, max]: {shown}")  # fmt: skip
+        cb = block["centred_bands"]
+        print("    on logits centred per class: " + ", ".join(
+            f"{k} {v['median']:.3f}" for k, v in cb.items() if v["n"]))  # fmt: skip
+        print(f"    measured E needs a factor c = {np.median(factors):.3g} (median over "
+              f"ensembles) to fit its first half")  # fmt: skip
+        sw = block["softmax_weighting"]
+        pairs = zip(sw["times"], sw["class_mean_push"], sw["network_push_at_least"], strict=True)
+        print("    push on a class, class-mean softmax vs network (lower bound): "
+              + ", ".join(f"t={t:g}: {c:.2g} vs {w:.2g}" for t, c, w in pairs))  # fmt: skip
+        if start_name == "loss halved" or start == starts["loss halved"]:
+            a, b = split_halves(R, seed=0)
+            res = compare_replays(pool, start=start, halves=(a, b))
+            figure = plot_fits.replay_comparison(
+                res["scalar"].times, res["scalar"].genuine,
+                {f"{k} E" if k != "scalar" else "scalar": (r.times, r.replayed)
+                 for k, r in res.items()},
+                class_names=class_names,
+                errors={f"{k} E" if k != "scalar" else "scalar": r.mean_error
+                        for k, r in res.items()},
+            )  # fmt: skip
+            out["full_pool_halves"] = {k: r.summary() for k, r in res.items()}
+    return out, figure
+
+
+def error_figure(results: dict):
+    from lesde.plot_style import pyplot
+
+    plt = pyplot()
+    blocks = [(f"{data}: {start}", b) for data, r in results.items()
+              for start, b in r["starts"].items()]  # fmt: skip
+    fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.6), squeeze=False)
+    kinds = (*KINDS, "scalar, in sample")
+    for ax, (title, b) in zip(axes.ravel(), blocks, strict=True):
+        for i, k in enumerate(kinds):
+            v = b["bands"][k]
+            if not v["n"]:
+                continue
+            ax.errorbar([i], [v["median"]], yerr=[[v["median"] - v["min"]],
+                                                  [v["max"] - v["median"]]],
+                        fmt="o", color=f"C{i}", capsize=4)  # fmt: skip
+            ax.plot(np.full(len(b["errors"][k]), i), b["errors"][k], ".", color=f"C{i}",
+                    alpha=0.4)  # fmt: skip
+        ax.set_xticks(range(len(kinds)), [k.replace(", ", "\n") for k in kinds], fontsize=8)
+        ax.set_title(f"{title} (t = {b['t_start']:g})", fontsize=9)
+        ax.set_ylabel("replay error (mean relative max-norm)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- 3. predict
+def predict_phase(s, pool) -> tuple[dict, object]:
+    R = pool.replicas
+    select, evaluate = np.arange(R // 2), np.arange(R // 2, R)
+    n = max(2, s["shapes"]["ensemble"] // 2)
+    imp = pool.impact
+    t_split = 0.3 * float(pool.times[-1])
+    series = []
+    for e in range(len(select) // n):
+        rows = select[e * n : (e + 1) * n]
+        for name in ("alpha_hat", "beta_hat"):
+            series.append((imp.times, np.nanmean(getattr(imp, name)[rows], axis=0)))
+    best, errors = select_form(series, t_split)
+    shown = ", ".join(f"{f} {e:.3f}" for f, e in errors.items())
+    print(f"  rate forms, out-of-sample RMS log error after t = {t_split:g} on {len(series)} "
+          f"curves of the selection half: {shown}; chosen: {best}")  # fmt: skip
+    held = pool.select(evaluate)
+    out = {"selection_errors": errors, "form": best, "select_trials": select.tolist(),
+           "evaluate_trials": evaluate.tolist(), "runs": {}}  # fmt: skip
+    seen = milestones(held)
+    loss = np.nanmean(held.metrics["loss"], axis=0)
+    from lesde.predict import event_time
+
+    out["observed"] = {k: band(v) for k, v in seen.items()}
+    out["averaged_loss_halves"] = event_time(held.times, loss, loss[0] / 2)
+    for form in dict.fromkeys((best, "power_law")):
+        rows = []
+        for f in s["fractions"]:
+            p = predict_training(held, f, n_boot=s["n_boot"], form=form,
+                                 model_trials=min(s["model_trials"], held.replicas))  # fmt: skip
+            rows.append(p.summary())
+            e = rows[-1]["loss_halves"]
+            fmt = lambda x: "never" if x is None else f"{x:.2f}"  # noqa: E731
+            print(f"  {form}, observe {f:.0%}: loss halves at {fmt(e['predicted'])} "
+                  f"[{fmt(e['interval'][0])}, {fmt(e['interval'][1])}] against the networks' "
+                  f"{fmt(e['trials_median'])} ({fmt(e['relative_error'])} relative)")  # fmt: skip
+        out["runs"][form] = rows
+    rows = out["runs"][best]
+    fig = plot_fits.prediction_timeline(
+        s["fractions"],
+        {k: [r[k]["predicted"] if r[k]["predicted"] is not None else np.inf for r in rows]
+         for k in EVENTS},
+        {k: [[x if x is not None else np.inf for x in r[k]["interval"]] for r in rows]
+         for k in EVENTS},
+        seen,
+        t_end=float(held.times[-1]),
+    )  # fmt: skip
+    return out, fig
+
+
+# ----------------------------------------------------------------------------- 4. digits
+def digits_phase(pool) -> dict:
+    out: dict = {"trials": pool.replicas, "K": int(pool.class_means.shape[2])}
+    for label, kw in {
+        "I, lesde, aligned": dict(estimator="I"),
+        "L, lesde, aligned": dict(estimator="L"),
+        "I, paper's code, start 0": dict(estimator="I", conventions="paper", start=0),
+        "L, paper's code, start 0": dict(estimator="L", conventions="paper", start=0),
+    }.items():
+        try:
+            run = paper_pipeline(pool, **kw)
+            out[label] = run.summary()
+            a, b = np.nanmedian(run.alpha_hat), np.nanmedian(run.beta_hat)
+            print(f"  {label}: replay error {run.mean_error:.3f}, median alpha_hat {a:.3g}, "
+                  f"beta_hat {b:.3g}")  # fmt: skip
+        except ValueError as err:
+            out[label] = {"error": str(err)}
+            print(f"  {label}: {err}")
+    imp = pool.impact
+    loss = np.nanmean(pool.metrics["loss"], axis=0)
+    halved = np.flatnonzero(loss <= loss[0] / 2)
+    t_half = float(pool.times[halved[0]]) if halved.size else float(pool.times[-1])
+    with np.errstate(all="ignore"):
+        q = np.nanquantile(imp.ratio, [0.1, 0.5, 0.9], axis=0)
+    after = imp.times >= t_half
+    out["loss_halved_at"] = t_half
+    out["ratio_times"] = imp.times.tolist()
+    out["ratio_q10_q50_q90"] = q.tolist()
+    out["ratio_after_plateau"] = band(np.nanmedian(imp.ratio[:, after], axis=0))
+    out["share_of_trial_measurements_above_1_after_plateau"] = float(
+        np.nanmean(imp.ratio[:, after] > 1.0))  # fmt: skip
+    print(f"  measured alpha_hat / beta_hat after the plateau (t >= {t_half:g}): median over "
+          f"trials {out['ratio_after_plateau']['median']:.3f} (range of the medians over time "
+          f"{out['ratio_after_plateau']['min']:.3f}-{out['ratio_after_plateau']['max']:.3f}); "
+          f"{out['share_of_trial_measurements_above_1_after_plateau']:.0%} of the trials' "
+          "measurements above 1")  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def analyse(s, store: Path, out: Path, summary_path: Path | None, phases) -> dict:
+    from lesde import plot
+
+    summary: dict = {"settings": {k: v for k, v in s.items() if k not in ("shapes", "digits")}}
+    figs = {}
+    replays = {}
+    pools = {}
+    for name in ("shapes", "digits"):
+        if (store / name).exists():
+            pools[name] = load_ensemble(store / name)
+            train_s = {k: v for k, v in s[name]["train"].items() if k not in ("model", "workers")}
+            summary[f"{name}_protocol"] = {"data": s[name]["data"], **train_s,
+                                           "trials": pools[name].replicas}  # fmt: skip
+    if "shapes" in pools and "paper" in phases:
+        print(f"1. the paper's code on {pools['shapes'].replicas} shapes trials")
+        summary["paper"] = paper_phase(pools["shapes"])
+    if "replay" in phases:
+        for name, pool in pools.items():
+            print(f"2. replay, {name} ({pool.replicas} trials)")
+            names = dataset(name, s).class_names
+            replays[name], fig = replay_phase(name, s, pool, names)
+            figs[f"matrix_replay_{name}.png"] = fig
+        summary["replay"] = replays
+        figs["matrix_replay_errors.png"] = error_figure(replays)
+    if "shapes" in pools and "predict" in phases:
+        print("3. prediction")
+        summary["prediction"], figs["matrix_prediction.png"] = predict_phase(s, pools["shapes"])
+    if "digits" in pools and "digits" in phases:
+        print(f"4. K = 10, digits ({pools['digits'].replicas} trials)")
+        summary["digits"] = digits_phase(pools["digits"])
+    for name, fig in figs.items():
+        if fig is not None:
+            print(f"wrote {plot.save(fig, out / name)}")
+    if summary_path is not None:
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.write_text(json.dumps(plain(summary), indent=1) + "\n")
+        print(f"wrote {summary_path}")
+    return summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a small version (the default)")
+    size.add_argument("--full", action="store_true", help="the study of docs/real_networks.md")
+    parser.add_argument("--phase", nargs="+", default=["train", "paper", "replay", "predict",
+                                                       "digits"],
+                        choices=("train", "paper", "replay", "predict", "digits"))  # fmt: skip
+    parser.add_argument("--store", help="folder for the trials (default: <out>/trials)")
+    parser.add_argument("--out", default=".", help="folder for the figures")
+    parser.add_argument("--summary", help="where to write the summary JSON")
+    parser.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    parser.add_argument("--trials", type=int, help="train only the first N trials of each pool")
+    args = parser.parse_args(argv)
+    s = settings(args.full)
+    store = Path(args.store) if args.store else Path(args.out) / "trials"
+    start = time.perf_counter()
+    if "train" in args.phase:
+        for name in ("shapes", "digits"):
+            pool = train(name, s, store, args.workers, args.trials)
+            print(f"{name}: {pool.replicas} trials ({time.perf_counter() - start:.0f} s)",
+                  flush=True)  # fmt: skip
+    summary = Path(args.summary) if args.summary else None
+    analyse(s, store, Path(args.out), summary, args.phase)
+    print(f"done in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
