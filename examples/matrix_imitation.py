@@ -86,7 +86,7 @@ def settings(full: bool) -> dict:
                            impact_options=dict(inputs_per_class=6, targets_per_class=30,
                                                n_boot=200)),  # fmt: skip
                 trials=48,
-                ensemble=8,
+                ensembles=(8, 24),
             ),
             "digits": dict(
                 data=dict(size=16),
@@ -94,7 +94,7 @@ def settings(full: bool) -> dict:
                            impact_options=dict(inputs_per_class=3, targets_per_class=10,
                                                n_boot=200)),  # fmt: skip
                 trials=16,
-                ensemble=8,
+                ensembles=(4, 8),
             ),
             "fractions": (0.2, 0.25, 0.3, 0.35, 0.4),
             "scale_grid": tuple(np.geomspace(1 / 16, 256.0, 17)),
@@ -109,7 +109,7 @@ def settings(full: bool) -> dict:
                        impact_options=dict(inputs_per_class=2, targets_per_class=4, n_boot=20),
                        model=partial(linear_model, mean=0.091, std=0.231), workers=1),  # fmt: skip
             trials=8,
-            ensemble=4,
+            ensembles=(4,),
         ),
         "digits": dict(
             data=dict(n_per_class=4, size=16),
@@ -117,7 +117,7 @@ def settings(full: bool) -> dict:
                        impact_options=dict(inputs_per_class=1, targets_per_class=2, n_boot=20),
                        model=partial(linear_model, classes=10), workers=1),  # fmt: skip
             trials=4,
-            ensemble=2,
+            ensembles=(2,),
         ),
         "fractions": (0.3, 0.6),
         "scale_grid": (0.5, 2.0),
@@ -243,85 +243,104 @@ def scaled_measured(pool, first, second, start, grid) -> tuple[float, float]:
 def softmax_weight(pool, start) -> dict:
     """Diagnostic of the softmax weighting: the class-mean LE-ODE pushes class k with
     g = e_k - softmax(m_k); the network with the average of e_y - softmax(x_i) over its
-    samples, whose own-label part is at least (1 - accuracy) / 2 (a misclassified sample
-    has p_y < 1/2). Compared late in training."""
+    samples, whose own-label part 1 - p_y averages at least (1 - accuracy) / 2 (a
+    misclassified sample has p_y < 1/2) and at most 1 - exp(-loss) (Jensen)."""
     _, m = average_class_means(pool)
     z = np.exp(m - m.max(axis=2, keepdims=True))
     p_own = np.einsum("tkk->tk", z / z.sum(axis=2, keepdims=True)).mean(axis=1)
     acc = np.nanmean(pool.metrics["accuracy"], axis=0)
+    loss = np.nanmean(pool.metrics["loss"], axis=0)
     rows = np.unique(np.linspace(start, pool.times.size - 1, 5).round().astype(int))
     return {
         "times": pool.times[rows].tolist(),
         "class_mean_push": (1.0 - p_own[rows]).tolist(),
         "network_push_at_least": ((1.0 - acc[rows]) / 2).tolist(),
+        "network_push_at_most": (1.0 - np.exp(-loss[rows])).tolist(),
     }
 
 
-def replay_phase(name, s, pool, class_names) -> tuple[dict, dict]:
-    n = s[name]["ensemble"]
+def one_ensemble(pool, idx, seed, start, grid) -> dict:
+    """Every replay error of one ensemble (trial indices ``idx``) split in halves."""
+    a, b = split_halves(len(idx), seed=seed)
+    first, second = idx[a], idx[b]
+    res = compare_replays(pool, start=start, halves=(first, second))
+    row = {k: r.mean_error for k, r in res.items()}
+    row.update({f"{k}, centred": float(np.nanmean(relative_error(centred(r.replayed),
+                                                                 centred(r.genuine))))
+                for k, r in res.items()})  # fmt: skip
+    t = res["fitted"].times
+    _, A = average_class_means(pool, trials=first)
+    A = A[start:]
+    E = res["fitted"].impact
+    row["fitted, in sample"] = float(np.nanmean(relative_error(replay_impact(t, E, A[0]), A)))
+    B = res["fitted"].genuine
+    # no model at all: the first half's own trajectory, moved to the second half's start
+    row["halves differ"] = float(np.nanmean(relative_error(A - A[0] + B[0], B)))
+    try:
+        row["scalar, in sample"] = paper_pipeline(pool, trials=idx, start=start).mean_error
+    except ValueError:
+        row["scalar, in sample"] = float("nan")
+    row["measured scale c"], row["measured x c"] = scaled_measured(pool, first, second, start,
+                                                                    grid)  # fmt: skip
+    return row
+
+
+ROWS = ("scalar", "measured", "fitted", "scalar, in sample", "fitted, in sample",
+        "halves differ", "measured x c")  # fmt: skip
+
+
+def replay_phase(name, s, pool, class_names) -> tuple[dict, object]:
     R = pool.replicas
-    groups = [np.arange(e * n, (e + 1) * n) for e in range(R // n)]
     starts = starts_of(pool)
-    out: dict = {"trials": R, "ensemble": n, "ensembles": len(groups), "starts": {}}
-    figure = None
-    for start_name, start in starts.items():
-        if start_name != "class means aligned" and start == starts["class means aligned"]:
-            out["starts"][start_name] = out["starts"]["class means aligned"]
-            print(f"  {start_name}: the same record")
+    out: dict = {"trials": R, "sizes": {}}
+    for n in s[name]["ensembles"]:
+        groups = [np.arange(e * n, (e + 1) * n) for e in range(R // n)]
+        if not groups:
             continue
-        per = {k: [] for k in (*KINDS, "scalar, in sample", "measured x c")}
-        centred_err = {k: [] for k in KINDS}
-        factors = []
-        for e, idx in enumerate(groups):
-            a, b = split_halves(n, seed=e)
-            res = compare_replays(pool, start=start, halves=(idx[a], idx[b]))
-            for kind, r in res.items():
-                per[kind].append(r.mean_error)
-                centred_err[kind].append(float(np.nanmean(
-                    relative_error(centred(r.replayed), centred(r.genuine)))))  # fmt: skip
-            try:
-                per["scalar, in sample"].append(paper_pipeline(pool, trials=idx,
-                                                               start=start).mean_error)  # fmt: skip
-            except ValueError:
-                per["scalar, in sample"].append(np.nan)
-            c, err = scaled_measured(pool, idx[a], idx[b], start, s["scale_grid"])
-            factors.append(c)
-            per["measured x c"].append(err)
-        block = {
-            "start_record": start,
-            "t_start": float(pool.times[start]),
-            "errors": per,
-            "bands": {k: band(v) for k, v in per.items()},
-            "centred_bands": {k: band(v) for k, v in centred_err.items()},
-            "measured_scale_factors": factors,
-            "softmax_weighting": softmax_weight(pool, start),
-        }
-        out["starts"][start_name] = block
-        shown = ", ".join(f"{k} {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"
-                          for k, v in block["bands"].items() if v["n"])  # fmt: skip
-        print(f"  from t = {pool.times[start]:g} ({start_name}), {len(groups)} ensembles of "
-              f"{n}: replay error median [min, max]: {shown}")  # fmt: skip
-        cb = block["centred_bands"]
-        print("    on logits centred per class: " + ", ".join(
-            f"{k} {v['median']:.3f}" for k, v in cb.items() if v["n"]))  # fmt: skip
-        print(f"    measured E needs a factor c = {np.median(factors):.3g} (median over "
-              f"ensembles) to fit its first half")  # fmt: skip
-        sw = block["softmax_weighting"]
-        pairs = zip(sw["times"], sw["class_mean_push"], sw["network_push_at_least"], strict=True)
-        print("    push on a class, class-mean softmax vs network (lower bound): "
-              + ", ".join(f"t={t:g}: {c:.2g} vs {w:.2g}" for t, c, w in pairs))  # fmt: skip
-        if start_name == "loss halved" or start == starts["loss halved"]:
-            a, b = split_halves(R, seed=0)
-            res = compare_replays(pool, start=start, halves=(a, b))
-            figure = plot_fits.replay_comparison(
-                res["scalar"].times, res["scalar"].genuine,
-                {f"{k} E" if k != "scalar" else "scalar": (r.times, r.replayed)
-                 for k, r in res.items()},
-                class_names=class_names,
-                errors={f"{k} E" if k != "scalar" else "scalar": r.mean_error
-                        for k, r in res.items()},
-            )  # fmt: skip
-            out["full_pool_halves"] = {k: r.summary() for k, r in res.items()}
+        block_n: dict = {"ensembles": len(groups), "starts": {}}
+        done: dict = {}
+        for start_name, start in starts.items():
+            if start in done:
+                block_n["starts"][start_name] = block_n["starts"][done[start]]
+                continue
+            done[start] = start_name
+            rows = [one_ensemble(pool, idx, e, start, s["scale_grid"])
+                    for e, idx in enumerate(groups)]  # fmt: skip
+            errors = {k: [r[k] for r in rows] for k in rows[0]}
+            block = {"start_record": start, "t_start": float(pool.times[start]),
+                     "errors": errors, "bands": {k: band(v) for k, v in errors.items()},
+                     "softmax_weighting": softmax_weight(pool, start)}  # fmt: skip
+            block_n["starts"][start_name] = block
+            shown = ", ".join(f"{k} {block['bands'][k]['median']:.3f} "
+                              f"[{block['bands'][k]['min']:.3f}, {block['bands'][k]['max']:.3f}]"
+                              for k in ROWS if block["bands"][k]["n"])  # fmt: skip
+            print(f"  from t = {pool.times[start]:g} ({start_name}), {len(groups)} ensembles of "
+                  f"{n} (halves of {n // 2}): replay error median [min, max]: {shown}")  # fmt: skip
+            print("    on logits centred per class: " + ", ".join(
+                f"{k} {block['bands'][k + ', centred']['median']:.3f}" for k in KINDS))  # fmt: skip
+            c = np.median(errors["measured scale c"])
+            print(f"    measured E needs a factor c = {c:.3g} (median) to fit its first half")
+            sw = block["softmax_weighting"]
+            print("    push on a class (1 - p_own): class-mean softmax vs the network's bounds: "
+                  + ", ".join(f"t={t:g}: {c:.2g} vs [{lo:.2g}, {hi:.2g}]" for t, c, lo, hi in
+                              zip(sw["times"], sw["class_mean_push"], sw["network_push_at_least"],
+                                  sw["network_push_at_most"], strict=True)))  # fmt: skip
+        out["sizes"][str(n)] = block_n
+    start = starts["loss halved"]
+    a, b = split_halves(R, seed=0)
+    res = compare_replays(pool, start=start, halves=(a, b))
+    label = lambda k: "scalar" if k == "scalar" else f"{k} E"  # noqa: E731
+    figure = plot_fits.replay_comparison(
+        res["scalar"].times, res["scalar"].genuine,
+        {label(k): (r.times, r.replayed) for k, r in res.items()},
+        class_names=class_names,
+        errors={label(k): r.mean_error for k, r in res.items()},
+    )  # fmt: skip
+    out["whole_pool_halves"] = {"t_start": float(pool.times[start]),
+                                **{k: r.summary() for k, r in res.items()}}  # fmt: skip
+    print(f"  the whole pool in two halves of {len(a)} and {len(b)}, from t = "
+          f"{pool.times[start]:g}: " + ", ".join(f"{k} {r.mean_error:.3f}"
+                                                  for k, r in res.items()))  # fmt: skip
     return out, figure
 
 
@@ -329,24 +348,30 @@ def error_figure(results: dict):
     from lesde.plot_style import pyplot
 
     plt = pyplot()
-    blocks = [(f"{data}: {start}", b) for data, r in results.items()
-              for start, b in r["starts"].items()]  # fmt: skip
-    fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.6), squeeze=False)
-    kinds = (*KINDS, "scalar, in sample")
-    for ax, (title, b) in zip(axes.ravel(), blocks, strict=True):
-        for i, k in enumerate(kinds):
-            v = b["bands"][k]
-            if not v["n"]:
-                continue
-            ax.errorbar([i], [v["median"]], yerr=[[v["median"] - v["min"]],
-                                                  [v["max"] - v["median"]]],
-                        fmt="o", color=f"C{i}", capsize=4)  # fmt: skip
-            ax.plot(np.full(len(b["errors"][k]), i), b["errors"][k], ".", color=f"C{i}",
-                    alpha=0.4)  # fmt: skip
+    blocks = []
+    for data, r in results.items():
+        names = list(next(iter(r["sizes"].values()))["starts"]) if r["sizes"] else []
+        for start in names:
+            blocks.append((data, start, {n: b["starts"][start] for n, b in r["sizes"].items()}))
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 4.0), squeeze=False)
+    kinds = ("scalar", "measured", "fitted", "scalar, in sample", "halves differ")
+    for ax, (data, start, per_size) in zip(axes.ravel(), blocks, strict=True):
+        for j, (n, b) in enumerate(per_size.items()):
+            for i, k in enumerate(kinds):
+                v = b["bands"][k]
+                if not v["n"]:
+                    continue
+                x = i + 0.25 * (j - (len(per_size) - 1) / 2)
+                ax.errorbar([x], [v["median"]], yerr=[[v["median"] - v["min"]],
+                                                      [v["max"] - v["median"]]],
+                            fmt="os"[j % 2], color=f"C{i}", capsize=3,
+                            label=f"ensembles of {n}" if i == 0 else None)  # fmt: skip
+        t0 = next(iter(per_size.values()))["t_start"]
         ax.set_xticks(range(len(kinds)), [k.replace(", ", "\n") for k in kinds], fontsize=8)
-        ax.set_title(f"{title} (t = {b['t_start']:g})", fontsize=9)
-        ax.set_ylabel("replay error (mean relative max-norm)")
+        ax.set_title(f"{data}, from t = {t0:g} ({start})", fontsize=9)
+        ax.set_ylabel("replay error, out of sample (mean relative max-norm)", fontsize=8)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -355,7 +380,7 @@ def error_figure(results: dict):
 def predict_phase(s, pool) -> tuple[dict, object]:
     R = pool.replicas
     select, evaluate = np.arange(R // 2), np.arange(R // 2, R)
-    n = max(2, s["shapes"]["ensemble"] // 2)
+    n = max(2, s["shapes"]["ensembles"][0] // 2)
     imp = pool.impact
     t_split = 0.3 * float(pool.times[-1])
     series = []
@@ -388,6 +413,15 @@ def predict_phase(s, pool) -> tuple[dict, object]:
                   f"[{fmt(e['interval'][0])}, {fmt(e['interval'][1])}] against the networks' "
                   f"{fmt(e['trials_median'])} ({fmt(e['relative_error'])} relative)")  # fmt: skip
         out["runs"][form] = rows
+    # no extrapolation at all: the rates measured over the whole run drive the LE-SDE; what
+    # is left is the LE-SDE's own error, which no rate form can remove
+    p = predict_training(held, 1.0, n_boot=s["n_boot"],
+                         model_trials=min(s["model_trials"], held.replicas))  # fmt: skip
+    out["all_rates_measured"] = p.summary()
+    e = out["all_rates_measured"]["loss_halves"]
+    fmt = lambda x: "never" if x is None else f"{x:.2f}"  # noqa: E731
+    print(f"  every rate measured (no extrapolation): loss halves at {fmt(e['predicted'])} "
+          f"against the networks' {fmt(e['trials_median'])}")
     rows = out["runs"][best]
     fig = plot_fits.prediction_timeline(
         s["fractions"],
