@@ -82,17 +82,25 @@ def settings(full: bool) -> dict:
         return {
             "shapes": dict(
                 data=dict(n_per_class=300, seed=0),
-                train=dict(lr=0.005, steps=10_000, record_every=50, impact_every=250,
-                           impact_options=dict(inputs_per_class=6, targets_per_class=30,
-                                               n_boot=200)),  # fmt: skip
+                train=dict(
+                    lr=0.005,
+                    steps=10_000,
+                    record_every=50,
+                    impact_every=250,
+                    impact_options=dict(inputs_per_class=6, targets_per_class=30, n_boot=200),
+                ),  # fmt: skip
                 trials=48,
                 ensembles=(8, 24),
             ),
             "digits": dict(
                 data=dict(size=16),
-                train=dict(lr=0.01, steps=4000, record_every=20, impact_every=100,
-                           impact_options=dict(inputs_per_class=3, targets_per_class=10,
-                                               n_boot=200)),  # fmt: skip
+                train=dict(
+                    lr=0.01,
+                    steps=4000,
+                    record_every=20,
+                    impact_every=100,
+                    impact_options=dict(inputs_per_class=3, targets_per_class=10, n_boot=200),
+                ),  # fmt: skip
                 trials=16,
                 ensembles=(4, 8),
             ),
@@ -105,17 +113,29 @@ def settings(full: bool) -> dict:
     return {
         "shapes": dict(
             data=dict(n_per_class=20, size=16, seed=0),
-            train=dict(lr=0.01, steps=400, record_every=5, impact_every=25,
-                       impact_options=dict(inputs_per_class=2, targets_per_class=4, n_boot=20),
-                       model=partial(linear_model, mean=0.091, std=0.231), workers=1),  # fmt: skip
+            train=dict(
+                lr=0.01,
+                steps=400,
+                record_every=5,
+                impact_every=25,
+                impact_options=dict(inputs_per_class=2, targets_per_class=4, n_boot=20),
+                model=partial(linear_model, mean=0.091, std=0.231),
+                workers=1,
+            ),  # fmt: skip
             trials=8,
             ensembles=(4,),
         ),
         "digits": dict(
             data=dict(n_per_class=4, size=16),
-            train=dict(lr=0.05, steps=200, record_every=4, impact_every=20,
-                       impact_options=dict(inputs_per_class=1, targets_per_class=2, n_boot=20),
-                       model=partial(linear_model, classes=10), workers=1),  # fmt: skip
+            train=dict(
+                lr=0.05,
+                steps=200,
+                record_every=4,
+                impact_every=20,
+                impact_options=dict(inputs_per_class=1, targets_per_class=2, n_boot=20),
+                model=partial(linear_model, classes=10),
+                workers=1,
+            ),  # fmt: skip
             trials=4,
             ensembles=(2,),
         ),
@@ -420,8 +440,10 @@ def predict_phase(s, pool) -> tuple[dict, object]:
     out["all_rates_measured"] = p.summary()
     e = out["all_rates_measured"]["loss_halves"]
     fmt = lambda x: "never" if x is None else f"{x:.2f}"  # noqa: E731
-    print(f"  every rate measured (no extrapolation): loss halves at {fmt(e['predicted'])} "
-          f"against the networks' {fmt(e['trials_median'])}")
+    print(
+        f"  every rate measured (no extrapolation): loss halves at {fmt(e['predicted'])} "
+        f"against the networks' {fmt(e['trials_median'])}"
+    )
     rows = out["runs"][best]
     fig = plot_fits.prediction_timeline(
         s["fractions"],
