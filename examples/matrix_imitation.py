@@ -40,7 +40,7 @@ import torch
 import lesde.data
 import lesde.nn
 from lesde import plot_fits
-from lesde.ensemble import load_ensemble
+from lesde.ensemble import default_model, load_ensemble
 from lesde.impact_replay import (
     compare_replays,
     measured_impact,
@@ -104,6 +104,9 @@ def settings(full: bool) -> dict:
                 trials=16,
                 ensembles=(4, 8),
             ),
+            "diagnose": dict(
+                times=(2.5, 10.0, 15.0, 20.0, 30.0, 45.0), per_class=20, targets=30, seed=7
+            ),  # fmt: skip
             "fractions": (0.2, 0.25, 0.3, 0.35, 0.4),
             "scale_grid": tuple(np.geomspace(1 / 16, 256.0, 17)),
             "n_boot": 20,
@@ -139,6 +142,7 @@ def settings(full: bool) -> dict:
             trials=4,
             ensembles=(2,),
         ),
+        "diagnose": dict(times=(0.5, 1.5), per_class=3, targets=4, seed=7),
         "fractions": (0.3, 0.6),
         "scale_grid": (0.5, 2.0),
         "n_boot": 2,
@@ -396,6 +400,111 @@ def error_figure(results: dict):
     return fig
 
 
+# ----------------------------------------------------------------------------- 2b. why
+def drift_decomposition(model, data, lr, per_class, targets, seed) -> dict:
+    """One network, one moment: the class-mean drift that one SGD step at a random input
+    causes on average (exact to first order in lr, over ``per_class`` stepped inputs and
+    ``targets`` watched inputs per class), against what the LE-SDE makes of it:
+
+    - ``isotropic``: each step moves every logit vector along its own signal g_j, by the
+      measured impact of that input (``E_ij = Δf_i.g_j / (lr |g_j|^2)``): what is lost
+      is the part of Δf_i across g_j (the signal's form);
+    - ``class E``: the impact averaged per class pair (the measured matrix), each class's
+      signals averaged over its inputs (the LE-SDE with the network's own softmaxes);
+    - ``class-mean softmax``: as ``class E`` but the signal of each class computed from
+      its mean logits, as the class-mean LE-ODE does (the softmax weighting).
+
+    Each is compared with the genuine drift on the zero-sum part of the logits: cosine
+    and norm ratio (model / genuine).
+    """
+    from torch.func import functional_call
+
+    from lesde.network import as_tensor, eval_logits, model_dtype
+
+    K = data.n_classes
+    rng = np.random.default_rng(seed)
+    dtype = model_dtype(model)
+    logits = eval_logits(model, as_tensor(data.images, dtype))
+    stepped, watched = [], []
+    for k in range(K):
+        members = rng.permutation(np.flatnonzero(data.labels == k))
+        stepped.append(members[:per_class])
+        watched.append(members[per_class : per_class + targets])
+    stepped, watched = np.concatenate(stepped), np.concatenate(watched)
+    X_tg = as_tensor(data.images[watched], dtype)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+    model.eval()
+    with torch.no_grad():
+        f_tg = functional_call(model, (params, buffers), (X_tg,))
+    moves = np.empty((stepped.size, watched.size, K))
+    for s_, j in enumerate(stepped):
+        live = {n: p.clone().requires_grad_(True) for n, p in params.items()}
+        x = as_tensor(data.images[j : j + 1], dtype)
+        out = functional_call(model, (live, buffers), (x,))
+        y = torch.tensor([int(data.labels[j])])
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y), list(live.values()))
+        with torch.no_grad():
+            new = {n: p - lr * g for (n, p), g in zip(params.items(), grads, strict=True)}
+            moves[s_] = ((functional_call(model, (new, buffers), (X_tg,)) - f_tg) / lr).numpy()
+    model.train()
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    g_all = np.eye(K)[data.labels] - z / z.sum(axis=1, keepdims=True)
+    g = g_all[stepped]  # (S, K)
+    in_cls, tg_cls = data.labels[stepped], data.labels[watched]
+    E_pair = np.einsum("smk,sk->sm", moves, g) / np.sum(g * g, axis=1)[:, None]  # (S, M)
+    genuine = np.zeros((K, K))
+    isotropic = np.zeros((K, K))
+    E = np.zeros((K, K))
+    for k in range(K):
+        for kp in range(K):
+            rows, cols = in_cls == kp, tg_cls == k
+            genuine[k] += moves[np.ix_(rows, cols)].mean(axis=(0, 1)) / K
+            isotropic[k] += (E_pair[np.ix_(rows, cols)].mean(axis=1)[:, None] * g[rows]).mean(0) / K
+            E[k, kp] = E_pair[np.ix_(rows, cols)].mean()
+    g_class = np.stack([g[in_cls == k].mean(axis=0) for k in range(K)])
+    means = np.stack([logits[data.labels == k].mean(axis=0) for k in range(K)])
+    zm = np.exp(means - means.max(axis=1, keepdims=True))
+    g_mean = np.eye(K) - zm / zm.sum(axis=1, keepdims=True)
+    models = {"isotropic": isotropic, "class E": E @ g_class / K,
+              "class-mean softmax": E @ g_mean / K}  # fmt: skip
+    P = np.eye(K) - 1.0 / K
+    ref = (genuine @ P).ravel()
+    out = {"genuine_norm": float(np.linalg.norm(ref))}
+    for name, drift in models.items():
+        d = (drift @ P).ravel()
+        out[name] = {"cosine": float(d @ ref / (np.linalg.norm(d) * np.linalg.norm(ref))),
+                     "norm_ratio": float(np.linalg.norm(d) / np.linalg.norm(ref))}  # fmt: skip
+    p_own = np.einsum("kk->k", zm / zm.sum(axis=1, keepdims=True))
+    out["own_push_mean_softmax"] = float(np.mean(1.0 - p_own))
+    out["own_push_network"] = float(np.mean(g_all[np.arange(len(data)), data.labels]))
+    return out
+
+
+def diagnose_phase(s) -> dict:
+    """Train one network of the shapes protocol and decompose its one-step drift at a few
+    moments (:func:`drift_decomposition`)."""
+    d = s["diagnose"]
+    data = dataset("shapes", s)
+    opts = s["shapes"]["train"]
+    model = (opts.get("model") or default_model(data))(seed=d["seed"])
+    lr, done, out = opts["lr"], 0, {}
+    for when in d["times"]:
+        steps = int(round(when / lr)) - done
+        if steps > 0:
+            lesde.nn.train_and_record(model, data, lr, steps, record_every=steps,
+                                      seed=d["seed"] + done, progress=False)  # fmt: skip
+            done += steps
+        row = drift_decomposition(model, data, lr, d["per_class"], d["targets"], seed=done)
+        out[f"{done * lr:g}"] = row
+        print(f"  t = {done * lr:g}: genuine drift {row['genuine_norm']:.3g}; " + ", ".join(
+            f"{k}: cos {row[k]['cosine']:+.2f}, ratio {row[k]['norm_ratio']:.2f}"
+            for k in ("isotropic", "class E", "class-mean softmax")) + f"; push 1 - p_own: "
+            f"network {row['own_push_network']:.3g}, class-mean softmax "
+            f"{row['own_push_mean_softmax']:.3g}")  # fmt: skip
+    return out
+
+
 # ----------------------------------------------------------------------------- 3. predict
 def predict_phase(s, pool) -> tuple[dict, object]:
     R = pool.replicas
@@ -521,6 +630,9 @@ def analyse(s, store: Path, out: Path, summary_path: Path | None, phases) -> dic
             figs[f"matrix_replay_{name}.png"] = fig
         summary["replay"] = replays
         figs["matrix_replay_errors.png"] = error_figure(replays)
+    if "diagnose" in phases:
+        print("2b. why: one network's one-step drift against the LE-SDE's")
+        summary["diagnose"] = diagnose_phase(s)
     if "shapes" in pools and "predict" in phases:
         print("3. prediction")
         summary["prediction"], figs["matrix_prediction.png"] = predict_phase(s, pools["shapes"])
@@ -542,9 +654,8 @@ def main(argv=None) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small version (the default)")
     size.add_argument("--full", action="store_true", help="the study of docs/real_networks.md")
-    parser.add_argument("--phase", nargs="+", default=["train", "paper", "replay", "predict",
-                                                       "digits"],
-                        choices=("train", "paper", "replay", "predict", "digits"))  # fmt: skip
+    phases = ("train", "paper", "replay", "diagnose", "predict", "digits")
+    parser.add_argument("--phase", nargs="+", default=list(phases), choices=phases)
     parser.add_argument("--store", help="folder for the trials (default: <out>/trials)")
     parser.add_argument("--out", default=".", help="folder for the figures")
     parser.add_argument("--summary", help="where to write the summary JSON")
