@@ -542,6 +542,31 @@ def predict_phase(s, pool) -> tuple[dict, object]:
                   f"[{fmt(e['interval'][0])}, {fmt(e['interval'][1])}] against the networks' "
                   f"{fmt(e['trials_median'])} ({fmt(e['relative_error'])} relative)")  # fmt: skip
         out["runs"][form] = rows
+    # per network: each trial's own measured rates, its own prediction, its own milestone
+    per = {k: [] for k in EVENTS}
+    for r in range(held.replicas):
+        try:
+            p = predict_training(held.select([r]), 0.3, n_boot=0, model_trials=1, form=best)
+        except ValueError:
+            continue
+        for k in EVENTS:
+            per[k].append((p.predicted[k], float(seen[k][r])))
+    out["per_network_30pct"] = {}
+    for k, pairs in per.items():
+        pred, true = np.array(pairs, dtype=float).reshape(-1, 2).T
+        ok = np.isfinite(pred) & np.isfinite(true)
+        rel = np.abs(pred[ok] - true[ok]) / true[ok]
+        out["per_network_30pct"][k] = {
+            "predicted": pred.tolist(), "observed": true.tolist(),
+            "never_predicted": int(np.sum(~np.isfinite(pred))),
+            "median_abs_relative_error": float(np.median(rel)) if rel.size else None,
+            "correlation": float(np.corrcoef(pred[ok], true[ok])[0, 1]) if ok.sum() > 2 else None,
+        }  # fmt: skip
+        v = out["per_network_30pct"][k]
+        if v["median_abs_relative_error"] is not None:
+            print(f"  per network, observe 30%, {k}: median |relative error| "
+                  f"{v['median_abs_relative_error']:.0%} over {int(ok.sum())} networks, "
+                  f"{v['never_predicted']} predicted never")  # fmt: skip
     # no extrapolation at all: the rates measured over the whole run drive the LE-SDE; what
     # is left is the LE-SDE's own error, which no rate form can remove
     p = predict_training(held, 1.0, n_boot=s["n_boot"],

@@ -93,3 +93,11 @@ def test_predict_takes_the_form():
         predict_training(ens, 0.6, n_boot=0, model_trials=1, form="cubic")
     with pytest.raises(ValueError, match="a rational fit needs 5"):
         predict_training(ens, 0.15, n_boot=0, model_trials=1, form="rational")
+
+
+@pytest.mark.parametrize("form", ["power_law", "logistic"])
+def test_observing_the_whole_run_extrapolates_nothing(form):
+    """fit_fraction = 1 (allowed) built a rate table whose extrapolated part repeated the
+    last time 199 times, which Tabulated refuses as not increasing."""
+    p = predict_training(fake_ensemble(), 1.0, n_boot=0, model_trials=1, form=form)
+    assert p.t_fit == p.t_end == 20.0 and 0 < p.predicted["loss_halves"] < 20

@@ -266,7 +266,8 @@ def _trial_rates(impact) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _rate_schedule(times, mean_rate, fit, t_fit: float, t_end: float):
     """Measured (trial-averaged) up to ``t_fit``, the fitted form after it, on one grid."""
     seen = times <= t_fit
-    future = np.linspace(t_fit, t_end, 200)[1:]
+    # nothing to extrapolate when the whole run is observed (fit_fraction = 1)
+    future = np.linspace(t_fit, t_end, 200)[1:] if t_end > t_fit else np.empty(0)
     grid = np.r_[times[seen], future]
     values = np.r_[mean_rate[seen], fit(future)]
     return Tabulated(grid, values)
