@@ -489,6 +489,17 @@ def diagnose_phase(s) -> dict:
     opts = s["shapes"]["train"]
     model = (opts.get("model") or default_model(data))(seed=d["seed"])
     lr, done, out = opts["lr"], 0, {}
+    # one PyTorch thread, as in the ensembles' workers: float32 sums in another order send
+    # one network down another path within a few thousand steps
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _diagnose(model, data, lr, d, out, done)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _diagnose(model, data, lr, d, out, done) -> dict:
     for when in d["times"]:
         steps = int(round(when / lr)) - done
         if steps > 0:
@@ -630,6 +641,18 @@ def digits_phase(pool) -> dict:
     return out
 
 
+def compact(path: Path, limit: int = 500_000) -> Path:
+    """A PNG over ``limit`` bytes (the K = 10 replay: a hundred lines per figure) is stored
+    with a palette of 128 colours, a quarter of the size and no visible change."""
+    if path.stat().st_size > limit:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+        small.save(path, optimize=True)
+    return path
+
+
 # ----------------------------------------------------------------------------- main
 def analyse(s, store: Path, out: Path, summary_path: Path | None, phases) -> dict:
     from lesde import plot
@@ -666,7 +689,7 @@ def analyse(s, store: Path, out: Path, summary_path: Path | None, phases) -> dic
         summary["digits"] = digits_phase(pools["digits"])
     for name, fig in figs.items():
         if fig is not None:
-            print(f"wrote {plot.save(fig, out / name)}")
+            print(f"wrote {compact(plot.save(fig, out / name))}")
     if summary_path is not None:
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.write_text(json.dumps(plain(summary), indent=1) + "\n")
