@@ -544,7 +544,7 @@ def predict_phase(s, pool) -> tuple[dict, object]:
     for form in dict.fromkeys((best, "power_law")):
         rows = []
         for f in s["fractions"]:
-            p = predict_training(held, f, n_boot=s["n_boot"], form=form,
+            p = predict_training(held, f, n_boot=s["n_boot"], form=form, confidence=0.8,
                                  model_trials=min(s["model_trials"], held.replicas))  # fmt: skip
             rows.append(p.summary())
             e = rows[-1]["loss_halves"]
@@ -580,7 +580,7 @@ def predict_phase(s, pool) -> tuple[dict, object]:
                   f"{v['never_predicted']} predicted never")  # fmt: skip
     # no extrapolation at all: the rates measured over the whole run drive the LE-SDE; what
     # is left is the LE-SDE's own error, which no rate form can remove
-    p = predict_training(held, 1.0, n_boot=s["n_boot"],
+    p = predict_training(held, 1.0, n_boot=s["n_boot"], confidence=0.8,
                          model_trials=min(s["model_trials"], held.replicas))  # fmt: skip
     out["all_rates_measured"] = p.summary()
     e = out["all_rates_measured"]["loss_halves"]
