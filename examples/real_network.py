@@ -252,6 +252,11 @@ def main(argv=None) -> None:
                 **{k: (t, r.class_means[0]) for k, (t, r) in replays.items()},
                 "measured rates, cross-entropy LE-ODE": (ce.times, ce.class_means[0]),
             },
+            class_names=train.class_names,
+            errors={
+                f"{m} estimator, {fits[m].signal} LE-ODE": float(np.nanmean(e))
+                for m, e in errors.items()
+            },
         ),
         "real_network_ce_replay.png": plot.metric_over_time(
             {"network": res, "LE-ODE, measured rates": ce},

@@ -409,7 +409,11 @@ def analyse(s: dict, store: Path, out: Path, summary_path: Path | None) -> dict:
     figs = {
         "real_network_replay_vs_trials.png": np.atleast_1d(panels)[0].figure,
         "real_network_ensemble_replay.png": plot.replay_comparison(
-            full.times, full.class_means, {f"L estimator, {pool.replicas} trials": full.replay}
+            full.times,
+            full.class_means,
+            {f"L estimator, {pool.replicas} trials": full.replay},
+            class_names=pool_data(s).class_names,
+            errors={f"L estimator, {pool.replicas} trials": full.mean_error},
         ),
         "real_network_impact_bands.png": plot.impact_over_training(pool.impact),
         "real_network_prediction.png": plot_fits.prediction_timeline(

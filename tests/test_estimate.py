@@ -6,7 +6,10 @@
   (projected) estimators; the closed forms are themselves checked against solve_ivp
 - robustness: zeros and sign changes give NaN, never exceptions or warnings
 - conventions: the paper's code's choices agree with lesde's where the paper's
-  assumptions hold, and each deliberate departure shows where one fails
+  assumptions hold, and each deliberate departure shows where one fails;
+  ``conventions="paper"`` is the paper's published code bit for bit (against its NumPy
+  transcription, tests/paper_code.py) on raw logits, L for K = 3 (other K refused in one
+  line), I for any K
 - impact_rates: NaN gaps, non-uniform grids, window handling
 - input validation
 """
@@ -17,9 +20,11 @@ import warnings
 
 import numpy as np
 import pytest
+from paper_code import estimate_AB_I, estimate_AB_L, rows_of
 from scipy.integrate import solve_ivp
 
 from lesde.analysis.estimate import impact_integrals, impact_rates
+from lesde.nn.pipeline import paper_pipeline
 
 K = 3
 T_END = 10.0
@@ -331,6 +336,65 @@ class TestConventions:
         A_p, _ = impact_integrals(m, model="L", conventions="paper")
         assert np.all(np.isfinite(A)) and np.all(np.isfinite(A_p)), "both defined"
         assert np.max(np.abs(A - A_p)) > 0.1, "one coordinate read like all three"
+
+    @staticmethod
+    def raw_logits(k, seed):
+        """An LE-ODE trajectory as a network reports it: a different constant added to
+        each class's logits (their rows do not sum to zero), a little noise, and one
+        class-coordinate that changes sign (log|ratio| keeps it)."""
+        rng = np.random.default_rng(seed)
+        m = linear_closed_form(times(41), initial_means(seed=seed, k=k))
+        m = m + rng.normal(size=(1, k, 1)) + 0.01 * rng.normal(size=m.shape)
+        m[20:, 0, 1] = -m[20:, 0, 1]
+        return m
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_paper_L_is_the_published_code_bit_for_bit(self, seed):
+        m = self.raw_logits(3, seed)
+        assert np.min(np.abs(m.sum(axis=2))) > 0.01, "rows sum to zero: not raw logits"
+        A, B = impact_integrals(m, model="L", conventions="paper")
+        A_ref, B_ref, _, _ = estimate_AB_L(rows_of(m)[0], 3)
+        np.testing.assert_array_equal(A, A_ref, err_msg="A_hat")
+        np.testing.assert_array_equal(B, B_ref, err_msg="B_hat")
+        A_centred, _ = impact_integrals(m - m.mean(axis=2, keepdims=True), model="L")
+        assert np.nanmax(np.abs(A - A_centred)) > 0.1, "raw logits read like centred ones"
+
+    @pytest.mark.parametrize("k", [2, 3, 4, 5, 10])
+    def test_paper_I_is_the_published_code_bit_for_bit(self, k):
+        m = self.raw_logits(k, seed=k)
+        A, B = impact_integrals(m, model="I", conventions="paper")
+        A_ref, B_ref = estimate_AB_I(*rows_of(m), k)
+        np.testing.assert_array_equal(A, A_ref, err_msg=f"A_hat, K = {k}")
+        np.testing.assert_array_equal(B, B_ref, err_msg=f"B_hat, K = {k}")
+
+    def test_paper_I_keeps_what_a_zero_gives(self):
+        """A class-coordinate equal to the class average at some record: log 0 = -inf in
+        the published code, where lesde skips the entry."""
+        m = self.raw_logits(3, seed=4)
+        m[9, 1, 2] = 0.0
+        m[9, 0, 2] = -m[9, 2, 2]  # mbar_2 = 0 at record 9
+        A, B = impact_integrals(m, model="I", conventions="paper")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A_ref, B_ref = estimate_AB_I(*rows_of(m), 3)
+        np.testing.assert_array_equal(A, A_ref)
+        np.testing.assert_array_equal(B, B_ref)
+        assert not np.isfinite(A[9]), A[9]
+        assert np.isfinite(impact_integrals(m, model="I")[0][9]), "lesde skips the entry"
+
+    @pytest.mark.parametrize("k", [2, 4, 10])
+    def test_paper_L_other_K_is_one_line(self, k):
+        m = linear_closed_form(times(41), initial_means(seed=1, k=k))
+        for call in (
+            lambda: impact_integrals(m, model="L", conventions="paper"),
+            lambda: paper_pipeline(m, times=times(41), conventions="paper", start=0, window=5),
+        ):
+            with pytest.raises(
+                ValueError, match=f"written for K = 3 classes only; got K = {k}"
+            ) as e:
+                call()
+            assert "\n" not in str(e.value) and "conventions='lesde'" in str(e.value)
+        A, _ = impact_integrals(m, model="L")  # lesde's L takes any K
+        assert A.shape == (41,) and np.isfinite(A[0])
 
     def test_unknown_conventions_refused(self):
         with pytest.raises(ValueError, match="conventions"):

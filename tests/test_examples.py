@@ -20,7 +20,7 @@ CASES = {
 }
 OPTIONAL = {"estimate_and_replay": (["estimate_and_replay.png"], [])}
 # Examples that need an optional extra: skipped (with the reason) where it is not installed.
-NEEDS = {"real_network": "torch", "real_network_study": "torch"}
+NEEDS = {"real_network": "torch", "real_network_study": "torch", "matrix_imitation": "torch"}
 CASES["real_network"] = (
     [
         "real_network_training.png",
@@ -41,6 +41,22 @@ CASES["real_network_study"] = (
         "real_network_label_noise_seeds.png",
     ],
     ["replay error L, records", "median [10%, 90%] over trials", "observe 30%", "p_err 0.667"],
+)
+CASES["matrix_imitation"] = (
+    [
+        "matrix_replay_shapes.png",
+        "matrix_replay_digits.png",
+        "matrix_replay_errors.png",
+        "matrix_prediction.png",
+    ],
+    [
+        "the paper's code, start 0",
+        "replay error median [min, max]",
+        "rate forms",
+        "observe 30%",
+        "K = 10",
+        "written for K = 3 classes only",
+    ],
 )
 
 

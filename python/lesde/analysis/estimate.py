@@ -44,6 +44,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,39 +88,55 @@ def _log_ratio(num, den):
         return np.log(np.where(valid, r, 1.0)), valid
 
 
-def _log_abs_ratio(num, den):
-    """``log|num/den|`` as the paper's code takes it: no entry skipped (0 gives -inf)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        return np.log(np.abs(num / den))
-
-
-def _nanmean(values, axis):
-    """NaN-skipping mean that stays quiet (NaN where nothing is finite or not NaN)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        keep = ~np.isnan(values)
-        count = keep.sum(axis=axis)
-        total = np.where(keep, values, 0.0).sum(axis=axis)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
 def _paper_integrals(m, model, K):
-    """A, B with the paper's code conventions (see :func:`impact_integrals`, Notes)."""
-    if model == "I":
-        mbar = m.mean(axis=1)  # (T, p)
-        d = m - mbar[:, None, :]
-        lm = _log_abs_ratio(mbar, mbar[0])[:, None, :]
-        ld = _log_abs_ratio(d, d[0])
-        # mean over classes, then over coordinates (NaN skipped at each level)
-        A = _nanmean(_nanmean(lm + (K - 1) * ld, axis=1), axis=1)
-        B = _nanmean(_nanmean(lm - ld, axis=1), axis=1)
-        return A, B
-    a = np.einsum("tkk->tk", m) * (K / (K - 1))  # v_k . m_k / |v_k|^2 if rows sum to zero
-    abar = a.mean(axis=1)
-    P = _log_abs_ratio(abar, abar[0])
-    z_last = a[:, -1] - abar  # one zero-sum coordinate (the paper's code: K = 3, class 2)
-    Q = _log_abs_ratio(z_last, z_last[0])
-    B = (K - 1) * (Q - P)
-    return K * P + B, B
+    """A, B exactly as the paper's published code computes them (see
+    :func:`impact_integrals`, Notes): the same arithmetic in the same order, so that the
+    paper's numbers come out bit for bit on the logits it was given."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an all-NaN slice
+        return (_paper_L if model == "L" else _paper_I)(m, K)
+
+
+def _paper_I(m, K):
+    """The I estimator of the paper's code: log|ratio| of the products
+    ``mbar(t) d_k(t)^(K-1) / (mbar(0) d_k(0)^(K-1))`` and ``(mbar(0) / d_k(0)) d_k(t) /
+    mbar(t)``, averaged over classes, then over coordinates (NaN skipped, infinities kept)."""
+    per_class = np.array([m[:, k, :] for k in range(K)])  # (K, T, p)
+    mbar = np.mean(per_class, axis=0)
+    mbar0 = np.nanmean(mbar[0:1], axis=0)
+    d0 = np.array([np.nanmean(per_class[k][0:1], axis=0) - mbar0 for k in range(K)])
+    d = per_class - mbar
+    shrink = (mbar0 / d0)[:, None, :] * d / mbar  # exp(-B) per class and coordinate
+    B = np.nanmean(np.nanmean(-np.log(np.abs(shrink)), axis=0), axis=-1)
+    grow = (mbar * d ** (K - 1)) / (mbar0 * d0 ** (K - 1))[:, None, :]  # exp(A)
+    A = np.nanmean(np.nanmean(np.log(np.abs(grow)), axis=0), axis=-1)
+    return A, B
+
+
+# The paper's L estimator reads the 3 x 3 class-mean matrix, flattened row by row (entry
+# 3 k + j is logit j of class k), through fixed entries: the common mode through a sum that
+# equals the trace only when every class's logits sum to zero, one zero-sum mode through
+# classes 0 and 1.
+_PAPER_L_PLUS = (0, 4)  # m_00, m_11
+_PAPER_L_MINUS = (6, 7)  # m_20, m_21
+_PAPER_L_OFF = (1, 2, 3, 5, 6, 7)  # off the diagonal (m_20, m_21 for -m_22)
+_PAPER_L_ZERO_SUM = np.array([2, -1, -1, -1, 2, -1, 0, 0, 0])
+
+
+def _paper_L(m, K):
+    """The L estimator of the paper's code (K = 3 only; see :data:`_PAPER_L_PLUS`)."""
+    flat = m.reshape(m.shape[0], K * K)
+    v = (-1 / K + np.eye(K)).reshape(-1)  # the label directions v_k, flattened
+    trace = (
+        np.sum(flat[:, _PAPER_L_PLUS], axis=1)
+        - np.sum(flat[:, _PAPER_L_MINUS], axis=1)
+        - np.sum(flat[:, _PAPER_L_OFF], axis=1)
+    ) / 2
+    common = np.log(np.abs(trace / trace[0])) * K  # A - B
+    rest = flat - np.outer(trace / 2, v)
+    zero_sum = rest @ _PAPER_L_ZERO_SUM / 3
+    spread = np.log(np.abs(zero_sum / zero_sum[0])) * K  # A + B / (K - 1)
+    return (common + (K - 1) * spread) / K, (spread - common) * (K - 1) / K
 
 
 def impact_integrals(class_mean_logits, model="I", times=None, conventions="lesde"):
@@ -164,17 +181,23 @@ def impact_integrals(class_mean_logits, model="I", times=None, conventions="lesd
     ``B = (K-1)(Q - P)`` and ``A = K P + B``. Both need a usable common mode and at least
     one usable zero-sum coordinate, else NaN.
 
-    Conventions. lesde departs from the paper's published code on purpose in three ways;
-    ``conventions="paper"`` takes the paper's choice in each:
+    Conventions. ``conventions="paper"`` computes what the paper's published code
+    (github.com/zjiayao/le_sde, ``src/data_analyzer.py``) computes on the same class means,
+    bit for bit: its arithmetic, in its order. lesde's default departs from it on purpose:
 
     - ``"L"`` is offset-invariant: ``a_k`` uses ``v_k . m_k``, unchanged when a constant is
-      added to a class's logits (softmax ignores it). The paper reads ``a_k`` as
-      ``m_kk K/(K-1)``, which equals it only when each class's logits sum to zero.
+      added to a class's logits (softmax ignores it). The paper's code is written for
+      K = 3 (other K are refused) and reads the common mode as ``(m_00 + m_11 - m_01 -
+      m_02 - m_10 - m_12 - 2 m_20 - 2 m_21) / 2``, which is the trace ``sum_k m_kk`` only
+      when each class's logits sum to zero, and one zero-sum mode through classes 0 and 1
+      only (equal to the last class's ``z_2`` for such logits). On raw logits, whose rows
+      do not sum to zero, both readings pick up the row sums.
     - ``"L"`` averages the growth of all K zero-sum coordinates ``z_k``; the paper's code
-      (written for K = 3) uses one, the last class's.
+      uses one.
     - Both estimators skip ratios that are not positive (a sign change carries no
       information about a growth rate); the paper's code averages ``log|ratio|`` over all
-      of them, and for ``"I"`` first over classes, then over coordinates.
+      of them (a zero ratio gives -inf), and for ``"I"`` first over classes, then over
+      coordinates, taking the log of the products written above rather than summing logs.
 
     Examples
     --------
@@ -202,6 +225,11 @@ def impact_integrals(class_mean_logits, model="I", times=None, conventions="lesd
 
     if model == "L" and p != K:
         raise ValueError(f"model 'L' needs logits (p == K); got K = {K}, p = {p}")
+    if model == "L" and conventions == "paper" and K != 3:
+        raise ValueError(
+            f"conventions='paper' with model 'L' is the paper's code, written for K = 3 "
+            f"classes only; got K = {K}: use conventions='lesde' (any K) or model 'I'"
+        )
     if conventions == "paper":
         return _paper_integrals(m, model, K)
     with np.errstate(all="ignore"):

@@ -1,8 +1,9 @@
 """Predict a network's training from its beginning: fitted impact rates drive the LE-SDE.
 
 Beyond the paper: measure the impact matrix of a trial ensemble during the first part of
-training only (``fit_fraction`` of the steps), fit power laws to the trial-averaged
-``alpha_hat(t)`` and ``beta_hat(t)``, extrapolate them, and run the SGD imitation of the
+training only (``fit_fraction`` of the steps), fit a power law (or a form that levels
+off, :mod:`lesde.analysis.rate_forms`) to the trial-averaged ``alpha_hat(t)`` and ``beta_hat(t)``,
+extrapolate them, and run the SGD imitation of the
 LE-SDE (docs/model.md section 2a, cross-entropy signal, one sample per step, the network's
 learning rate and class sizes) from the networks' initial logits. The moments at which
 the simulated training passes a milestone are the prediction; the trials' own milestones
@@ -37,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from ..sim.schedules import PowerLaw, Tabulated
-from ..validate import integer, probability, real
+from ..validate import choice, integer, probability, real
+from .rate_forms import FORMS, RateFit, fit_rate
 
 __all__ = [
     "EVENTS",
@@ -197,20 +199,21 @@ class TrainingPrediction:
     """What :func:`predict_training` found.
 
     ``t_fit`` is the end of the observed part of training; ``alpha_fit``/``beta_fit`` the
-    power laws of the trial-averaged measured rates there. The LE-SDE is run once from the
-    initial state of each of ``model_trials`` trials: ``runs[name]`` holds their milestone
-    times (inf where a run never got there), ``predicted[name]`` their median and
-    ``interval[name]`` a bootstrap interval of it over the trials at level ``confidence``
-    (the rates refitted on resampled trials, each resample run from a few resampled
-    initial states). ``observed[name]`` are the trials' own milestone times (R,; NaN where
+    forms fitted to the trial-averaged measured rates there (``settings["form"]``). The
+    LE-SDE is run once from the initial state of each of ``model_trials`` trials:
+    ``runs[name]`` holds their milestone times (inf where a run never got there),
+    ``predicted[name]`` their median and ``interval[name]`` a bootstrap interval of it over
+    the trials at level ``confidence`` (the rates refitted on resampled trials, each
+    resample run from a few resampled initial states). ``observed[name]`` are the trials'
+    own milestone times (R,; NaN where
     a trial never got there). ``simulation`` is the first run, a :class:`lesde.Result`.
     """
 
     fit_fraction: float
     t_fit: float
     t_end: float
-    alpha_fit: PowerLawFit
-    beta_fit: PowerLawFit
+    alpha_fit: PowerLawFit | RateFit
+    beta_fit: PowerLawFit | RateFit
     predicted: dict[str, float]
     interval: dict[str, tuple[float, float]]
     runs: dict[str, np.ndarray]
@@ -260,10 +263,11 @@ def _trial_rates(impact) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(impact.times), np.asarray(impact.alpha_hat), np.asarray(impact.beta_hat)
 
 
-def _rate_schedule(times, mean_rate, fit: PowerLawFit, t_fit: float, t_end: float):
-    """Measured (trial-averaged) up to ``t_fit``, the power law after it, on one grid."""
+def _rate_schedule(times, mean_rate, fit, t_fit: float, t_end: float):
+    """Measured (trial-averaged) up to ``t_fit``, the fitted form after it, on one grid."""
     seen = times <= t_fit
-    future = np.linspace(t_fit, t_end, 200)[1:]
+    # nothing to extrapolate when the whole run is observed (fit_fraction = 1)
+    future = np.linspace(t_fit, t_end, 200)[1:] if t_end > t_fit else np.empty(0)
     grid = np.r_[times[seen], future]
     values = np.r_[mean_rate[seen], fit(future)]
     return Tabulated(grid, values)
@@ -290,6 +294,7 @@ def predict_training(
     model_trials: int = 32,
     init_scale: float = 0.0,
     seed: int = 0,
+    form: str = "power_law",
 ) -> TrainingPrediction:
     """Predict the milestones of a trial ensemble's training from its first part.
 
@@ -315,6 +320,10 @@ def predict_training(
         are each trial's first record.
     seed : int
         Seeds the bootstrap and the SGD imitation.
+    form : {"power_law", "logistic", "rational"}
+        The form the observed rates are extrapolated with (:mod:`lesde.analysis.rate_forms`; choose
+        one out of sample with :func:`lesde.analysis.rate_forms.select_form`). The power law cannot
+        level off; the other two can take off and saturate.
 
     Returns
     -------
@@ -342,15 +351,17 @@ def predict_training(
     n_boot = integer("n_boot", n_boot, at_least=0)
     model_trials = integer("model_trials", model_trials, at_least=1)
     confidence = probability("confidence", confidence)
+    choice("form", form, FORMS)
     times, alpha, beta = _trial_rates(ensemble.impact)
     lr = real("meta['lr']", ensemble.meta.get("lr"), above=0.0)
     t_end = float(ensemble.times[-1])
     t_fit = fit_fraction * t_end
     seen = times <= t_fit * (1 + 1e-12)
-    if seen.sum() < 3:
+    needed = 3 if form == "power_law" else 5
+    if seen.sum() < needed:
         raise ValueError(
-            f"only {int(seen.sum())} impact measurements at t <= {t_fit:g}: a power-law fit "
-            "needs 3 (measure more often or observe a larger fraction)"
+            f"only {int(seen.sum())} impact measurements at t <= {t_fit:g}: a {form} fit "
+            f"needs {needed} (measure more often or observe a larger fraction)"
         )
     initial = np.asarray(ensemble.class_means, dtype=np.float64)[:, 0]  # (R, K, K)
     spread = real("init_scale", init_scale, at_least=0.0)
@@ -362,7 +373,10 @@ def predict_training(
 
     def fits(rows):
         a, b = np.nanmean(alpha[rows], axis=0), np.nanmean(beta[rows], axis=0)
-        fa, fb = fit_power_law(times[seen], a[seen]), fit_power_law(times[seen], b[seen])
+        if form == "power_law":
+            fa, fb = fit_power_law(times[seen], a[seen]), fit_power_law(times[seen], b[seen])
+        else:
+            fa, fb = fit_rate(times[seen], a[seen], form), fit_rate(times[seen], b[seen], form)
         return (
             fa,
             fb,
@@ -432,5 +446,6 @@ def predict_training(
             "model_trials": int(starts.size),
             "n_boot": n_boot,
             "init_scale": spread,
+            "form": form,
         },
     )

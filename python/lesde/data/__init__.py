@@ -1,4 +1,4 @@
-"""Data sets for training real networks: the paper's synthetic shapes and a CIFAR-10 loader.
+"""Data sets for training real networks: the paper's shapes, CIFAR-10, scikit-learn's digits.
 
 The paper validates the LE-SDE against small CNNs trained with plain SGD (docs/model.md,
 section 5) on two kinds of inputs, both produced here as a :class:`Dataset` of float32
@@ -12,6 +12,9 @@ images ``(N, C, H, W)`` in ``[0, 1]`` with their *true* integer classes:
 :func:`cifar10`
     Class subsets of CIFAR-10 read from a local copy of the "python version" (a folder or
     the ``.tar.gz`` archive; never downloaded), unpickled with a restricted unpickler.
+:func:`digits`
+    Ten classes: the 8 x 8 handwritten digits that scikit-learn ships (no download),
+    enlarged to 16 x 16 for the LeNet.
 
 Label noise is applied separately with :func:`corrupt_labels` (docs/model.md, section 3, "Label
 corruption"), so the true classes stay available to measure clean accuracy.
@@ -19,7 +22,8 @@ corruption"), so the true classes stay available to measure clean accuracy.
 NumPy and SciPy only: the arrays are what ``lesde.nn`` (or any framework) consumes.
 
 This module is where to start; the work is done in :mod:`lesde.data.dataset` (the container and
-label corruption), :mod:`lesde.data.shapes` and :mod:`lesde.data.cifar`.
+label corruption), :mod:`lesde.data.shapes`, :mod:`lesde.data.cifar` and
+:mod:`lesde.data.sklearn_digits`.
 
 Examples
 --------
@@ -41,5 +45,6 @@ Dataset(N=60, K=3, images=(1, 32, 32), classes=('ellipse', 'rectangle', 'triangl
 from .cifar import cifar10
 from .dataset import Dataset, corrupt_labels
 from .shapes import geometric_shapes
+from .sklearn_digits import digits
 
-__all__ = ["Dataset", "cifar10", "corrupt_labels", "geometric_shapes"]
+__all__ = ["Dataset", "cifar10", "corrupt_labels", "digits", "geometric_shapes"]

@@ -224,7 +224,9 @@ def paper_pipeline(
         :func:`lesde.analysis.estimate.replay`'s.
     conventions : {"lesde", "paper"}
         Estimator conventions (:func:`lesde.analysis.estimate.impact_integrals`): lesde's
-        offset-invariant L estimator that skips non-positive ratios, or the paper's code.
+        offset-invariant L estimator that skips non-positive ratios, or the paper's
+        published code, bit for bit on the raw logits it is given (its L estimator is
+        written for K = 3; other K are refused).
     scheme, steps_per_interval
         The replay's integrator; the defaults (forward Euler, one step per record) are the
         paper's. Finer steps or Heun no longer reproduce its numbers.

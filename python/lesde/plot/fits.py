@@ -79,11 +79,13 @@ def impact_estimates(times, A_hat, B_hat, alpha_hat=None, beta_hat=None, fig=Non
     return fig
 
 
-def replay_comparison(times, genuine, replayed, fig=None):
+def replay_comparison(times, genuine, replayed, fig=None, class_names=None, errors=None):
     """Genuine class-mean trajectories against replays of estimated rates (paper, Fig. 5).
 
     One panel per class k, showing the p coordinates of ``m_k(t)`` (one colour each): the
-    genuine ones as thick solid lines, each replay thin, one line style per replay.
+    genuine ones as thick solid lines, each replay thin, one line style per replay. With
+    ``class_names`` (K names, e.g. ``Dataset.class_names``) the panels and logits are named
+    by class; ``errors`` (replay label -> mean relative max-norm error) go in the title.
 
     Parameters
     ----------
@@ -100,8 +102,10 @@ def replay_comparison(times, genuine, replayed, fig=None):
     --------
     >>> import numpy as np
     >>> t = np.linspace(0, 1, 5); m = np.ones((5, 3, 3)) * t[:, None, None]
-    >>> len(replay_comparison(t, m, {"copy": (t, m)}).axes)
-    3
+    >>> fig = replay_comparison(t, m, {"copy": (t, m)}, class_names=("a", "b", "c"),
+    ...                         errors={"copy": 0.0})
+    >>> len(fig.axes), fig.axes[1].get_title(), fig.texts[0].get_text()
+    (3, 'class b: mean logits', 'replay error (mean relative max-norm): copy 0.000')
     """
     plt = pyplot()
     t = np.asarray(times, dtype=float)
@@ -109,9 +113,17 @@ def replay_comparison(times, genuine, replayed, fig=None):
     if g.ndim != 3 or g.shape[0] != t.size:
         raise ValueError(f"genuine must have shape (T={t.size}, K, p); got {g.shape}")
     K, p = g.shape[1:]
+    names = [str(k) for k in range(K)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != K:
+        raise ValueError(f"class_names must name the K = {K} classes, got {len(names)}")
+    rows = 1 if K <= 5 else 2
+    cols = -(-K // rows)
     if fig is None:
-        fig = plt.figure(figsize=(3.6 * K, 3.3))
-    axes = fig.subplots(1, K, squeeze=False).ravel()
+        fig = plt.figure(figsize=(3.6 * cols, 3.3 * rows + (0.4 if errors else 0.0)))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[K:]:
+        ax.set_visible(False)
+    axes = axes[:K]
     styles = ["--", ":", "-."]
     for k, ax in enumerate(axes):
         for j in range(p):
@@ -123,15 +135,24 @@ def replay_comparison(times, genuine, replayed, fig=None):
                 rt, rm = (np.asarray(a, dtype=float) for a in rep)
             for j in range(p):
                 ax.plot(rt, rm[:, k, j], color=f"C{j}", ls=styles[i % 3], lw=1.2)
-        ax.set_title(f"class {k}: mean logits m_{k}(t)", fontsize=10)
+        ax.set_title(
+            f"class {names[k]}: mean logits" if class_names is not None
+            else f"class {k}: mean logits m_{k}(t)",
+            fontsize=10,
+        )  # fmt: skip
         ax.set_xlabel("time t = step × lr")
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=f"C{j}", lw=2) for j in range(p)]
-    names = [f"logit {j} (genuine)" for j in range(p)]
+    logit = (lambda j: f"logit {names[j]}") if p == K and class_names is not None else (
+        lambda j: f"logit {j}")  # fmt: skip
+    labels = [f"{logit(j)} (genuine)" for j in range(p)]
     for i, label in enumerate(replayed):
         handles.append(plt.Line2D([], [], color="k", ls=styles[i % 3], lw=1.1))
-        names.append(str(label))
-    axes[0].legend(handles, names, fontsize=7, loc="best")
+        labels.append(str(label))
+    axes[0].legend(handles, labels, fontsize=7, loc="best")
+    if errors:
+        shown = ", ".join(f"{label} {float(e):.3f}" for label, e in errors.items())
+        fig.suptitle(f"replay error (mean relative max-norm): {shown}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -280,8 +301,9 @@ def prediction_timeline(fractions, predicted, intervals, observed, t_end, fig=No
     fraction) and ``observed[name]`` (the trials' milestone times) for each milestone; the
     trials' median and 10-90% range are drawn as a horizontal line and band, the end of
     the observed part (``fraction * t_end``) as a diagonal. A prediction that the milestone
-    is not reached within the run (inf) is drawn at ``t_end`` as a triangle. Returns the
-    Figure.
+    is not reached within the run (inf) is drawn as "never": a triangle above the run's
+    end, not joined to the other predictions by a line; an interval that reaches "never"
+    is drawn up to the run's end with an arrow. Returns the Figure.
 
     Examples
     --------
@@ -309,14 +331,32 @@ def prediction_timeline(fractions, predicted, intervals, observed, t_end, fig=No
         shown = np.minimum(pred, t_end)  # never reached: drawn at the end of training
         lower = np.minimum(band[:, 0], t_end)
         upper = np.minimum(band[:, 1], t_end)
-        ax.errorbar(f, shown, yerr=[shown - lower, upper - shown], fmt="o-", color="C0",
-                    capsize=3, label="LE-SDE prediction")  # fmt: skip
         never = ~np.isfinite(pred)
+        reached = np.where(never, np.nan, shown)  # a line only between finite predictions
+        ax.plot(f, reached, "-", color="C0", lw=1.2)
+        ok = ~never
+        # the median of the runs may lie outside the bootstrap interval of it: the bar then
+        # covers the interval only
+        below = np.clip(shown[ok] - lower[ok], 0.0, None)
+        above = np.clip(upper[ok] - shown[ok], 0.0, None)
+        ax.errorbar(f[ok], shown[ok], yerr=[below, above], fmt="o", color="C0", capsize=3,
+                    label="LE-SDE prediction")  # fmt: skip
+        outside = ok & ((shown < lower) | (shown > upper))
+        if outside.any():
+            ax.vlines(f[outside], lower[outside], upper[outside], color="C0", lw=1.0)
+        open_top = ok & ~np.isfinite(band[:, 1])
+        for x, y in zip(f[open_top], upper[open_top], strict=True):
+            ax.annotate("", xy=(x, 1.08 * t_end), xytext=(x, y),
+                        arrowprops=dict(arrowstyle="->", color="C0", lw=1.0))  # fmt: skip
         if never.any():
-            ax.plot(f[never], np.full(never.sum(), t_end), "^", color="C3", ms=8,
-                    label="predicted: not within the run")  # fmt: skip
+            ax.plot(f[never], np.full(never.sum(), 1.08 * t_end), "^", color="C3", ms=9,
+                    label="predicted: never (not within the run)")  # fmt: skip
+            for x in f[never]:
+                ax.annotate("never", (x, 1.08 * t_end), textcoords="offset points",
+                            xytext=(0, -14), ha="center", fontsize=8, color="C3")  # fmt: skip
         ax.plot(f, f * t_end, ":", color="k", lw=1.0, label="end of the observed part")
-        ax.set_ylim(0.0, 1.05 * t_end)
+        ax.axhline(t_end, color="0.6", lw=0.8)
+        ax.set_ylim(0.0, 1.15 * t_end)
         ax.set_title(name.replace("_", " "), fontsize=10)
         ax.set_xlabel("fraction of training observed")
         ax.set_ylabel("time t = step × lr")

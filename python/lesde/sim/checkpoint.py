@@ -70,7 +70,7 @@ __all__ = [
 #: Wall time between checkpoints when ``checkpoint_every`` is not given.
 CHECKPOINT_SECONDS = 60.0
 #: Version of the checkpoint layout; a file of another version is refused (it goes up
-#: with every change of the recorded scalars, lesde.result.SCALAR_METRICS).
+#: with every change of the recorded scalars, lesde.sim.result.SCALAR_METRICS).
 FORMAT_VERSION = 1
 KIND = "lesde-checkpoint"
 # Record arrays: stored up to the checkpoint's record, padded with NaN on loading.

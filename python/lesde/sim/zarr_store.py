@@ -72,7 +72,7 @@ __all__ = [
 
 ZARR_HINT = "pip install 'lesde[zarr]'"
 #: Version of the store layout; a store of another version is refused (it goes up
-#: with every change of the recorded scalars, lesde.result.SCALAR_METRICS).
+#: with every change of the recorded scalars, lesde.sim.result.SCALAR_METRICS).
 FORMAT_VERSION = 1
 #: Largest T-chunk (records), and the bytes a chunk aims at when records are large.
 MAX_CHUNK_RECORDS = 16
