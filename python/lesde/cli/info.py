@@ -48,6 +48,7 @@ OPTIONAL_PACKAGES = (
     ("mpich", None, "mpi", "the MPI library from PyPI"),
     ("zarr", "zarr", "zarr", "records appended to a Zarr store"),
     ("torch", "torch", "nn, bench", "real networks; a benchmark baseline"),
+    ("scikit-learn", "sklearn", "nn", "the 8 x 8 digits of lesde.data.digits (K = 10)"),
     ("jax", "jax", "bench", "a benchmark baseline"),
 )
 
