@@ -155,9 +155,11 @@ def _names(table: list[Mapping]) -> tuple[str, ...]:
 SIGNALS: tuple[str, ...] = tuple(_core.Signal.__members__)
 NOISES: tuple[str, ...] = _names(_core.noise_kinds())
 SCHEMES: tuple[str, ...] = _names(_core.schemes())
-#: The values of ``Config.backend``: "auto" and the backends this build knows (the core's
-#: registry; the test-only CUDA emulator only where it is built, never in a release wheel).
-BACKENDS: tuple[str, ...] = ("auto", *(entry["name"] for entry in _core.backends()))
+#: The values of ``Config.backend``: "auto" and every backend a build of lesde may have, so
+#: a config written by another build (a source build with the test-only CUDA emulator, a
+#: CUDA build) reads here; which of them this build can run is the core's registry
+#: (``_core.backends()``), which :func:`lesde.sim.backends.check_backend` asks at every entry.
+BACKENDS: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda_emulator")
 
 check_registry("signal", SIGNALS, SIGNAL_INFO, "SIGNAL_INFO")
 check_registry("noise kind", NOISES, _core.NoiseKind.__members__, "the core's enum NoiseKind")
