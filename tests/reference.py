@@ -8,7 +8,13 @@ the 4x64 variant and cannot serve directly.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
+
 import numpy as np
+
+_TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 M0, M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
 W0, W1 = 0x9E3779B9, 0xBB67AE85
@@ -45,21 +51,95 @@ def uniform_open(words):
     return (words.astype(np.float64) + 0.5) * 2.0**-32
 
 
+@functools.cache
+def ziggurat():
+    """The ziggurat's tables as NumPy arrays, computed from their definitions (mpmath, 60
+    digits) by tools/ziggurat_tables.py, independently of the core's copy."""
+    spec = importlib.util.spec_from_file_location("ziggurat_tables", _TOOLS / "ziggurat_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    t = module.tables()
+    return {
+        "r": t["r"],
+        "layer_bits": module.LAYER_BITS,
+        "width": np.array(t["width"]),
+        "accept": np.array(t["accept"], dtype=np.uint64),
+        "height": np.array(t["f"]),
+    }
+
+
+def uniform53(hi, lo):
+    """(k + 1/2) / 2^53 for the top 53 bits k of the 64-bit word (hi, lo)."""
+    k = ((int(hi) << 32) | int(lo)) >> 11
+    return (float(k) + 0.5) * 2.0**-53
+
+
+def _ziggurat_slow(seed, purpose, replica, step, n, word):
+    """The normal of a word the fast path leaves (rng.hpp ziggurat::slow_path), one at a
+    time in plain Python floats: the wedge test or the tail, more random numbers drawn from
+    the retry stream (n low, n high | k << 8, step, tag | 2^31)."""
+    t = ziggurat()
+    bits, layers = t["layer_bits"], (1 << t["layer_bits"]) - 1
+    tag = ((PURPOSE[purpose] << 24) | replica) | 0x80000000
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+
+    def retry(k):
+        ctr = np.array([[n & 0xFFFFFFFF, (n >> 32) | (k << 8), step, tag]], dtype=np.uint64)
+        return [int(v) for v in philox4x32_10(ctr, key)[0]]
+
+    def signed(x):
+        return -x if word & (1 << bits) else x
+
+    k = 0
+    while True:
+        layer, u = word & layers, word >> (bits + 1)
+        x = float(2 * u + 1) * float(t["width"][layer])
+        if u < int(t["accept"][layer]):
+            return signed(x)
+        if layer == 0:  # the tail beyond r
+            while True:
+                w = retry(k)
+                k += 1
+                a = -float(np.log(uniform53(w[0], w[1]))) / t["r"]
+                e = -float(np.log(uniform53(w[2], w[3])))
+                if e + e > a * a:
+                    return signed(t["r"] + a)
+        w = retry(k)
+        k += 1
+        lo, hi = float(t["height"][layer]), float(t["height"][layer + 1])
+        y = lo + uniform53(w[0], w[1]) * (hi - lo)
+        if y < float(np.exp(-0.5 * x * x)):
+            return signed(x)
+        word = w[2]
+
+
+def normals_of(seed, purpose, replica, step, n):
+    """Standard normals number n (an integer array) of a stream at one step, as the core
+    draws them: normal n is made from word n % 4 of block n // 4 by the ziggurat."""
+    n = np.asarray(n, dtype=np.uint64)
+    block = n >> np.uint64(2)
+    words = stream_words(seed, purpose, replica, block & MASK, block >> np.uint64(32), step)
+    w = np.take_along_axis(words, (n & np.uint64(3)).astype(np.int64)[..., None], -1)[..., 0]
+    w = w.astype(np.uint64)
+    t = ziggurat()
+    bits = np.uint64(t["layer_bits"])
+    layer = (w & np.uint64((1 << t["layer_bits"]) - 1)).astype(np.int64)
+    u = w >> (bits + np.uint64(1))
+    x = (np.uint64(2) * u + np.uint64(1)).astype(np.float64) * t["width"][layer]
+    z = np.where((w >> bits) & np.uint64(1), -x, x)
+    slow = u >= t["accept"][layer]
+    for index in zip(*np.nonzero(slow), strict=True):
+        z[index] = _ziggurat_slow(seed, purpose, replica, step, int(n[index]), int(w[index]))
+    return z
+
+
 def normals(seed, purpose, replica, step, samples, p):
     """(len(samples), p) standard normals, exactly as the core draws them.
 
-    Sample i owns normals number i*p .. i*p + p - 1 of the stream at ``step``; normal n is
-    entry n % 4 of the Box-Muller block n // 4, whose counter is (n // 4 low, high, step).
+    Sample i owns normals number i*p .. i*p + p - 1 of the stream at ``step`` (normals_of).
     """
-    n = (np.asarray(samples)[:, None] * p + np.arange(p)[None, :]).astype(np.uint64)
-    block = n >> np.uint64(2)
-    w = stream_words(seed, purpose, replica, block & MASK, block >> np.uint64(32), step)
-    u = uniform_open(w)
-    r0 = np.sqrt(-2.0 * np.log(u[..., 0]))
-    r1 = np.sqrt(-2.0 * np.log(u[..., 2]))
-    a0, a1 = 2 * np.pi * u[..., 1], 2 * np.pi * u[..., 3]
-    z = np.stack([r0 * np.cos(a0), r0 * np.sin(a0), r1 * np.cos(a1), r1 * np.sin(a1)], -1)
-    return np.take_along_axis(z, (n & np.uint64(3)).astype(np.int64)[..., None], -1)[..., 0]
+    n = np.asarray(samples)[:, None] * p + np.arange(p)[None, :]
+    return normals_of(seed, purpose, replica, step, n.astype(np.uint64))
 
 
 def uniform_index(hi, lo, n):

@@ -1,4 +1,4 @@
-// Branch-free log, sin/cos and exp written so that the compiler vectorises loops that
+// Branch-free log and exp written so that the compiler vectorises loops that
 // call them (glibc's scalar libm calls cannot be vectorised portably, and they were 60%
 // of a step). Each uses a short exact range reduction and a Taylor polynomial truncated
 // below the precision of T, so results agree with libm to a few ulps; tests compare the
@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <cstring>
-
 
 // The per-sample functions every backend calls: host and device code under nvcc. On the
 // host they are always inlined into their callers, so the loops calling them vectorise and
@@ -42,7 +41,7 @@ struct Traits<double> {
   static constexpr Int mantissa_mask = (Int(1) << 52) - 1;
   static constexpr double round_magic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr double exp_min = -708.0;
-  static constexpr double ln2_hi = 0.693147180369123816490;  // ln 2 split so that k * ln2_hi
+  static constexpr double ln2_hi = 0.693147180369123816490;     // ln 2 split so that k * ln2_hi
   static constexpr double ln2_lo = 1.90821492927058770002e-10;  // is exact for |k| < 2^20
 };
 
@@ -59,7 +58,6 @@ struct Traits<float> {
 };
 
 constexpr double kSqrt2 = 1.41421356237309504880;
-constexpr double kHalfPi = 1.57079632679489661923;
 
 // Natural log of a positive normal number u.
 template <class T>
@@ -73,8 +71,8 @@ LESDE_HD T log(T u) {
   m = big ? m * T(0.5) : m;
   e_raw = big ? e_raw + 1 : e_raw;
   // Exponent as a float without an int64 -> double conversion (absent from AVX2).
-  const T e = bits<T>(e_raw | bits<I>(T(1) * (I(1) << Tr::mantissa))) -
-              T(I(1) << Tr::mantissa) - T(Tr::exponent_bias);
+  const T e = bits<T>(e_raw | bits<I>(T(1) * (I(1) << Tr::mantissa))) - T(I(1) << Tr::mantissa) -
+              T(Tr::exponent_bias);
   const T f = (m - T(1)) / (m + T(1));  // |f| <= 0.1716
   const T s = f * f;
   // 2 atanh(f) = 2 f sum s^k / (2k + 3) (k >= 0), to s^10 (double) or s^3 (float), by
@@ -95,46 +93,6 @@ LESDE_HD T log(T u) {
   return e * Tr::ln2_hi + (e * Tr::ln2_lo + log_m);
 }
 
-// sin(2 pi u) and cos(2 pi u) for u in [0, 1]. Reduction: 4u = k + v with k the nearest
-// integer (exact in floating point), so 2 pi u = k pi/2 + v pi/2 with |v pi/2| <= pi/4.
-template <class T>
-LESDE_HD void sincos_2pi(T u, T& s, T& c) {
-  using Tr = Traits<T>;
-  using I = typename Tr::Int;
-  const T shifted = T(4) * u + Tr::round_magic;
-  const I k = bits<I>(shifted);  // low bits hold round(4u)
-  const T r = (T(4) * u - (shifted - Tr::round_magic)) * T(kHalfPi);
-  const T r2 = r * r;
-  // Taylor series of sin and cos on [-pi/4, pi/4] in r^2, by Estrin's scheme (see log):
-  // sin r = r + r r^2 ps, cos r = 1 + r^2 pc, terms to 1/17! and 1/16! (double).
-  T ps, pc;
-  if constexpr (sizeof(T) == 8) {
-    const T r4 = r2 * r2, r8 = r4 * r4;
-    const T s01 = T(-1.0 / 6.0) + T(1.0 / 120.0) * r2;
-    const T s23 = T(-1.0 / 5040.0) + T(1.0 / 362880.0) * r2;
-    const T s45 = T(-1.0 / 39916800.0) + T(1.0 / 6227020800.0) * r2;
-    const T s67 = T(-1.0 / 1307674368000.0) + T(1.0 / 355687428096000.0) * r2;
-    ps = (s01 + s23 * r4) + (s45 + s67 * r4) * r8;
-    const T c01 = T(-0.5) + T(1.0 / 24.0) * r2;
-    const T c23 = T(-1.0 / 720.0) + T(1.0 / 40320.0) * r2;
-    const T c45 = T(-1.0 / 3628800.0) + T(1.0 / 479001600.0) * r2;
-    const T c67 = T(-1.0 / 87178291200.0) + T(1.0 / 20922789888000.0) * r2;
-    pc = (c01 + c23 * r4) + (c45 + c67 * r4) * r8;
-  } else {
-    const T r4 = r2 * r2;
-    ps = (T(-1.0 / 6.0) + T(1.0 / 120.0) * r2) + (T(-1.0 / 5040.0) + T(1.0 / 362880.0) * r2) * r4;
-    pc = (T(-0.5) + T(1.0 / 24.0) * r2) + (T(-1.0 / 720.0) + T(1.0 / 40320.0) * r2) * r4 +
-         T(-1.0 / 3628800.0) * (r4 * r4);
-  }
-  const T sin_r = r + r * r2 * ps;
-  const T cos_r = T(1) + r2 * pc;
-  const I q = k & I(3);
-  const T a = (q & I(1)) ? cos_r : sin_r;
-  const T b = (q & I(1)) ? sin_r : cos_r;
-  s = (q & I(2)) ? -a : a;
-  c = ((q + I(1)) & I(2)) ? -b : b;
-}
-
 // exp(x) for x <= 0 (softmax after subtracting the maximum); 0 below the normal range.
 template <class T>
 LESDE_HD T exp_nonpositive(T x) {
@@ -145,7 +103,7 @@ LESDE_HD T exp_nonpositive(T x) {
   const T shifted = x * T(1.44269504088896340736) + Tr::round_magic;  // x / ln 2
   const T k = shifted - Tr::round_magic;
   const I k_bits = bits<I>(shifted) - bits<I>(T(Tr::round_magic));  // k as an integer
-  const T r = (x - k * Tr::ln2_hi) - k * Tr::ln2_lo;  // |r| <= ln2 / 2
+  const T r = (x - k * Tr::ln2_hi) - k * Tr::ln2_lo;                // |r| <= ln2 / 2
   // exp(r) = sum r^k / k!, to 1/13! (double) or 1/8! (float), by Estrin's scheme (see log).
   T p;
   const T r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
