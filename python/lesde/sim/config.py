@@ -487,7 +487,7 @@ class Config:
         --------
         >>> cfg = Config(n_classes=2, n_per_class=10, steps=10, record_every=5)
         >>> cfg.state_bytes(), cfg.state_bytes(samples=5)
-        (880, 520)
+        (880, 580)
         """
         itemsize = 8 if self.dtype == "float64" else 4
         per_sample = self.p * itemsize + 4
