@@ -193,3 +193,39 @@ def sde_euler(cfg, replica=0):
         xi = normals(noise_seed, "noise", replica, m, np.arange(N), p)
         X = X + b[classes] * cfg.dt + cfg.sigma * np.sqrt(cfg.dt) * xi
     return X, y
+
+
+# ------------------------------------------------------------------ the reduction order
+
+
+def reduction_blocks(n_samples):
+    """(count, size) of the fixed reduction blocks: about 2048 samples each (reduce.hpp)."""
+    count = max(1, -(-n_samples // 2048))
+    size = max(1, -(-n_samples // count))
+    return max(1, -(-n_samples // size)), size
+
+
+def tree_sum(partials):
+    """The sum over blocks of per-block partial sums (count x width) in the engine's fixed
+    order: up to 256 blocks left to right; beyond, pairwise over aligned halves (the node of
+    blocks [j 2^l, (j + 1) 2^l), cut at the count, adds its two halves)."""
+    leaves = 0.0 + np.asarray(partials, dtype=np.float64)
+    count = len(leaves)
+    if count <= 256:
+        out = leaves[0].copy()
+        for b in range(1, count):
+            out = out + leaves[b]
+        return out
+
+    def node(lo, size):
+        if size == 1:
+            return leaves[lo]
+        half = size // 2
+        if lo + half >= count:  # no right half: the node is its left half
+            return node(lo, half)
+        return node(lo, half) + node(lo + half, half)
+
+    size = 1
+    while size < count:
+        size *= 2
+    return node(0, size)

@@ -199,6 +199,14 @@ def test_class_boundaries_inside_segments_and_blocks(sizes, dtype, device_backen
     assert_runs_agree(run(cfg, device_backend), run(cfg, "cpu"), dtype)
 
 
+def test_gpu_agrees_with_cpu_over_256_blocks(device_backend):
+    # 540,000 samples: 264 blocks added by the pairwise tree of reduce.hpp, each class's
+    # block partials a run of blocks inside it (the others absent nodes).
+    cfg = small(n_per_class=180_000, steps=2, record_every=1, label_noise=0.1)
+    assert _core.block_layout(cfg.n_samples)[0] > 256
+    assert_runs_agree(run(cfg, device_backend), run(cfg, "cpu"), "float64")
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_initial_state_and_noise_are_bit_identical(dtype, device_backend):
     init = small(dtype=dtype, label_noise=0.2, init_means=np.eye(3), replicas=2)

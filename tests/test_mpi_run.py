@@ -80,9 +80,92 @@ def test_sharding_rejects_what_it_does_not_support():
         check_shardable(lesde.Config(process="sgd"))
     with pytest.raises(ValueError, match="record_samples"):
         check_shardable(lesde.Config(record_samples=3))
-    with pytest.raises(ValueError, match="one block per rank"):
-        shard_blocks(3000, 0, 4)
     assert shard_blocks(9000, 1, 2) == (2, 5, 3600, 9000)
+
+
+def test_more_ranks_than_blocks_is_no_refusal():
+    """3000 samples make 2 blocks: over 4 ranks, two own none; together they own all."""
+    from lesde.sim.mpi import shard_blocks
+
+    layout = [shard_blocks(3000, r, 4) for r in range(4)]
+    assert [hi - lo for _, _, lo, hi in layout] == [0, 1500, 0, 1500]
+    assert [b for r in range(1000) for b in shard_blocks(10**6, r, 1000)[:2]][-1] == 489
+
+
+THREE_RANKS = {
+    # 540,000 samples: 264 blocks, added by the pairwise tree (over 256 blocks)
+    "tree_two_point": dict(
+        n_classes=3, n_per_class=180_000, noise="two_point", signal="cross_entropy"
+    ),
+    # 4,000 samples: 2 blocks over 3 ranks, rank 0 owns none
+    "empty_rank_three_point_heun": dict(
+        n_classes=2, n_per_class=2000, noise="three_point", scheme="heun", label_noise=0.1
+    ),
+}
+
+
+def test_three_ranks_give_the_single_process_result(tmp_path):
+    """mpiexec -n 3, once: a run over 256 blocks (the tree order) and one where a rank owns
+    no sample, each equal bit for bit to one process on 2 threads."""
+    common = dict(sigma=0.5, steps=4, record_every=2, seed=7, replicas=2, threads=1)
+    cases = {name: {**common, **fields} for name, fields in THREE_RANKS.items()}
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        from mpi4py import MPI
+        import lesde
+        for name, fields in {cases!r}.items():
+            res = lesde.simulate(lesde.Config(**fields), comm=MPI.COMM_WORLD, progress=False)
+            if MPI.COMM_WORLD.rank == 0:
+                res.save({str(tmp_path)!r} + "/" + name + ".npz")
+    """)
+    )
+    proc = subprocess.run(
+        ["mpiexec", "-n", "3", sys.executable, str(script)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name, fields in cases.items():
+        sharded = lesde.load(tmp_path / f"{name}.npz")
+        single = lesde.simulate(lesde.Config(**{**fields, "threads": 2}), progress=False)
+        assert sharded.meta["mpi_ranks"] == 3
+        for field in ("features", "labels", "class_means", "label_means", "sigma_w"):
+            assert getattr(sharded, field).tobytes() == getattr(single, field).tobytes(), (
+                f"{name}: {field} differs between 1 process and 3 ranks"
+            )
+        for metric, values in single.metrics.items():
+            assert sharded.metrics[metric].tobytes() == values.tobytes(), (name, metric)
+
+
+def test_a_rank_allocates_and_checks_only_its_own_samples(monkeypatch):
+    """Each rank holds its samples' state (not the run's) and checks that much memory; rank
+    0 also the features it gathers at the end."""
+    from lesde.io import storage
+    from lesde.sim import mpi
+    from lesde.sim.engine import InsufficientMemoryError
+
+    cfg = lesde.Config(
+        n_classes=2, n_per_class=200_000, dim=8, signal="linear", steps=2, record_every=1
+    )
+    records = cfg.record_bytes()
+    per_rank = cfg.state_bytes() // 4 + records
+    for rank in range(4):
+        _, _, lo, hi = mpi.shard_blocks(cfg.n_samples, rank, 4)
+        samples, arrays, _ = mpi._shard(cfg, _RankOf(rank, 4))
+        assert samples == (lo, hi)
+        assert arrays["features"].shape == (1, hi - lo, 8)
+        assert arrays["labels"].shape == (1, hi - lo) and arrays["classes"].shape == (hi - lo,)
+        assert arrays["classes"].tolist() == [int(lo + i >= 200_000) for i in range(hi - lo)]
+    # Memory for a quarter of the state and more, not for all of it: ranks 1-3 fit, rank
+    # 0 (which gathers the whole features at the end) is refused.
+    monkeypatch.setattr(storage, "memory_limits", lambda: {"MemAvailable": 2 * per_rank})
+    for rank in (1, 2, 3):
+        mpi._shard(cfg, _RankOf(rank, 4))
+    with pytest.raises(InsufficientMemoryError, match="GiB"):
+        mpi._shard(cfg, _RankOf(0, 4))
 
 
 # ---------------------------------------------------------------------- sharded checkpoints
@@ -648,6 +731,23 @@ def test_an_edited_manifest_is_refused(checkpoint, field, value):
     for rank in (0, 1):
         with pytest.raises(ValueError, match="edited sharded checkpoint manifest"):
             _read(checkpoint, rank)
+
+
+@pytest.mark.parametrize("order", [None, 1, 3])
+def test_a_manifest_of_another_reduction_order_is_refused_where_it_matters(checkpoint, order):
+    """A run resumed must not mix summation orders. Orders 1 (before the reduction tree:
+    no field) and 2 add the same way up to 256 blocks (this run's 3 blocks): resumed; an
+    order this lesde does not know is refused on every rank."""
+    _rewrite(
+        checkpoint,
+        lambda h: h.pop("reduction_order") if order is None else h.update(reduction_order=order),
+    )
+    for rank in (0, 1):
+        if order == 3:
+            with pytest.raises(ValueError, match="reduction order 3, this lesde in order 2"):
+                _read(checkpoint, rank)
+        else:
+            assert _read(checkpoint, rank).config.seed == 7
 
 
 def _entry(header, rank):

@@ -409,7 +409,8 @@ void PlatformState<Real>::sweep(Move move, const std::vector<int32_t>& replicas,
 }
 
 // Runs one record pass (kernel: record_first_kernel or record_second_kernel) over the listed
-// replicas, record_slots of them at a time, and adds each one's block totals in block order.
+// replicas, record_slots of them at a time, and adds each one's block totals by the tree of
+// reduce.hpp.
 template <class Real, class Kernel>
 void record_pass(Impl<Real>& m, Kernel kernel, int64_t width, const std::vector<int32_t>& replicas,
                  const std::vector<double>* means, const std::vector<double>* counts,
@@ -454,12 +455,11 @@ void record_pass(Impl<Real>& m, Kernel kernel, int64_t width, const std::vector<
     CUDA_CHECK(cudaMemcpyAsync(blocks.data(), m.rec_blocks.ptr, blocks.size() * sizeof(double),
                                cudaMemcpyDeviceToHost, m.stream));
     m.sync();
-    for (int64_t slot = 0; slot < n_slots; ++slot) {  // the blocks in order, as sum_blocks
-      double* total = out.data() + (done + size_t(slot)) * width;
-      for (int64_t b2 = 0; b2 < rs.blocks(); ++b2) {
-        const double* part = blocks.data() + (slot * rs.blocks() + b2) * width;
-        for (int64_t j = 0; j < width; ++j) total[j] += part[j];
-      }
+    for (int64_t slot = 0; slot < n_slots; ++slot) {  // the blocks by the tree of reduce.hpp
+      TreeSum tree(Blocks(m.cfg.n_samples()), width);
+      for (int64_t b2 = 0; b2 < rs.blocks(); ++b2)
+        tree.push_leaf(b2, blocks.data() + (slot * rs.blocks() + b2) * width);
+      tree.total(out.data() + (done + size_t(slot)) * width);
     }
     done += size_t(n_slots);
   }

@@ -14,7 +14,7 @@
 // segments of kSegment consecutive samples, one warp each (a segment never straddles a
 // block). A warp adds its samples' g(x, y) by a fixed shuffle tree into the segment's
 // partial sums; a second kernel adds the segment partials of each block in segment order;
-// the host adds the block partials in block order, as sum_blocks does. Every order is fixed
+// the host adds the block partials by the fixed tree of reduce.hpp. Every order is fixed
 // by N and the class sizes only, so a run is bit-for-bit reproducible on any GPU. Samples
 // are class-sorted, so a segment touches one class (or a few at class boundaries): partial
 // sums are stored only for the classes a segment or block holds.
@@ -48,9 +48,9 @@ struct Tables {
   std::vector<int32_t> seg_begin, seg_end, seg_clo, seg_chi;
   std::vector<int64_t> seg_off;
   int64_t seg_entries = 0;
-  // Block entries, block by block and class by class within a block: the class, and the
-  // first and last segment of that block holding it.
-  std::vector<int32_t> be_class, be_first, be_last;
+  // Block entries, block by block and class by class within a block: the class, the
+  // block, and the first and last segment of that block holding it.
+  std::vector<int32_t> be_class, be_block, be_first, be_last;
 
   explicit Tables(const EngineConfig& cfg) {
     const int64_t N = cfg.n_samples();
@@ -78,6 +78,7 @@ struct Tables {
       const size_t e0 = be_class.size();
       for (int32_t k = clo; k <= chi; ++k) {
         be_class.push_back(k);
+        be_block.push_back(int32_t(b));
         be_first.push_back(-1);
         be_last.push_back(-1);
       }
@@ -94,7 +95,7 @@ struct Tables {
   int64_t block_entries() const { return int64_t(be_class.size()); }
   size_t table_bytes() const {
     return seg_begin.size() * (4 * sizeof(int32_t) + sizeof(int64_t)) +
-           be_class.size() * 3 * sizeof(int32_t);
+           be_class.size() * 4 * sizeof(int32_t);
   }
 };
 
@@ -319,18 +320,24 @@ inline unsigned grid_size(int64_t threads) {
 }
 
 // The host's last step: sums (n_slots x K x p) = the block partials (n_slots x block
-// entries x p) added in block order, as sum_blocks of reduce.hpp does (entries come block
-// by block, so each class meets its partials in block order).
+// entries x p) added by the tree of reduce.hpp, class by class; a block without the class
+// is an absent node (entries come block by block, so each class meets its blocks in order).
 inline void add_block_partials(const Tables& t, int K, int p, int64_t n_slots,
                                const double* partial, std::vector<double>& sums) {
   const int64_t Kp = int64_t(K) * p, entries = t.block_entries();
+  const Blocks blocks(t.seg_end.empty() ? 0 : int64_t(t.seg_end.back()));
   sums.assign(size_t(n_slots * Kp), 0.0);
   for (int64_t slot = 0; slot < n_slots; ++slot) {
-    double* out = sums.data() + slot * Kp;
     const double* part = partial + slot * entries * p;
+    std::vector<TreeSum> trees(size_t(K), TreeSum(blocks, p));
     for (int64_t e = 0; e < entries; ++e) {
-      double* dst = out + int64_t(t.be_class[e]) * p;
-      for (int q = 0; q < p; ++q) dst[q] += part[e * p + q];
+      TreeSum& tree = trees[size_t(t.be_class[e])];
+      tree.push_absent(tree.end(), t.be_block[e]);
+      tree.push_leaf(t.be_block[e], part + e * p);
+    }
+    for (int k = 0; k < K; ++k) {
+      trees[size_t(k)].push_absent(trees[size_t(k)].end(), blocks.count);
+      trees[size_t(k)].total(sums.data() + slot * Kp + int64_t(k) * p);
     }
   }
 }

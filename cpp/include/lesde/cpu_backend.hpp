@@ -2,8 +2,8 @@
 //
 // A sweep is fused and tiled: each tile of kTile samples is read and written once, its noise
 // drawn just before it is used, its signals added to the partial sums of its fixed block
-// (reduce.hpp); the block partials are then added in block order. The result is therefore the
-// same on any number of threads. With many small replicas the driver runs replicas in parallel
+// (reduce.hpp); the block partials are then added by the fixed tree of reduce.hpp. The result
+// is therefore the same on any number of threads (and ranks). With many small replicas the driver runs replicas in parallel
 // (one thread each) instead of the samples of one replica.
 #pragma once
 
@@ -39,8 +39,10 @@ class CpuBackend {
     replica_parallel_ = cfg.replicas > 1 && !cfg.exchange &&
                         (cfg.process == Process::SGD || N * cfg.p < 200000);
     // Never more threads than blocks: tiny runs stay serial instead of paying for a team.
-    sample_threads_ =
-        replica_parallel_ ? 1 : int(std::min<int64_t>(cfg.threads, shard.last - shard.first));
+    sample_threads_ = replica_parallel_ ? 1
+                                        : int(std::max<int64_t>(
+                                              1, std::min<int64_t>(cfg.threads,
+                                                                   shard.last - shard.first)));
   }
 
   bool replica_parallel() const { return replica_parallel_; }
@@ -143,33 +145,30 @@ class CpuBackend {
     Real* X = features(r);
     const int32_t* y = labels(r);
     const int32_t* classes = state_.classes;
-    const int64_t blocks_here = shard.last - shard.first;
+    const int64_t Kp = int64_t(K) * p;
     const int64_t rec_width = first ? RecordLayout(cfg_).first_width() : 0;
-    std::vector<double> partial(blocks_here * K * p, 0.0), rec_partial(blocks_here * rec_width, 0.0);
-#pragma omp parallel for num_threads(sample_threads_) schedule(static) if (sample_threads_ > 1)
-    for (int64_t b = shard.first; b < shard.last; ++b) {
-      TileScratch<Real> tile(K, p);
-      std::unique_ptr<RecordScratch> rec;
-      if (first) rec = std::make_unique<RecordScratch>(K, p);
-      for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
-        const int64_t n = std::min(kTile, blocks.end(b) - i0), li = i0 - off;
-        Real* Xt = X + li * p;
-        if (draws)
-          fill_increments(cfg_.noise, noise, sweep.step, uint64_t(i0) * p, n * p, tile.xi.data());
-        move_tile(sweep.move, p, coef, classes + li, n, sweep.dt, sweep.noise_scale,
-                  draws ? tile.xi.data() : nullptr, Xt, tile);
-        const double* lse = add_signal_tile(spec, Xt, y + li, classes + li, n, tile,
-                                            partial.data() + (b - shard.first) * K * p);
-        if (first)  // the tile is in cache: its record costs no memory traffic
-          add_first_moments_tile(spec, Xt, y + li, classes + li, n, lse, *rec,
-                                 rec_partial.data() + (b - shard.first) * rec_width);
-      }
-    }
-    combine_blocks(shard, cfg_.exchange, partial, int64_t(K) * p, sums.data());
-    if (first) {
-      first->assign(size_t(rec_width), 0.0);
-      combine_blocks(shard, cfg_.exchange, rec_partial, rec_width, first->data());
-    }
+    // One reduction for both: the class sums, then the record's pass-1 totals.
+    std::vector<double> total(size_t(Kp + rec_width));
+    reduce_blocks(shard, cfg_.exchange, Kp + rec_width, sample_threads_, total.data(), [&] {
+      return [&, tile = TileScratch<Real>(K, p),
+              rec = first ? std::make_unique<RecordScratch>(K, p) : nullptr](
+                 int64_t b, double* acc) mutable {
+        for (int64_t i0 = blocks.begin(b); i0 < blocks.end(b); i0 += kTile) {
+          const int64_t n = std::min(kTile, blocks.end(b) - i0), li = i0 - off;
+          Real* Xt = X + li * p;
+          if (draws)
+            fill_increments(cfg_.noise, noise, sweep.step, uint64_t(i0) * p, n * p,
+                            tile.xi.data());
+          move_tile(sweep.move, p, coef, classes + li, n, sweep.dt, sweep.noise_scale,
+                    draws ? tile.xi.data() : nullptr, Xt, tile);
+          const double* lse = add_signal_tile(spec, Xt, y + li, classes + li, n, tile, acc);
+          if (rec)  // the tile is in cache: its record costs no memory traffic
+            add_first_moments_tile(spec, Xt, y + li, classes + li, n, lse, *rec, acc + Kp);
+        }
+      };
+    });
+    std::copy(total.begin(), total.begin() + Kp, sums.begin());
+    if (first) first->assign(total.begin() + Kp, total.end());
   }
 };
 

@@ -200,22 +200,19 @@ LESDE_CLONES void add_second_moments_tile(const SignalSpec& spec, const Real* X,
 
 // Runs add_tile(li, n, scratch, acc) over this process's samples (li: the tile's first
 // local sample, n <= kTile), in parallel over the fixed blocks, each block into its own
-// `width` partial sums, then adds the blocks in block order (reduce.hpp), so the totals do
-// not depend on threads.
+// `width` partial sums, then adds the blocks by the fixed tree (reduce.hpp), so the totals
+// do not depend on threads or ranks.
 template <class AddTile>
 void host_pass(const EngineConfig& cfg, int64_t width, int threads, double* tot,
                AddTile add_tile) {
   const Shard shard = cfg.shard();
   const int64_t off = shard.offset();
-  std::vector<double> partial((shard.last - shard.first) * width, 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = shard.first; b < shard.last; ++b) {
-    RecordScratch scratch(cfg.K, cfg.p);
-    double* acc = partial.data() + (b - shard.first) * width;
-    for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile)
-      add_tile(i0 - off, std::min(kTile, shard.blocks.end(b) - i0), scratch, acc);
-  }
-  combine_blocks(shard, cfg.exchange, partial, width, tot);
+  reduce_blocks(shard, cfg.exchange, width, threads, tot, [&] {
+    return [&, scratch = RecordScratch(cfg.K, cfg.p)](int64_t b, double* acc) mutable {
+      for (int64_t i0 = shard.blocks.begin(b); i0 < shard.blocks.end(b); i0 += kTile)
+        add_tile(i0 - off, std::min(kTile, shard.blocks.end(b) - i0), scratch, acc);
+    };
+  });
 }
 
 // Both passes over a replica's samples on the host (a backend whose sweeps do not

@@ -49,7 +49,8 @@ struct EngineConfig {
 
   // --- sharding one run over MPI ranks: this rank owns blocks [first_block, last_block)
   int64_t first_block = 0, last_block = -1;  // -1: all blocks
-  Exchange exchange;                          // combines block partials across ranks
+  std::vector<int64_t> rank_blocks;           // every rank's first block, then the count
+  Exchange exchange;                          // gathers the ranks' tree nodes (reduce.hpp)
 
   int64_t n_samples() const {
     int64_t n = 0;
@@ -68,6 +69,7 @@ struct EngineConfig {
     Shard s{Blocks(n_samples())};
     s.first = first_block;
     s.last = last_block < 0 ? s.blocks.count : last_block;
+    if (!rank_blocks.empty()) s.ranks = &rank_blocks;
     return s;
   }
 
@@ -100,8 +102,22 @@ struct EngineConfig {
     for (auto i : record_samples)
       if (i < 0 || i >= n_samples()) fail("record_samples out of range");
     const Shard s = shard();
-    if (s.first < 0 || s.last > s.blocks.count || s.first >= s.last)
-      fail("the block range of a shard must be non-empty and within the run");
+    if (s.first < 0 || s.last > s.blocks.count || s.first > s.last)
+      fail("the block range of a shard must be within the run");
+    if (exchange || !rank_blocks.empty()) {
+      bool ok = rank_blocks.size() >= 2 && rank_blocks.front() == 0 &&
+                rank_blocks.back() == s.blocks.count;
+      bool mine = false;
+      for (size_t r = 0; ok && r + 1 < rank_blocks.size(); ++r) {
+        ok = rank_blocks[r] <= rank_blocks[r + 1];
+        mine = mine || (rank_blocks[r] == s.first && rank_blocks[r + 1] == s.last);
+      }
+      if (!ok || !mine || !exchange)
+        fail("a sharded run needs exchange and rank_blocks that split the blocks, its own "
+             "range among them");
+    } else if (!s.whole()) {
+      fail("a run that owns part of the blocks needs exchange and rank_blocks");
+    }
     if (!s.whole() && (process == Process::SGD || !record_samples.empty()))
       fail("a sharded run supports process sde without record_samples");
     alpha.check("alpha");

@@ -61,6 +61,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "Checkpointer",
+    "check_reduction_order",
     "checkpoint_lock",
     "read_checkpoint",
     "resume",
@@ -101,8 +102,37 @@ def run_header(kind: str, cfg: Config, step: int, wall_seconds: float) -> dict[s
         "dtype": cfg.dtype,
         "lesde_version": __version__,
         "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+        "reduction_order": int(_core.REDUCTION_ORDER_VERSION),
         "wall_seconds": float(wall_seconds),
     }
+
+
+def check_reduction_order(path: Any, header: dict[str, Any], cfg: Config) -> None:
+    """Refuse a checkpoint whose run added its samples' sums in another order than this
+    lesde would for its N: resumed, the run would mix orders (its last bits would match
+    neither). Order 1 (no ``reduction_order`` in the header: lesde before the reduction
+    tree) adds at most 256 blocks left to right, as order 2 does up to 256 x 2048 samples.
+
+    Examples
+    --------
+    >>> check_reduction_order("a.ckpt", {}, Config(n_classes=2, n_per_class=10))
+    >>> try:
+    ...     check_reduction_order("a.ckpt", {}, Config(n_classes=2, n_per_class=300_000))
+    ... except ValueError as err:
+    ...     print(str(err)[:62])
+    a.ckpt: its run added its 600000 samples' sums in reduction or
+    """
+    order = header.get("reduction_order", 1)
+    ours = int(_core.REDUCTION_ORDER_VERSION)
+    if order == ours:
+        return
+    if order == 1 and _core.block_layout(cfg.n_samples)[0] <= _core.REDUCTION_LINEAR_BLOCKS:
+        return  # the same additions in both orders
+    raise ValueError(
+        f"{path}: its run added its {cfg.n_samples} samples' sums in reduction order {order}, "
+        f"this lesde in order {ours}; the run cannot be continued identically: run it again "
+        "from the start"
+    )
 
 
 def write_checkpoint(
@@ -224,6 +254,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise TypeError("meta must be a table")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: invalid checkpoint header ({err})") from None
+    check_reduction_order(path, header, cfg)
     check_memory(cfg)  # before the record grid or any array is built
     idx = cfg.record_index(step) if isinstance(step, int) and not isinstance(step, bool) else -1
     if idx < 0:

@@ -478,20 +478,23 @@ class Config:
         K = self.n_classes
         return np.full((K, K), b) + (a - b) * np.eye(K)
 
-    def state_bytes(self) -> int:
+    def state_bytes(self, samples: int | None = None) -> int:
         """Bytes a run allocates: the per-sample state (features, labels, SGD bookkeeping)
-        and the records (:meth:`record_bytes`). Counted, never built.
+        and the records (:meth:`record_bytes`). Counted, never built. ``samples``: the
+        samples one process holds (a rank of a sharded run), default all of them.
 
         Examples
         --------
-        >>> Config(n_classes=2, n_per_class=10, steps=10, record_every=5).state_bytes()
-        880
+        >>> cfg = Config(n_classes=2, n_per_class=10, steps=10, record_every=5)
+        >>> cfg.state_bytes(), cfg.state_bytes(samples=5)
+        (880, 580)
         """
         itemsize = 8 if self.dtype == "float64" else 4
         per_sample = self.p * itemsize + 4
         if self.process == "sgd":
             per_sample += 8  # noise variance already applied to each sample (lazy noise)
-        return self.replicas * self.n_samples * per_sample + self.record_bytes()
+        n = self.n_samples if samples is None else samples
+        return self.replicas * n * per_sample + self.record_bytes()
 
     def record_bytes(self) -> int:
         """Bytes of the records (float64): :attr:`n_records` x (class and label means,

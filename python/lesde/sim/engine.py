@@ -105,18 +105,20 @@ class RunInterruptedWarning(RuntimeWarning):
 # ----------------------------------------------------------------------------- before a run
 
 
-def check_memory(cfg: Config) -> None:
+def check_memory(cfg: Config, samples: int | None = None, extra: int = 0) -> None:
     """Raise :class:`InsufficientMemoryError` if ``cfg`` needs over 90 % of free memory.
 
     Counted from the config alone (:meth:`Config.state_bytes`), never by building arrays;
     free memory is the least that any limit leaves (:func:`lesde.io.storage.available_memory`:
     the machine, ``ulimit -v``/``-d``, memory cgroups), and the message names that limit.
+    A rank of a sharded run counts its own ``samples`` and, in ``extra`` bytes, what else
+    it allocates (rank 0: the gathered features).
 
     Examples
     --------
     >>> check_memory(Config(n_classes=2, n_per_class=10))  # fits: returns None
     """
-    need = cfg.state_bytes()
+    need = cfg.state_bytes(samples) + extra
     limits = storage.memory_limits()
     if not limits:
         return
@@ -163,34 +165,40 @@ def check_on_nonfinite(on_nonfinite: Any) -> str:
     return validate.choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
 
 
-def allocate(cfg: Config) -> Arrays:
+def allocate(cfg: Config, samples: tuple[int, int] | None = None) -> Arrays:
     """The arrays the engine writes into: state, records (NaN until written), status.
 
-    A MemoryError while making them becomes :class:`InsufficientMemoryError`.
+    ``samples=(lo, hi)``: the state of those samples only (a rank of a sharded run), the
+    whole run's records. A MemoryError while making them becomes
+    :class:`InsufficientMemoryError`.
 
     Examples
     --------
     >>> arrays = allocate(Config(n_classes=2, n_per_class=5, t_end=1.0))
     >>> arrays["features"].shape, arrays["class_means"].shape
     ((1, 10, 2), (1, 101, 2, 2))
+    >>> allocate(Config(n_classes=2, n_per_class=5), samples=(3, 7))["classes"].tolist()
+    [0, 0, 1, 1]
     """
     try:
-        return _allocate(cfg)
+        return _allocate(cfg, (0, cfg.n_samples) if samples is None else samples)
     except InsufficientMemoryError:
         raise
     except MemoryError as err:  # a limit check_memory could not see: the same refusal
         raise _out_of_memory(cfg, "allocating its arrays", err) from None
 
 
-def _allocate(cfg: Config) -> Arrays:
-    R, N, K, p = cfg.replicas, cfg.n_samples, cfg.n_classes, cfg.p
+def _allocate(cfg: Config, samples: tuple[int, int]) -> Arrays:
+    R, K, p = cfg.replicas, cfg.n_classes, cfg.p
+    lo, hi = samples
+    N = hi - lo
     T = len(cfg.record_steps)
     S = len(cfg.recorded_sample_indices)
     dtype = np.float64 if cfg.dtype == "float64" else np.float32
     return dict(
         features=np.empty((R, N, p), dtype=dtype),
         labels=np.empty((R, N), dtype=np.int32),
-        classes=np.repeat(np.arange(K, dtype=np.int32), cfg.class_sizes_resolved),
+        classes=_class_slice(cfg.class_sizes_resolved, lo, hi),
         noise_var=np.zeros((R, N)) if cfg.process == "sgd" else None,
         class_means=np.full((R, T, K, p), np.nan),
         label_means=np.full((R, T, K, p), np.nan),
@@ -200,6 +208,14 @@ def _allocate(cfg: Config) -> Arrays:
         status=np.zeros(R, dtype=np.int32),
         fail_step=np.full(R, -1, dtype=np.int64),
     )
+
+
+def _class_slice(sizes: list[int], lo: int, hi: int) -> np.ndarray:
+    """The classes of samples lo .. hi - 1 (stored class by class), made without the rest."""
+    ends = np.cumsum(sizes)
+    starts = ends - np.asarray(sizes)
+    counts = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0, None)
+    return np.repeat(np.arange(len(sizes), dtype=np.int32), counts)
 
 
 def _core_schedule(name: str, value: Any) -> _core.Schedule:

@@ -1,11 +1,16 @@
 """One giant run sharded by samples over MPI ranks (``lesde.simulate(cfg, comm=...)``).
 
 The N coupled SDEs interact only through the K x p class sums, so each rank owns a
-contiguous range of the engine's fixed reduction blocks (``_core.block_layout``) and, once
-per step, the ranks all-gather their block partial sums (at most 256 x K x p numbers) and
-add them in global block order. Random numbers are keyed by global sample indices. The
-result is therefore bit-identical to a single-process run with the same seed, whatever the
-number of ranks (tested with ``mpiexec -n 2``).
+contiguous range of the engine's fixed reduction blocks (``_core.block_layout``: about 2048
+samples each, any number of them) and, once per step, the ranks all-gather their part of
+the fixed reduction tree over the blocks (at most 2 log2(blocks) partial sums of K x p
+numbers each; ``_core.reduction_nodes``) and add them as the tree says. Random numbers are
+keyed by global sample indices. The result is therefore bit-identical to a single-process
+run with the same seed, whatever the number of ranks (tested with ``mpiexec -n 2`` and
+``-n 3``; a 1,000-rank reduction in-process). Any number of ranks works: with more ranks
+than blocks, some own no samples and still take part in every exchange. Each rank
+allocates only its own samples' state (and the whole run's records); rank 0 also the
+features it gathers at the end.
 
 Run a script with ``mpiexec -n 4 python script.py``; in it::
 
@@ -53,8 +58,8 @@ import numpy as np
 from .. import _core
 from .collective import AgreedError, agreed, counting_interrupts, interrupt_count
 from .config import Config
-from .engine import NonFiniteError, allocate, check_memory, check_on_nonfinite, run_engine
-from .sharded_checkpoint import ShardedCheckpointer, read_sharded_checkpoint
+from .engine import NonFiniteError, allocate, check_on_nonfinite, run_engine
+from .sharded_checkpoint import ShardedCheckpointer, check_rank_memory, read_sharded_checkpoint
 
 __all__ = ["check_shardable", "resume_sharded", "shard_blocks", "simulate_sharded"]
 
@@ -62,19 +67,19 @@ __all__ = ["check_shardable", "resume_sharded", "shard_blocks", "simulate_sharde
 def shard_blocks(n_samples: int, rank: int, size: int) -> tuple[int, int, int, int]:
     """(first_block, last_block, first_sample, end_sample) owned by ``rank`` of ``size``.
 
+    Any number of ranks works: with more ranks than blocks some own none (an empty range)
+    and still take part in every exchange.
+
     Examples
     --------
     >>> shard_blocks(9000, 0, 2), shard_blocks(9000, 1, 2)
     ((0, 2, 0, 3600), (2, 5, 3600, 9000))
+    >>> shard_blocks(9000, 0, 8)  # 5 blocks over 8 ranks: rank 0 owns none
+    (0, 0, 0, 0)
     """
     count, block = _core.block_layout(n_samples)
-    if count < size:
-        raise ValueError(
-            f"{n_samples} samples make {count} reduction block(s) of {block}; sharding over "
-            f"{size} ranks needs at least one block per rank"
-        )
     first, last = rank * count // size, (rank + 1) * count // size
-    return first, last, first * block, min(n_samples, last * block)
+    return first, last, min(n_samples, first * block), min(n_samples, last * block)
 
 
 def check_shardable(cfg: Config) -> None:
@@ -160,32 +165,26 @@ class _Lockstep:
 def _shard(cfg: Config, comm: Any):
     """This rank's samples (lo, hi), its arrays (its samples' state, the whole run's
     records) and the engine setup that makes it one shard of the run."""
-    from mpi4py import MPI  # the optional extra lesde[mpi], needed only here
-
     check_shardable(cfg)
-    check_memory(cfg)  # the whole run's records and class list are allocated on every rank
     rank, size = comm.Get_rank(), comm.Get_size()
     N = cfg.n_samples
     count, _ = _core.block_layout(N)
     first, last, lo, hi = shard_blocks(N, rank, size)
-    blocks_of = [shard_blocks(N, r, size)[1] - shard_blocks(N, r, size)[0] for r in range(size)]
+    check_rank_memory(cfg, (lo, hi), rank)  # its samples, the records, rank 0's gathering
+    bounds = [shard_blocks(N, r, size)[0] for r in range(size)] + [count]
 
-    def exchange(local: np.ndarray, whole: np.ndarray) -> None:
-        width = whole.size // count
-        counts = [n * width for n in blocks_of]
+    def exchange(local: np.ndarray, whole: np.ndarray, counts: list[int]) -> None:
+        # Every rank's nodes of the fixed reduction tree (reduce.hpp): O(log blocks) each.
+        from mpi4py import MPI  # the optional extra lesde[mpi], needed only here
+
         displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
         comm.Allgatherv(local, [whole, counts, displs, MPI.DOUBLE])
 
-    full = allocate(cfg)  # records and the class list of the whole run
-    R, p = cfg.replicas, cfg.p
-    arrays = dict(full)
-    arrays["features"] = np.empty((R, hi - lo, p), dtype=full["features"].dtype)
-    arrays["labels"] = np.empty((R, hi - lo), dtype=np.int32)
-    arrays["classes"] = np.ascontiguousarray(full["classes"][lo:hi])
-    del full
+    arrays = allocate(cfg, samples=(lo, hi))  # this rank's samples, the whole run's records
 
     def setup(engine_cfg) -> None:
         engine_cfg.first_block, engine_cfg.last_block = first, last
+        engine_cfg.rank_blocks = bounds
         engine_cfg.exchange = exchange
 
     return (lo, hi), arrays, setup
@@ -357,14 +356,34 @@ def _gather_state(result, comm, local_range: tuple[int, int], N: int) -> None:
     ranges = comm.allgather((local_range, interrupt_count()))
     if any(count for _, count in ranges):
         result.interrupted = True
-    feats = comm.gather(result.features, root=0)
-    labels = comm.gather(result.labels, root=0)
+    result.features = _gather_samples(comm, result.features, ranges, N)
+    result.labels = _gather_samples(comm, result.labels, ranges, N)
     if comm.Get_rank() != 0:
         return
-    order = np.argsort([r[0] for r, _ in ranges])
-    result.features = np.concatenate([feats[i] for i in order], axis=1)
-    result.labels = np.concatenate([labels[i] for i in order], axis=1)
     result.classes = np.repeat(
         np.arange(result.config.n_classes, dtype=np.int32), result.config.class_sizes_resolved
     )
-    assert result.features.shape[1] == N
+
+
+def _gather_samples(comm: Any, local: np.ndarray, ranges: list, N: int) -> np.ndarray:
+    """Rank 0 gets the whole run's array (R x N x ...) from every rank's samples, received
+    in place (one replica at a time, a sample as one MPI item, so that counts stay below
+    2^31); the other ranks keep their own."""
+    from mpi4py.util import dtlib
+
+    R, item = local.shape[0], local.shape[2:]
+    per_sample = int(np.prod(item, dtype=np.int64))
+    base = dtlib.from_numpy_dtype(local.dtype)
+    sample_type = base.Create_contiguous(per_sample).Commit()
+    try:
+        counts = [hi - lo for (lo, hi), _ in ranges]
+        displs = [lo for (lo, _), _ in ranges]
+        whole = np.empty((R, N, *item), dtype=local.dtype) if comm.Get_rank() == 0 else None
+        for r in range(R):
+            recv = [whole[r], counts, displs, sample_type] if whole is not None else None
+            comm.Gatherv(
+                [np.ascontiguousarray(local[r]), counts[comm.Get_rank()], sample_type], recv, root=0
+            )
+    finally:
+        sample_type.Free()
+    return whole if whole is not None else local

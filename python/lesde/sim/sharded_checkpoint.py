@@ -38,7 +38,14 @@ from .. import _core, validate
 from ..io import storage
 from ..io.atomic import probe_write
 from ..version import __version__
-from .checkpoint import CHECKPOINT_SECONDS, RECORD_ARRAYS, Checkpoint, checkpoint_digest, run_header
+from .checkpoint import (
+    CHECKPOINT_SECONDS,
+    RECORD_ARRAYS,
+    Checkpoint,
+    check_reduction_order,
+    checkpoint_digest,
+    run_header,
+)
 from .collective import agree, agreed_error
 from .config import Config
 from .engine import check_memory
@@ -50,6 +57,7 @@ __all__ = [
     "SHARDED_KIND",
     "SHARD_KIND",
     "ShardedCheckpointer",
+    "check_rank_memory",
     "read_sharded_checkpoint",
     "read_sharded_manifest",
     "run_identity",
@@ -280,7 +288,7 @@ def read_sharded_manifest(path: str | os.PathLike) -> tuple[Config, dict[str, An
     """The config and header of the manifest of sharded checkpoint ``path``, checked: its
     kind and format version, its SHA-256 digest (an edited manifest is refused), the
     random-stream version, the config, the step (a record step), the rank count and that
-    the run fits in memory. Reads this process's copy only (no collective).
+    the run's records fit in memory. Reads this process's copy only (no collective).
 
     Examples
     --------
@@ -332,8 +340,22 @@ def read_sharded_manifest(path: str | os.PathLike) -> tuple[Config, dict[str, An
         raise ValueError(f"{path}: invalid sharded checkpoint manifest ({err})") from None
     if not 0 <= step <= cfg.n_steps or record_count(cfg, step) == record_count(cfg, step - 1):
         raise ValueError(f"{path}: step {step} is not a record step of its config")
-    check_memory(cfg)  # before any part is read or the run's arrays are allocated
+    check_reduction_order(path, manifest, cfg)
+    check_memory(cfg, samples=0)  # the records every rank holds (its samples: when read)
     return cfg, manifest
+
+
+def check_rank_memory(cfg: Config, samples: tuple[int, int], rank: int) -> None:
+    """Refuse (:class:`lesde.sim.engine.InsufficientMemoryError`) a rank of a sharded run
+    that would not fit: its samples ``(lo, hi)``, the whole run's records and, on rank 0,
+    the features and labels it gathers at the end.
+
+    Examples
+    --------
+    >>> check_rank_memory(Config(n_classes=2, n_per_class=10), (0, 10), 0)  # fits
+    """
+    gathered = cfg.state_bytes() - cfg.record_bytes() if rank == 0 else 0
+    check_memory(cfg, samples[1] - samples[0], gathered)
 
 
 def read_sharded_checkpoint(
@@ -373,6 +395,7 @@ def _read_sharded_part(path: Path, rank: int, size: int, layout: Callable) -> Ch
             stacklevel=4,
         )
     samples = layout(cfg)
+    check_rank_memory(cfg, samples, rank)  # before its part is read
     if not isinstance(shards[rank], dict) or shards[rank].get("samples") != list(samples):
         raise ValueError(
             f"{path}: the part of rank {rank} is not of samples {list(samples)}, which this "
