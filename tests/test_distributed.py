@@ -107,11 +107,16 @@ def test_config_hash_is_stable_and_ignores_threads():
     assert config_hash(cfg) != config_hash(cfg.replace(seed=12))
 
 
-def test_files_from_another_run_or_version_are_not_reused(tmp_path):
+@pytest.mark.parametrize(
+    "field,value",
+    [("lesde_version", "0.0.0-another"), ("random_stream_version", 2), ("reduction_order", 1)],
+)
+def test_files_from_another_run_or_version_are_not_reused(tmp_path, field, value):
+    """A point file made by another lesde, random stream or order of sums is run again."""
     one = {"alpha": [0.5, 2.0]}
     first = sweep(BASE, one, replicas=1, progress=False, out_dir=tmp_path)
     stale = lesde.load(first.meta["point_files"][0])
-    stale.meta["lesde_version"] = "0.0.0-another"
+    stale.meta[field] = value
     stale.save(first.meta["point_files"][0])
     again = sweep(BASE, one, replicas=1, progress=False, out_dir=tmp_path)
     assert (again.meta["points_reused"], again.meta["points_run"]) == (1, 1)

@@ -33,4 +33,5 @@ def build_info() -> dict:
     info = dict(_core.build_info())
     info["version"] = __version__
     info["random_stream_version"] = int(_core.RANDOM_STREAM_VERSION)
+    info["reduction_order"] = int(_core.REDUCTION_ORDER_VERSION)
     return info

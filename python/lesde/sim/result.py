@@ -449,6 +449,7 @@ def provenance(cfg: Config, wall_seconds: float) -> dict[str, Any]:
         "lesde_version": __version__,
         "build_info": _core.build_info(),
         "random_stream_version": int(_core.RANDOM_STREAM_VERSION),
+        "reduction_order": int(_core.REDUCTION_ORDER_VERSION),
         "seed": cfg.seed,
         "noise_seed": cfg.effective_noise_seed,
         "threads": cfg.effective_threads,

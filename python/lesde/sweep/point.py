@@ -57,8 +57,8 @@ def load_point(path: str | os.PathLike, cfg: Config):
 
     A file is reused only if it loads (every member and shape is checked), holds the same
     config (threads aside), was not interrupted, keeps its features and was made by this
-    lesde version with this build's random stream, so that the rows rebuilt from it equal
-    a fresh run's.
+    lesde version with this build's random stream and order of sums, so that the rows
+    rebuilt from it equal a fresh run's.
     """
     from ..sim.result import load
 
@@ -75,6 +75,9 @@ def load_point(path: str | os.PathLike, cfg: Config):
         or config_hash(res.config) != config_hash(cfg)
         or res.features.shape[1] != cfg.n_samples
         or res.meta.get("random_stream_version") != build_info()["random_stream_version"]
+        # the order sums are added in (reduce.hpp); results saved before it was recorded
+        # were summed in order 1
+        or res.meta.get("reduction_order", 1) != build_info()["reduction_order"]
         or res.meta.get("lesde_version") != __version__
     ):
         return None
