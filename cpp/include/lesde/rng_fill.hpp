@@ -222,14 +222,14 @@ inline void philox_words(const Stream& s, uint32_t step, uint64_t first, int n, 
 
 // ---------------------------------------------------------------- the ziggurat's fast path
 
-// z[m] = the fast path's normal of words[m] for m < count, and bit m % 32 of slow[m / 32]
+// z[m] = the fast path's normal of words[m] for from <= m < count, and bit m % 32 of slow[m / 32]
 // set where the word may need the slow path. A flagged word whose ziggurat::fast is true
 // keeps its z[m]: the SIMD paths flag more words than need it (below), and gaussian_round
 // decides each flagged word with ziggurat::fast, so every path makes the same numbers.
 template <class T>
-LESDE_FILL_INLINE void ziggurat_fast_portable(const uint32_t* words, int count, T* z,
+LESDE_FILL_INLINE void ziggurat_fast_portable(const uint32_t* words, int from, int count, T* z,
                                               uint32_t* slow) {
-  for (int m = 0; m < count; ++m) {
+  for (int m = from; m < count; ++m) {
     const uint32_t word = words[m];
     z[m] = T(ziggurat::with_sign(word, ziggurat::point(word)));
     if (!ziggurat::fast(word)) slow[m / 32] |= 1u << (m % 32);
@@ -312,7 +312,7 @@ __attribute__((target("avx2"))) inline void ziggurat_fast_avx2(const uint32_t* w
       }
     }
   }
-  ziggurat_fast_portable(words + m, count - m, z + m, slow + m / 32);
+  ziggurat_fast_portable(words, m, count, z, slow);  // the last few words
 }
 
 // Sixteen words at a time: the group's least kAccept by one two-table permute (vpermi2d).
@@ -355,7 +355,7 @@ __attribute__((target("avx512f"))) inline void ziggurat_fast_avx512(const uint32
       }
     }
   }
-  ziggurat_fast_portable(words + m, count - m, z + m, slow + m / 32);
+  ziggurat_fast_portable(words, m, count, z, slow);  // the last few words
 }
 #endif
 
@@ -378,7 +378,7 @@ LESDE_FILL_INLINE void gaussian_round(const Stream& s, uint32_t step, uint64_t b
       break;
 #endif
     default:
-      ziggurat_fast_portable(words, count, z, slow);
+      ziggurat_fast_portable(words, 0, count, z, slow);
   }
   for (int q = 0; q < (count + 31) / 32; ++q) {
     for (uint32_t bits = slow[q]; bits; bits &= bits - 1) {
