@@ -123,15 +123,18 @@ def test_two_point_is_fair_and_independent_bit_by_bit():
         assert abs(value) < Z / np.sqrt(n), f"lag-{name} correlation {value}"
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("noise", ["gaussian", "two_point", "three_point"])
-def test_every_path_draws_the_same_increments(noise):
-    # The CPU fill (SIMD and portable Philox) and the one-sample function a GPU thread calls.
+def test_every_path_draws_the_same_increments(noise, dtype):
+    # The CPU fill on every instruction set this CPU has (whole rounds, partial rounds of
+    # a few blocks, a tile of 128 samples x p = 10) and the function a GPU thread calls.
     kind = getattr(_core.NoiseKind, noise)
-    for first, count in [(0, 1000), (5, 333), (123_457, 4099)]:
-        scalar = _core.increments(kind, 3, 2, 9, first, count, "scalar")
-        for path in ("simd", "portable"):
+    cuts = [(0, 1000), (5, 333), (123_457, 4099), (1280, 1280), (7, 130), (2**32 * 128 - 300, 900)]
+    for first, count in cuts:
+        scalar = _core.increments(kind, 3, 2, 9, first, count, "scalar", dtype)
+        for path in ("simd", *_core.fill_paths()):
             np.testing.assert_array_equal(
-                _core.increments(kind, 3, 2, 9, first, count, path),
+                _core.increments(kind, 3, 2, 9, first, count, path, dtype),
                 scalar,
                 err_msg=f"{noise}: the {path} fill differs from the scalar increments",
             )

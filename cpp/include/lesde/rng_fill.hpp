@@ -139,10 +139,10 @@ __attribute__((target("avx2"))) inline void philox_words_avx2(const Stream& s, u
 // is longer than the time its operations take). AVX-512 recombines each product's halves
 // with one masked shuffle (not a shift and a blend) and xors three values at once
 // (vpternlogd).
+template <int G = 2>  // registers of 16 blocks in flight
 __attribute__((target("avx512f"))) inline void philox_words_avx512(const Stream& s, uint32_t step,
                                                                    uint64_t first, int n,
                                                                    uint32_t* words) {
-  constexpr int G = 2;  // registers of 16 blocks in flight
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
   int l = 0;
@@ -204,17 +204,35 @@ __attribute__((target("avx512f"))) inline void philox_words_avx512(const Stream&
 }
 #endif
 
-// philox_words_portable, on the path asked for.
+// philox_words_portable, on the path asked for. A SIMD path makes whole registers of blocks:
+// the few blocks left over (a two-point round needs 2 to 16) are made as a whole register
+// into a scratch buffer, still several times faster than one block at a time.
 inline void philox_words(const Stream& s, uint32_t step, uint64_t first, int n, uint32_t* words,
                          FillPath path = FillPath::Best) {
 #ifdef LESDE_X86_SIMD
-  switch (fill_path(path)) {
-    case FillPath::Avx512:
-      return philox_words_avx512(s, step, first, n, words);
-    case FillPath::Avx2:
-      return philox_words_avx2(s, step, first, n, words);
-    default:
-      break;
+  const FillPath chosen = fill_path(path);
+  if (chosen != FillPath::Portable) {
+    const bool wide = chosen == FillPath::Avx512;
+    const int group = wide ? 32 : 16;  // blocks per iteration
+    const int whole = n / group * group;
+    if (whole) {
+      if (wide)
+        philox_words_avx512(s, step, first, whole, words);
+      else
+        philox_words_avx2(s, step, first, whole, words);
+    }
+    if (n > whole) {  // one register (AVX-512: 16 blocks) or two (AVX2) into scratch
+      alignas(64) uint32_t scratch[4 * 32];
+      const int part = n - whole <= 16 && wide ? 16 : group;
+      if (part == 16)
+        philox_words_avx512<1>(s, step, first + uint64_t(whole), 16, scratch);
+      else if (wide)
+        philox_words_avx512(s, step, first + uint64_t(whole), part, scratch);
+      else
+        philox_words_avx2(s, step, first + uint64_t(whole), part, scratch);
+      std::memcpy(words + 4 * whole, scratch, sizeof(uint32_t) * 4 * size_t(n - whole));
+    }
+    return;
   }
 #endif
   philox_words_portable(s, step, first, n, words);
@@ -389,16 +407,28 @@ LESDE_FILL_INLINE void gaussian_round(const Stream& s, uint32_t step, uint64_t b
   }
 }
 
+// A round of two-point increments (TwoPointNoise::values over whole blocks): increment
+// 32 q + k is bit k of words[q], +1 or -1. The inner loop has a fixed length, so it
+// vectorises as a broadcast of the word, a shift by each lane's bit, and a conversion.
+template <class T>
+LESDE_FILL_INLINE void two_point_round(const uint32_t* words, int nwords, T* z) {
+  for (int q = 0; q < nwords; ++q) {
+    const uint32_t word = words[q];
+    for (int k = 0; k < 32; ++k) z[32 * q + k] = T(int32_t((word >> k) & 1u) * 2 - 1);
+  }
+}
+
 // fill_increments for one noise law (rng.hpp), inlined into it so that it is compiled for
 // the same instruction set (LESDE_CLONES): Philox over a round's blocks, then the law's
 // transform (Law::values, or the Gaussian's vectorised round) over their words.
 template <class Law, class T>
 LESDE_FILL_INLINE void fill_law_increments(const Stream& s, uint32_t step, uint64_t first,
                                            int64_t count, T* out, FillPath path) {
-  constexpr int kRound = 256;  // increments made per round: 64 blocks, or 2 for two-point
-  constexpr int kPerBlock = Law::kPerBlock, round_blocks = kRound / kPerBlock;
-  alignas(64) uint32_t words[256];  // 4 per block, kRound / 4 blocks at most
-  alignas(64) T z[kRound];
+  // Blocks per round: 64 (256 increments) for the laws of a word per increment; 16 (2,048
+  // increments, one AVX-512 register of blocks) for two-point's 128 per block.
+  constexpr int kPerBlock = Law::kPerBlock, round_blocks = kPerBlock == 4 ? 64 : 16;
+  alignas(64) uint32_t words[4 * 64];
+  alignas(64) T z[kPerBlock * round_blocks];
   uint64_t block = first / uint64_t(kPerBlock);
   int64_t skip = int64_t(first % uint64_t(kPerBlock)), done = 0;
   while (done < count) {
@@ -410,6 +440,8 @@ LESDE_FILL_INLINE void fill_law_increments(const Stream& s, uint32_t step, uint6
     T* dest = skip == 0 && take == int64_t(kPerBlock) * nb ? out + done : z;
     if constexpr (std::is_same_v<Law, GaussianNoise>) {
       gaussian_round(s, step, block, nb, words, dest, path);
+    } else if constexpr (std::is_same_v<Law, TwoPointNoise>) {
+      two_point_round(words, 4 * nb, dest);
     } else {
       for (int l = 0; l < nb; ++l)
         Law::values(s, step, block + uint64_t(l), words + 4 * l, 0, kPerBlock,
