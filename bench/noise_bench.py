@@ -28,6 +28,36 @@ from lesde.bench.problem import make_problem
 from lesde.version import build_info
 
 
+def normal_rates(repeats: int) -> dict[str, float]:
+    """Standard normals per ns on one thread, filled into an array of 2^16 that stays in
+    cache (so the generator, not memory, is timed): lesde's float64 and float32 fill, and
+    NumPy's own (its ziggurat on PCG64 and on Philox4x64) in the same run."""
+    import numpy as np
+
+    from lesde import _core
+
+    size, rounds = 1 << 16, 64
+    out64, out32 = np.empty(size), np.empty(size, dtype=np.float32)
+    gaussian = _core.NoiseKind.gaussian
+    pcg, philox = np.random.default_rng(1), np.random.Generator(np.random.Philox(1))
+    makers = {
+        "lesde float64 (ziggurat, Philox4x32)": lambda k: _core.fill_increments(
+            gaussian, 1, 0, k, 0, out64
+        ),
+        "lesde float32": lambda k: _core.fill_increments(gaussian, 1, 0, k, 0, out32),
+        "NumPy float64 (ziggurat, PCG64)": lambda k: pcg.standard_normal(out=out64),
+        "NumPy float64 (ziggurat, Philox4x64)": lambda k: philox.standard_normal(out=out64),
+    }
+    best = {name: float("inf") for name in makers}
+    for _ in range(max(repeats, 3)):  # alternate, best of
+        for name, make in makers.items():
+            t0 = time.perf_counter()
+            for k in range(rounds):
+                make(k)
+            best[name] = min(best[name], (time.perf_counter() - t0) / (rounds * size))
+    return {name: 1e-9 / t for name, t in best.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--N", type=float, default=1e6)
@@ -81,6 +111,7 @@ def main(argv=None) -> int:
                     )
                 )
             del engines
+    normals = normal_rates(args.repeats)
     busy_after = cpu_busy_fraction(0.5)
     print(
         f"N = {N:.0e}, K = p = {K}, {args.threads} threads; copy bandwidth "
@@ -95,6 +126,14 @@ def main(argv=None) -> int:
             f"{r['signal']:<14} {r['dtype']:<8} {r['noise']:<10} {r['ms']:8.2f} "
             f"{r['x_numpy']:8.1f} {r['of_roofline']:11.1%}"
         )
+    step = {(r["signal"], r["dtype"], r["noise"]): r["ms"] for r in rows}
+    ratio = (
+        step["cross_entropy", "float64", "gaussian"] / step["cross_entropy", "float32", "gaussian"]
+    )
+    print(f"cross-entropy Gaussian: float32 is {ratio:.2f}x float64")
+    print("standard normals on one thread (into an array in cache), per ns:")
+    for name, rate in normals.items():
+        print(f"  {name:<34} {rate:6.3f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(
@@ -107,6 +146,7 @@ def main(argv=None) -> int:
                     busy_before=busy,
                     busy_after=busy_after,
                     rows=rows,
+                    normals_per_ns_one_thread=normals,
                     lesde=build_info(),
                 ),
                 f,

@@ -39,7 +39,8 @@ def test_the_core_tables_are_their_definitions():
     v = x[1:] * (f[2:] - f[1:-1])  # layers 1 .. top: x[i] (f(x[i+1]) - f(x[i]))
     base = x[0] * f[1]  # the base: a box of width x[0] and height f(r)
     np.testing.assert_allclose(v, base, rtol=1e-12, err_msg="the layers' areas differ")
-    assert layers * base == pytest.approx(math.sqrt(math.pi / 2) / 0.99805, rel=1e-4)
+    efficiency = math.sqrt(math.pi / 2) / (layers * base)  # the share of draws accepted
+    assert 0.998 < efficiency < 1, f"the layers cover {1 / efficiency:.5f} x the density's area"
     np.testing.assert_allclose(f[1:-1], np.exp(-(x[1:] ** 2) / 2), rtol=1e-13)
 
 
@@ -61,7 +62,7 @@ def test_the_fast_path_stays_under_the_curve():
     "seed,purpose,replica,step", [(5, "noise", 3, 7), (2**40 + 9, "init", 0, 0)]
 )
 def test_the_core_makes_the_numpy_twins_numbers(seed, purpose, replica, step):
-    """300,000 normals (about 1,300 through the slow path) bit for bit as the NumPy twin."""
+    """300,000 normals (about 700 through the slow path) bit for bit as the NumPy twin."""
     first, count = 10**6 + 3, 300_000
     core = _core.normals(seed, getattr(_core.Purpose, purpose), replica, step, first, count)
     ref = reference.normals_of(seed, purpose, replica, step, np.arange(first, first + count))
@@ -166,9 +167,9 @@ def _tail_words(rng, count, layer_bits):
 
 
 def test_the_tail_to_six_sigma_and_beyond():
-    """Beyond r (4.04) every normal comes from Marsaglia's tail method in the slow path: 10^6
+    """Beyond r (4.22) every normal comes from Marsaglia's tail method in the slow path: 10^6
     of them follow N(0, 1) conditioned on |z| > r (KS at level 1e-6), and their counts beyond
-    5, 6 and 7 sigma (expected 11,000, 37 and 0.05) agree with the conditional law within 6
+    5, 6 and 7 sigma (expected 23,000, 79 and 0.1) agree with the conditional law within 6
     Poisson standard errors."""
     t = _core.ziggurat_tables()
     rng = np.random.default_rng(7)

@@ -1,7 +1,7 @@
 """The ziggurat's tables for exact standard normals (cpp/include/lesde/ziggurat_tables.hpp).
 
-Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) with 1024 layers of equal area v
-under f(x) = exp(-x^2 / 2): x[1] = r > x[2] > ... > x[1024] = 0 with
+Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) with 2048 layers of equal area v
+under f(x) = exp(-x^2 / 2): x[1] = r > x[2] > ... > x[2048] = 0 with
 x[i] (f(x[i+1]) - f(x[i])) = v, the base layer the rectangle [0, r] x [0, f(r)] plus the
 tail beyond r, drawn as a box of width x[0] = v / f(r). r is the root that makes the top
 layer end at 0. Everything is computed with 60 significant digits (mpmath), then rounded
@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-LAYER_BITS = 10
+LAYER_BITS = 11
 LAYERS = 1 << LAYER_BITS
-UNIFORM_BITS = 31 - LAYER_BITS  # a word: 10 bits of layer, 1 of sign, 21 of position
+UNIFORM_BITS = 31 - LAYER_BITS  # a word: 11 bits of layer, 1 of sign, 20 of position
 HEADER = Path(__file__).resolve().parents[1] / "cpp/include/lesde/ziggurat_tables.hpp"
 
 
@@ -51,7 +51,7 @@ def tables():
 
     >>> t = tables()
     >>> round(t["r"], 6), len(t["width"]), t["accept"][LAYERS - 1]
-    (4.03885, 1024, 0)
+    (4.21637, 2048, 0)
     """
     mp = _mp()
 
@@ -72,8 +72,8 @@ def tables():
     x, v, _ = _layers(r)
     x.append(mp.mpf(0))  # x[LAYERS] = 0: the top layer's inner edge
     scale = mp.mpf(2) ** -(UNIFORM_BITS + 1)
-    # Position u (0 .. 2^21 - 1) in layer i is the point (2u + 1) * x[i] / 2^22: it is inside
-    # the layer's rectangle, under the curve, when (2u + 1) / 2^22 < x[i+1] / x[i].
+    # Position u (0 .. 2^20 - 1) in layer i is the point (2u + 1) * x[i] / 2^21: it is inside
+    # the layer's rectangle, under the curve, when (2u + 1) / 2^21 < x[i+1] / x[i].
     accept = []
     for i in range(LAYERS):
         bound = x[i + 1] / x[i] * 2 ** (UNIFORM_BITS + 1)  # (2u + 1) < bound

@@ -81,6 +81,32 @@ void register_rng(py::module_& m) {
       py::arg("count"), py::arg("path") = "simd", py::arg("dtype") = "float64",
       "Noise increments number first .. first + count - 1 of the Noise stream of `kind`.");
   m.def(
+      "fill_increments",
+      [](NoiseKind kind, uint64_t seed, uint32_t replica, uint32_t step, uint64_t first,
+         py::array out) {
+        // The CPU fill into an existing array (no allocation, the GIL released): what the
+        // benchmarks time.
+        if (!(out.flags() & py::array::c_style) || !out.writeable())
+          throw py::value_error("out must be a writeable C-contiguous array");
+        const Stream s(seed, noise_purpose(kind), replica);
+        const int64_t count = int64_t(out.size());
+        if (out.dtype().is(py::dtype::of<double>())) {
+          double* data = static_cast<double*>(out.mutable_data());
+          py::gil_scoped_release release;
+          fill_increments(kind, s, step, first, count, data);
+        } else if (out.dtype().is(py::dtype::of<float>())) {
+          float* data = static_cast<float*>(out.mutable_data());
+          py::gil_scoped_release release;
+          fill_increments(kind, s, step, first, count, data);
+        } else {
+          throw py::value_error("out must be float64 or float32");
+        }
+      },
+      py::arg("kind"), py::arg("seed"), py::arg("replica"), py::arg("step"), py::arg("first"),
+      py::arg("out"),
+      "Fills `out` with increments number first .. first + out.size - 1 of the Noise stream "
+      "of `kind` (the CPU's fill on its best instruction set).");
+  m.def(
       "fill_paths",
       [] {
         std::vector<std::string> paths;
