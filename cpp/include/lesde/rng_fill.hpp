@@ -18,7 +18,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__) && \
     !defined(LESDE_NO_CLONES)
-#define LESDE_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define LESDE_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define LESDE_CLONES
 #endif
