@@ -252,3 +252,17 @@ def test_run_bench_from_a_checkout_without_a_built_core_uses_the_installed_packa
     )
     assert done.returncode == 0, f"run_bench.py --help failed:\n{done.stderr[-2000:]}"
     assert "usage" in done.stdout.lower()
+
+
+def test_records_overhead_record_step_runs():
+    out = _run_bench_script(
+        "records_overhead.py",
+        "--record-step",
+        "--steps",
+        "2",
+        "--n-per-class",
+        "200",
+        "--threads",
+        "1",
+    )
+    assert "record step" in out and "ratio" in out, out
