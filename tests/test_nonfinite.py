@@ -108,12 +108,16 @@ def test_only_the_replica_whose_record_overflows_fails(backend):
         seed=3, backend=backend,
     )  # fmt: skip
     res = lesde.simulate(cfg, progress=False, on_nonfinite="ignore")
-    assert list(res.status) == ["nonfinite", "nonfinite", "ok", "nonfinite"], res.status
-    assert res.fail_step.tolist() == [0, 0, -1, 0] and res.steps_done == cfg.n_steps
+    # Which replica's spread stays finite is the random stream's choice (with this seed,
+    # one of the four): the others fail at step 0, it runs to the end.
+    ok = np.flatnonzero(res.status == "ok")
+    assert len(ok) == 1 and set(res.status) == {"ok", "nonfinite"}, res.status
+    expected = [-1 if r == ok[0] else 0 for r in range(cfg.replicas)]
+    assert res.fail_step.tolist() == expected and res.steps_done == cfg.n_steps
     assert_records_finite_or_failed(res)
     summary = res.summary()
     assert summary["replicas_ok"] == 1
-    assert summary["nc1"] == res.metrics["nc1"][2, -1], "only the ok replica, at t_end"
+    assert summary["nc1"] == res.metrics["nc1"][ok[0], -1], "only the ok replica, at t_end"
 
 
 def test_nc1_and_nc2_of_finite_records_are_finite_at_any_scale(backend):
