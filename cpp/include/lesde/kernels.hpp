@@ -19,6 +19,18 @@ namespace lesde {
 
 constexpr int64_t kTile = 128;  // samples per tile: a tile's state and scratch stay in L1/L2
 
+// s[k0 + l] -= sum over samples lo .. hi - 1 of e[k0 + l][i] * inv[i], for l < W: each sum
+// in sample order, the W sums side by side (add_cross_entropy_tile).
+template <int W, class Real>
+LESDE_FILL_INLINE void subtract_softmax_sums(const Real* e, const Real* inv, int64_t lo, int64_t hi,
+                                             int k0, double* s) {
+  double acc[W];
+  for (int l = 0; l < W; ++l) acc[l] = 0.0;
+  for (int64_t i = lo; i < hi; ++i)
+    for (int l = 0; l < W; ++l) acc[l] += double(e[(k0 + l) * kTile + i] * inv[i]);
+  for (int l = 0; l < W; ++l) s[k0 + l] -= acc[l];
+}
+
 // Adds g(x_i, y_i) = e_y - softmax(x_i) of the cross-entropy signal without a head
 // (p == K) to the class sums, for n <= kTile consecutive samples: signal() of a whole tile,
 // with the softmax of shifted_exp_rows laid out so that every loop runs over samples and
@@ -37,27 +49,55 @@ LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* la
     int64_t hi = lo + 1;
     while (hi < n && classes[hi] == classes[lo]) ++hi;
     double* s = sums + int64_t(classes[lo]) * K;
-    for (int k = 0; k < K; ++k) {
-      const Real* ek = e + k * kTile;
-      double acc = 0.0;
-      for (int64_t i = lo; i < hi; ++i) acc += double(ek[i] * inv[i]);
-      s[k] -= acc;
+    // s[k] -= sum over the run of softmax_k, each k's sum in sample order. Eight k's at a
+    // time: their chains of additions are independent, so they overlap (one k after the
+    // other, each addition waited for the previous one: the loop was latency bound).
+    int k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) subtract_softmax_sums<8>(e, inv, lo, hi, k0, s);
+    if (k0 + 4 <= K) subtract_softmax_sums<4>(e, inv, lo, hi, k0, s), k0 += 4;
+    if (k0 + 2 <= K) subtract_softmax_sums<2>(e, inv, lo, hi, k0, s), k0 += 2;
+    if (k0 < K) subtract_softmax_sums<1>(e, inv, lo, hi, k0, s);
+    // s[label] += 1 per sample, in sample order, the running value kept in a register
+    // while the label repeats.
+    for (int64_t i = lo; i < hi;) {
+      const int32_t label = labels[i];
+      double value = s[label];
+      for (; i < hi && labels[i] == label; ++i) value += 1.0;
+      s[label] = value;
     }
-    for (int64_t i = lo; i < hi; ++i) s[labels[i]] += 1.0;
     lo = hi;
   }
 }
 
+// s[q0 + l] += x[i * p + q0 + l] over samples lo .. hi - 1 in order, for l < W, the W
+// running sums held in registers (add_linear_tile).
+template <int W, class Real>
+LESDE_FILL_INLINE void add_columns(const Real* x, int p, int64_t lo, int64_t hi, int q0,
+                                   double* s) {
+  double acc[W];
+  for (int l = 0; l < W; ++l) acc[l] = s[q0 + l];
+  for (int64_t i = lo; i < hi; ++i)
+    for (int l = 0; l < W; ++l) acc[l] += double(x[i * p + q0 + l]);
+  for (int l = 0; l < W; ++l) s[q0 + l] = acc[l];
+}
+
 // Adds g(x_i) = x_i of the linear signal to the class sums, for n <= kTile consecutive
-// samples, in sample order (the order every backend adds in). Cloned like the other tile
-// kernels, so the conversions and adds run in AVX2 registers where the CPU has them.
+// samples, each sum in sample order (the order every backend adds in), by runs of one class
+// with the running sums in registers (through memory, each sample's additions waited for
+// the previous sample's store).
 template <class Real>
 LESDE_CLONES void add_linear_tile(int p, const Real* X, const int32_t* classes, int64_t n,
                                   double* sums) {
-  for (int64_t i = 0; i < n; ++i) {
-    double* s = sums + int64_t(classes[i]) * p;
-    const Real* x = X + i * p;
-    for (int q = 0; q < p; ++q) s[q] += double(x[q]);
+  for (int64_t lo = 0; lo < n;) {
+    int64_t hi = lo + 1;
+    while (hi < n && classes[hi] == classes[lo]) ++hi;
+    double* s = sums + int64_t(classes[lo]) * p;
+    int q0 = 0;
+    for (; q0 + 8 <= p; q0 += 8) add_columns<8>(X, p, lo, hi, q0, s);
+    if (q0 + 4 <= p) add_columns<4>(X, p, lo, hi, q0, s), q0 += 4;
+    if (q0 + 2 <= p) add_columns<2>(X, p, lo, hi, q0, s), q0 += 2;
+    if (q0 < p) add_columns<1>(X, p, lo, hi, q0, s);
+    lo = hi;
   }
 }
 
