@@ -38,6 +38,8 @@ BASE = dict(
     [
         dict(process="sde", scheme="euler_maruyama"),
         dict(process="sde", scheme="heun", dtype="float32"),
+        dict(process="sde", noise="two_point", dtype="float32"),
+        dict(process="sde", noise="three_point", scheme="heun"),
         dict(process="sgd", batch_size=16),
         dict(process="sde", replicas=6, n_per_class=20),  # replica-parallel layout
         dict(process="sgd", replicas=6, n_per_class=20),
