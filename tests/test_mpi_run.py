@@ -750,6 +750,15 @@ def test_a_manifest_of_another_reduction_order_is_refused_where_it_matters(check
             assert _read(checkpoint, rank).config.seed == 7
 
 
+def test_a_manifest_of_another_random_stream_is_refused(checkpoint):
+    """A sharded checkpoint drawn with another random stream (here Box-Muller's, version 2)
+    cannot be continued identically: every rank refuses it, naming both versions."""
+    _rewrite(checkpoint, lambda h: h.update(random_stream_version=2))
+    for rank in (0, 1):
+        with pytest.raises(ValueError, match="random-stream version 2, this lesde draws version"):
+            _read(checkpoint, rank)
+
+
 def _entry(header, rank):
     return header["shards"][rank]
 

@@ -107,6 +107,27 @@ def run_header(kind: str, cfg: Config, step: int, wall_seconds: float) -> dict[s
     }
 
 
+def check_random_stream(path: Any, header: dict[str, Any]) -> None:
+    """Refuse a checkpoint (or sharded manifest) drawn with another random stream than this
+    lesde's: resumed, its run would continue with other numbers.
+
+    Examples
+    --------
+    >>> check_random_stream("a.ckpt", {"random_stream_version": _core.RANDOM_STREAM_VERSION})
+    >>> try:
+    ...     check_random_stream("a.ckpt", {"random_stream_version": 1})
+    ... except ValueError as err:
+    ...     print(str(err)[:45])
+    a.ckpt: written with random-stream version 1,
+    """
+    stream = header.get("random_stream_version")
+    if stream != int(_core.RANDOM_STREAM_VERSION):
+        raise ValueError(
+            f"{path}: written with random-stream version {stream}, this lesde draws version "
+            f"{int(_core.RANDOM_STREAM_VERSION)}; the run cannot be continued identically"
+        )
+
+
 def check_reduction_order(path: Any, header: dict[str, Any], cfg: Config) -> None:
     """Refuse a checkpoint whose run added its samples' sums in another order than this
     lesde would for its N: resumed, the run would mix orders (its last bits would match
@@ -228,13 +249,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"{path}: damaged or truncated lesde checkpoint (SHA-256 checksum mismatch); "
             "refusing to resume from it"
         )
-    stream = header.get("random_stream_version")
-    if stream != int(_core.RANDOM_STREAM_VERSION):
-        raise ValueError(
-            f"{path}: written with random-stream version {stream}, this lesde "
-            f"draws version {int(_core.RANDOM_STREAM_VERSION)}; the run cannot "
-            "be continued identically"
-        )
+    check_random_stream(path, header)
     if header.get("lesde_version") != __version__:
         warnings.warn(
             f"{path}: written by lesde {header.get('lesde_version')}, resuming with "

@@ -42,6 +42,7 @@ from .checkpoint import (
     CHECKPOINT_SECONDS,
     RECORD_ARRAYS,
     Checkpoint,
+    check_random_stream,
     check_reduction_order,
     checkpoint_digest,
     run_header,
@@ -319,12 +320,7 @@ def read_sharded_manifest(path: str | os.PathLike) -> tuple[Config, dict[str, An
             f"{path}: damaged or edited sharded checkpoint manifest (SHA-256 mismatch); "
             "refusing to resume from it"
         )
-    stream = manifest.get("random_stream_version")
-    if stream != int(_core.RANDOM_STREAM_VERSION):
-        raise ValueError(
-            f"{path}: written with random-stream version {stream}, this lesde draws version "
-            f"{int(_core.RANDOM_STREAM_VERSION)}; the run cannot be continued identically"
-        )
+    check_random_stream(path, manifest)
     try:
         cfg = Config.from_toml_text(manifest["config_toml"])
         step, shards, ranks = manifest["step"], manifest["shards"], manifest["ranks"]
