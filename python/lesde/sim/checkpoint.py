@@ -37,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -364,7 +365,7 @@ class Checkpointer:
         self.failing = False  # the last write failed (warned once)
         # Replace the checkpoint at path: asked for, or the one being resumed.
         self.overwrite = overwrite or saved_step is not None
-        self._lock: Any = None
+        self._held: contextlib.ExitStack | None = None  # the lock, while entered
 
     def __enter__(self) -> Checkpointer:
         """Take the checkpoint's lock (:func:`checkpoint_lock`: one writer), then check the
@@ -372,25 +373,21 @@ class Checkpointer:
         replaced; a place where no file can be created fails now, not at the first
         checkpoint) and remove the temporary files that killed writers left."""
         self._check_replace()  # first without the lock: a refusal leaves no lock file
-        lock = checkpoint_lock(self.path)
-        try:
-            lock.__enter__()
-        except OSError as err:  # the lock file cannot be created: an unwritable folder
-            raise _cannot_write(err, self.path) from None
-        try:
+        with contextlib.ExitStack() as held:  # let go of the lock if anything below fails
+            try:
+                held.enter_context(checkpoint_lock(self.path))
+            except OSError as err:  # the lock file cannot be created: an unwritable folder
+                raise _cannot_write(err, self.path) from None
             self._check_replace()  # again, now that no other run writes it
             _check_can_write(self.path)
             storage.remove_stale_temporaries(self.path)  # left by a killed writer
-        except BaseException:
-            lock.__exit__(None, None, None)
-            raise
-        self._lock = lock
+            self._held = held.pop_all()  # kept until __exit__
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.__exit__(None, None, None)
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def _check_replace(self) -> None:
         storage.check_replace(
@@ -571,12 +568,12 @@ def resume(
     storage.check_input(target, "lesde checkpoint")  # before the lock file is made beside it
     if not isinstance(path, Checkpoint) and storage.lesde_kind(storage.read_header(path)) != KIND:
         read_checkpoint(path)  # not a checkpoint: its one-line refusal, and no lock file
-    try:
-        lock = checkpoint_lock(target)
-        lock.__enter__()
-    except OSError as err:
-        raise _cannot_write(err, Path(target)) from None
-    try:  # read under the lock: no other writer changes it from now on
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(checkpoint_lock(target))
+        except OSError as err:
+            raise _cannot_write(err, Path(target)) from None
+        # Read under the lock: no other writer changes it from now on.
         ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
         writer = Checkpointer.create(
             ckpt.path,
@@ -596,5 +593,3 @@ def resume(
                 resume_step=ckpt.step,
                 wall_before=float(ckpt.header.get("wall_seconds", 0.0)),
             )
-    finally:
-        lock.__exit__(None, None, None)

@@ -41,6 +41,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -131,28 +132,24 @@ class ZarrWriter:
         self.record_steps = cfg.record_steps
         self.written = 0  # records in the store that records_complete counts
         self.next_append = 0.0  # perf_counter time before which append() waits
-        self._lock: Any = None
+        self._held: contextlib.ExitStack | None = None  # the lock, while entered
 
     def __enter__(self) -> ZarrWriter:
         """Take the store's lock (one writer: :func:`store_lock`), replace the lesde store
         at the path if allowed (:func:`check_store`), and create the new one."""
         check_store(self.path, overwrite=self.overwrite)  # a refusal leaves no lock file
-        lock = store_lock(self.path)
-        lock.__enter__()
-        try:
+        with contextlib.ExitStack() as held:  # let go of the lock if anything below fails
+            held.enter_context(store_lock(self.path))
             for stale in check_store(self.path, overwrite=self.overwrite):
                 remove_store_files(self.path, stale)
             self._create()
-        except BaseException:
-            lock.__exit__(None, None, None)
-            raise
-        self._lock = lock
+            self._held = held.pop_all()  # kept until __exit__
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.__exit__(None, None, None)
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def _create(self) -> None:
         """Create the group, its empty arrays and its attributes (mode ``w-``: zarr deletes
