@@ -51,6 +51,13 @@ CASES = [
     (dict(threads=0), ValueError, "threads"),
     (dict(record_every=0), ValueError, "record_every"),
     (dict(record_samples=[10**9]), ValueError, "record_samples"),
+    # 2^40 increments per replica and step at most: the ziggurat keys a normal's retries by
+    # its index (rng.hpp); a sharded run over many ranks could otherwise reach it.
+    (
+        dict(n_classes=2, n_per_class=2**30 - 1, dim=1024, signal="linear"),
+        ValueError,
+        "n_samples x dim must be < 2^40",
+    ),
     (dict(init_means=np.zeros((2, 3))), ValueError, "init_means"),
     (dict(alpha={"kind": "power_law", "a0": 1.0, "tau": -1.0, "gamma": 1.0}), ValueError, "tau"),
     (dict(alpha={"kind": "wavy"}), ValueError, "alpha"),

@@ -281,6 +281,11 @@ class Config:
             put("dim", integer("dim", self.dim, at_least=1, at_most=100_000))
         choice("signal", self.signal, SIGNALS)
         p = self.p
+        if self.n_samples * p >= 2**40:  # rng.hpp: a normal's retries are keyed by its index
+            raise ValueError(
+                f"n_samples x dim must be < 2^40 (the random streams number one increment per "
+                f"sample and coordinate), got {self.n_samples} x {p}"
+            )
 
         if self.head is not None:
             put("head", real_array("head", self.head, (K, p)))
