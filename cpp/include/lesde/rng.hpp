@@ -117,7 +117,7 @@ LESDE_HD double uniform53(uint32_t hi, uint32_t lo) {
 // retry block k at the counter (n low, n high | k << 8, step, tag | kRetryTag). So every
 // normal is a function of its own index only (threads, chunks, ranks, devices and the
 // vectorised fill all give the same numbers) and the fast path stays branch-free across
-// lanes. Indices must stay below 2^40 (8 TB of float64 normals per replica and step).
+// lanes. Indices must stay below 2^40 (Config refuses n_samples x dim beyond it).
 namespace ziggurat {
 
 constexpr uint32_t kRetryTag = 0x80000000u;  // no purpose has its top bit set
