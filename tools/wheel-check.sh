@@ -81,6 +81,8 @@ mkdir -p "$run"
 cp -r tests "$run/"
 [ -d examples ] && cp -r examples "$run/"
 [ -d bench ] && cp -r bench "$run/"
+mkdir -p "$run/tools"  # tests/reference.py recomputes the ziggurat's tables with it (pure Python)
+cp tools/ziggurat_tables.py "$run/tools/"
 cp pyproject.toml "$run/"  # pytest's settings (addopts, testpaths); no Python code
 cd "$run"
 
