@@ -62,8 +62,10 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "Checkpointer",
+    "check_random_stream",
     "check_reduction_order",
     "checkpoint_lock",
+    "next_checkpoint_step",
     "read_checkpoint",
     "resume",
     "write_checkpoint",
@@ -106,6 +108,29 @@ def run_header(kind: str, cfg: Config, step: int, wall_seconds: float) -> dict[s
         "reduction_order": int(_core.REDUCTION_ORDER_VERSION),
         "wall_seconds": float(wall_seconds),
     }
+
+
+def next_checkpoint_step(
+    cfg: Config, every: int | None, last_step: int, last_time: float, step: int
+) -> int | None:
+    """The record step at which a checkpoint is due, seen at ``step`` (None: none yet), for a
+    writer whose last checkpoint was at ``last_step`` (``time.perf_counter()`` ``last_time``):
+    the first record step at or after ``last_step + every``, or with ``every`` None, the
+    first at or after ``step`` once :data:`CHECKPOINT_SECONDS` have passed. None past the
+    last record step.
+
+    Examples
+    --------
+    >>> cfg = Config(n_classes=2, steps=25, record_every=10)
+    >>> next_checkpoint_step(cfg, 12, 0, time.perf_counter(), 3)
+    20
+    >>> next_checkpoint_step(cfg, 30, 0, time.perf_counter(), 3) is None
+    True
+    """
+    at = last_step + every if every is not None else step
+    if every is None and time.perf_counter() - last_time < CHECKPOINT_SECONDS:
+        return None
+    return cfg.next_record_step(at) if at <= cfg.n_steps else None
 
 
 def check_random_stream(path: Any, header: dict[str, Any]) -> None:
@@ -449,16 +474,9 @@ class Checkpointer:
             path, cfg, every, start_step, saved_step=saved_step, meta=meta, overwrite=overwrite
         )
 
-    def _record_at_or_after(self, step: int) -> int | None:
-        return self.cfg.next_record_step(step) if step <= self.cfg.n_steps else None
-
     def due_step(self, step: int) -> int | None:
         """The record step of the next checkpoint, once one is due (else None)."""
-        if self.every is not None:
-            return self._record_at_or_after(self.last_step + self.every)
-        if time.perf_counter() - self.last_time >= CHECKPOINT_SECONDS:
-            return self._record_at_or_after(step)
-        return None
+        return next_checkpoint_step(self.cfg, self.every, self.last_step, self.last_time, step)
 
     def limit(self, step: int, target: int) -> int:
         due = self.due_step(step)

@@ -39,12 +39,12 @@ from ..io import storage
 from ..io.atomic import probe_write
 from ..version import __version__
 from .checkpoint import (
-    CHECKPOINT_SECONDS,
     RECORD_ARRAYS,
     Checkpoint,
     check_random_stream,
     check_reduction_order,
     checkpoint_digest,
+    next_checkpoint_step,
     run_header,
 )
 from .collective import agree, agreed_error
@@ -505,19 +505,9 @@ class ShardedCheckpointer:
                 stale.unlink(missing_ok=True)
         return cls(path, cfg, every, comm, sample_range, start_step, saved_step)
 
-    def _record_at_or_after(self, step: int) -> int | None:
-        index = record_count(self.cfg, step - 1)  # records before step
-        if index >= record_count(self.cfg):
-            return None
-        return min(index * self.cfg.record_interval, self.cfg.n_steps)
-
     def proposal(self, step: int) -> int | None:
         """The record step at which this rank finds a checkpoint due (None: none yet)."""
-        if self.every is not None:
-            return self._record_at_or_after(self.last_step + self.every)
-        if time.perf_counter() - self.last_time >= CHECKPOINT_SECONDS:
-            return self._record_at_or_after(step)
-        return None
+        return next_checkpoint_step(self.cfg, self.every, self.last_step, self.last_time, step)
 
     def agree_due(self, proposals: list, step: int, target: int) -> int:
         """Take the earliest of every rank's proposals as the due step; the chunk's end
