@@ -45,7 +45,7 @@ from ..analysis.estimate import impact_integrals, impact_rates
 from ..sim.config import Config
 from ..sim.simulate import simulate
 from ..validate import choice, integer
-from .pipeline import PAPER_WINDOW, average_class_means
+from .pipeline import PAPER_WINDOW, ReplayErrors, average_class_means
 
 __all__ = [
     "MatrixReplay",
@@ -305,7 +305,7 @@ def split_halves(trials: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True, eq=False)
-class MatrixReplay:
+class MatrixReplay(ReplayErrors):
     """One replay of :func:`compare_replays`, on the record grid ``times`` (T,).
 
     ``genuine`` (T, K, K): the class means it is scored against; ``replayed`` its own;
@@ -320,17 +320,6 @@ class MatrixReplay:
     replayed: np.ndarray
     impact: np.ndarray
     error: np.ndarray
-
-    @property
-    def mean_error(self) -> float:
-        """Mean over records of the error (records without a finite error skipped)."""
-        finite = self.error[np.isfinite(self.error)]
-        return float(finite.mean()) if finite.size else float("nan")
-
-    @property
-    def final_error(self) -> float:
-        """The error at the last record."""
-        return float(self.error[-1])
 
     def summary(self) -> dict[str, Any]:
         """Kind, signal, start time and errors, as plain numbers."""

@@ -58,8 +58,25 @@ _SIGNAL = {"I": "linear", "L": "projected"}
 _SOURCES = ("records", "stepped")
 
 
+class ReplayErrors:
+    """The summary errors of a replay whose ``error`` (T,) holds one error per record."""
+
+    error: np.ndarray
+
+    @property
+    def mean_error(self) -> float:
+        """Mean over records of the error (records without a finite error skipped)."""
+        finite = self.error[np.isfinite(self.error)]
+        return float(finite.mean()) if finite.size else float("nan")
+
+    @property
+    def final_error(self) -> float:
+        """The error at the last record."""
+        return float(self.error[-1])
+
+
 @dataclass(frozen=True, eq=False)
-class PaperPipeline:
+class PaperPipeline(ReplayErrors):
     """What :func:`paper_pipeline` computed, on the record grid ``times`` (T,).
 
     ``class_means`` (T, K, K) are the trial averages the pipeline started from;
@@ -80,17 +97,6 @@ class PaperPipeline:
     replayed: np.ndarray
     error: np.ndarray
     settings: dict
-
-    @property
-    def mean_error(self) -> float:
-        """Mean over records of the relative max-norm replay error (NaN records skipped)."""
-        finite = self.error[np.isfinite(self.error)]
-        return float(finite.mean()) if finite.size else float("nan")
-
-    @property
-    def final_error(self) -> float:
-        """The relative max-norm replay error at the last record."""
-        return float(self.error[-1])
 
     def summary(self) -> dict[str, Any]:
         """The settings and the error, as plain numbers (e.g. for JSON)."""
