@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "fastmath.hpp"
@@ -18,6 +19,18 @@
 namespace lesde {
 
 constexpr int64_t kTile = 128;  // samples per tile: a tile's state and scratch stay in L1/L2
+
+// f(width, start) over 0 .. count - 1 cut into chunks of 8, then one of 4, 2 and 1 as needed
+// (width a std::integral_constant): loops over a runtime count of independent sums, each
+// chunk's sums held in registers side by side.
+template <class F>
+LESDE_FILL_INLINE void in_register_chunks(int count, F&& f) {
+  int start = 0;
+  for (; start + 8 <= count; start += 8) f(std::integral_constant<int, 8>{}, start);
+  if (start + 4 <= count) f(std::integral_constant<int, 4>{}, start), start += 4;
+  if (start + 2 <= count) f(std::integral_constant<int, 2>{}, start), start += 2;
+  if (start < count) f(std::integral_constant<int, 1>{}, start);
+}
 
 // s[k0 + l] -= sum over samples lo .. hi - 1 of e[k0 + l][i] * inv[i], for l < W: each sum
 // in sample order, the W sums side by side (add_cross_entropy_tile).
@@ -52,11 +65,9 @@ LESDE_CLONES void add_cross_entropy_tile(int K, const Real* X, const int32_t* la
     // s[k] -= sum over the run of softmax_k, each k's sum in sample order. Eight k's at a
     // time: their chains of additions are independent, so they overlap (one k after the
     // other, each addition waited for the previous one: the loop was latency bound).
-    int k0 = 0;
-    for (; k0 + 8 <= K; k0 += 8) subtract_softmax_sums<8>(e, inv, lo, hi, k0, s);
-    if (k0 + 4 <= K) subtract_softmax_sums<4>(e, inv, lo, hi, k0, s), k0 += 4;
-    if (k0 + 2 <= K) subtract_softmax_sums<2>(e, inv, lo, hi, k0, s), k0 += 2;
-    if (k0 < K) subtract_softmax_sums<1>(e, inv, lo, hi, k0, s);
+    in_register_chunks(K, [&](auto width, int k0) LESDE_FILL_LAMBDA {
+      subtract_softmax_sums<decltype(width)::value>(e, inv, lo, hi, k0, s);
+    });
     // s[label] += 1 per sample, in sample order, the running value kept in a register
     // while the label repeats.
     for (int64_t i = lo; i < hi;) {
@@ -92,11 +103,9 @@ LESDE_CLONES void add_linear_tile(int p, const Real* X, const int32_t* classes, 
     int64_t hi = lo + 1;
     while (hi < n && classes[hi] == classes[lo]) ++hi;
     double* s = sums + int64_t(classes[lo]) * p;
-    int q0 = 0;
-    for (; q0 + 8 <= p; q0 += 8) add_columns<8>(X, p, lo, hi, q0, s);
-    if (q0 + 4 <= p) add_columns<4>(X, p, lo, hi, q0, s), q0 += 4;
-    if (q0 + 2 <= p) add_columns<2>(X, p, lo, hi, q0, s), q0 += 2;
-    if (q0 < p) add_columns<1>(X, p, lo, hi, q0, s);
+    in_register_chunks(p, [&](auto width, int q0) LESDE_FILL_LAMBDA {
+      add_columns<decltype(width)::value>(X, p, lo, hi, q0, s);
+    });
     lo = hi;
   }
 }
